@@ -1,0 +1,22 @@
+"""The code location: every domain's definitions for every configured market, and the resources
+of the environment `FINANCE_ENV` names."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from finance_assets.defs.market.assets import build_market_assets
+from finance_assets.defs.warehouse.assets import build_warehouse_assets
+from finance_assets.lib.markets import markets_from_env
+from finance_assets.resources import build_resources
+
+
+def build_defs() -> dg.Definitions:
+    assets: list[dg.AssetsDefinition] = []
+    for market in markets_from_env().values():
+        assets += build_market_assets(market)
+        assets += build_warehouse_assets(market)
+    return dg.Definitions(assets=assets, resources=build_resources())
+
+
+defs = build_defs()

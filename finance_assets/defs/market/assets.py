@@ -1,0 +1,259 @@
+"""Bars, per market: provider payloads -> raw zone -> validated clean bars (lake + warehouse).
+
+One factory builds the same shape for both intervals and every market:
+`<market>/raw_intraday_quotes` -> `<market>/bars_5min` (+ `bars_5min_quarantine`), and
+`<market>/raw_daily_quotes` -> `<market>/daily_bars` (+ `daily_bars_quarantine`).
+"""
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import polars as pl
+
+from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
+from finance_assets.lib import quality, transforms
+from finance_assets.lib.markets import Market
+from finance_assets.lib.providers.base import Interval, RawPayload
+from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA, QUARANTINE_SCHEMA
+from finance_assets.resources import DataQualityResource, MarketDataResource
+
+# Provider calls fail transiently: retry the step with growing, jittered waits.
+API_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL
+)
+SAMPLE_ROWS = 5
+
+
+def table_schema(schema: dict[str, pl.DataType]) -> dg.TableSchema:
+    return dg.TableSchema(
+        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in schema.items()]
+    )
+
+
+def _market_tags(market: Market) -> dict[str, str]:
+    return {"market": market.key}
+
+
+def _raw_quotes_asset(
+    market: Market, name: str, interval: Interval, partitions_def: dg.PartitionsDefinition
+) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=[market.key, name],
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=API_RETRY,
+        io_manager_key="raw_zone_io_manager",
+        group_name=f"{market.key}_market",
+        kinds={"json"},
+        tags=_market_tags(market),
+        description=(
+            f"{interval} bars for the {market.name} universe ({len(market.universe)} symbols), "
+            "every provider response kept exactly as received in the raw zone "
+            f"(`raw/{market.key}/{name}/dt=YYYY-MM-DD/`). A partition range is fetched in one call "
+            "per symbol batch, so a backfill costs a handful of calls, not one per partition."
+        ),
+    )
+    def _raw(
+        context: dg.AssetExecutionContext, market_data: MarketDataResource
+    ) -> list[RawPayload]:
+        window = context.partition_time_window
+        provider = market_data.get_provider()
+        payloads = provider.fetch_bars(market, market.universe, interval, window.start, window.end)
+        context.add_output_metadata(
+            {
+                "provider": provider.name,
+                "window": f"{window.start.isoformat()} .. {window.end.isoformat()}",
+                "symbols": len(market.universe),
+                "calls": len(payloads),
+            }
+        )
+        return payloads
+
+    return _raw
+
+
+def _sample(df: pl.DataFrame) -> dg.MetadataValue:
+    return dg.MetadataValue.md(df.head(SAMPLE_ROWS).to_pandas().to_markdown(index=False))
+
+
+def bar_check_results(
+    bars: pl.DataFrame, asset_key: dg.AssetKey, quarantine_rate: float, max_rate: float
+) -> list[dg.AssetCheckResult]:
+    """The blocking checks on clean bars, with failing-row counts and a sample."""
+    results = []
+    for check_name, (rule, _) in quality.BAR_RULES.items():
+        failing = rule(bars)
+        metadata: dict[str, Any] = {"failing_rows": failing.height, "rows": bars.height}
+        if failing.height:
+            metadata["sample"] = _sample(failing)
+        results.append(
+            dg.AssetCheckResult(
+                asset_key=asset_key,
+                check_name=check_name,
+                passed=failing.is_empty(),
+                metadata=metadata,
+            )
+        )
+    results.append(
+        dg.AssetCheckResult(
+            asset_key=asset_key,
+            check_name="quarantine_rate",
+            passed=quarantine_rate <= max_rate,
+            metadata={
+                "quarantine_rate": round(quarantine_rate, 6),
+                "max_quarantine_rate": max_rate,
+            },
+        )
+    )
+    return results
+
+
+def _bar_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    specs = [
+        dg.AssetCheckSpec(name, asset=asset_key, blocking=True, description=description)
+        for name, (_, description) in quality.BAR_RULES.items()
+    ]
+    specs.append(
+        dg.AssetCheckSpec(
+            "quarantine_rate",
+            asset=asset_key,
+            blocking=True,
+            description="the share of received records quarantined stays within the threshold "
+            "(FINANCE_MAX_QUARANTINE_RATE, default 5 %)",
+        )
+    )
+    return specs
+
+
+def _clean_bars_asset(
+    market: Market,
+    name: str,
+    raw_name: str,
+    interval: Interval,
+    partitions_def: dg.TimeWindowPartitionsDefinition,
+) -> dg.AssetsDefinition:
+    bars_key = dg.AssetKey([market.key, name])
+    quarantine_key = dg.AssetKey([market.key, f"{name}_quarantine"])
+
+    @dg.multi_asset(
+        name=f"{market.key}_{name}",
+        ins={"raw": dg.AssetIn(key=[market.key, raw_name])},
+        outs={
+            "bars": dg.AssetOut(
+                key=bars_key,
+                io_manager_key="lake_warehouse_io_manager",
+                kinds={"parquet", "polars", "postgres"},
+                tags=_market_tags(market),
+                description=(
+                    f"Clean {interval} bars of {market.name} in the canonical schema "
+                    "(symbol, ts = UTC bar start, OHLC, volume, source, ingested_at): sorted, one "
+                    "row per (symbol, ts), OHLC consistent. Parquet lake "
+                    f"`lake/{market.key}/{name}/dt=YYYY-MM-DD/` and table `{market.key}.{name}`."
+                ),
+                metadata={
+                    "partition_expr": "ts",
+                    "primary_key": BAR_KEY,
+                    "dagster/column_schema": table_schema(BAR_SCHEMA),
+                },
+            ),
+            "quarantine": dg.AssetOut(
+                key=quarantine_key,
+                io_manager_key="warehouse_io_manager",
+                kinds={"postgres"},
+                tags=_market_tags(market),
+                description=(
+                    f"Records of {raw_name} that failed validation, with every reason and the "
+                    f"record as received (table `{market.key}.quarantine`, asset = '{name}'). "
+                    "Received = loaded + quarantined, for every partition."
+                ),
+                metadata={
+                    "table": "quarantine",
+                    "partition_expr": "partition_ts",
+                    "scope": {"asset": name},
+                    "index": ["partition_ts", "asset"],
+                    "dagster/column_schema": table_schema(QUARANTINE_SCHEMA),
+                },
+            ),
+        },
+        check_specs=_bar_check_specs(bars_key),
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=f"{market.key}_market",
+        can_subset=False,
+    )
+    def _clean(
+        context: dg.AssetExecutionContext,
+        raw: list[RawPayload],
+        data_quality: DataQualityResource,
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        window = context.partition_time_window
+        parsed = transforms.parse_payloads(raw)
+        records = transforms.supersede(
+            transforms.with_bar_times(parsed.records, market, interval), parsed.coverage
+        )
+        valid_starts = None
+        if interval == "5min":
+            valid_starts = pl.Series(
+                "ts",
+                market.bar_starts(window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)),
+            )
+        sources = sorted({p.provider for p in raw}) or ["none"]
+        result = transforms.clean_bars(
+            records,
+            asset=name,
+            window_start=window.start,
+            window_end=window.end,
+            source=",".join(sources),
+            ingested_at=dt.datetime.now(dt.UTC),
+            valid_starts=valid_starts,
+        )
+        if parsed.errors:
+            context.log.warning(
+                f"provider errors for {len(parsed.errors)} symbol(s): {parsed.errors}"
+            )
+        reasons = (
+            result.quarantine.group_by("reason").len().sort("len", descending=True).head(10)
+            if result.quarantine.height
+            else None
+        )
+        yield dg.Output(
+            result.bars,
+            output_name="bars",
+            metadata={
+                "records_received": result.received,
+                "rows_loaded": result.bars.height,
+                "rows_quarantined": result.quarantine.height,
+                "quarantine_rate": round(result.quarantine_rate, 6),
+                "payloads": len(raw),
+                "missing_symbols": sorted(
+                    set(market.universe) - set(result.bars.get_column("symbol").unique().to_list())
+                ),
+                "provider_errors": parsed.errors,
+            },
+        )
+        yield dg.Output(
+            result.quarantine,
+            output_name="quarantine",
+            metadata={"reasons": _sample(reasons) if reasons is not None else "none"},
+        )
+        yield from bar_check_results(
+            result.bars,
+            bars_key,
+            result.quarantine_rate,
+            data_quality.max_quarantine_rate,
+        )
+
+    return _clean
+
+
+def build_market_assets(market: Market) -> list[dg.AssetsDefinition]:
+    intraday = five_minute_partitions(market)
+    daily = daily_partitions(market)
+    return [
+        _raw_quotes_asset(market, "raw_intraday_quotes", "5min", intraday),
+        _clean_bars_asset(market, "bars_5min", "raw_intraday_quotes", "5min", intraday),
+        _raw_quotes_asset(market, "raw_daily_quotes", "1day", daily),
+        _clean_bars_asset(market, "daily_bars", "raw_daily_quotes", "1day", daily),
+    ]

@@ -1,0 +1,67 @@
+"""Warehouse aggregates per market (PostgreSQL)."""
+
+import dagster as dg
+import polars as pl
+
+from finance_assets.defs.market.assets import table_schema
+from finance_assets.defs.market.partitions import daily_partitions
+from finance_assets.lib import transforms
+from finance_assets.lib.markets import Market
+from finance_assets.lib.schema import DAILY_SUMMARY_KEY, DAILY_SUMMARY_SCHEMA
+
+
+def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
+    partitions_def = daily_partitions(market)
+
+    @dg.asset(
+        key=[market.key, "daily_summary"],
+        ins={
+            "bars_5min": dg.AssetIn(
+                key=[market.key, "bars_5min"],
+                # The session before each day too: its close is the base of the day's return.
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-1, allow_nonexistent_upstream_partitions=True
+                ),
+            )
+        },
+        partitions_def=partitions_def,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="warehouse_io_manager",
+        group_name=f"{market.key}_warehouse",
+        kinds={"polars", "postgres"},
+        tags={"market": market.key},
+        metadata={
+            "partition_expr": "trading_date",
+            "partition_expr_type": "date",
+            "primary_key": DAILY_SUMMARY_KEY,
+            "dagster/column_schema": table_schema(DAILY_SUMMARY_SCHEMA),
+        },
+        description=(
+            f"One row per symbol and trading day of {market.name}, from that day's 5-minute "
+            "bars: open, high, low, close, volume, VWAP = Σ((high+low+close)/3 × volume) / "
+            "Σ volume, open-to-close %, high-low range % of the open, return % against the "
+            f"previous session's close, bar count. Table `{market.key}.daily_summary`."
+        ),
+    )
+    def _summary(context: dg.AssetExecutionContext, bars_5min: pl.DataFrame) -> pl.DataFrame:
+        window = context.partition_time_window
+        summary = transforms.daily_summary(bars_5min, market)
+        first, last = window.start.date(), window.end.date()
+        # The extra leading session was read only for its close.
+        summary = summary.filter(
+            (pl.col("trading_date") >= first) & (pl.col("trading_date") < last)
+        )
+        short = summary.filter(pl.col("bar_count") < summary.get_column("bar_count").max())
+        context.add_output_metadata(
+            {
+                "sessions": summary.get_column("trading_date").n_unique(),
+                "short_sessions": short.height,
+            }
+        )
+        return summary
+
+    return _summary
+
+
+def build_warehouse_assets(market: Market) -> list[dg.AssetsDefinition]:
+    return [_daily_summary_asset(market)]

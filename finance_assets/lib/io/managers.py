@@ -1,0 +1,223 @@
+"""Dagster IO managers: they only move data, for whole partition ranges at once.
+
+Each reads `context.asset_partitions_time_window`, so a single-run backfill of 20 days writes and
+reads those 20 days in one call. Where an asset's rows go:
+- `RawZoneIOManager`: provider payloads exactly as received (JSON) in the raw zone.
+- `ParquetLakeIOManager`: frames in the Parquet lake.
+- `PostgresIOManager`: frames in the warehouse, schema = market, table = asset (or `table`
+  metadata); output metadata `partition_expr` names the time column that maps to the window,
+  `primary_key` the key, `scope` the column values that share a table between assets.
+- `LakeWarehouseIOManager`: both of the above at once (the clean bars), reading from the lake.
+"""
+
+import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import polars as pl
+
+from finance_assets.lib.io import lake, postgres
+from finance_assets.lib.providers.base import RawPayload
+
+
+class WarehouseResource(dg.ConfigurableResource):
+    """The PostgreSQL warehouse. With no `url`, an embedded server under `data_dir` is used."""
+
+    url: str | None = None
+    data_dir: str = "data"
+
+    def get_url(self) -> str:
+        if self.url:
+            return self.url
+        return _embedded_url(str(Path(self.data_dir).resolve()))
+
+
+_EMBEDDED: dict[str, str] = {}
+
+
+def _embedded_url(data_dir: str) -> str:
+    # One embedded server per process and folder; it stops when the last user exits.
+    if data_dir not in _EMBEDDED:
+        _EMBEDDED[data_dir] = postgres.embedded_server_url(data_dir)
+    return _EMBEDDED[data_dir]
+
+
+def _window(
+    context: dg.InputContext | dg.OutputContext,
+) -> tuple[dt.datetime, dt.datetime, ZoneInfo]:
+    if not context.has_asset_partitions:
+        raise dg.DagsterInvariantViolationError(
+            f"{context.asset_key.to_user_string()} is not partitioned; "
+            "these IO managers store partitions by time window"
+        )
+    window = context.asset_partitions_time_window
+    partitions_def = context.asset_partitions_def
+    tz = ZoneInfo(getattr(partitions_def, "timezone", None) or "UTC")
+    return window.start, window.end, tz
+
+
+def _asset_dir(root: str, key: dg.AssetKey) -> Path:
+    return Path(root).joinpath(*key.path)
+
+
+def _output_metadata(context: dg.OutputContext) -> dict[str, Any]:
+    return dict(context.definition_metadata or {})
+
+
+def frame_metadata(df: pl.DataFrame, time_column: str = "ts") -> dict[str, Any]:
+    """What a user wants to see about a frame in the UI."""
+    meta: dict[str, Any] = {"dagster/row_count": df.height}
+    if df.height and "symbol" in df.columns:
+        meta["symbols"] = df.get_column("symbol").n_unique()
+    if df.height and time_column in df.columns:
+        meta["first"] = str(df.get_column(time_column).min())
+        meta["last"] = str(df.get_column(time_column).max())
+    if df.height:
+        meta["preview"] = dg.MetadataValue.md(df.head(10).to_pandas().to_markdown(index=False))
+    return meta
+
+
+class RawZoneIOManager(dg.ConfigurableIOManager):
+    """Payloads as received under `<root>/<market>/<asset>/dt=YYYY-MM-DD/`."""
+
+    root: str
+
+    def handle_output(self, context: dg.OutputContext, obj: list[RawPayload]) -> None:
+        start, end, tz = _window(context)
+        written = lake.write_payloads(_asset_dir(self.root, context.asset_key), obj, start, end, tz)
+        context.add_output_metadata(
+            {
+                "payloads": len(written),
+                "bytes": sum(p.stat().st_size for p in written),
+                "dagster/uri": str(_asset_dir(self.root, context.asset_key)),
+            }
+        )
+
+    def load_input(self, context: dg.InputContext) -> list[RawPayload]:
+        start, end, _ = _window(context)
+        return lake.read_payloads(_asset_dir(self.root, context.asset_key), start, end)
+
+
+def _lake_write(root: str, context: dg.OutputContext, obj: pl.DataFrame) -> dict[str, Any]:
+    start, end, tz = _window(context)
+    meta = _output_metadata(context)
+    files = lake.write_window(
+        _asset_dir(root, context.asset_key),
+        obj,
+        start=start,
+        end=end,
+        tz=tz,
+        time_column=meta.get("partition_expr", "ts"),
+    )
+    return {
+        "lake_files": len(files),
+        "lake_bytes": sum(f.stat().st_size for f in files),
+        "dagster/uri": str(_asset_dir(root, context.asset_key)),
+    }
+
+
+def _lake_read(root: str, context: dg.InputContext) -> pl.DataFrame:
+    start, end, tz = _window(context)
+    meta = (
+        dict(context.upstream_output.definition_metadata or {}) if context.upstream_output else {}
+    )
+    frame = lake.read_window(
+        _asset_dir(root, context.asset_key),
+        start=start,
+        end=end,
+        tz=tz,
+        time_column=meta.get("partition_expr", "ts"),
+    )
+    return pl.DataFrame() if frame is None else frame
+
+
+def _pg_target(context: dg.OutputContext | dg.InputContext) -> dict[str, Any]:
+    meta = (
+        _output_metadata(context)
+        if isinstance(context, dg.OutputContext)
+        else dict(context.upstream_output.definition_metadata or {})
+        if context.upstream_output
+        else {}
+    )
+    time_column = meta.get("partition_expr", "ts")
+    start, end, tz = _window(context)
+    if meta.get("partition_expr_type") == "date":
+        # A date column holds exchange-local dates: compare with the window's local dates.
+        start, end = start.astimezone(tz).date(), end.astimezone(tz).date()
+    return {
+        "schema": context.asset_key.path[0],
+        "table": meta.get("table", context.asset_key.path[-1]),
+        "time_column": time_column,
+        "start": start,
+        "end": end,
+        "scope": meta.get("scope"),
+        "primary_key": meta.get("primary_key"),
+        "index": meta.get("index"),
+    }
+
+
+def _pg_write(url: str, context: dg.OutputContext, obj: pl.DataFrame) -> dict[str, Any]:
+    target = _pg_target(context)
+    if target["primary_key"]:
+        # Rows in key order append to the key's index instead of splitting its pages.
+        obj = obj.sort(target["primary_key"])
+    deleted = postgres.replace_window(url, obj, **target)
+    return {
+        "table": f"{target['schema']}.{target['table']}",
+        "rows_replaced": deleted,
+    }
+
+
+def _pg_read(url: str, context: dg.InputContext) -> pl.DataFrame:
+    target = _pg_target(context)
+    for key in ("primary_key", "index"):
+        target.pop(key)
+    return postgres.read_window(url, **target)
+
+
+class ParquetLakeIOManager(dg.ConfigurableIOManager):
+    """Frames in `<root>/<market>/<asset>/dt=YYYY-MM-DD/part-0.parquet`."""
+
+    root: str
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        context.add_output_metadata({**frame_metadata(obj), **_lake_write(self.root, context, obj)})
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        return _lake_read(self.root, context)
+
+
+class PostgresIOManager(dg.ConfigurableIOManager):
+    """Frames in PostgreSQL, one transaction per partition window (delete window, COPY)."""
+
+    warehouse: dg.ResourceDependency[WarehouseResource]
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        meta = _pg_write(self.warehouse.get_url(), context, obj)
+        time_column = _output_metadata(context).get("partition_expr", "ts")
+        context.add_output_metadata({**frame_metadata(obj, time_column), **meta})
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        return _pg_read(self.warehouse.get_url(), context)
+
+
+class LakeWarehouseIOManager(dg.ConfigurableIOManager):
+    """The clean bars: written to the lake and the warehouse in parallel, read from the lake."""
+
+    lake_root: str
+    warehouse: dg.ResourceDependency[WarehouseResource]
+
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
+        url = self.warehouse.get_url()
+        # Both writers spend their time outside the GIL (Parquet encoding, binary COPY).
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            lake_meta = pool.submit(_lake_write, self.lake_root, context, obj)
+            pg_meta = pool.submit(_pg_write, url, context, obj)
+            meta = {**lake_meta.result(), **pg_meta.result()}
+        context.add_output_metadata({**frame_metadata(obj), **meta})
+
+    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
+        return _lake_read(self.lake_root, context)

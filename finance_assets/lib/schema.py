@@ -1,0 +1,74 @@
+"""Canonical schemas: the data contracts between the raw zone, the lake and the warehouse."""
+
+from __future__ import annotations
+
+import polars as pl
+
+UTC_TS = pl.Datetime("us", "UTC")
+
+# One bar, whatever the provider or interval. `ts` is the bar's start in UTC.
+BAR_SCHEMA: dict[str, pl.DataType] = {
+    "symbol": pl.String(),
+    "ts": UTC_TS,
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "adj_close": pl.Float64(),  # providers that adjust for splits/dividends; null otherwise
+    "volume": pl.Int64(),
+    "currency": pl.String(),  # as the provider states it: USD, GBp (pence) ...
+    "source": pl.String(),
+    "ingested_at": UTC_TS,
+}
+BAR_KEY = ["ts", "symbol"]  # time first: deleting one partition's window is a range scan
+PRICE_COLUMNS = ["open", "high", "low", "close"]
+
+# A record as a provider sent it, before typing: every field is text (or null).
+RAW_RECORD_FIELDS = ["datetime", "open", "high", "low", "close", "volume"]
+RAW_RECORD_SCHEMA: dict[str, pl.DataType] = {
+    "payload_id": pl.String(),
+    "symbol": pl.String(),
+    "currency": pl.String(),
+    **{name: pl.String() for name in RAW_RECORD_FIELDS},
+}
+
+# Dead-letter rows: never silently lost, always with the reason and the record as received.
+QUARANTINE_SCHEMA: dict[str, pl.DataType] = {
+    "asset": pl.String(),
+    "partition_ts": UTC_TS,  # start of the partition the record was delivered for
+    "symbol": pl.String(),
+    "ts_raw": pl.String(),
+    "reason": pl.String(),
+    "record": pl.String(),  # JSON of the fields as received
+    "source": pl.String(),
+    "quarantined_at": UTC_TS,
+}
+
+DAILY_SUMMARY_SCHEMA: dict[str, pl.DataType] = {
+    "trading_date": pl.Date(),
+    "symbol": pl.String(),
+    "open": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "close": pl.Float64(),
+    "volume": pl.Int64(),
+    "vwap": pl.Float64(),
+    "open_to_close_pct": pl.Float64(),
+    "range_pct": pl.Float64(),
+    "return_pct": pl.Float64(),
+    "prev_close": pl.Float64(),
+    "bar_count": pl.Int64(),
+}
+DAILY_SUMMARY_KEY = ["trading_date", "symbol"]
+
+
+def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return pl.DataFrame(schema=schema)
+
+
+def conform(df: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    """Select and cast `df` to `schema`, naming any missing column."""
+    missing = [name for name in schema if name not in df.columns]
+    if missing:
+        raise ValueError(f"frame is missing column(s) {missing}; has {df.columns}")
+    return df.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])

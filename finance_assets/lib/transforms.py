@@ -1,0 +1,406 @@
+"""Pure transformations over polars frames: parse payloads, clean and validate, aggregate.
+
+No Dagster imports: the assets, the asset checks, the benchmarks and the tests all call these.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import orjson
+import polars as pl
+
+from finance_assets.lib.markets import BAR_MINUTES, Market
+from finance_assets.lib.providers.base import RawPayload
+from finance_assets.lib.schema import (
+    BAR_SCHEMA,
+    DAILY_SUMMARY_SCHEMA,
+    PRICE_COLUMNS,
+    QUARANTINE_SCHEMA,
+    RAW_RECORD_FIELDS,
+    RAW_RECORD_SCHEMA,
+    UTC_TS,
+    conform,
+    empty,
+)
+
+
+class PayloadFormatError(ValueError):
+    """A payload that cannot be read at all (not JSON, not the provider's shape)."""
+
+
+@dataclass
+class ParsedPayloads:
+    """Raw records (all fields still text) plus per-symbol errors the provider reported."""
+
+    records: pl.DataFrame
+    errors: dict[str, str] = field(default_factory=dict)
+    # (payload_id, symbol) pairs a payload answered for, with its window and fetch time.
+    coverage: pl.DataFrame = field(default_factory=lambda: pl.DataFrame())
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def parse_twelve_data(
+    body: bytes | str, payload_id: str = ""
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Read a Twelve Data `/time_series` body, single-symbol or batch, into raw text records.
+
+    Returns (records, errors): errors maps symbol -> provider message for symbols that failed
+    inside a batch (or for the one symbol of a failed single request).
+    """
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadFormatError(f"payload {payload_id or '?'} is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise PayloadFormatError(
+            f"payload {payload_id or '?'}: expected a JSON object, got {type(document).__name__}"
+        )
+    if "values" in document or "meta" in document or document.get("status") == "error":
+        series = {str((document.get("meta") or {}).get("symbol", "")): document}
+    else:
+        series = document
+    frames: list[pl.DataFrame] = []
+    errors: dict[str, str] = {}
+    for symbol, item in series.items():
+        if not isinstance(item, dict):
+            raise PayloadFormatError(
+                f"payload {payload_id or '?'}: entry {symbol!r} is not an object"
+            )
+        if item.get("status") == "error":
+            errors[symbol or "?"] = f"{item.get('code', '?')}: {item.get('message', 'error')}"
+            continue
+        values = item.get("values")
+        if not isinstance(values, list):
+            raise PayloadFormatError(
+                f"payload {payload_id or '?'}: symbol {symbol!r} has no 'values' list"
+            )
+        meta = item.get("meta") or {}
+        if not values:
+            continue
+        try:
+            frame = pl.DataFrame(
+                values, schema=dict.fromkeys(RAW_RECORD_FIELDS, pl.String), strict=False
+            )
+        except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
+            raise PayloadFormatError(
+                f"payload {payload_id or '?'}: symbol {symbol!r} values are not records: {exc}"
+            ) from None
+        frames.append(
+            frame.with_columns(
+                payload_id=pl.lit(payload_id),
+                symbol=pl.lit(str(meta.get("symbol") or symbol)),
+                currency=pl.lit(meta.get("currency"), dtype=pl.String),
+            )
+        )
+    if not frames:
+        return empty(RAW_RECORD_SCHEMA), errors
+    return pl.concat(frames, how="vertical").select(list(RAW_RECORD_SCHEMA)), errors
+
+
+PARSERS: dict[str, Callable[[bytes | str, str], tuple[pl.DataFrame, dict[str, str]]]] = {
+    "twelve_data": parse_twelve_data,
+}
+
+
+def parse_payloads(payloads: Iterable[RawPayload]) -> ParsedPayloads:
+    """Parse every payload with its format's parser and keep, for each (symbol, time), only the
+    newest payload that covers it: re-fetching a window supersedes what an earlier, wider fetch
+    said about it, so re-running a partition never duplicates."""
+    record_frames: list[pl.DataFrame] = []
+    coverage_rows: list[dict[str, object]] = []
+    errors: dict[str, str] = {}
+    for payload in payloads:
+        parser = PARSERS.get(payload.format)
+        if parser is None:
+            raise PayloadFormatError(
+                f"payload {payload.payload_id} has unknown format {payload.format!r}; "
+                f"known: {sorted(PARSERS)}"
+            )
+        records, payload_errors = parser(payload.body, payload.payload_id)
+        errors.update(payload_errors)
+        record_frames.append(records)
+        for symbol in records.get_column("symbol").unique().to_list():
+            coverage_rows.append(
+                {
+                    "payload_id": payload.payload_id,
+                    "symbol": symbol,
+                    "fetched_at": payload.fetched_at,
+                    "window_start": payload.window_start,
+                    "window_end": payload.window_end,
+                }
+            )
+    coverage = pl.DataFrame(
+        coverage_rows,
+        schema={
+            "payload_id": pl.String,
+            "symbol": pl.String,
+            "fetched_at": UTC_TS,
+            "window_start": UTC_TS,
+            "window_end": UTC_TS,
+        },
+    )
+    records = pl.concat(record_frames) if record_frames else empty(RAW_RECORD_SCHEMA)
+    return ParsedPayloads(records=records, errors=errors, coverage=coverage)
+
+
+def supersede(records: pl.DataFrame, coverage: pl.DataFrame) -> pl.DataFrame:
+    """Drop records that a newer payload for the same symbol also covers.
+
+    `records` must carry `payload_id`, `symbol` and a typed `ts` (null when unparseable). A record
+    with no usable `ts` is dropped when a newer payload for its symbol overlaps its payload's
+    window at all.
+    """
+    if coverage.is_empty() or coverage.get_column("symbol").is_unique().all():
+        return records  # every symbol came in one payload: nothing to supersede
+    mine = coverage.select(
+        "payload_id",
+        "symbol",
+        pl.col("fetched_at").alias("_mine_fetched"),
+        pl.col("window_start").alias("_mine_start"),
+        pl.col("window_end").alias("_mine_end"),
+    )
+    newer = coverage.select(
+        "symbol",
+        pl.col("fetched_at").alias("_new_fetched"),
+        pl.col("window_start").alias("_new_start"),
+        pl.col("window_end").alias("_new_end"),
+    )
+    keyed = records.with_row_index("_row").join(mine, on=["payload_id", "symbol"], how="left")
+    pairs = keyed.select("_row", "ts", "symbol", "_mine_fetched", "_mine_start", "_mine_end").join(
+        newer, on="symbol", how="inner"
+    )
+    beaten = (
+        pairs.filter(
+            (pl.col("_new_fetched") > pl.col("_mine_fetched"))
+            & pl.when(pl.col("ts").is_not_null())
+            .then((pl.col("_new_start") <= pl.col("ts")) & (pl.col("ts") < pl.col("_new_end")))
+            .otherwise(
+                (pl.col("_new_start") < pl.col("_mine_end"))
+                & (pl.col("_mine_start") < pl.col("_new_end"))
+            )
+        )
+        .select("_row")
+        .unique()
+    )
+    return keyed.join(beaten, on="_row", how="anti").sort("_row").select(records.columns)
+
+
+# --- cleaning --------------------------------------------------------------------------------
+
+
+@dataclass
+class CleanResult:
+    bars: pl.DataFrame  # BAR_SCHEMA, sorted by (symbol, ts), unique per (symbol, ts)
+    quarantine: pl.DataFrame  # QUARANTINE_SCHEMA
+    received: int
+
+    @property
+    def quarantine_rate(self) -> float:
+        return self.quarantine.height / self.received if self.received else 0.0
+
+
+def with_bar_times(records: pl.DataFrame, market: Market, interval: str) -> pl.DataFrame:
+    """Add `ts` (UTC bar start) from the exchange-local `datetime` text; null if unparseable.
+
+    Intraday datetimes are exchange-local wall times. A daily bar's start is its session's open
+    (early closes and holidays from the exchange calendar); a date that is no session gets null.
+    """
+    text = pl.col("datetime").str.strip_chars()
+    if interval == "1day":
+        day = text.str.to_date("%Y-%m-%d", strict=False)
+        dates = records.select(day.alias("d")).get_column("d").drop_nulls().unique().to_list()
+        opens = {d: market.session_bounds(d)[0] for d in dates if market.is_session(d)}
+        lookup = pl.DataFrame(
+            {"_day": list(opens), "ts": list(opens.values())},
+            schema={"_day": pl.Date, "ts": UTC_TS},
+        )
+        return (
+            records.with_columns(_day=day)
+            .join(lookup, on="_day", how="left", maintain_order="left")
+            .drop("_day")
+        )
+    # A batch repeats the same few thousand stamps for every symbol: convert each once.
+    stamps = records.select(pl.col("datetime").unique()).with_columns(
+        ts=text.str.to_datetime("%Y-%m-%d %H:%M:%S", strict=False, time_unit="us")
+        .dt.replace_time_zone(market.timezone, ambiguous="earliest", non_existent="null")
+        .dt.convert_time_zone("UTC")
+    )
+    return records.join(stamps, on="datetime", how="left", nulls_equal=True, maintain_order="left")
+
+
+def clean_bars(
+    records: pl.DataFrame,
+    *,
+    asset: str,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    source: str,
+    ingested_at: dt.datetime,
+    valid_starts: pl.Series | None = None,
+) -> CleanResult:
+    """Type, validate and de-duplicate raw records.
+
+    `records` carries the raw text fields plus a typed `ts`. Every record ends up in exactly one
+    of the two outputs: clean bars, or the quarantine with every reason it failed.
+    `valid_starts` (UTC bar starts) rejects bars off the session's 5-minute marks.
+    """
+    received = records.height
+    start = _utc(window_start)
+    end = _utc(window_end)
+    typed = records.with_columns(
+        [
+            pl.col(c).str.strip_chars().cast(pl.Float64, strict=False).alias(f"_{c}")
+            for c in PRICE_COLUMNS
+        ]
+        + [
+            pl.col("volume").str.strip_chars().cast(pl.Float64, strict=False).alias("_volume_f"),
+        ]
+    )
+    checks: list[pl.Expr] = [
+        pl.when(pl.col("symbol").is_null() | (pl.col("symbol").str.len_chars() == 0)).then(
+            pl.lit("symbol missing")
+        ),
+        pl.when(pl.col("ts").is_null()).then(
+            pl.format("datetime missing or unparseable: {}", pl.col("datetime").fill_null("null"))
+        ),
+    ]
+    for c in PRICE_COLUMNS:
+        checks.append(
+            pl.when(pl.col(f"_{c}").is_null() | pl.col(f"_{c}").is_nan()).then(
+                pl.lit(f"{c} missing or not a number")
+            )
+        )
+        checks.append(pl.when(pl.col(f"_{c}") <= 0).then(pl.lit(f"{c} not positive")))
+    checks += [
+        pl.when(pl.col("_volume_f").is_null()).then(pl.lit("volume missing or not a number")),
+        pl.when(pl.col("_volume_f") < 0).then(pl.lit("volume negative")),
+        pl.when(pl.col("_volume_f") != pl.col("_volume_f").floor()).then(
+            pl.lit("volume not a whole number")
+        ),
+        pl.when(pl.col("_high") < pl.col("_low")).then(pl.lit("high < low")),
+        pl.when((pl.col("_open") < pl.col("_low")) | (pl.col("_open") > pl.col("_high"))).then(
+            pl.lit("open outside [low, high]")
+        ),
+        pl.when((pl.col("_close") < pl.col("_low")) | (pl.col("_close") > pl.col("_high"))).then(
+            pl.lit("close outside [low, high]")
+        ),
+        pl.when((pl.col("ts") < start) | (pl.col("ts") >= end)).then(
+            pl.lit("outside the partition window")
+        ),
+    ]
+    if valid_starts is not None:
+        checks.append(
+            pl.when(
+                pl.col("ts").is_not_null()
+                & ~pl.col("ts").is_in(valid_starts.cast(UTC_TS).implode())
+            ).then(pl.lit(f"not a {BAR_MINUTES}-minute bar start of a trading session"))
+        )
+    # Judge every row with cheap boolean tests; spell out reasons only for the failing few.
+    failing = pl.any_horizontal([check.is_not_null() for check in checks])
+    judged = typed.with_row_index("_order").with_columns(_failing=failing)
+    # Of records that are otherwise valid, the first one received for a (symbol, ts) is kept;
+    # later ones with the same key are duplicates, even when their prices differ.
+    judged = judged.with_columns(
+        _dup=~pl.col("_failing")
+        & ~pl.struct("symbol", "ts").is_first_distinct().over(pl.col("_failing"))
+    )
+    good = judged.filter(~pl.col("_failing") & ~pl.col("_dup"))
+    bad = judged.filter(pl.col("_failing") | pl.col("_dup")).with_columns(
+        _reason=pl.when(pl.col("_dup"))
+        .then(pl.lit("duplicate (symbol, ts)"))
+        .otherwise(pl.concat_str(checks, separator="; ", ignore_nulls=True))
+    )
+
+    bars = good.select(
+        "symbol",
+        "ts",
+        open="_open",
+        high="_high",
+        low="_low",
+        close="_close",
+        adj_close=pl.lit(None, dtype=pl.Float64),
+        volume=pl.col("_volume_f").cast(pl.Int64),
+        currency="currency",
+        source=pl.lit(source),
+        ingested_at=pl.lit(ingested_at).cast(UTC_TS),
+    ).sort("symbol", "ts")
+    quarantine = bad.sort("_order").select(
+        asset=pl.lit(asset),
+        partition_ts=pl.when(
+            pl.col("ts").is_not_null() & (pl.col("ts") >= start) & (pl.col("ts") < end)
+        )
+        .then(pl.col("ts"))
+        .otherwise(pl.lit(start).cast(UTC_TS)),
+        symbol="symbol",
+        ts_raw="datetime",
+        reason="_reason",
+        record=pl.struct(RAW_RECORD_FIELDS).struct.json_encode(),
+        source=pl.lit(source),
+        quarantined_at=pl.lit(ingested_at).cast(UTC_TS),
+    )
+    return CleanResult(
+        bars=conform(bars, BAR_SCHEMA),
+        quarantine=conform(quarantine, QUARANTINE_SCHEMA),
+        received=received,
+    )
+
+
+def _utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"expected a timezone-aware datetime, got {value!r}")
+    return value.astimezone(dt.UTC)
+
+
+# --- aggregation -----------------------------------------------------------------------------
+
+
+def daily_summary(bars: pl.DataFrame, market: Market) -> pl.DataFrame:
+    """One row per (trading_date, symbol) from a session's 5-minute bars.
+
+    vwap = Σ(typical price × volume) / Σ volume with typical price = (high + low + close) / 3;
+    open_to_close_pct = close / open − 1; range_pct = (high − low) / open; return_pct = close /
+    previous session's close − 1 (null when that session is not in `bars`). Percentages × 100.
+    """
+    if bars.is_empty():
+        return empty(DAILY_SUMMARY_SCHEMA)
+    sessions = (
+        bars.lazy()
+        .with_columns(trading_date=pl.col("ts").dt.convert_time_zone(market.timezone).dt.date())
+        .sort("symbol", "ts")
+        .group_by("trading_date", "symbol")
+        .agg(
+            open=pl.col("open").first(),
+            high=pl.col("high").max(),
+            low=pl.col("low").min(),
+            close=pl.col("close").last(),
+            volume=pl.col("volume").sum(),
+            _pv=((pl.col("high") + pl.col("low") + pl.col("close")) / 3 * pl.col("volume")).sum(),
+            bar_count=pl.len(),
+        )
+        .collect()
+    )
+    dates = sessions.get_column("trading_date").unique().to_list()
+    previous = pl.DataFrame(
+        {"trading_date": dates, "_prev_date": [market.previous_session(d) for d in dates]},
+        schema={"trading_date": pl.Date, "_prev_date": pl.Date},
+    )
+    prev_close = sessions.select(
+        pl.col("trading_date").alias("_prev_date"), "symbol", prev_close="close"
+    )
+    summary = (
+        sessions.join(previous, on="trading_date", how="left")
+        .join(prev_close, on=["_prev_date", "symbol"], how="left")
+        .with_columns(
+            vwap=pl.when(pl.col("volume") > 0).then(pl.col("_pv") / pl.col("volume")),
+            open_to_close_pct=(pl.col("close") / pl.col("open") - 1) * 100,
+            range_pct=(pl.col("high") - pl.col("low")) / pl.col("open") * 100,
+            return_pct=(pl.col("close") / pl.col("prev_close") - 1) * 100,
+        )
+        .sort("trading_date", "symbol")
+    )
+    return conform(summary, DAILY_SUMMARY_SCHEMA)

@@ -1,0 +1,115 @@
+"""Resources per environment: one dict per environment, the same keys in each.
+
+`FINANCE_ENV` picks the dict (`local` by default); an unknown value is an error, never a silent
+fallback to shared infrastructure.
+"""
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from finance_assets.lib.io.managers import (
+    LakeWarehouseIOManager,
+    ParquetLakeIOManager,
+    PostgresIOManager,
+    RawZoneIOManager,
+    WarehouseResource,
+)
+from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.lib.providers.base import BarProvider
+
+ENVIRONMENTS = ("local", "prod")
+PROVIDERS = ("simulated",)
+
+
+class MarketDataResource(dg.ConfigurableResource):
+    """Chooses the market-data provider (`MARKET_DATA_PROVIDER`) and holds its settings."""
+
+    provider: str = "simulated"
+    sim_seed: int = 7
+    sim_fault_rate: float = 0.0
+
+    def get_provider(self) -> BarProvider:
+        if self.provider == "simulated":
+            return SimulatedMarket(seed=self.sim_seed, fault_rate=self.sim_fault_rate)
+        raise ValueError(
+            f"unknown market data provider {self.provider!r}; valid: {', '.join(PROVIDERS)}"
+        )
+
+
+class DataQualityResource(dg.ConfigurableResource):
+    """Thresholds of the asset checks."""
+
+    max_quarantine_rate: float = 0.05
+
+
+def current_env(environ: Mapping[str, str] | None = None) -> str:
+    env = (os.environ if environ is None else environ).get("FINANCE_ENV", "local").strip().lower()
+    if env not in ENVIRONMENTS:
+        raise ValueError(
+            f"FINANCE_ENV={env!r} is not an environment; valid: {', '.join(ENVIRONMENTS)}"
+        )
+    return env
+
+
+def data_dir(environ: Mapping[str, str] | None = None) -> str:
+    return (os.environ if environ is None else environ).get("FINANCE_DATA_DIR", "data")
+
+
+def _env_float(environ: Mapping[str, str], name: str, default: float) -> float:
+    value = environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not a number") from None
+
+
+def warehouse_from_env(environ: Mapping[str, str] | None = None) -> WarehouseResource:
+    """The warehouse outside a Dagster run (scripts, tests): the URL itself, not an EnvVar."""
+    environ = os.environ if environ is None else environ
+    return WarehouseResource(url=environ.get("FINANCE_PG_URL") or None, data_dir=data_dir(environ))
+
+
+def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The resources of the environment `FINANCE_ENV` names."""
+    environ = os.environ if environ is None else environ
+    env = current_env(environ)
+    root = Path(data_dir(environ))
+    provider = environ.get("MARKET_DATA_PROVIDER", "simulated").strip().lower()
+    if provider not in PROVIDERS:
+        raise ValueError(
+            f"MARKET_DATA_PROVIDER={provider!r} is not a provider; valid: {', '.join(PROVIDERS)}"
+        )
+    market_data = MarketDataResource(
+        provider=provider,
+        sim_fault_rate=_env_float(environ, "FINANCE_SIM_FAULT_RATE", 0.0),
+    )
+    quality = DataQualityResource(
+        max_quarantine_rate=_env_float(environ, "FINANCE_MAX_QUARANTINE_RATE", 0.05)
+    )
+    if env == "local":
+        # An embedded PostgreSQL under the data folder unless a URL is given.
+        warehouse = WarehouseResource(
+            url=dg.EnvVar("FINANCE_PG_URL") if environ.get("FINANCE_PG_URL") else None,
+            data_dir=str(root),
+        )
+    else:
+        if not environ.get("FINANCE_PG_URL"):
+            raise ValueError("FINANCE_ENV=prod needs FINANCE_PG_URL (the RDS PostgreSQL URL)")
+        warehouse = WarehouseResource(url=dg.EnvVar("FINANCE_PG_URL"), data_dir=str(root))
+    return {
+        "market_data": market_data,
+        "data_quality": quality,
+        "warehouse": warehouse,
+        "raw_zone_io_manager": RawZoneIOManager(root=str(root / "raw")),
+        "lake_io_manager": ParquetLakeIOManager(root=str(root / "lake")),
+        "warehouse_io_manager": PostgresIOManager(warehouse=warehouse),
+        "lake_warehouse_io_manager": LakeWarehouseIOManager(
+            lake_root=str(root / "lake"), warehouse=warehouse
+        ),
+    }
