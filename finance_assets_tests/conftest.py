@@ -61,7 +61,9 @@ def _as_uri(info: dict[str, object]) -> str:
     port = info.get("port")
     dbname = quote(str(info["dbname"]))
     if host.startswith("/"):
-        return f"postgresql://{auth}/{dbname}?host={quote(host)}" + (f"&port={port}" if port else "")
+        return f"postgresql://{auth}/{dbname}?host={quote(host)}" + (
+            f"&port={port}" if port else ""
+        )
     return f"postgresql://{auth}{host}{':' + str(port) if port else ''}/{dbname}"
 
 

@@ -25,8 +25,10 @@ def test_same_request_same_bars_and_sub_ranges_agree(us):
         (pl.col("symbol") == "AAPL") & pl.col("ts").is_between(part_start, part_end, closed="left")
     )
     assert part.equals(sliced)
-    assert not SimulatedMarket(seed=4).bars(us, ["AAPL"], "5min", START, END).equals(
-        whole.filter(pl.col("symbol") == "AAPL")
+    assert (
+        not SimulatedMarket(seed=4)
+        .bars(us, ["AAPL"], "5min", START, END)
+        .equals(whole.filter(pl.col("symbol") == "AAPL"))
     )
 
 

@@ -15,7 +15,9 @@ W_START = dt.datetime(2025, 11, 25, 14, 30, tzinfo=UTC)
 W_END = dt.datetime(2025, 11, 25, 21, 0, tzinfo=UTC)
 
 
-def _record(datetime="2025-11-25 09:30:00", o="10", h="11", lo="9", c="10.5", v="100", symbol="AAPL"):
+def _record(
+    datetime="2025-11-25 09:30:00", o="10", h="11", lo="9", c="10.5", v="100", symbol="AAPL"
+):
     return {
         "payload_id": "p",
         "symbol": symbol,
@@ -177,8 +179,14 @@ def test_duplicates_keep_the_first_received_and_output_is_sorted(us):
 def test_newer_payloads_supersede_older_ones_for_what_they_cover(us):
     def payload(start_h, end_h, fetched_h, closes):
         values = [
-            {"datetime": f"2025-11-25 {h:02d}:00:00", "open": c, "high": c, "low": c, "close": c,
-             "volume": "1"}
+            {
+                "datetime": f"2025-11-25 {h:02d}:00:00",
+                "open": c,
+                "high": c,
+                "low": c,
+                "close": c,
+                "volume": "1",
+            }
             for h, c in closes
         ]
         return RawPayload(
@@ -208,12 +216,16 @@ def test_newer_payloads_supersede_older_ones_for_what_they_cover(us):
 
 
 # Records: valid ones, and ones spoiled in each way; shuffled and repeated.
-_stamp = st.sampled_from([f"2025-11-25 {h:02d}:{m:02d}:00" for h in (9, 10, 15) for m in (30, 35, 40)])
+_stamp = st.sampled_from(
+    [f"2025-11-25 {h:02d}:{m:02d}:00" for h in (9, 10, 15) for m in (30, 35, 40)]
+)
 _number = st.one_of(st.sampled_from(["10", "11", "9", "10.5", "-1", "abc", ""]), st.none())
 _raw = st.fixed_dictionaries(
     {
         "symbol": st.sampled_from(["AAPL", "MSFT"]),
-        "datetime": st.one_of(_stamp, st.sampled_from(["2025-11-25 09:31:00", "garbage"]), st.none()),
+        "datetime": st.one_of(
+            _stamp, st.sampled_from(["2025-11-25 09:31:00", "garbage"]), st.none()
+        ),
         "open": _number,
         "high": st.one_of(st.just("11"), _number),
         "low": st.one_of(st.just("9"), _number),
@@ -223,9 +235,13 @@ _raw = st.fixed_dictionaries(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(records=st.lists(_raw, max_size=60), repeat=st.integers(0, 3), seed=st.randoms())
-def test_clean_output_is_chronological_unique_and_accounts_for_every_record(us, records, repeat, seed):
+def test_clean_output_is_chronological_unique_and_accounts_for_every_record(
+    us, records, repeat, seed
+):
     rows = records + records[:repeat]
     seed.shuffle(rows)
     rows = [{"payload_id": "p", "currency": "USD", **r} for r in rows]
@@ -249,8 +265,15 @@ def test_clean_output_is_chronological_unique_and_accounts_for_every_record(us, 
 def _bar(day, hh_mm, o, h, lo, c, v, symbol="AAPL"):
     hour, minute = hh_mm
     ts = dt.datetime(2025, 11, day, hour, minute, tzinfo=dt.timezone(dt.timedelta(hours=-5)))
-    return {"symbol": symbol, "ts": ts.astimezone(UTC), "open": o, "high": h, "low": lo,
-            "close": c, "volume": v}
+    return {
+        "symbol": symbol,
+        "ts": ts.astimezone(UTC),
+        "open": o,
+        "high": h,
+        "low": lo,
+        "close": c,
+        "volume": v,
+    }
 
 
 def test_daily_summary_by_hand(us):
@@ -265,7 +288,12 @@ def test_daily_summary_by_hand(us):
     summary = transforms.daily_summary(bars, us)
     assert summary.schema == pl.Schema(DAILY_SUMMARY_SCHEMA)
     tuesday = summary.filter(pl.col("trading_date") == dt.date(2025, 11, 25)).row(0, named=True)
-    assert (tuesday["open"], tuesday["high"], tuesday["low"], tuesday["close"]) == (101, 106, 100, 102)
+    assert (tuesday["open"], tuesday["high"], tuesday["low"], tuesday["close"]) == (
+        101,
+        106,
+        100,
+        102,
+    )
     assert tuesday["volume"] == 400
     typical = [(104 + 100 + 103) / 3, (106 + 102 + 105) / 3]
     assert tuesday["vwap"] == pytest.approx((typical[0] * 100 + typical[1] * 300) / 400)

@@ -213,6 +213,19 @@ def _clean_bars_asset(
             context.log.warning(
                 f"provider errors for {len(parsed.errors)} symbol(s): {parsed.errors}"
             )
+        checks = bar_check_results(
+            result.bars, bars_key, result.quarantine_rate, data_quality.max_quarantine_rate
+        )
+        failed = [c.check_name for c in checks if not c.passed]
+        if failed:
+            # Blocking checks guard the lake and the warehouse too: record why, write nothing,
+            # fail the step. The previous rows stay and downstream assets do not run.
+            yield from checks
+            raise dg.Failure(
+                description=f"blocking check(s) failed for {bars_key.to_user_string()}: "
+                f"{', '.join(failed)}; nothing was written",
+                metadata={"failed_checks": failed, "rows": result.bars.height},
+            )
         reasons = (
             result.quarantine.group_by("reason").len().sort("len", descending=True).head(10)
             if result.quarantine.height
@@ -238,12 +251,7 @@ def _clean_bars_asset(
             output_name="quarantine",
             metadata={"reasons": _sample(reasons) if reasons is not None else "none"},
         )
-        yield from bar_check_results(
-            result.bars,
-            bars_key,
-            result.quarantine_rate,
-            data_quality.max_quarantine_rate,
-        )
+        yield from checks
 
     return _clean
 

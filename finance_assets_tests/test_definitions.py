@@ -1,0 +1,63 @@
+import dagster as dg
+import pytest
+
+from finance_assets.resources import build_resources, current_env
+
+
+def test_code_location_loads_with_both_markets(monkeypatch, tmp_path):
+    monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
+    import finance_assets.definitions as definitions
+
+    defs = definitions.build_defs()
+    dg.Definitions.validate_loadable(defs)
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    for market in ("us", "uk"):
+        assert {
+            f"{market}/raw_intraday_quotes",
+            f"{market}/bars_5min",
+            f"{market}/bars_5min_quarantine",
+            f"{market}/raw_daily_quotes",
+            f"{market}/daily_bars",
+            f"{market}/daily_bars_quarantine",
+            f"{market}/daily_summary",
+        } <= keys
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.description, key  # every asset explains itself in the UI
+        assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
+    check_names = {
+        c.name for c in graph.asset_check_keys if c.asset_key.to_user_string() == "us/bars_5min"
+    }
+    assert check_names == {
+        "prices_not_null",
+        "timestamps_strictly_increasing",
+        "ohlc_consistent",
+        "volume_non_negative",
+        "quarantine_rate",
+    }
+
+
+@pytest.mark.parametrize("value", ["staging", "PRODUCTION", "dev"])
+def test_unknown_environment_is_an_error(value):
+    with pytest.raises(
+        ValueError, match=r"FINANCE_ENV='.*' is not an environment; valid: local, prod"
+    ):
+        current_env({"FINANCE_ENV": value})
+
+
+def test_environments_have_the_same_resource_keys(tmp_path):
+    local = build_resources({"FINANCE_DATA_DIR": str(tmp_path)})
+    prod = build_resources(
+        {"FINANCE_ENV": "prod", "FINANCE_PG_URL": "postgresql://u@db/x", "FINANCE_DATA_DIR": "/x"}
+    )
+    assert set(local) == set(prod)
+    with pytest.raises(ValueError, match="FINANCE_PG_URL"):
+        build_resources({"FINANCE_ENV": "prod"})
+
+
+def test_unknown_provider_lists_the_valid_ones():
+    with pytest.raises(ValueError, match="MARKET_DATA_PROVIDER='yahoo' is not a provider; valid"):
+        build_resources({"MARKET_DATA_PROVIDER": "yahoo"})
+    with pytest.raises(ValueError, match="FINANCE_SIM_FAULT_RATE='lots' is not a number"):
+        build_resources({"FINANCE_SIM_FAULT_RATE": "lots"})
