@@ -323,6 +323,7 @@ def _anchor_price(key: int, ordinal: int) -> float:
 
 
 _WALK_DAYS = 12_000  # to 2032; a later date extends the walk
+_MEMORY = 250  # sessions of history the anchor level remembers
 
 
 @functools.lru_cache(maxsize=8192)
@@ -332,8 +333,11 @@ def _anchor_walk(key: int, days_count: int) -> np.ndarray:
     u2 = _unit(_mix(np.uint64(key) ^ (days * np.uint64(0xC2B2AE3D27D4EB4F) + np.uint64(1))))
     normal = np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
     base = 20.0 + (key % 48_000) / 100.0
-    # A small negative drift keeps the walk's median level over two decades.
-    return base * np.exp(np.cumsum(normal * _DAILY_VOL - _DAILY_VOL**2 / 2))
+    # The walk over the last _MEMORY days only (a moving sum of the daily moves): it wanders
+    # like a price but stays within a plausible band of the symbol's base level for decades.
+    steps = np.concatenate([[0.0], np.cumsum(normal * _DAILY_VOL)])
+    lagged = np.concatenate([np.zeros(_MEMORY), steps[:-_MEMORY]])
+    return base * np.exp((steps - lagged)[1:])
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
