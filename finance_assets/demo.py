@@ -52,12 +52,8 @@ def run_market(
     a failed step; the daily bars, which do not depend on them, still run.
     """
     key = market.key
-    intraday = [
-        dg.AssetKey([key, n]) for n in ("raw_intraday_quotes", "bars_5min", "bars_5min_quarantine")
-    ]
-    daily = [
-        dg.AssetKey([key, n]) for n in ("raw_daily_quotes", "daily_bars", "daily_bars_quarantine")
-    ]
+    intraday = [dg.AssetKey([key, n]) for n in ("raw_intraday_quotes", "bars_5min")]
+    daily = [dg.AssetKey([key, n]) for n in ("raw_daily_quotes", "daily_bars")]
     summary = dg.AssetKey([key, "daily_summary"])
     intraday_result = _run(
         defs, f"{key}_intraday", intraday, intraday_range(market, sessions), instance

@@ -15,10 +15,8 @@ def test_code_location_loads_with_both_markets(monkeypatch, tmp_path):
         assert {
             f"{market}/raw_intraday_quotes",
             f"{market}/bars_5min",
-            f"{market}/bars_5min_quarantine",
             f"{market}/raw_daily_quotes",
             f"{market}/daily_bars",
-            f"{market}/daily_bars_quarantine",
             f"{market}/daily_summary",
         } <= keys
     graph = defs.resolve_asset_graph()

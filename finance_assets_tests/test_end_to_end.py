@@ -105,7 +105,6 @@ def test_single_run_backfill_of_five_days_is_one_run(env, fresh_schema, us):
     selection = [
         dg.AssetKey(["us", "raw_intraday_quotes"]),
         dg.AssetKey(["us", "bars_5min"]),
-        dg.AssetKey(["us", "bars_5min_quarantine"]),
     ]
     job = dg.define_asset_job("backfill", selection=selection)
     job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("backfill")
@@ -189,3 +188,23 @@ def test_corruption_past_cleaning_fails_a_blocking_check_and_stops_the_summary(
     assert not _materialized(instance, dg.AssetKey(["us", "bars_5min"]))
     # Nothing bad was written and nothing stored before was lost.
     assert _counts(fresh_schema, "us") == before
+
+
+def test_too_much_quarantined_blocks_the_bars_but_keeps_the_evidence(
+    env, fresh_schema, us, monkeypatch
+):
+    monkeypatch.setenv("FINANCE_SIM_FAULT_RATE", "0.2")
+    defs = _defs(us)
+    instance = dg.DagsterInstance.ephemeral()
+    intraday, _ = run_market(defs, us, [WEEK[3]], instance)
+    assert not intraday.success
+    failed = [c for c in intraday.get_asset_check_evaluations() if not c.passed]
+    assert [c.check_name for c in failed] == ["quarantine_rate"]
+    assert failed[0].metadata["quarantine_rate"].value > 0.05
+    counts = _counts(fresh_schema, "us")
+    assert counts["bars_5min"] == 0 and counts["daily_summary"] == 0
+    with psycopg.connect(fresh_schema) as conn:
+        quarantined = conn.execute(
+            "SELECT count(*) FROM us.quarantine WHERE asset = 'bars_5min'"
+        ).fetchone()[0]
+    assert quarantined > 0.05 * 5 * 78  # the dead letters explain the failure

@@ -1,8 +1,9 @@
 """Bars, per market: provider payloads -> raw zone -> validated clean bars (lake + warehouse).
 
 One factory builds the same shape for both intervals and every market:
-`<market>/raw_intraday_quotes` -> `<market>/bars_5min` (+ `bars_5min_quarantine`), and
-`<market>/raw_daily_quotes` -> `<market>/daily_bars` (+ `daily_bars_quarantine`).
+`<market>/raw_intraday_quotes` -> `<market>/bars_5min`, and
+`<market>/raw_daily_quotes` -> `<market>/daily_bars`; rejected records go to the market's
+`quarantine` table.
 """
 
 import datetime as dt
@@ -14,9 +15,11 @@ import polars as pl
 
 from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
 from finance_assets.lib import quality, transforms
+from finance_assets.lib.io import postgres
+from finance_assets.lib.io.managers import WarehouseResource
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval, RawPayload
-from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA, QUARANTINE_SCHEMA
+from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA
 from finance_assets.resources import DataQualityResource, MarketDataResource
 
 # Provider calls fail transiently: retry the step with growing, jittered waits.
@@ -74,8 +77,10 @@ def _raw_quotes_asset(
     return _raw
 
 
-def _sample(df: pl.DataFrame) -> dg.MetadataValue:
-    return dg.MetadataValue.md(df.head(SAMPLE_ROWS).to_pandas().to_markdown(index=False))
+def _sample(df: pl.DataFrame, rows: int = SAMPLE_ROWS) -> dg.MetadataValue:
+    if df.is_empty():
+        return dg.MetadataValue.md("none")
+    return dg.MetadataValue.md(df.head(rows).to_pandas().to_markdown(index=False))
 
 
 def bar_check_results(
@@ -135,58 +140,36 @@ def _clean_bars_asset(
     partitions_def: dg.TimeWindowPartitionsDefinition,
 ) -> dg.AssetsDefinition:
     bars_key = dg.AssetKey([market.key, name])
-    quarantine_key = dg.AssetKey([market.key, f"{name}_quarantine"])
 
-    @dg.multi_asset(
-        name=f"{market.key}_{name}",
+    @dg.asset(
+        key=bars_key,
         ins={"raw": dg.AssetIn(key=[market.key, raw_name])},
-        outs={
-            "bars": dg.AssetOut(
-                key=bars_key,
-                io_manager_key="lake_warehouse_io_manager",
-                kinds={"parquet", "polars", "postgres"},
-                tags=_market_tags(market),
-                description=(
-                    f"Clean {interval} bars of {market.name} in the canonical schema "
-                    "(symbol, ts = UTC bar start, OHLC, volume, source, ingested_at): sorted, one "
-                    "row per (symbol, ts), OHLC consistent. Parquet lake "
-                    f"`lake/{market.key}/{name}/dt=YYYY-MM-DD/` and table `{market.key}.{name}`."
-                ),
-                metadata={
-                    "partition_expr": "ts",
-                    "primary_key": BAR_KEY,
-                    "dagster/column_schema": table_schema(BAR_SCHEMA),
-                },
-            ),
-            "quarantine": dg.AssetOut(
-                key=quarantine_key,
-                io_manager_key="warehouse_io_manager",
-                kinds={"postgres"},
-                tags=_market_tags(market),
-                description=(
-                    f"Records of {raw_name} that failed validation, with every reason and the "
-                    f"record as received (table `{market.key}.quarantine`, asset = '{name}'). "
-                    "Received = loaded + quarantined, for every partition."
-                ),
-                metadata={
-                    "table": "quarantine",
-                    "partition_expr": "partition_ts",
-                    "scope": {"asset": name},
-                    "index": ["partition_ts", "asset"],
-                    "dagster/column_schema": table_schema(QUARANTINE_SCHEMA),
-                },
-            ),
+        io_manager_key="lake_warehouse_io_manager",
+        kinds={"parquet", "polars", "postgres"},
+        tags=_market_tags(market),
+        description=(
+            f"Clean {interval} bars of {market.name} in the canonical schema (symbol, ts = UTC "
+            "bar start, OHLC, volume, source, ingested_at): sorted, one row per (symbol, ts), OHLC "
+            f"consistent. Parquet lake `lake/{market.key}/{name}/dt=YYYY-MM-DD/` and table "
+            f"`{market.key}.{name}`. Records that fail validation go to the dead-letter table "
+            f"`{market.key}.quarantine` (asset = '{name}') with every reason and the record as "
+            "received: for every partition, received = loaded + quarantined."
+        ),
+        metadata={
+            "partition_expr": "ts",
+            "primary_key": BAR_KEY,
+            "dagster/column_schema": table_schema(BAR_SCHEMA),
         },
         check_specs=_bar_check_specs(bars_key),
         partitions_def=partitions_def,
         backfill_policy=dg.BackfillPolicy.single_run(),
         group_name=f"{market.key}_market",
-        can_subset=False,
     )
     def _clean(
         context: dg.AssetExecutionContext,
         raw: list[RawPayload],
         data_quality: DataQualityResource,
+        warehouse: WarehouseResource,
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         window = context.partition_time_window
         parsed = transforms.parse_payloads(raw)
@@ -209,6 +192,20 @@ def _clean_bars_asset(
             ingested_at=dt.datetime.now(dt.UTC),
             valid_starts=valid_starts,
         )
+        # The dead-letter store is written whatever the checks say: it is what explains them.
+        # (A store, not an asset: per-partition materialisation events for it would cost a
+        # third of a 5-minute backfill's Dagster bookkeeping.)
+        postgres.replace_window(
+            warehouse.get_url(),
+            result.quarantine,
+            schema=market.key,
+            table="quarantine",
+            time_column="partition_ts",
+            start=window.start,
+            end=window.end,
+            scope={"asset": name},
+            index=["partition_ts", "asset"],
+        )
         if parsed.errors:
             context.log.warning(
                 f"provider errors for {len(parsed.errors)} symbol(s): {parsed.errors}"
@@ -226,14 +223,9 @@ def _clean_bars_asset(
                 f"{', '.join(failed)}; nothing was written",
                 metadata={"failed_checks": failed, "rows": result.bars.height},
             )
-        reasons = (
-            result.quarantine.group_by("reason").len().sort("len", descending=True).head(10)
-            if result.quarantine.height
-            else None
-        )
+        reasons = result.quarantine.group_by("reason").len().sort("len", descending=True)
         yield dg.Output(
             result.bars,
-            output_name="bars",
             metadata={
                 "records_received": result.received,
                 "rows_loaded": result.bars.height,
@@ -244,12 +236,8 @@ def _clean_bars_asset(
                     set(market.universe) - set(result.bars.get_column("symbol").unique().to_list())
                 ),
                 "provider_errors": parsed.errors,
+                "quarantine_reasons": _sample(reasons, 10),
             },
-        )
-        yield dg.Output(
-            result.quarantine,
-            output_name="quarantine",
-            metadata={"reasons": _sample(reasons) if reasons is not None else "none"},
         )
         yield from checks
 
