@@ -3,12 +3,17 @@ of the environment `FINANCE_ENV` names."""
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 
 from finance_assets.defs.market.assets import build_market_assets
 from finance_assets.defs.warehouse.assets import build_warehouse_assets
 from finance_assets.lib.markets import markets_from_env
 from finance_assets.resources import build_resources
+
+# Single-run backfills are the point of this project; Dagster flags the parameter as beta.
+warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 
 def build_defs() -> dg.Definitions:
