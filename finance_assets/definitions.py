@@ -8,6 +8,8 @@ import warnings
 import dagster as dg
 
 from finance_assets.defs.market.assets import build_market_assets
+from finance_assets.defs.market.schedules import build_market_schedules
+from finance_assets.defs.ops.retention import retention_job, retention_schedule
 from finance_assets.defs.warehouse.assets import build_warehouse_assets
 from finance_assets.lib.markets import markets_from_env
 from finance_assets.resources import build_resources
@@ -18,10 +20,14 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.Bet
 
 def build_defs() -> dg.Definitions:
     assets: list[dg.AssetsDefinition] = []
+    schedules: list[dg.ScheduleDefinition] = [retention_schedule]
     for market in markets_from_env().values():
         assets += build_market_assets(market)
         assets += build_warehouse_assets(market)
-    return dg.Definitions(assets=assets, resources=build_resources())
+        schedules += build_market_schedules(market)
+    return dg.Definitions(
+        assets=assets, schedules=schedules, jobs=[retention_job], resources=build_resources()
+    )
 
 
 defs = build_defs()

@@ -40,6 +40,13 @@ class MarketDataResource(dg.ConfigurableResource):
         )
 
 
+class StorageResource(dg.ConfigurableResource):
+    """Where the raw zone and the lake live (for jobs that manage them, such as retention)."""
+
+    raw_root: str
+    lake_root: str
+
+
 class DataQualityResource(dg.ConfigurableResource):
     """Thresholds of the asset checks."""
 
@@ -106,6 +113,7 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "market_data": market_data,
         "data_quality": quality,
         "warehouse": warehouse,
+        "storage": StorageResource(raw_root=str(root / "raw"), lake_root=str(root / "lake")),
         "raw_zone_io_manager": RawZoneIOManager(root=str(root / "raw")),
         "lake_io_manager": ParquetLakeIOManager(root=str(root / "lake")),
         "warehouse_io_manager": PostgresIOManager(warehouse=warehouse),

@@ -66,8 +66,9 @@ def test_daily_partitions_are_trading_sessions(us):
     assert "2025-11-27" not in keys  # Thanksgiving
     assert "2025-11-29" not in keys  # Saturday
     assert {"2025-11-26", "2025-11-28", "2025-12-26"} <= set(keys)
-    # 2025-12-31 00:00 UTC is still the 30th in New York: that partition is not complete yet.
-    sessions = us.sessions(dt.date(2025, 1, 2), dt.date(2025, 12, 29))
+    # 2025-12-31 00:00 UTC is still the 30th in New York: today's partition exists already
+    # (end_offset=1, for the after-close schedule).
+    sessions = us.sessions(dt.date(2025, 1, 2), dt.date(2025, 12, 30))
     assert keys == [d.isoformat() for d in sessions]
     # Friday's partition ends at Friday midnight, not at Monday's.
     window = partitions.time_window_for_partition_key("2025-11-28")

@@ -38,12 +38,14 @@ def daily_partitions(market: Market) -> dg.TimeWindowPartitionsDefinition:
         for day in _non_session_weekdays(market, start)
     ]
     # Every day ticks, weekends and holidays are excluded: a session's window ends at the next
-    # midnight (not at the next session), so Friday's partition is complete on Friday night.
+    # midnight (not at the next session). `end_offset=1` makes today's partition exist during
+    # the day, so the after-close schedule can run it without waiting for midnight.
     return dg.TimeWindowPartitionsDefinition(
         cron_schedule="0 0 * * *",
         start=market.daily_start,
         fmt=DAILY_FMT,
         timezone=market.timezone,
+        end_offset=1,
         exclusions=["0 0 * * 0,6", *holidays],
     )
 

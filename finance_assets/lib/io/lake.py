@@ -47,7 +47,7 @@ def _days(start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def _dt_dirs(base: Path) -> list[tuple[dt.date, Path]]:
+def dt_partitions(base: Path) -> list[tuple[dt.date, Path]]:
     if not base.is_dir():
         return []
     found = []
@@ -104,7 +104,7 @@ def write_payloads(
 def _payload_metas(base: Path, start: dt.datetime, end: dt.datetime) -> list[dict]:
     """Metadata of payloads whose window overlaps [start, end)."""
     found = []
-    for day, folder in _dt_dirs(base):
+    for day, folder in dt_partitions(base):
         # A payload starts on its dt: none that starts after `end` can overlap.
         if day > end.date() + dt.timedelta(days=1):
             break
@@ -149,14 +149,11 @@ def read_payloads(base: Path, start: dt.datetime, end: dt.datetime) -> list[RawP
     return sorted(payloads, key=lambda p: (p.fetched_at, p.batch))
 
 
-def remove_partitions_before(base: Path, cutoff: dt.date) -> list[Path]:
-    """Delete whole `dt=` folders older than `cutoff` (retention)."""
-    removed = []
-    for day, folder in _dt_dirs(base):
-        if day < cutoff:
-            shutil.rmtree(folder)
-            removed.append(folder)
-    return removed
+def remove_partition(folder: Path) -> None:
+    """Delete one `dt=` folder (retention); refuses anything else."""
+    if not folder.name.startswith("dt="):
+        raise ValueError(f"{folder} is not a dt= partition folder")
+    shutil.rmtree(folder)
 
 
 # --- Parquet lake ----------------------------------------------------------------------------

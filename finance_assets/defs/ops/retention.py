@@ -1,0 +1,76 @@
+"""Retention: raw payloads expire after a configurable age; lake retention is opt-in.
+
+Seed practice was raw data removed after 30 days, clean data archived at 90 and removed at 180.
+Here the job deletes whole `dt=` partitions of the raw zone older than `raw_max_age_days`
+(default 30) and, only when `lake_max_age_days` is set, of the lake. Each deletion is logged;
+`dry_run` lists what would go and deletes nothing. The warehouse keeps its history.
+"""
+
+import datetime as dt
+from pathlib import Path
+
+import dagster as dg
+
+from finance_assets.lib.io import lake
+from finance_assets.resources import StorageResource
+
+
+class RetentionConfig(dg.Config):
+    raw_max_age_days: int = 30
+    lake_max_age_days: int | None = None
+    dry_run: bool = False
+
+
+def expired_partitions(root: Path, cutoff: dt.date) -> list[Path]:
+    """`dt=` folders older than `cutoff` under `<root>/<market>/<asset>/`."""
+    if not root.is_dir():
+        return []
+    found = []
+    for asset_dir in sorted(p for p in root.glob("*/*") if p.is_dir()):
+        found += [folder for day, folder in lake.dt_partitions(asset_dir) if day < cutoff]
+    return found
+
+
+@dg.op(description="Delete raw-zone (and, if configured, lake) partitions older than the limit.")
+def purge_expired_partitions(
+    context: dg.OpExecutionContext, config: RetentionConfig, storage: StorageResource
+) -> dg.Output[list[str]]:
+    if config.raw_max_age_days < 1 or (
+        config.lake_max_age_days is not None and config.lake_max_age_days < 1
+    ):
+        raise dg.Failure("retention ages must be at least 1 day")
+    today = dt.datetime.now(dt.UTC).date()
+    targets = [(Path(storage.raw_root), config.raw_max_age_days)]
+    if config.lake_max_age_days is not None:
+        targets.append((Path(storage.lake_root), config.lake_max_age_days))
+    removed: list[str] = []
+    for root, age in targets:
+        cutoff = today - dt.timedelta(days=age)
+        for folder in expired_partitions(root, cutoff):
+            verb = "would delete" if config.dry_run else "deleting"
+            context.log.info(f"{verb} {folder} (older than {cutoff})")
+            if not config.dry_run:
+                lake.remove_partition(folder)
+            removed.append(str(folder))
+    return dg.Output(
+        removed,
+        metadata={
+            "partitions": len(removed),
+            "dry_run": config.dry_run,
+            "removed": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in removed) or "none"),
+        },
+    )
+
+
+@dg.job(description="Daily retention of the raw zone (and, if configured, the lake).")
+def retention_job() -> None:
+    purge_expired_partitions()
+
+
+retention_schedule = dg.ScheduleDefinition(
+    name="retention_daily",
+    job=retention_job,
+    cron_schedule="15 2 * * *",
+    execution_timezone="UTC",
+    description="Raw payloads older than 30 days are deleted every night at 02:15 UTC.",
+)

@@ -1,0 +1,134 @@
+import datetime as dt
+import os
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+import pytest
+
+from finance_assets.defs.market.assets import build_market_assets
+from finance_assets.defs.market.schedules import build_market_schedules
+from finance_assets.defs.ops.retention import retention_job
+from finance_assets.defs.warehouse.assets import build_warehouse_assets
+from finance_assets.resources import StorageResource, build_resources
+
+NY = ZoneInfo("America/New_York")
+LONDON = ZoneInfo("Europe/London")
+
+
+def _schedules(market):
+    """The market's schedules inside a repository (run requests are checked against it)."""
+    schedules = build_market_schedules(market)
+    defs = dg.Definitions(
+        assets=[*build_market_assets(market), *build_warehouse_assets(market)],
+        schedules=schedules,
+        resources=build_resources({}),
+    )
+    repo = defs.get_repository_def()
+    return [(repo.get_schedule_def(s.name), repo) for s in schedules]
+
+
+def _evaluate(schedule, when: dt.datetime):
+    schedule, repo = schedule
+    context = dg.build_schedule_context(scheduled_execution_time=when, repository_def=repo)
+    result = schedule.evaluate_tick(context)
+    if result.run_requests:
+        assert len(result.run_requests) == 1
+        return result.run_requests[0].partition_key
+    return result.skip_message
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        (dt.datetime(2026, 11, 18, 9, 36, tzinfo=NY), "2026-11-18-09:30"),  # first bar
+        (dt.datetime(2026, 11, 18, 12, 1, tzinfo=NY), "2026-11-18-11:55"),
+        (dt.datetime(2026, 11, 18, 16, 1, tzinfo=NY), "2026-11-18-15:55"),  # last bar
+        (dt.datetime(2026, 11, 18, 9, 31, tzinfo=NY), "outside the regular session"),
+        (dt.datetime(2026, 11, 18, 16, 6, tzinfo=NY), "outside the regular session"),
+        (dt.datetime(2026, 11, 26, 11, 1, tzinfo=NY), "not a trading session"),  # Thanksgiving
+        (dt.datetime(2026, 11, 27, 12, 56, tzinfo=NY), "2026-11-27-12:50"),  # early close day
+        (dt.datetime(2026, 11, 27, 13, 31, tzinfo=NY), "outside the regular session"),
+    ],
+)
+def test_intraday_schedule_targets_the_bar_that_just_closed(us, when, expected):
+    intraday, _ = _schedules(us)
+    assert expected in _evaluate(intraday, when)
+
+
+def test_intraday_schedule_in_london(uk):
+    intraday, _ = _schedules(uk)
+    assert _evaluate(intraday, dt.datetime(2026, 11, 18, 16, 31, tzinfo=LONDON)) == (
+        "2026-11-18-16:25"
+    )
+    assert "not a trading session" in _evaluate(
+        intraday,
+        dt.datetime(2026, 12, 28, 10, 1, tzinfo=LONDON),  # Boxing Day observed
+    )
+
+
+@pytest.mark.parametrize(
+    ("when", "expected"),
+    [
+        (dt.datetime(2026, 11, 18, 16, 30, tzinfo=NY), "2026-11-18"),
+        (dt.datetime(2026, 11, 27, 16, 30, tzinfo=NY), "2026-11-27"),  # early close
+        (dt.datetime(2026, 11, 26, 16, 30, tzinfo=NY), "not a trading session"),
+    ],
+)
+def test_daily_schedule_runs_after_the_close(us, when, expected):
+    _, daily = _schedules(us)
+    assert expected in _evaluate(daily, when)
+
+
+def test_schedules_target_partitions_that_exist(us):
+    intraday, daily = _schedules(us)
+    for (schedule, repo), when in (
+        (intraday, dt.datetime(2026, 11, 18, 10, 1, tzinfo=NY)),
+        (daily, dt.datetime(2026, 11, 18, 16, 30, tzinfo=NY)),
+    ):
+        key = _evaluate((schedule, repo), when)
+        assert repo.get_job(schedule.job_name).partitions_def.has_partition_key(key)
+
+
+def _raw_tree(root, days_old):
+    today = dt.datetime.now(dt.UTC).date()
+    for market, asset in (("us", "raw_intraday_quotes"), ("uk", "raw_daily_quotes")):
+        for age in days_old:
+            folder = root / market / asset / f"dt={today - dt.timedelta(days=age)}"
+            folder.mkdir(parents=True)
+            (folder / "x.json").write_text("{}")
+
+
+def _run_retention(tmp_path, **config):
+    storage = StorageResource(raw_root=str(tmp_path / "raw"), lake_root=str(tmp_path / "lake"))
+    return retention_job.execute_in_process(
+        run_config={"ops": {"purge_expired_partitions": {"config": config}}},
+        resources={"storage": storage},
+    )
+
+
+def test_retention_removes_old_raw_partitions_and_keeps_young_ones(tmp_path):
+    _raw_tree(tmp_path / "raw", [1, 29, 31, 90])
+    _raw_tree(tmp_path / "lake", [1, 400])
+    result = _run_retention(tmp_path)
+    assert result.success
+    removed = result.output_for_node("purge_expired_partitions")
+    assert len(removed) == 4  # 31 and 90 days, two assets
+    left = sorted(p.name for p in (tmp_path / "raw" / "us" / "raw_intraday_quotes").iterdir())
+    today = dt.datetime.now(dt.UTC).date()
+    assert left == sorted(f"dt={today - dt.timedelta(days=d)}" for d in (1, 29))
+    assert len(list((tmp_path / "lake").glob("*/*/dt=*"))) == 4  # lake retention is off
+
+
+def test_retention_dry_run_removes_nothing(tmp_path):
+    _raw_tree(tmp_path / "raw", [1, 31])
+    result = _run_retention(tmp_path, dry_run=True, lake_max_age_days=365)
+    assert len(result.output_for_node("purge_expired_partitions")) == 2
+    assert len(list((tmp_path / "raw").glob("*/*/dt=*"))) == 4
+
+
+def test_lake_retention_when_configured(tmp_path):
+    _raw_tree(tmp_path / "lake", [1, 400])
+    result = _run_retention(tmp_path, lake_max_age_days=180)
+    assert len(result.output_for_node("purge_expired_partitions")) == 2
+    assert len(list((tmp_path / "lake").glob("*/*/dt=*"))) == 2
+    assert os.path.isdir(tmp_path / "lake")
