@@ -47,6 +47,12 @@ class StorageResource(dg.ConfigurableResource):
     lake_root: str
 
 
+class AlertSettingsResource(dg.ConfigurableResource):
+    """When a price move is worth an alert."""
+
+    price_move_threshold_pct: float = 1.0
+
+
 class DataQualityResource(dg.ConfigurableResource):
     """Thresholds of the asset checks."""
 
@@ -99,6 +105,9 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     quality = DataQualityResource(
         max_quarantine_rate=_env_float(environ, "FINANCE_MAX_QUARANTINE_RATE", 0.05)
     )
+    alert_settings = AlertSettingsResource(
+        price_move_threshold_pct=_env_float(environ, "FINANCE_PRICE_MOVE_PCT", 1.0)
+    )
     if env == "local":
         # An embedded PostgreSQL under the data folder unless a URL is given.
         warehouse = WarehouseResource(
@@ -112,6 +121,7 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     return {
         "market_data": market_data,
         "data_quality": quality,
+        "alerts": alert_settings,
         "warehouse": warehouse,
         "storage": StorageResource(raw_root=str(root / "raw"), lake_root=str(root / "lake")),
         "raw_zone_io_manager": RawZoneIOManager(root=str(root / "raw")),

@@ -313,3 +313,63 @@ def test_daily_summary_return_spans_holidays(us):
     summary = transforms.daily_summary(bars, us)
     friday = summary.filter(pl.col("trading_date") == dt.date(2025, 11, 28)).row(0, named=True)
     assert friday["return_pct"] == pytest.approx(10.0)  # vs Wednesday: Thursday was closed
+
+
+def test_window_records_keep_only_what_belongs_to_the_partition(us):
+    def payload(start_h, end_h, hours):
+        values = [
+            {
+                "datetime": f"2025-11-25 {h}",
+                "open": "1",
+                "high": "1",
+                "low": "1",
+                "close": "1",
+                "volume": "1",
+            }
+            for h in hours
+        ]
+        return RawPayload(
+            provider="test",
+            format="twelve_data",
+            interval="5min",
+            symbols=("AAPL",),
+            window_start=dt.datetime(2025, 11, 25, start_h, tzinfo=UTC),
+            window_end=dt.datetime(2025, 11, 25, end_h, tzinfo=UTC),
+            fetched_at=dt.datetime(2025, 11, 26, tzinfo=UTC),
+            body=json.dumps({"meta": {"symbol": "AAPL"}, "values": values}).encode(),
+        )
+
+    # A wide backfill payload (14:00-21:00 UTC) with a bar the provider sent outside its request
+    # (08:00 local = 13:00 UTC) and one without a time.
+    wide = payload(14, 21, ["09:30:00", "10:00:00", "11:00:00", "08:00:00", "bad"])
+    parsed = transforms.parse_payloads([wide])
+    timed = transforms.with_bar_times(parsed.records, us, "5min")
+
+    def clean(start, end):
+        records = transforms.window_records(timed, parsed.coverage, start, end)
+        return transforms.clean_bars(
+            records,
+            asset="bars_5min",
+            window_start=start,
+            window_end=end,
+            source="t",
+            ingested_at=dt.datetime(2025, 11, 26, tzinfo=UTC),
+        )
+
+    # The 10:00 local bar's own partition: just that bar, nothing quarantined.
+    one = clean(
+        dt.datetime(2025, 11, 25, 15, tzinfo=UTC), dt.datetime(2025, 11, 25, 15, 5, tzinfo=UTC)
+    )
+    assert (one.bars.height, one.quarantine.height) == (1, 0)
+    # The partition the payload starts in owns its strays: quarantined there, once.
+    first = clean(
+        dt.datetime(2025, 11, 25, 14, tzinfo=UTC), dt.datetime(2025, 11, 25, 15, tzinfo=UTC)
+    )
+    assert (first.bars.height, first.quarantine.height, first.received) == (1, 2, 3)
+    reasons = sorted(first.quarantine.get_column("reason").to_list())
+    assert "outside the partition window" in reasons[1] and "unparseable" in reasons[0]
+    assert set(first.quarantine.get_column("partition_ts")) == {wide.window_start}
+    later = clean(
+        dt.datetime(2025, 11, 25, 16, tzinfo=UTC), dt.datetime(2025, 11, 25, 17, tzinfo=UTC)
+    )
+    assert (later.bars.height, later.quarantine.height) == (1, 0)

@@ -190,6 +190,40 @@ def supersede(records: pl.DataFrame, coverage: pl.DataFrame) -> pl.DataFrame:
     return keyed.join(beaten, on="_row", how="anti").sort("_row").select(records.columns)
 
 
+def window_records(
+    records: pl.DataFrame, coverage: pl.DataFrame, start: dt.datetime, end: dt.datetime
+) -> pl.DataFrame:
+    """The records that belong to the partition window [start, end).
+
+    Payloads overlapping the window may cover other partitions too (a wider backfill): their
+    bars outside the window belong to those partitions and are left out. A record that has no
+    usable time, or lies outside what its own payload asked for, belongs to the partition its
+    payload's window starts in (column `_home`), so it is quarantined exactly once.
+    """
+    start, end = _utc(start), _utc(end)
+    windows = coverage.select(
+        "payload_id", "symbol", _p_start="window_start", _p_end="window_end"
+    ).unique(["payload_id", "symbol"])
+    keyed = records.join(windows, on=["payload_id", "symbol"], how="left", maintain_order="left")
+    home_here = (pl.col("_p_start") >= start) & (pl.col("_p_start") < end)
+    in_window = (pl.col("ts") >= start) & (pl.col("ts") < end)
+    asked = (pl.col("ts") >= pl.col("_p_start")) & (pl.col("ts") < pl.col("_p_end"))
+    keep = (
+        pl.when(pl.col("_p_start").is_null())
+        .then(True)  # no coverage known: judge it here
+        .when(pl.col("ts").is_null())
+        .then(home_here)
+        .otherwise(in_window | (~asked & home_here))
+    )
+    return (
+        keyed.filter(keep)
+        .with_columns(
+            _home=pl.coalesce(pl.col("_p_start"), pl.lit(start)).clip(start, None).cast(UTC_TS)
+        )
+        .drop("_p_start", "_p_end")
+    )
+
+
 # --- cleaning --------------------------------------------------------------------------------
 
 
@@ -335,7 +369,7 @@ def clean_bars(
             pl.col("ts").is_not_null() & (pl.col("ts") >= start) & (pl.col("ts") < end)
         )
         .then(pl.col("ts"))
-        .otherwise(pl.lit(start).cast(UTC_TS)),
+        .otherwise(pl.col("_home") if "_home" in bad.columns else pl.lit(start).cast(UTC_TS)),
         symbol="symbol",
         ts_raw="datetime",
         reason="_reason",
@@ -404,3 +438,99 @@ def daily_summary(bars: pl.DataFrame, market: Market) -> pl.DataFrame:
         .sort("trading_date", "symbol")
     )
     return conform(summary, DAILY_SUMMARY_SCHEMA)
+
+
+# --- price moves -----------------------------------------------------------------------------
+
+PRICE_ALERT_SCHEMA: dict[str, pl.DataType] = {
+    "ts": UTC_TS,  # start of the bar that made the move
+    "symbol": pl.String(),
+    "kind": pl.String(),  # vs_prev_close | vs_prev_bar
+    "direction": pl.String(),  # up | down
+    "price": pl.Float64(),
+    "reference": pl.Float64(),
+    "change_pct": pl.Float64(),
+    "threshold_pct": pl.Float64(),
+}
+PRICE_ALERT_KEY = ["ts", "symbol", "kind"]
+
+
+def detect_price_moves(bars: pl.DataFrame, market: Market, threshold_pct: float) -> pl.DataFrame:
+    """Moves of at least `threshold_pct` (e.g. 1.0 for 1 %), per symbol:
+
+    - `vs_prev_close`: the close against the previous session's close, alerted once per crossing:
+      when it first reaches the threshold (up or down), not again while it stays beyond, again
+      after it came back inside and crossed anew.
+    - `vs_prev_bar`: a bar's close against the bar before it in the same session.
+
+    `bars` must cover whole sessions from the previous session's last bar on (the caller filters
+    the alerts to its window); the first session in `bars` serves only as the reference close.
+    """
+    if threshold_pct <= 0:
+        raise ValueError(f"threshold_pct must be positive, got {threshold_pct}")
+    if bars.is_empty():
+        return empty(PRICE_ALERT_SCHEMA)
+    limit = threshold_pct / 100
+    frame = (
+        bars.select("symbol", "ts", "close")
+        .sort("symbol", "ts")
+        .with_columns(session=pl.col("ts").dt.convert_time_zone(market.timezone).dt.date())
+    )
+    closes = frame.group_by("symbol", "session").agg(session_close=pl.col("close").last())
+    sessions = frame.get_column("session").unique().to_list()
+    previous = pl.DataFrame(
+        {"session": sessions, "_prev": [market.previous_session(d) for d in sessions]},
+        schema={"session": pl.Date, "_prev": pl.Date},
+    )
+    frame = (
+        frame.join(previous, on="session", how="left")
+        .join(
+            closes.rename({"session": "_prev", "session_close": "prev_close"}),
+            on=["symbol", "_prev"],
+            how="left",
+        )
+        .with_columns(
+            prev_bar=pl.col("close").shift(1).over("symbol", "session"),
+            vs_close=pl.col("close") / pl.col("prev_close") - 1,
+        )
+        .with_columns(
+            # -1 below, 0 inside, +1 beyond the threshold; an alert where the state changes
+            # into -1 or +1 from anything else (including the session's first bar).
+            _state=pl.when(pl.col("vs_close") >= limit)
+            .then(1)
+            .when(pl.col("vs_close") <= -limit)
+            .then(-1)
+            .otherwise(0)
+        )
+        .with_columns(_before=pl.col("_state").shift(1).over("symbol", "session").fill_null(0))
+    )
+    crossings = frame.filter(
+        pl.col("prev_close").is_not_null()
+        & (pl.col("_state") != 0)
+        & (pl.col("_state") != pl.col("_before"))
+    ).select(
+        "ts",
+        "symbol",
+        kind=pl.lit("vs_prev_close"),
+        direction=pl.when(pl.col("_state") > 0).then(pl.lit("up")).otherwise(pl.lit("down")),
+        price="close",
+        reference="prev_close",
+        change_pct=pl.col("vs_close") * 100,
+    )
+    bar_moves = (
+        frame.with_columns(vs_bar=pl.col("close") / pl.col("prev_bar") - 1)
+        .filter(pl.col("vs_bar").abs() >= limit)
+        .select(
+            "ts",
+            "symbol",
+            kind=pl.lit("vs_prev_bar"),
+            direction=pl.when(pl.col("vs_bar") > 0).then(pl.lit("up")).otherwise(pl.lit("down")),
+            price="close",
+            reference="prev_bar",
+            change_pct=pl.col("vs_bar") * 100,
+        )
+    )
+    alerts = pl.concat([crossings, bar_moves]).with_columns(
+        threshold_pct=pl.lit(float(threshold_pct))
+    )
+    return conform(alerts, PRICE_ALERT_SCHEMA).sort("ts", "symbol", "kind")

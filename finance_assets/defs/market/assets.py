@@ -173,8 +173,13 @@ def _clean_bars_asset(
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         window = context.partition_time_window
         parsed = transforms.parse_payloads(raw)
-        records = transforms.supersede(
-            transforms.with_bar_times(parsed.records, market, interval), parsed.coverage
+        records = transforms.window_records(
+            transforms.supersede(
+                transforms.with_bar_times(parsed.records, market, interval), parsed.coverage
+            ),
+            parsed.coverage,
+            window.start,
+            window.end,
         )
         valid_starts = None
         if interval == "5min":

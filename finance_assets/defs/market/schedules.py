@@ -35,9 +35,11 @@ def intraday_job(market: Market) -> UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         f"{market.key}_bars_5min_job",
         selection=dg.AssetSelection.assets(
-            [market.key, "raw_intraday_quotes"], [market.key, "bars_5min"]
+            [market.key, "raw_intraday_quotes"],
+            [market.key, "bars_5min"],
+            [market.key, "price_moves"],
         ),
-        description=f"The latest 5-minute bar of {market.name}: payloads -> clean bars.",
+        description=f"The latest 5-minute bar of {market.name}: payloads, clean bars, moves.",
     )
 
 

@@ -1,13 +1,18 @@
 """Warehouse aggregates per market (PostgreSQL)."""
 
+import datetime as dt
+from pathlib import Path
+
 import dagster as dg
 import polars as pl
 
 from finance_assets.defs.market.assets import table_schema
-from finance_assets.defs.market.partitions import daily_partitions
+from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
 from finance_assets.lib import transforms
+from finance_assets.lib.io import lake
 from finance_assets.lib.markets import Market
-from finance_assets.lib.schema import DAILY_SUMMARY_KEY, DAILY_SUMMARY_SCHEMA
+from finance_assets.lib.schema import DAILY_SUMMARY_KEY, DAILY_SUMMARY_SCHEMA, UTC_TS
+from finance_assets.resources import AlertSettingsResource, StorageResource
 
 
 def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
@@ -63,5 +68,60 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
     return _summary
 
 
+def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
+    bars_key = dg.AssetKey([market.key, "bars_5min"])
+
+    @dg.asset(
+        key=[market.key, "price_moves"],
+        deps=[bars_key],
+        partitions_def=five_minute_partitions(market),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="warehouse_io_manager",
+        group_name=f"{market.key}_warehouse",
+        kinds={"polars", "postgres"},
+        tags={"market": market.key},
+        metadata={
+            "table": "price_alerts",
+            "partition_expr": "ts",
+            "primary_key": transforms.PRICE_ALERT_KEY,
+            "dagster/column_schema": table_schema(transforms.PRICE_ALERT_SCHEMA),
+        },
+        description=(
+            f"Price moves of {market.name} at or beyond the threshold (FINANCE_PRICE_MOVE_PCT, "
+            "default 1 %): against the previous session's close, once per crossing (not again "
+            "every five minutes while the price stays beyond), and against the previous bar. "
+            f"Table `{market.key}.price_alerts`: symbol, time, price, reference, change %."
+        ),
+    )
+    def _moves(
+        context: dg.AssetExecutionContext, storage: StorageResource, alerts: AlertSettingsResource
+    ) -> pl.DataFrame:
+        window = context.partition_time_window
+        # Whole sessions from the previous one on: the reference close and the crossing state
+        # at the window's start come from bars before it.
+        first = market.previous_session(window.start.astimezone(market.tz).date())
+        history = lake.read_window(
+            Path(storage.lake_root).joinpath(*bars_key.path),
+            start=market.session_bounds(first)[0],
+            end=window.end,
+            tz=market.tz,
+        )
+        if history is None:
+            history = pl.DataFrame(schema={"symbol": pl.String, "ts": UTC_TS, "close": pl.Float64})
+        moves = transforms.detect_price_moves(history, market, alerts.price_move_threshold_pct)
+        start, end = window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)
+        moves = moves.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+        context.add_output_metadata(
+            {
+                "alerts": moves.height,
+                "symbols_alerted": moves.get_column("symbol").n_unique(),
+                "threshold_pct": alerts.price_move_threshold_pct,
+            }
+        )
+        return moves
+
+    return _moves
+
+
 def build_warehouse_assets(market: Market) -> list[dg.AssetsDefinition]:
-    return [_daily_summary_asset(market)]
+    return [_daily_summary_asset(market), _price_moves_asset(market)]
