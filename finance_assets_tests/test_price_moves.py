@@ -78,7 +78,8 @@ def test_price_moves_asset_is_the_same_whether_run_by_range_or_by_bar(
     def alerts():
         with psycopg.connect(fresh_schema) as conn:
             return conn.execute(
-                "SELECT ts, symbol, kind, direction, change_pct FROM us.price_alerts ORDER BY 1, 2, 3"
+                "SELECT ts, symbol, kind, direction, change_pct FROM us.price_alerts "
+                "ORDER BY 1, 2, 3"
             ).fetchall()
 
     by_range = alerts()
