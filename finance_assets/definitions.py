@@ -8,25 +8,36 @@ import warnings
 import dagster as dg
 
 from finance_assets.defs.market.assets import build_market_assets
+from finance_assets.defs.market.freshness import build_freshness_checks, build_freshness_sensor
 from finance_assets.defs.market.schedules import build_market_schedules
 from finance_assets.defs.ops.retention import retention_job, retention_schedule
 from finance_assets.defs.warehouse.assets import build_warehouse_assets
-from finance_assets.lib.markets import markets_from_env
+from finance_assets.lib.markets import Market, markets_from_env
 from finance_assets.resources import build_resources
 
 # Single-run backfills are the point of this project; Dagster flags the parameter as beta.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
 
 
-def build_defs() -> dg.Definitions:
-    assets: list[dg.AssetsDefinition] = []
-    schedules: list[dg.ScheduleDefinition] = [retention_schedule]
-    for market in markets_from_env().values():
-        assets += build_market_assets(market)
-        assets += build_warehouse_assets(market)
-        schedules += build_market_schedules(market)
+def build_market_defs(market: Market) -> dg.Definitions:
+    """Everything one market has: assets, their checks and schedules (no resources)."""
     return dg.Definitions(
-        assets=assets, schedules=schedules, jobs=[retention_job], resources=build_resources()
+        assets=[*build_market_assets(market), *build_warehouse_assets(market)],
+        asset_checks=build_freshness_checks(market),
+        schedules=build_market_schedules(market),
+    )
+
+
+def build_defs() -> dg.Definitions:
+    markets = list(markets_from_env().values())
+    return dg.Definitions.merge(
+        *(build_market_defs(market) for market in markets),
+        dg.Definitions(
+            sensors=[build_freshness_sensor(markets)],
+            schedules=[retention_schedule],
+            jobs=[retention_job],
+            resources=build_resources(),
+        ),
     )
 
 

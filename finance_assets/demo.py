@@ -18,6 +18,7 @@ import time
 import dagster as dg
 import polars as pl
 
+from finance_assets.defs.market.freshness import freshness_check_keys
 from finance_assets.defs.market.partitions import DAILY_FMT, INTRADAY_FMT
 from finance_assets.lib.io import postgres
 from finance_assets.lib.markets import Market, markets_from_env
@@ -52,24 +53,33 @@ def run_market(
     a failed step; the daily bars, which do not depend on them, still run.
     """
     key = market.key
-    intraday = [dg.AssetKey([key, n]) for n in ("raw_intraday_quotes", "bars_5min")]
+    intraday = [dg.AssetKey([key, n]) for n in ("raw_intraday_quotes", "bars_5min", "price_moves")]
     daily = [dg.AssetKey([key, n]) for n in ("raw_daily_quotes", "daily_bars")]
     summary = dg.AssetKey([key, "daily_summary"])
+    # The freshness checks judge "now", not a backfill: the freshness sensor evaluates them.
+    fresh = dg.AssetSelection.checks(*freshness_check_keys(market))
     intraday_result = _run(
-        defs, f"{key}_intraday", intraday, intraday_range(market, sessions), instance
+        defs,
+        f"{key}_intraday",
+        dg.AssetSelection.assets(*intraday) - fresh,
+        intraday_range(market, sessions),
+        instance,
     )
     if intraday_result.success:
         daily.append(summary)
     else:
         print(f"  {key}: daily_summary skipped: the 5-minute run failed")
     daily_range = (sessions[0].strftime(DAILY_FMT), sessions[-1].strftime(DAILY_FMT))
-    return [intraday_result, _run(defs, f"{key}_daily", daily, daily_range, instance)]
+    daily_result = _run(
+        defs, f"{key}_daily", dg.AssetSelection.assets(*daily) - fresh, daily_range, instance
+    )
+    return [intraday_result, daily_result]
 
 
 def _run(
     defs: dg.Definitions,
     name: str,
-    selection: list[dg.AssetKey],
+    selection: dg.AssetSelection,
     partition_range: tuple[str, str],
     instance: dg.DagsterInstance,
 ) -> dg.ExecuteInProcessResult:

@@ -33,6 +33,7 @@ def test_code_location_loads_with_both_markets(monkeypatch, tmp_path):
         "ohlc_consistent",
         "volume_non_negative",
         "quarantine_rate",
+        "fresh",
     }
 
 

@@ -8,8 +8,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from finance_assets.defs.market.assets import build_market_assets
-from finance_assets.defs.warehouse.assets import build_warehouse_assets
+from finance_assets.definitions import build_market_defs
 from finance_assets.demo import intraday_range, range_tags, run_market
 from finance_assets.lib import transforms
 from finance_assets.resources import build_resources
@@ -35,9 +34,8 @@ def fresh_schema(pg_url, us):
 
 
 def _defs(market) -> dg.Definitions:
-    return dg.Definitions(
-        assets=[*build_market_assets(market), *build_warehouse_assets(market)],
-        resources=build_resources(),
+    return dg.Definitions.merge(
+        build_market_defs(market), dg.Definitions(resources=build_resources())
     )
 
 

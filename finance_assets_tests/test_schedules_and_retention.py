@@ -5,10 +5,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from finance_assets.defs.market.assets import build_market_assets
-from finance_assets.defs.market.schedules import build_market_schedules
+from finance_assets.definitions import build_market_defs
 from finance_assets.defs.ops.retention import retention_job
-from finance_assets.defs.warehouse.assets import build_warehouse_assets
 from finance_assets.resources import StorageResource, build_resources
 
 NY = ZoneInfo("America/New_York")
@@ -17,14 +15,12 @@ LONDON = ZoneInfo("Europe/London")
 
 def _schedules(market):
     """The market's schedules inside a repository (run requests are checked against it)."""
-    schedules = build_market_schedules(market)
-    defs = dg.Definitions(
-        assets=[*build_market_assets(market), *build_warehouse_assets(market)],
-        schedules=schedules,
-        resources=build_resources({}),
+    defs = dg.Definitions.merge(
+        build_market_defs(market), dg.Definitions(resources=build_resources({}))
     )
     repo = defs.get_repository_def()
-    return [(repo.get_schedule_def(s.name), repo) for s in schedules]
+    names = [f"{market.key}_bars_5min_schedule", f"{market.key}_daily_schedule"]
+    return [(repo.get_schedule_def(name), repo) for name in names]
 
 
 def _evaluate(schedule, when: dt.datetime):

@@ -15,6 +15,7 @@ import os
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from finance_assets.defs.market.freshness import freshness_check_keys
 from finance_assets.defs.market.partitions import (
     DAILY_FMT,
     INTRADAY_FMT,
@@ -38,7 +39,8 @@ def intraday_job(market: Market) -> UnresolvedAssetJobDefinition:
             [market.key, "raw_intraday_quotes"],
             [market.key, "bars_5min"],
             [market.key, "price_moves"],
-        ),
+        )
+        - dg.AssetSelection.checks(*freshness_check_keys(market)),
         description=f"The latest 5-minute bar of {market.name}: payloads, clean bars, moves.",
     )
 
@@ -50,7 +52,8 @@ def daily_job(market: Market) -> UnresolvedAssetJobDefinition:
             [market.key, "raw_daily_quotes"],
             [market.key, "daily_bars"],
             [market.key, "daily_summary"],
-        ),
+        )
+        - dg.AssetSelection.checks(*freshness_check_keys(market)),
         description=f"{market.name} after the close: daily bars and the daily summary.",
     )
 
