@@ -10,7 +10,9 @@ import dagster as dg
 from finance_assets.defs.market.assets import build_market_assets
 from finance_assets.defs.market.freshness import build_freshness_checks, build_freshness_sensor
 from finance_assets.defs.market.schedules import build_market_schedules
+from finance_assets.defs.ops.notifications import build_notification_defs
 from finance_assets.defs.ops.retention import retention_job, retention_schedule
+from finance_assets.defs.social.assets import build_social_assets
 from finance_assets.defs.warehouse.assets import build_warehouse_assets
 from finance_assets.lib.markets import Market, markets_from_env
 from finance_assets.resources import build_resources
@@ -22,7 +24,11 @@ warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.Bet
 def build_market_defs(market: Market) -> dg.Definitions:
     """Everything one market has: assets, their checks and schedules (no resources)."""
     return dg.Definitions(
-        assets=[*build_market_assets(market), *build_warehouse_assets(market)],
+        assets=[
+            *build_market_assets(market),
+            *build_warehouse_assets(market),
+            *build_social_assets(market),
+        ],
         asset_checks=build_freshness_checks(market),
         schedules=build_market_schedules(market),
     )
@@ -38,6 +44,7 @@ def build_defs() -> dg.Definitions:
             jobs=[retention_job],
             resources=build_resources(),
         ),
+        build_notification_defs(),
     )
 
 

@@ -20,9 +20,11 @@ from finance_assets.lib.io.managers import (
 )
 from finance_assets.lib.providers import SimulatedMarket
 from finance_assets.lib.providers.base import BarProvider
+from finance_assets.lib.providers.simulated_posts import SimulatedPosts
 
 ENVIRONMENTS = ("local", "prod")
 PROVIDERS = ("simulated",)
+POSTS_PROVIDERS = ("simulated",)
 
 
 class MarketDataResource(dg.ConfigurableResource):
@@ -45,6 +47,20 @@ class StorageResource(dg.ConfigurableResource):
 
     raw_root: str
     lake_root: str
+
+
+class PostsResource(dg.ConfigurableResource):
+    """Chooses the posts source (`POSTS_PROVIDER`) and how many top posts a day keeps."""
+
+    provider: str = "simulated"
+    top_n: int = 10
+
+    def get_source(self) -> SimulatedPosts:
+        if self.provider == "simulated":
+            return SimulatedPosts()
+        raise ValueError(
+            f"unknown posts provider {self.provider!r}; valid: {', '.join(POSTS_PROVIDERS)}"
+        )
 
 
 class AlertSettingsResource(dg.ConfigurableResource):
@@ -105,6 +121,15 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     quality = DataQualityResource(
         max_quarantine_rate=_env_float(environ, "FINANCE_MAX_QUARANTINE_RATE", 0.05)
     )
+    posts_provider = environ.get("POSTS_PROVIDER", "simulated").strip().lower()
+    if posts_provider not in POSTS_PROVIDERS:
+        raise ValueError(
+            f"POSTS_PROVIDER={posts_provider!r} is not a provider; valid: "
+            f"{', '.join(POSTS_PROVIDERS)}"
+        )
+    posts = PostsResource(
+        provider=posts_provider, top_n=int(_env_float(environ, "FINANCE_TOP_POSTS", 10))
+    )
     alert_settings = AlertSettingsResource(
         price_move_threshold_pct=_env_float(environ, "FINANCE_PRICE_MOVE_PCT", 1.0)
     )
@@ -122,6 +147,7 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "market_data": market_data,
         "data_quality": quality,
         "alerts": alert_settings,
+        "posts": posts,
         "warehouse": warehouse,
         "storage": StorageResource(raw_root=str(root / "raw"), lake_root=str(root / "lake")),
         "raw_zone_io_manager": RawZoneIOManager(root=str(root / "raw")),

@@ -11,6 +11,7 @@ import csv
 import datetime as dt
 import functools
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,8 +42,16 @@ class Market:
     universe: tuple[str, ...]
     daily_start: str = DEFAULT_DAILY_START
     intraday_start: str = DEFAULT_INTRADAY_START
-    # Hashtag / cashtag queries and other per-market settings arrive with later domains.
-    extra: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # Company names by symbol (for post searches); symbols without one use their ticker.
+    names: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+
+    def company(self, symbol: str) -> str:
+        return self.names.get(symbol) or ticker_root(symbol)
+
+    def posts_query(self, symbol: str) -> str:
+        """The X search for a company: its hashtag or cashtag, original posts in English."""
+        hashtag = re.sub(r"\W", "", self.company(symbol))
+        return f"(#{hashtag} OR ${ticker_root(symbol)}) -is:retweet lang:en"
 
     @property
     def tz(self) -> ZoneInfo:
@@ -122,6 +131,11 @@ class Market:
         return starts
 
 
+def ticker_root(symbol: str) -> str:
+    """`AZN.L` -> `AZN`, `BRK.B` -> `BRK`: the part a cashtag can carry."""
+    return re.split(r"[.\-]", symbol, maxsplit=1)[0]
+
+
 @functools.cache
 def _calendar(name: str, start: str) -> xcals.ExchangeCalendar:
     return xcals.get_calendar(name, start=start)
@@ -163,6 +177,13 @@ _DEMO_MARKETS: dict[str, Market] = {
         timezone="America/New_York",
         currency="USD",
         universe=("AAPL", "MSFT", "GOOGL", "TSLA", "NVDA"),
+        names={
+            "AAPL": "Apple",
+            "MSFT": "Microsoft",
+            "GOOGL": "Google",
+            "TSLA": "Tesla",
+            "NVDA": "Nvidia",
+        },
     ),
     "uk": Market(
         key="uk",
@@ -171,6 +192,13 @@ _DEMO_MARKETS: dict[str, Market] = {
         timezone="Europe/London",
         currency="GBp",
         universe=("SHEL.L", "AZN.L", "HSBA.L", "ULVR.L", "BP.L"),
+        names={
+            "SHEL.L": "Shell",
+            "AZN.L": "AstraZeneca",
+            "HSBA.L": "HSBC",
+            "ULVR.L": "Unilever",
+            "BP.L": "BP",
+        },
     ),
 }
 
@@ -207,6 +235,7 @@ def markets_from_env(environ: dict[str, str] | None = None) -> dict[str, Market]
             timezone=market.timezone,
             currency=market.currency,
             universe=universe,
+            names=market.names,
             daily_start=daily_start,
             intraday_start=intraday_start,
         )

@@ -95,6 +95,8 @@ class Notifier(dg.ConfigurableResource):
 
     def send(self, notification: Notification, channel: str, log: Any = None) -> None:
         """Delivers on one channel or raises `SendError` with a message free of secrets."""
+        # Messages quote check metadata and step errors: mask secrets at this one choke point.
+        notification = notification.redacted([self.slack_bot_token, self.smtp_password])
         try:
             if channel == CHAT and self.chat_backend == "file":
                 # The local stand-in for Slack: the same message, in the log and in a file.
@@ -247,7 +249,7 @@ class _CheckCursor:
                     for p in data.get("pending", [])
                 ],
                 hold={str(k): float(v) for k, v in data.get("hold", {}).items()},
-                since=data.get("since"),
+                since=None if data.get("since") is None else float(data["since"]),
             )
         except (ValueError, KeyError, TypeError):
             # Starting over would re-send or skip notices: refuse, visibly.

@@ -9,8 +9,9 @@ from typing import Literal, Protocol
 
 from finance_assets.lib.markets import Market
 
-Interval = Literal["5min", "1day"]
-INTERVALS: tuple[Interval, ...] = ("5min", "1day")
+# Bars come at 5min and 1day; posts are fetched by the hour.
+Interval = Literal["5min", "1hour", "1day"]
+INTERVALS: tuple[Interval, ...] = ("5min", "1hour", "1day")
 
 
 class ProviderError(RuntimeError):

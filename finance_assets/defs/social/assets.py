@@ -1,0 +1,244 @@
+"""Posts and sentiment, per market: posts about each company -> scored posts -> daily
+sentiment -> joined with the day's prices."""
+
+import datetime as dt
+import functools
+
+import dagster as dg
+import polars as pl
+
+from finance_assets.defs.market.assets import API_RETRY, table_schema
+from finance_assets.defs.market.partitions import daily_partitions
+from finance_assets.lib import social
+from finance_assets.lib.markets import Market
+from finance_assets.lib.providers.base import RawPayload
+from finance_assets.resources import PostsResource
+
+HOURLY_FMT = "%Y-%m-%d-%H:%M"
+
+
+@functools.cache
+def hourly_partitions(market: Market) -> dg.TimeWindowPartitionsDefinition:
+    return dg.TimeWindowPartitionsDefinition(
+        cron_schedule="0 * * * *",
+        start=f"{market.intraday_start}-00:00",
+        fmt=HOURLY_FMT,
+        timezone=market.timezone,
+    )
+
+
+def _raw_posts(market: Market) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=[market.key, "raw_posts"],
+        partitions_def=hourly_partitions(market),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        retry_policy=API_RETRY,
+        io_manager_key="raw_zone_io_manager",
+        group_name=f"{market.key}_social",
+        kinds={"json"},
+        tags={"market": market.key},
+        description=(
+            f"Recent posts about each company of {market.name} (its hashtag or cashtag, "
+            "original posts in English), every search page kept exactly as received in the raw "
+            f"zone (`raw/{market.key}/raw_posts/dt=YYYY-MM-DD/`)."
+        ),
+    )
+    def _raw(context: dg.AssetExecutionContext, posts: PostsResource) -> list[RawPayload]:
+        window = context.partition_time_window
+        source = posts.get_source()
+        payloads = source.fetch_posts(market, market.universe, window.start, window.end)
+        context.add_output_metadata(
+            {"source": source.name, "pages": len(payloads), "companies": len(market.universe)}
+        )
+        return payloads
+
+    return _raw
+
+
+def _post_sentiment(market: Market) -> dg.AssetsDefinition:
+    key = dg.AssetKey([market.key, "post_sentiment"])
+
+    @dg.asset(
+        key=key,
+        ins={"raw_posts": dg.AssetIn([market.key, "raw_posts"])},
+        partitions_def=hourly_partitions(market),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="warehouse_io_manager",
+        group_name=f"{market.key}_social",
+        kinds={"polars", "postgres"},
+        tags={"market": market.key},
+        metadata={
+            "partition_expr": "created_at",
+            "primary_key": social.POST_SENTIMENT_KEY,
+            "dagster/column_schema": table_schema(social.POST_SENTIMENT_SCHEMA),
+        },
+        check_specs=[
+            dg.AssetCheckSpec(
+                "scores_in_range",
+                asset=key,
+                blocking=True,
+                description="every compound, pos, neu and neg score lies within [-1, 1]",
+            ),
+            dg.AssetCheckSpec(
+                "unique_post_ids",
+                asset=key,
+                blocking=True,
+                description="a post counts once per company, across pages and re-runs",
+            ),
+        ],
+        description=(
+            f"One row per post about a company of {market.name}: cleaned text (URLs, mentions, "
+            "control and invisible characters removed; emoji kept), VADER sentiment (compound, "
+            f"pos, neu, neg) and engagement. Table `{market.key}.post_sentiment`."
+        ),
+    )
+    def _scored(context: dg.AssetExecutionContext, raw_posts: list[RawPayload]):
+        window = context.partition_time_window
+        posts = social.parse_post_payloads(raw_posts)
+        start, end = window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)
+        posts = posts.filter((pl.col("created_at") >= start) & (pl.col("created_at") < end))
+        scored = social.score_posts(posts)
+        scores = pl.col("compound", "pos", "neu", "neg")
+        out_of_range = scored.filter(pl.any_horizontal((scores < -1) | (scores > 1))).height
+        duplicates = scored.height - scored.select("post_id", "symbol").n_unique()
+        yield dg.Output(
+            scored,
+            metadata={
+                "posts": scored.height,
+                "companies": scored.get_column("symbol").n_unique(),
+                "mean_compound": float(scored.get_column("compound").mean() or 0.0),
+            },
+        )
+        yield dg.AssetCheckResult(
+            check_name="scores_in_range",
+            passed=out_of_range == 0,
+            metadata={"failing_rows": out_of_range},
+        )
+        yield dg.AssetCheckResult(
+            check_name="unique_post_ids",
+            passed=duplicates == 0,
+            metadata={"duplicates": duplicates},
+        )
+
+    return _scored
+
+
+def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
+    key = dg.AssetKey([market.key, "daily_sentiment"])
+
+    @dg.asset(
+        key=key,
+        ins={
+            "post_sentiment": dg.AssetIn(
+                [market.key, "post_sentiment"],
+                # From the previous session on: posts after its close count toward this day.
+                partition_mapping=dg.TimeWindowPartitionMapping(
+                    start_offset=-1, allow_nonexistent_upstream_partitions=True
+                ),
+            )
+        },
+        partitions_def=daily_partitions(market),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="warehouse_io_manager",
+        group_name=f"{market.key}_social",
+        kinds={"polars", "postgres"},
+        tags={"market": market.key},
+        metadata={
+            "partition_expr": "trading_date",
+            "partition_expr_type": "date",
+            "primary_key": social.DAILY_SENTIMENT_KEY,
+            "dagster/column_schema": table_schema(social.DAILY_SENTIMENT_SCHEMA),
+        },
+        check_specs=[
+            dg.AssetCheckSpec(
+                "every_company_has_posts",
+                asset=key,
+                description="warns when a company of the universe got no posts on a day",
+            )
+        ],
+        description=(
+            f"Per company of {market.name} and trading day (posts after the previous session's "
+            "close up to this one's): post count, mean and engagement-weighted compound score, "
+            "shares positive / negative, and the top posts by engagement "
+            f"(FINANCE_TOP_POSTS, default 10). Table `{market.key}.daily_sentiment`."
+        ),
+    )
+    def _daily(
+        context: dg.AssetExecutionContext, post_sentiment: pl.DataFrame, posts: PostsResource
+    ):
+        window = context.partition_time_window
+        first, last = window.start.date(), (window.end - dt.timedelta(seconds=1)).date()
+        sessions = market.sessions(market.previous_session(first), last)
+        daily = social.daily_sentiment(
+            post_sentiment if post_sentiment.height else social.empty(social.POST_SENTIMENT_SCHEMA),
+            market,
+            sessions,
+            posts.top_n,
+        )
+        daily = daily.filter(pl.col("trading_date") >= first)
+        expected = {(d, s) for d in market.sessions(first, last) for s in market.universe}
+        silent = sorted(expected - set(daily.select("trading_date", "symbol").iter_rows()))
+        yield dg.Output(daily, metadata={"rows": daily.height})
+        yield dg.AssetCheckResult(
+            check_name="every_company_has_posts",
+            passed=not silent,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "silent": dg.MetadataValue.md(
+                    "\n".join(f"- {d} {s}" for d, s in silent[:20]) or "none"
+                ),
+                "silent_count": len(silent),
+            },
+        )
+
+    return _daily
+
+
+def _stock_sentiment_daily(market: Market) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=[market.key, "stock_sentiment_daily"],
+        ins={
+            "daily_summary": dg.AssetIn([market.key, "daily_summary"]),
+            "daily_sentiment": dg.AssetIn([market.key, "daily_sentiment"]),
+        },
+        partitions_def=daily_partitions(market),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="warehouse_io_manager",
+        group_name=f"{market.key}_social",
+        kinds={"polars", "postgres"},
+        tags={"market": market.key},
+        metadata={
+            "partition_expr": "trading_date",
+            "partition_expr_type": "date",
+            "primary_key": ["trading_date", "symbol"],
+        },
+        description=(
+            f"The daily summary of {market.name} joined with that day's sentiment per company; "
+            "days without posts are kept, with null sentiment and a post count of 0. Table "
+            f"`{market.key}.stock_sentiment_daily`."
+        ),
+    )
+    def _joined(
+        context: dg.AssetExecutionContext,
+        daily_summary: pl.DataFrame,
+        daily_sentiment: pl.DataFrame,
+    ) -> pl.DataFrame:
+        joined = social.stock_sentiment_daily(daily_summary, daily_sentiment)
+        context.add_output_metadata(
+            {
+                "rows": joined.height,
+                "days_without_posts": joined.filter(pl.col("post_count") == 0).height,
+            }
+        )
+        return joined
+
+    return _joined
+
+
+def build_social_assets(market: Market) -> list[dg.AssetsDefinition]:
+    return [
+        _raw_posts(market),
+        _post_sentiment(market),
+        _daily_sentiment(market),
+        _stock_sentiment_daily(market),
+    ]
