@@ -19,27 +19,56 @@ from finance_assets.lib.io.managers import (
     WarehouseResource,
 )
 from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.lib.providers.alpha_vantage import AlphaVantageClient
 from finance_assets.lib.providers.base import BarProvider
 from finance_assets.lib.providers.simulated_posts import SimulatedPosts
+from finance_assets.lib.providers.twelve_data import TwelveDataClient
 
 ENVIRONMENTS = ("local", "prod")
-PROVIDERS = ("simulated",)
-POSTS_PROVIDERS = ("simulated",)
+PROVIDERS = ("simulated", "twelve_data", "alpha_vantage")
+POSTS_PROVIDERS = ("simulated", "twelve_data", "alpha_vantage")
 
 
 class MarketDataResource(dg.ConfigurableResource):
-    """Chooses the market-data provider (`MARKET_DATA_PROVIDER`) and holds its settings."""
+    """Chooses the market-data provider (`MARKET_DATA_PROVIDER`) and holds its settings.
+
+    API keys arrive as `dg.EnvVar`s: the UI shows the variable's name, never its value.
+    """
 
     provider: str = "simulated"
     sim_seed: int = 7
     sim_fault_rate: float = 0.0
+    twelvedata_api_key: str | None = None
+    twelvedata_base_url: str = "https://api.twelvedata.com"
+    twelvedata_credits_per_minute: int = 8
+    alphavantage_api_key: str | None = None
+    alphavantage_base_url: str = "https://www.alphavantage.co"
+    alphavantage_calls_per_minute: int = 5
 
     def get_provider(self) -> BarProvider:
         if self.provider == "simulated":
             return SimulatedMarket(seed=self.sim_seed, fault_rate=self.sim_fault_rate)
+        if self.provider == "twelve_data":
+            return TwelveDataClient(
+                _required_key(self.twelvedata_api_key, "TWELVEDATA_API_KEY"),
+                self.twelvedata_base_url,
+                credits_per_minute=self.twelvedata_credits_per_minute,
+            )
+        if self.provider == "alpha_vantage":
+            return AlphaVantageClient(
+                _required_key(self.alphavantage_api_key, "ALPHAVANTAGE_API_KEY"),
+                self.alphavantage_base_url,
+                calls_per_minute=self.alphavantage_calls_per_minute,
+            )
         raise ValueError(
             f"unknown market data provider {self.provider!r}; valid: {', '.join(PROVIDERS)}"
         )
+
+
+def _required_key(value: str | None, variable: str) -> str:
+    if not value:
+        raise ValueError(f"{variable} is not set: the provider needs an API key")
+    return value
 
 
 class StorageResource(dg.ConfigurableResource):
@@ -88,6 +117,11 @@ def data_dir(environ: Mapping[str, str] | None = None) -> str:
     return (os.environ if environ is None else environ).get("FINANCE_DATA_DIR", "data")
 
 
+def _secret(environ: Mapping[str, str], name: str) -> str | None:
+    """An EnvVar when the variable is set (its value never reaches the UI), else None."""
+    return dg.EnvVar(name) if environ.get(name) else None  # type: ignore[return-value]
+
+
 def _env_float(environ: Mapping[str, str], name: str, default: float) -> float:
     value = environ.get(name)
     if value in (None, ""):
@@ -117,6 +151,12 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     market_data = MarketDataResource(
         provider=provider,
         sim_fault_rate=_env_float(environ, "FINANCE_SIM_FAULT_RATE", 0.0),
+        twelvedata_api_key=_secret(environ, "TWELVEDATA_API_KEY"),
+        twelvedata_base_url=environ.get("TWELVEDATA_BASE_URL") or "https://api.twelvedata.com",
+        twelvedata_credits_per_minute=int(_env_float(environ, "TWELVEDATA_CREDITS_PER_MINUTE", 8)),
+        alphavantage_api_key=_secret(environ, "ALPHAVANTAGE_API_KEY"),
+        alphavantage_base_url=environ.get("ALPHAVANTAGE_BASE_URL") or "https://www.alphavantage.co",
+        alphavantage_calls_per_minute=int(_env_float(environ, "ALPHAVANTAGE_CALLS_PER_MINUTE", 5)),
     )
     quality = DataQualityResource(
         max_quarantine_rate=_env_float(environ, "FINANCE_MAX_QUARANTINE_RATE", 0.05)

@@ -13,7 +13,9 @@ import orjson
 import polars as pl
 
 from finance_assets.lib.markets import BAR_MINUTES, Market
+from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
 from finance_assets.lib.providers.base import RawPayload
+from finance_assets.lib.providers.twelve_data import canonical_symbol
 from finance_assets.lib.schema import (
     BAR_SCHEMA,
     DAILY_SUMMARY_SCHEMA,
@@ -90,10 +92,14 @@ def parse_twelve_data(
             raise PayloadFormatError(
                 f"payload {payload_id or '?'}: symbol {symbol!r} values are not records: {exc}"
             ) from None
+        # London answers `BT.A` with exchange LSE: back to the canonical `BT.A.L`.
+        canonical = canonical_symbol(
+            str(meta.get("symbol") or symbol), meta.get("exchange"), meta.get("mic_code")
+        )
         frames.append(
             frame.with_columns(
                 payload_id=pl.lit(payload_id),
-                symbol=pl.lit(str(meta.get("symbol") or symbol)),
+                symbol=pl.lit(canonical),
                 currency=pl.lit(meta.get("currency"), dtype=pl.String),
             )
         )
@@ -104,6 +110,7 @@ def parse_twelve_data(
 
 PARSERS: dict[str, Callable[[bytes | str, str], tuple[pl.DataFrame, dict[str, str]]]] = {
     "twelve_data": parse_twelve_data,
+    "alpha_vantage": parse_alpha_vantage,
 }
 
 

@@ -1,0 +1,616 @@
+"""The HTTP layer every real market-data client shares.
+
+- one `requests.Session` with connect/read timeouts and no hidden urllib3 retries;
+- retries (tenacity): 3 attempts, exponential backoff with full jitter, `Retry-After` honoured
+  (seconds or an HTTP date) on 429/503 and on provider bodies that say when to come back;
+- a per-provider rate limiter (pyrate-limiter) that waits exactly until a slot is free;
+- redaction of API keys from URLs, messages, dicts and log records;
+- typed errors, all `ProviderError`s, whose messages never hold a secret.
+
+Clock and sleep are injected, so tests run the retry and rate-limit paths without waiting.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import logging
+import random
+import re
+import threading
+import time
+import urllib.parse
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import requests
+import tenacity
+from pyrate_limiter import InMemoryBucket, Rate, RateItem
+from requests.adapters import HTTPAdapter
+
+from finance_assets.lib.providers.base import ProviderError
+
+LOG = logging.getLogger("finance_assets.providers")
+
+Clock = Callable[[], dt.datetime]
+Sleep = Callable[[float], None]
+
+REDACTED = "***"
+USER_AGENT = "finance_assets/0.1 (+market data pipeline)"
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+# --- errors ----------------------------------------------------------------------------------
+
+
+class ProviderRequestError(ProviderError):
+    """A request to a provider failed. `retryable` errors are retried by `HttpClient`."""
+
+    retryable = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        provider: str = "",
+        retry_after: float | None = None,
+        symbol: str | None = None,
+        status: int | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        if retryable is not None:  # the instance knows better than its class
+            self.retryable = retryable
+        self.provider = provider
+        self.retry_after = retry_after  # seconds the provider asked us to wait, if it said
+        self.symbol = symbol
+        self.status = status
+
+    def _scrub(self, redactor: Redactor) -> None:
+        self.args = tuple(redactor.text(str(arg)) for arg in self.args)
+
+
+class RateLimited(ProviderRequestError):
+    """Too many calls for now (HTTP 429, a per-minute credit or call-frequency body)."""
+
+    retryable = True
+
+
+class QuotaExhausted(ProviderRequestError):
+    """The daily allowance is spent, or the plan does not cover the call: retrying won't help."""
+
+
+class ProviderUnavailable(ProviderRequestError):
+    """Timeouts, connection failures and 5xx answers, after the retries."""
+
+    retryable = True
+
+
+class MalformedResponse(ProviderUnavailable):
+    """The answer is not the provider's JSON: an HTML error page from a gateway (whatever its
+    status; retried, as the provider is effectively unavailable) or JSON of another shape (not
+    retried: asking again gives the same)."""
+
+    retryable = False
+
+
+class InvalidRequest(ProviderRequestError):
+    """The provider refused the request as asked (4xx or an error body): not retried."""
+
+
+class InvalidSymbol(InvalidRequest):
+    """The provider does not know the symbol (or, for Alpha Vantage, the call as a whole)."""
+
+
+class AuthenticationFailed(InvalidRequest):
+    """The API key is missing, wrong or not entitled."""
+
+
+class MissingApiKey(ProviderError, ValueError):
+    """A client was configured from the environment without its key."""
+
+
+# --- redaction -------------------------------------------------------------------------------
+
+# Query-string credentials, whatever their value: `apikey=...`, `api_key=`, `token=` ...
+_QUERY_SECRET = re.compile(
+    r"(?i)(?<![A-Za-z0-9_])(apikey|api_key|api-key|access_token|auth_token|token)=([^&#\s'\"<>]+)"
+)
+# Mapping keys whose values are secrets whatever they hold.
+_SECRET_KEYS = frozenset(
+    {
+        "apikey",
+        "api_key",
+        "api-key",
+        "token",
+        "access_token",
+        "auth_token",
+        "authorization",
+        "password",
+        "secret",
+        "x-api-key",
+    }
+)
+
+
+class Redactor:
+    """Removes credentials from text and mappings: query-string keys and known secret values."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets: set[str] = set()
+        self._lock = threading.Lock()
+        for secret in secrets:
+            self.add(secret)
+
+    def add(self, secret: str | None) -> None:
+        if not secret:
+            return
+        with self._lock:
+            # The value as given and as it appears percent-encoded in a URL.
+            self._secrets.update(
+                {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
+            )
+
+    def text(self, value: str) -> str:
+        out = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}={REDACTED}", value)
+        with self._lock:
+            secrets = sorted(self._secrets, key=len, reverse=True)
+        for secret in secrets:
+            if secret in out:
+                out = out.replace(secret, REDACTED)
+        return out
+
+    def __call__(self, value: Any) -> Any:
+        """Redact a string, a mapping (recursively) or a list/tuple of them; other values pass."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, bytes):
+            return self.text(value.decode("utf-8", "replace"))
+        if isinstance(value, Mapping):
+            return {
+                k: REDACTED if str(k).strip().lower() in _SECRET_KEYS else self(v)
+                for k, v in value.items()
+            }
+        if isinstance(value, list | tuple):
+            return type(value)(self(v) for v in value)
+        return value
+
+
+# Every secret any client in this process holds: log records are scrubbed against all of them.
+_PROCESS_REDACTOR = Redactor()
+
+
+def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
+    """`value` (text, URL, dict, list) without API keys: query-string credentials, secret-named
+    dict keys, the given `secrets` and every secret a client of this process registered."""
+    extra = Redactor(secrets)
+    return extra(_PROCESS_REDACTOR(value))
+
+
+class RedactingFilter(logging.Filter):
+    """Scrubs each record's final message; installed on the loggers that may see a URL."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string is the logging module's to report
+            return True
+        cleaned = _PROCESS_REDACTOR.text(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_FILTER = RedactingFilter()
+# urllib3 logs every request line, query string included, at DEBUG.
+_FILTERED_LOGGERS = ("finance_assets.providers", "urllib3.connectionpool", "urllib3")
+
+
+def register_secret(secret: str | None) -> None:
+    """Scrub `secret` from every log line of the provider and HTTP loggers from now on."""
+    _PROCESS_REDACTOR.add(secret)
+    for name in _FILTERED_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)
+
+
+# --- rate limiting ---------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """At most `calls` weight units per `period` seconds (a sliding window, pyrate-limiter).
+
+    `acquire` waits until the bucket has room, for exactly as long as the bucket says, using the
+    injected clock and sleep. `saturate` marks the current window as used up, for when the
+    provider says we are over its limit although our own count says otherwise (another process,
+    another client on the same key).
+    """
+
+    _shared: dict[str, RateLimiter] = {}  # noqa: RUF012 (a process-wide registry, on purpose)
+    _shared_lock = threading.Lock()
+
+    def __init__(
+        self,
+        name: str,
+        calls: int,
+        period: float = 60.0,
+        *,
+        clock: Clock = utc_now,
+        sleep: Sleep = time.sleep,
+        buffer: float = 0.05,
+    ) -> None:
+        if calls < 1 or period <= 0:
+            raise ValueError(
+                f"rate limit must be >= 1 call per positive period, got {calls}/{period}s"
+            )
+        self.name = name
+        self.calls = calls
+        self.period = period
+        self._clock = clock
+        self._sleep = sleep
+        self._buffer = buffer
+        self._bucket = InMemoryBucket([Rate(calls, int(period * 1000))])
+        self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, name: str, calls: int, period: float = 60.0) -> RateLimiter:
+        """The process-wide limiter of provider `name` (real clock): clients on one key share it."""
+        with cls._shared_lock:
+            limiter = cls._shared.get(name)
+            if limiter is None or (limiter.calls, limiter.period) != (calls, period):
+                limiter = cls._shared[name] = cls(name, calls, period)
+            return limiter
+
+    def _now_ms(self) -> int:
+        return int(self._clock().timestamp() * 1000)
+
+    def acquire(self, weight: int = 1) -> float:
+        """Take `weight` units, waiting for room first; returns the seconds waited."""
+        if weight > self.calls:
+            raise ValueError(
+                f"{self.name}: a call of weight {weight} can never fit a limit of "
+                f"{self.calls} per {self.period:g}s; use smaller batches"
+            )
+        waited = 0.0
+        while True:
+            with self._lock:
+                now = self._now_ms()
+                self._bucket.leak(now)
+                item = RateItem(self.name, now, weight=weight)
+                if self._bucket.put(item):
+                    return waited
+                wait_ms = self._bucket.waiting(item)
+            delay = max(wait_ms, 0) / 1000 + self._buffer
+            LOG.debug("%s: rate limit reached, waiting %.2fs for a slot", self.name, delay)
+            self._sleep(delay)
+            waited += delay
+
+    def saturate(self) -> None:
+        """Treat the current window as full: the next `acquire` waits a whole window."""
+        with self._lock:
+            now = self._now_ms()
+            self._bucket.leak(now)
+            free = self.calls - self._bucket.count()
+            if free > 0:
+                self._bucket.put(RateItem(self.name, now, weight=free))
+
+
+# --- the client ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Attempts per request, exponential backoff with full jitter between them, and the longest
+    `Retry-After` worth waiting for (a longer one fails at once, naming the wait)."""
+
+    attempts: int = 3
+    backoff_initial: float = 1.0
+    backoff_max: float = 30.0
+    max_retry_after: float = 120.0
+
+
+DEFAULT_RETRY = RetryPolicy()
+
+
+@dataclass(frozen=True)
+class JsonResponse:
+    """A response whose body is JSON: the bytes as received and the decoded document."""
+
+    status: int
+    body: bytes
+    document: Any
+    content_type: str
+    url: str  # redacted
+    fetched_at: dt.datetime
+
+
+# (status, document) -> None, raising a typed error for bodies that carry one.
+Classifier = Callable[[int, Any], None]
+
+
+class HttpClient:
+    """GET JSON from one provider with timeouts, retries, rate limiting and redaction."""
+
+    def __init__(
+        self,
+        provider: str,
+        *,
+        limiter: RateLimiter,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        retry: RetryPolicy = DEFAULT_RETRY,
+        secrets: Iterable[str] = (),
+        clock: Clock = utc_now,
+        sleep: Sleep = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.provider = provider
+        self.limiter = limiter
+        self.session = session or _default_session()
+        self.timeout = timeout
+        self.retry = retry
+        self.redactor = Redactor(secrets)
+        for secret in secrets:
+            register_secret(secret)
+        self.clock = clock
+        self.sleep = sleep
+        self._rng = rng or random.Random()
+
+    # --- public -----------------------------------------------------------------------------
+
+    def get_json(
+        self,
+        url: str,
+        params: Mapping[str, str],
+        *,
+        headers: Mapping[str, str] | None = None,
+        weight: int = 1,
+        classify: Classifier | None = None,
+    ) -> JsonResponse:
+        """GET `url`; retry what is transient; return the JSON answer or raise a typed error."""
+        shown = self.redact(requests.Request("GET", url, params=dict(params)).prepare().url or url)
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.retry.attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(self._should_retry),
+            sleep=self.sleep,
+            before_sleep=lambda state: self._log_retry(state, shown),
+            retry_error_callback=lambda state: self._give_up(state, shown),
+            reraise=True,
+        )
+        try:
+            return retrying(self._attempt, url, params, headers, weight, classify, shown)
+        except ProviderRequestError as exc:
+            exc._scrub(self.redactor)
+            exc._scrub(_PROCESS_REDACTOR)
+            raise
+
+    def redact(self, value: Any) -> Any:
+        return _PROCESS_REDACTOR(self.redactor(value))
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        """Log through the redactor: nothing a client logs can carry its key."""
+        LOG.log(level, "%s", self.redact(message % args if args else message))
+
+    # --- one attempt ------------------------------------------------------------------------
+
+    def _attempt(
+        self,
+        url: str,
+        params: Mapping[str, str],
+        headers: Mapping[str, str] | None,
+        weight: int,
+        classify: Classifier | None,
+        shown: str,
+    ) -> JsonResponse:
+        self.limiter.acquire(weight)
+        started = time.perf_counter()
+        response, failure = self._send(url, params, headers, shown)
+        if failure is not None:
+            # Raised outside the `except`: the requests exception (its message holds the URL,
+            # key included, for Alpha Vantage) must not ride along as __context__.
+            raise failure
+        assert response is not None
+        status = response.status_code
+        body = response.content
+        self.log(
+            logging.DEBUG,
+            "%s: GET %s -> HTTP %d, %d bytes in %.0f ms",
+            self.provider,
+            shown,
+            status,
+            len(body),
+            (time.perf_counter() - started) * 1000,
+        )
+        try:
+            document = orjson.loads(body) if body else None
+        except orjson.JSONDecodeError:
+            document = None
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), self.clock())
+        if document is not None and classify is not None:
+            try:
+                classify(status, document)
+            except RateLimited as exc:
+                if retry_after is not None:  # the header is the provider's own word on it
+                    exc.retry_after = retry_after
+                raise
+        if status == 429:
+            raise RateLimited(
+                f"{self.provider}: GET {shown} -> HTTP 429 Too Many Requests"
+                + (f" (Retry-After {retry_after:g}s)" if retry_after is not None else ""),
+                provider=self.provider,
+                retry_after=retry_after,
+                status=status,
+            )
+        not_json = document is None and bool(body.strip())
+        if status >= 500 or (status < 300 and document is None):
+            # A gateway's HTML page (a 502 from a proxy, a 200 from a captive portal) is not the
+            # provider's answer: typed as malformed, retried like any unavailability.
+            error = MalformedResponse if not_json or status < 300 else ProviderUnavailable
+            what = (
+                f"the body is not JSON (content-type {response.headers.get('Content-Type', '?')!r})"
+                if not_json or status < 300
+                else "server error"
+            )
+            raise error(
+                f"{self.provider}: GET {shown} -> HTTP {status} {response.reason or ''}".rstrip()
+                + f": {what}: {_snippet(body, self.redact)}",
+                provider=self.provider,
+                retry_after=retry_after if status == 503 else None,
+                status=status,
+                retryable=True,
+            )
+        if status in (401, 403):
+            raise AuthenticationFailed(
+                f"{self.provider}: GET {shown} -> HTTP {status}: {_snippet(body, self.redact)}",
+                provider=self.provider,
+                status=status,
+            )
+        if status >= 300:
+            raise InvalidRequest(
+                f"{self.provider}: GET {shown} -> HTTP {status}: {_snippet(body, self.redact)}",
+                provider=self.provider,
+                status=status,
+            )
+        return JsonResponse(
+            status=status,
+            body=body,
+            document=document,
+            content_type=response.headers.get("Content-Type", "application/json"),
+            url=shown,
+            fetched_at=self.clock(),
+        )
+
+    def _send(
+        self,
+        url: str,
+        params: Mapping[str, str],
+        headers: Mapping[str, str] | None,
+        shown: str,
+    ) -> tuple[requests.Response | None, ProviderUnavailable | None]:
+        try:
+            response = self.session.get(
+                url, params=dict(params), headers=dict(headers or {}), timeout=self.timeout
+            )
+        except requests.Timeout as exc:
+            detail = (
+                f"timed out ({type(exc).__name__}, timeouts connect/read "
+                f"{self.timeout[0]:g}s/{self.timeout[1]:g}s)"
+            )
+        except requests.ConnectionError as exc:
+            detail = f"failed to connect: {self.redact(str(exc))}"
+        except requests.RequestException as exc:
+            detail = f"failed: {type(exc).__name__}: {self.redact(str(exc))}"
+        else:
+            return response, None
+        return None, ProviderUnavailable(
+            f"{self.provider}: GET {shown} {detail}", provider=self.provider
+        )
+
+    # --- retry plumbing ---------------------------------------------------------------------
+
+    def _should_retry(self, exc: BaseException) -> bool:
+        if not isinstance(exc, ProviderRequestError) or not exc.retryable:
+            return False
+        # A provider asking for a long pause: fail now and say so, rather than block a run.
+        return exc.retry_after is None or exc.retry_after <= self.retry.max_retry_after
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ProviderRequestError) and exc.retry_after is not None:
+            return max(exc.retry_after, 0.0)
+        # Full jitter: uniform in [0, min(max, initial * 2^(n-1))].
+        ceiling = min(
+            self.retry.backoff_max, self.retry.backoff_initial * 2 ** (state.attempt_number - 1)
+        )
+        return self._rng.uniform(0, ceiling)
+
+    def _log_retry(self, state: tenacity.RetryCallState, shown: str) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.log(
+            logging.WARNING,
+            "%s: attempt %d/%d of GET %s failed (%s: %s); retrying in %.2fs",
+            self.provider,
+            state.attempt_number,
+            self.retry.attempts,
+            shown,
+            type(exc).__name__,
+            exc,
+            wait,
+        )
+
+    def _give_up(self, state: tenacity.RetryCallState, shown: str) -> Any:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ProviderRequestError):
+            exc.args = (f"{exc} (gave up after {state.attempt_number} attempts)",)
+            exc._scrub(self.redactor)
+            raise exc from None
+        raise ProviderUnavailable(f"{self.provider}: GET {shown} failed", provider=self.provider)
+
+
+def _default_session() -> requests.Session:
+    session = requests.Session()
+    # Retries are ours (tenacity, with Retry-After and the limiter); urllib3's would hide them.
+    adapter = HTTPAdapter(max_retries=0)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers["User-Agent"] = USER_AGENT
+    return session
+
+
+def _snippet(body: bytes, redactor: Callable[[Any], Any], limit: int = 160) -> str:
+    text = " ".join(body[:limit].decode("utf-8", "replace").split())
+    return repr(redactor(text) + ("…" if len(body) > limit else ""))
+
+
+def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date; None if absent
+    or unreadable, never negative."""
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 7231 dates are GMT
+        when = when.replace(tzinfo=dt.UTC)
+    return max((when - now).total_seconds(), 0.0)
+
+
+def seconds_to_next_minute(now: dt.datetime, margin: float = 1.0) -> float:
+    """Until the next wall-clock minute (+ margin): per-minute credits refill on the minute."""
+    return 60.0 - (now.second + now.microsecond / 1_000_000) + margin
+
+
+def local_text(moment: dt.datetime, tz: dt.tzinfo) -> str:
+    """`moment` as an exchange-local 'YYYY-MM-DD HH:MM:SS' wall time."""
+    return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def api_key_from_env(environ: Mapping[str, str], variable: str, provider: str) -> str:
+    key = (environ.get(variable) or "").strip()
+    if not key:
+        raise MissingApiKey(
+            f"{variable} is not set: the {provider} client needs an API key "
+            f"(export {variable}=...; it is never logged)"
+        )
+    return key
+
+
+def check_base_url(url: str, variable: str) -> str:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"{variable}={url!r} is not an http(s) URL")
+    return url.rstrip("/")

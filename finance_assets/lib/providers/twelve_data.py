@@ -1,0 +1,376 @@
+"""Twelve Data `/time_series`: batches of symbols per call, bodies kept exactly as received.
+
+One call per batch of up to 120 symbols (and per exchange), `timezone=Exchange`,
+`outputsize=5000`: a 20-day 5-minute backfill is one call per batch; a range needing more than
+5000 values per symbol is split into consecutive windows of at most 5000 bars.
+
+A batch answer is keyed by symbol and one entry may be an error (`{"code":400,...}`) while the
+rest succeed: the payload is kept and the parser reports that symbol. A top-level
+`{"code":429,...}` ("run out of API credits for the current minute") waits for the next
+minute's credits and retries; "... for the day" is `QuotaExhausted`.
+
+Symbol notation: canonical symbols are the constituents lists' (`BRK.B`, `BT.A.L`). US share
+classes keep the dot (`BRK.B`, which is Twelve Data's notation too). London listings drop the
+`.L` suffix and are asked for with `exchange=LSE` (`BT.A.L` -> symbol `BT.A` + `exchange=LSE`);
+Twelve Data answers them with meta `symbol=BT.A`, `exchange=LSE`, `mic_code=XLON`, which
+`canonical_symbol` maps back. `RawPayload.symbols` always holds the canonical symbols.
+
+The API key travels in the `Authorization: apikey ...` header, never in the URL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import requests
+
+from finance_assets.lib.markets import BAR_MINUTES, Market
+from finance_assets.lib.providers.base import INTERVALS, Interval, RawPayload
+from finance_assets.lib.providers.http import (
+    DEFAULT_RETRY,
+    AuthenticationFailed,
+    Clock,
+    HttpClient,
+    InvalidRequest,
+    InvalidSymbol,
+    MalformedResponse,
+    ProviderUnavailable,
+    QuotaExhausted,
+    RateLimited,
+    RateLimiter,
+    RetryPolicy,
+    Sleep,
+    api_key_from_env,
+    check_base_url,
+    local_text,
+    seconds_to_next_minute,
+    utc_now,
+)
+
+DEFAULT_BASE_URL = "https://api.twelvedata.com"
+FORMAT = "twelve_data"
+MAX_BATCH_SYMBOLS = 120  # Twelve Data's limit per batch request
+MAX_OUTPUTSIZE = 5000  # values per symbol per call
+# Free ("Basic") plan: 8 API credits a minute, and a batch costs one credit per symbol.
+FREE_CREDITS_PER_MINUTE = 8
+
+# Canonical suffix -> Twelve Data exchange code (and the MIC it answers with).
+_EXCHANGES = {".L": ("LSE", "XLON")}
+
+
+def to_twelve_data(symbol: str) -> tuple[str, str | None]:
+    """Canonical symbol -> (Twelve Data symbol, exchange parameter or None)."""
+    for suffix, (exchange, _) in _EXCHANGES.items():
+        if symbol.endswith(suffix) and len(symbol) > len(suffix):
+            return symbol[: -len(suffix)], exchange
+    return symbol, None
+
+
+def canonical_symbol(symbol: str, exchange: str | None = None, mic_code: str | None = None) -> str:
+    """Twelve Data (symbol, exchange, mic_code) -> the canonical symbol (`BT.A` on LSE ->
+    `BT.A.L`). Symbols already canonical (the simulated provider's) pass unchanged."""
+    for suffix, (code, mic) in _EXCHANGES.items():
+        if (exchange == code or mic_code == mic) and not symbol.endswith(suffix):
+            return symbol + suffix
+    return symbol
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One call's slice of the requested range: [start, end), and the exchange-local
+    `start_date`/`end_date` that ask Twelve Data for exactly its bars."""
+
+    start: dt.datetime
+    end: dt.datetime
+    start_date: str
+    end_date: str
+
+
+class TwelveDataClient:
+    """`BarProvider` over Twelve Data's `/time_series` (format "twelve_data")."""
+
+    name = "twelve_data"
+
+    def __init__(
+        self,
+        api_key: str,
+        base_url: str = DEFAULT_BASE_URL,
+        session: requests.Session | None = None,
+        *,
+        credits_per_minute: int = FREE_CREDITS_PER_MINUTE,
+        batch_size: int | None = None,
+        outputsize: int = MAX_OUTPUTSIZE,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        retry: RetryPolicy = DEFAULT_RETRY,
+        limiter: RateLimiter | None = None,
+        on_invalid_symbol: Literal["skip", "raise"] = "skip",
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        if not api_key:
+            raise ValueError("TwelveDataClient needs an API key")
+        # A batch costs one credit per symbol, so a batch can never exceed a minute's credits.
+        batch_size = batch_size or min(MAX_BATCH_SYMBOLS, credits_per_minute)
+        if not 1 <= batch_size <= min(MAX_BATCH_SYMBOLS, credits_per_minute):
+            raise ValueError(
+                f"batch_size must be within [1, {min(MAX_BATCH_SYMBOLS, credits_per_minute)}] "
+                f"(120 per request, one credit per symbol), got {batch_size}"
+            )
+        if not 1 <= outputsize <= MAX_OUTPUTSIZE:
+            raise ValueError(f"outputsize must be within [1, {MAX_OUTPUTSIZE}], got {outputsize}")
+        self.base_url = check_base_url(base_url, "base_url")
+        self.batch_size = batch_size
+        self.outputsize = outputsize
+        self.on_invalid_symbol = on_invalid_symbol
+        self._clock = clock or utc_now
+        if limiter is None:
+            limiter = (
+                RateLimiter.shared(self.name, credits_per_minute)
+                if clock is None and sleep is None
+                else RateLimiter(
+                    self.name, credits_per_minute, clock=self._clock, sleep=sleep or time.sleep
+                )
+            )
+        self._api_key = api_key
+        self.http = HttpClient(
+            self.name,
+            limiter=limiter,
+            session=session,
+            timeout=timeout,
+            retry=retry,
+            secrets=[api_key],
+            clock=self._clock,
+            sleep=sleep or time.sleep,
+        )
+
+    def __repr__(self) -> str:  # never the key
+        return f"TwelveDataClient(base_url={self.base_url!r}, batch_size={self.batch_size})"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> TwelveDataClient:
+        """`TWELVEDATA_API_KEY` (required), `TWELVEDATA_BASE_URL`, and optionally
+        `TWELVEDATA_CREDITS_PER_MINUTE` (your plan's per-minute credits; default 8)."""
+        env = os.environ if environ is None else environ
+        key = api_key_from_env(env, "TWELVEDATA_API_KEY", "Twelve Data")
+        base_url = check_base_url(
+            env.get("TWELVEDATA_BASE_URL") or DEFAULT_BASE_URL, "TWELVEDATA_BASE_URL"
+        )
+        credits = env.get("TWELVEDATA_CREDITS_PER_MINUTE")
+        if credits and "credits_per_minute" not in kwargs:
+            try:
+                kwargs["credits_per_minute"] = int(credits)
+            except ValueError:
+                raise ValueError(
+                    f"TWELVEDATA_CREDITS_PER_MINUTE={credits!r} is not a whole number"
+                ) from None
+        return cls(key, base_url, **kwargs)
+
+    # --- the provider interface -----------------------------------------------------------
+
+    def fetch_bars(
+        self,
+        market: Market,
+        symbols: Sequence[str],
+        interval: Interval,
+        start: dt.datetime,
+        end: dt.datetime,
+    ) -> list[RawPayload]:
+        """Bars with start <= bar start < end: one call per (window slice, exchange, batch)."""
+        _check_request(interval, start, end)
+        symbols = list(dict.fromkeys(symbols))
+        payloads: list[RawPayload] = []
+        skipped: list[InvalidSymbol] = []
+        batch = 0
+        for window in self._windows(market, interval, start, end):
+            for exchange, chunk in self._batches(symbols):
+                try:
+                    payloads.append(self._fetch(interval, window, exchange, chunk, batch))
+                except InvalidSymbol as exc:
+                    if self.on_invalid_symbol == "raise":
+                        raise
+                    skipped.append(exc)
+                    self.http.log(logging.WARNING, "%s: skipping symbol: %s", self.name, exc)
+                batch += 1
+        if skipped and not payloads:
+            raise skipped[-1]
+        return payloads
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _batches(self, symbols: Sequence[str]) -> Iterator[tuple[str | None, list[str]]]:
+        """Symbols grouped by exchange (one `exchange=` per request), then batched."""
+        groups: dict[str | None, list[str]] = {}
+        for symbol in symbols:
+            groups.setdefault(to_twelve_data(symbol)[1], []).append(symbol)
+        for exchange, group in groups.items():
+            for offset in range(0, len(group), self.batch_size):
+                yield exchange, group[offset : offset + self.batch_size]
+
+    def _windows(
+        self, market: Market, interval: Interval, start: dt.datetime, end: dt.datetime
+    ) -> list[_Window]:
+        """Slices of [start, end) with at most `outputsize` bars each; none without bars."""
+        tz = market.tz
+        if interval == "5min":
+            bars = market.bar_starts(start, end)
+            step = dt.timedelta(minutes=BAR_MINUTES)
+            firsts = bars[:: self.outputsize]
+            lasts = [
+                bars[min(i + self.outputsize, len(bars)) - 1]
+                for i in range(0, len(bars), self.outputsize)
+            ]
+            windows = []
+            for k, (first, last) in enumerate(zip(firsts, lasts, strict=True)):
+                w_start = start if k == 0 else first
+                w_end = end if k == len(firsts) - 1 else firsts[k + 1]
+                # end_date one second before the next bar: right whether Twelve Data reads
+                # end_date as inclusive or exclusive.
+                windows.append(
+                    _Window(
+                        w_start,
+                        w_end,
+                        local_text(first, tz),
+                        local_text(last + step - dt.timedelta(seconds=1), tz),
+                    )
+                )
+            return windows
+        sessions = [
+            day
+            for day in market.sessions(start.astimezone(tz).date(), end.astimezone(tz).date())
+            if start <= market.session_bounds(day)[0] < end
+        ]
+        windows = []
+        for k in range(0, len(sessions), self.outputsize):
+            days = sessions[k : k + self.outputsize]
+            nxt = sessions[k + self.outputsize] if k + self.outputsize < len(sessions) else None
+            windows.append(
+                _Window(
+                    start if k == 0 else market.session_bounds(days[0])[0],
+                    end if nxt is None else market.session_bounds(nxt)[0],
+                    # Daily values are stamped with the session date (00:00 exchange time).
+                    f"{days[0].isoformat()} 00:00:00",
+                    f"{days[-1].isoformat()} 23:59:59",
+                )
+            )
+        return windows
+
+    def _fetch(
+        self,
+        interval: Interval,
+        window: _Window,
+        exchange: str | None,
+        chunk: list[str],
+        batch: int,
+    ) -> RawPayload:
+        td_symbols = [to_twelve_data(symbol)[0] for symbol in chunk]
+        params = {
+            "symbol": ",".join(td_symbols),
+            "interval": interval,
+            "start_date": window.start_date,
+            "end_date": window.end_date,
+            "timezone": "Exchange",
+            "outputsize": str(self.outputsize),
+        }
+        if exchange:
+            params["exchange"] = exchange
+        response = self.http.get_json(
+            f"{self.base_url}/time_series",
+            params,
+            headers={"Authorization": f"apikey {self._api_key}"},
+            weight=len(chunk),  # one credit per symbol
+            classify=lambda status, doc: self._classify(status, doc, chunk),
+        )
+        return RawPayload(
+            provider=self.name,
+            format=FORMAT,
+            interval=interval,
+            symbols=tuple(chunk),
+            window_start=window.start,
+            window_end=window.end,
+            fetched_at=response.fetched_at,
+            body=response.body,
+            batch=batch,
+            request=self.http.redact(
+                {"endpoint": "time_series", "base_url": self.base_url, **params}
+            ),
+            content_type=response.content_type,
+        )
+
+    def _classify(self, status: int, document: Any, chunk: list[str]) -> None:
+        """Typed errors for the bodies Twelve Data reports failures in (often with HTTP 200)."""
+        if not isinstance(document, dict):
+            raise MalformedResponse(
+                f"{self.name}: expected a JSON object, got {type(document).__name__}",
+                provider=self.name,
+                status=status,
+            )
+        if document.get("status") == "error" and "code" in document:
+            self._raise_for_error(status, document, chunk)
+            return
+        if status >= 300:
+            return  # the HTTP layer reports the status
+        if "values" in document or "meta" in document:
+            if not isinstance(document.get("values"), list):
+                raise MalformedResponse(
+                    f"{self.name}: time series for {chunk[0]} has no 'values' list",
+                    provider=self.name,
+                    status=status,
+                )
+            return
+        # A batch: an object per symbol. Credits that ran out mid-batch come back per symbol;
+        # the whole batch is retried once the minute's credits are back.
+        for key, item in document.items():
+            if not isinstance(item, dict):
+                raise MalformedResponse(
+                    f"{self.name}: batch entry {key!r} is not an object",
+                    provider=self.name,
+                    status=status,
+                )
+            if item.get("status") == "error" and _code(item) == 429:
+                self._raise_for_error(status, item, chunk)
+
+    def _raise_for_error(self, status: int, error: dict[str, Any], chunk: list[str]) -> None:
+        code = _code(error) or status
+        message = f"{self.name}: {code}: {error.get('message', 'error')}"
+        if code == 429:
+            if "for the day" in str(error.get("message", "")).lower():
+                raise QuotaExhausted(message, provider=self.name, status=code)
+            raise RateLimited(
+                message + " (waiting for the next minute's credits)",
+                provider=self.name,
+                retry_after=seconds_to_next_minute(self._clock()),
+                status=code,
+            )
+        if code >= 500:
+            raise ProviderUnavailable(message, provider=self.name, status=code)
+        text = str(error.get("message", "")).lower()
+        if code == 400 and "no data is available" in text:
+            return  # an honest empty answer for one symbol: keep it as received
+        if len(chunk) == 1 and code in (400, 404) and "symbol" in text:
+            raise InvalidSymbol(message, provider=self.name, symbol=chunk[0], status=code)
+        if code in (401, 403):
+            raise AuthenticationFailed(message, provider=self.name, status=code)
+        raise InvalidRequest(message, provider=self.name, status=code)
+
+
+def _code(item: Mapping[str, Any]) -> int | None:
+    try:
+        return int(item.get("code"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _check_request(interval: str, start: dt.datetime, end: dt.datetime) -> None:
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
+    for name, value in (("start", start), ("end", end)):
+        if value.tzinfo is None:
+            raise ValueError(f"{name} must be timezone-aware, got {value!r}")
+    if end <= start:
+        raise ValueError(f"empty range: start {start} >= end {end}")
