@@ -118,8 +118,16 @@ def data_dir(environ: Mapping[str, str] | None = None) -> str:
 
 
 def _secret(environ: Mapping[str, str], name: str) -> str | None:
-    """An EnvVar when the variable is set (its value never reaches the UI), else None."""
-    return dg.EnvVar(name) if environ.get(name) else None  # type: ignore[return-value]
+    """A setting that may hold a secret.
+
+    From the process environment it is a `dg.EnvVar` (Dagster resolves it at run time and the
+    UI shows only the variable's name); from an explicit mapping (tests, scripts), the value.
+    """
+    if not environ.get(name):
+        return None
+    if environ is os.environ:
+        return dg.EnvVar(name)  # type: ignore[return-value]
+    return environ[name]
 
 
 def _env_float(environ: Mapping[str, str], name: str, default: float) -> float:
@@ -176,13 +184,13 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     if env == "local":
         # An embedded PostgreSQL under the data folder unless a URL is given.
         warehouse = WarehouseResource(
-            url=dg.EnvVar("FINANCE_PG_URL") if environ.get("FINANCE_PG_URL") else None,
+            url=_secret(environ, "FINANCE_PG_URL"),
             data_dir=str(root),
         )
     else:
         if not environ.get("FINANCE_PG_URL"):
             raise ValueError("FINANCE_ENV=prod needs FINANCE_PG_URL (the RDS PostgreSQL URL)")
-        warehouse = WarehouseResource(url=dg.EnvVar("FINANCE_PG_URL"), data_dir=str(root))
+        warehouse = WarehouseResource(url=_secret(environ, "FINANCE_PG_URL"), data_dir=str(root))
     return {
         "market_data": market_data,
         "data_quality": quality,

@@ -60,3 +60,49 @@ def test_unknown_provider_lists_the_valid_ones():
         build_resources({"MARKET_DATA_PROVIDER": "yahoo"})
     with pytest.raises(ValueError, match="FINANCE_SIM_FAULT_RATE='lots' is not a number"):
         build_resources({"FINANCE_SIM_FAULT_RATE": "lots"})
+
+
+def test_an_explicit_mapping_is_taken_literally_and_the_process_env_as_envvars(monkeypatch):
+    explicit = build_resources({"FINANCE_PG_URL": "postgresql://u:p@h/db"})
+    assert explicit["warehouse"].url == "postgresql://u:p@h/db"
+    monkeypatch.setenv("FINANCE_PG_URL", "postgresql://u:secret@h/db")
+    from_env = build_resources()
+    assert isinstance(from_env["warehouse"].url, dg.EnvVar)  # never shown in the UI
+
+
+def test_production_instance_config_runs_on_postgresql(pg_server_url, tmp_path, monkeypatch):
+    """The repository's dagster.yaml, against a real server (catches driver mismatches)."""
+    import shutil
+    import uuid
+    from pathlib import Path
+
+    import psycopg
+
+    info = psycopg.conninfo.conninfo_to_dict(pg_server_url)
+    if str(info.get("host", "")).startswith("/"):
+        pytest.skip("dagster-postgres needs a TCP host; the test server is a socket")
+    name = f"dagster_instance_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        shutil.copy(Path(__file__).resolve().parents[1] / "dagster.yaml", tmp_path / "dagster.yaml")
+        for key, value in {
+            "DAGSTER_HOME": str(tmp_path),
+            "DAGSTER_PG_HOST": str(info.get("host", "127.0.0.1")),
+            "DAGSTER_PG_PORT": str(info.get("port", 5432)),
+            "DAGSTER_PG_DB": name,
+            "DAGSTER_PG_USERNAME": str(info.get("user", "postgres")),
+            "DAGSTER_PG_PASSWORD": str(info.get("password", "unused")),
+        }.items():
+            monkeypatch.setenv(key, value)
+
+        @dg.asset
+        def ping() -> int:
+            return 1
+
+        with dg.DagsterInstance.get() as instance:
+            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert dg.materialize([ping], instance=instance).success
+    finally:
+        with psycopg.connect(pg_server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

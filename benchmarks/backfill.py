@@ -1,0 +1,769 @@
+"""Benchmark the 5-minute backfill path against a seed-style pandas baseline, in one run.
+
+    python benchmarks/backfill.py [--scale 4] [--symbols 500] [--days 20] [--end 2026-10-30]
+                                  [--pg-url URL] [--baseline-symbols K]
+
+Phases, each in a fresh `spawn` child so that its peak RSS is its own (the parent stays small:
+on Linux a child's ru_maxrss starts from its parent's high-water mark at spawn):
+1. prepare (not timed as throughput): simulated Twelve Data payloads, written to a cache folder;
+2. dagster: one single-run backfill of raw_intraday_quotes -> bars_5min (+ quarantine) over the
+   whole range, in process (SQLite instance in the temp folder unless --instance says otherwise),
+   the provider replaying the cache;
+3. data path: the same transforms and writers called directly, without Dagster;
+4. baseline: per-document pandas frames, type conversion, concat, drop_duplicates, to_sql;
+5. reload: replace one session of the populated us.bars_5min.
+
+Everything lands in a fresh PostgreSQL database and a temp folder, both removed at the end. The
+last line is machine-readable:
+    rows=<n> rows_per_s=<n> baseline_rows_per_s=<n> ratio=<x> peak_rss_mb=<n>
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import concurrent.futures
+import datetime as dt
+import json
+import multiprocessing
+import os
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+# Heavy imports (dagster, polars, pandas) live inside the phase functions: every spawned child
+# re-imports this module, and the baseline child should not pay for Dagster's footprint.
+if TYPE_CHECKING:
+    import dagster as dg
+
+    from finance_assets.lib.markets import Market
+    from finance_assets.lib.providers.base import Interval, RawPayload
+
+LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
+MARKET_KEY = "us"
+SEED = 7
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+RELOAD_REPEATS = 3
+# Beta and deprecation notices from Dagster at definition time, once per child: not our output.
+warnings.filterwarnings("ignore", module=r"dagster\.")
+
+
+# --- helpers shared by the parent and the children ------------------------------------------
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (ru_maxrss is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def vm_hwm_mb() -> float | None:
+    """The kernel's high-water mark of this process's own address space (a cross-check of
+    ru_maxrss, which can carry the parent's mark over an exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def run_in_child(fn: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """Run `fn(*args)` in a fresh spawned interpreter and return its result."""
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=ctx) as pool:
+        return pool.submit(fn, *args).result()
+
+
+def with_database(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{dbname}"))
+
+
+def bench_market(symbols: Sequence[str]) -> Market:
+    import dataclasses
+
+    from finance_assets.lib.markets import markets_from_env
+
+    return dataclasses.replace(markets_from_env({})[MARKET_KEY], universe=tuple(symbols))
+
+
+def read_manifest(cache_dir: str) -> dict[str, Any]:
+    return json.loads((Path(cache_dir) / "manifest.json").read_text())
+
+
+def window_of(manifest: dict[str, Any]) -> tuple[dt.datetime, dt.datetime]:
+    return (
+        dt.datetime.fromisoformat(manifest["start"]),
+        dt.datetime.fromisoformat(manifest["end"]),
+    )
+
+
+def replay_payloads(cache_dir: str, manifest: dict[str, Any]) -> list[RawPayload]:
+    """The prepared payloads, bodies read from disk now (as a provider would receive them)."""
+    from finance_assets.lib.providers.base import RawPayload
+
+    start, end = window_of(manifest)
+    fetched_at = dt.datetime.now(dt.UTC)
+    return [
+        RawPayload(
+            provider="simulated",
+            format="twelve_data",
+            interval=manifest["interval"],
+            symbols=tuple(batch["symbols"]),
+            window_start=start,
+            window_end=end,
+            fetched_at=fetched_at,
+            body=(Path(cache_dir) / batch["file"]).read_bytes(),
+            batch=index,
+            request={"endpoint": "time_series", "replay": batch["file"]},
+        )
+        for index, batch in enumerate(manifest["batches"])
+    ]
+
+
+class ReplayProvider:
+    """Serves the prepared payloads; refuses any other request, so a mismatch cannot pass."""
+
+    name = "simulated"
+
+    def __init__(self, cache_dir: str) -> None:
+        self.cache_dir = cache_dir
+
+    def fetch_bars(
+        self,
+        market: Market,
+        symbols: Sequence[str],
+        interval: Interval,
+        start: dt.datetime,
+        end: dt.datetime,
+    ) -> list[RawPayload]:
+        manifest = read_manifest(self.cache_dir)
+        asked = (interval, (start, end), list(symbols))
+        prepared = (manifest["interval"], window_of(manifest), manifest["symbols"])
+        if asked != prepared:
+            raise RuntimeError(
+                f"replay cache holds {prepared[0]} {prepared[1]} for {len(prepared[2])} "
+                f"symbols; asked for {interval} ({start}, {end}) for {len(symbols)}"
+            )
+        return replay_payloads(self.cache_dir, manifest)
+
+
+# --- phase 1: prepare -----------------------------------------------------------------------
+
+
+def prepare(cache_dir: str, n_symbols: int, days: int, end_day: str) -> dict[str, Any]:
+    """Generate the payloads batch by batch and write their bodies to `cache_dir`."""
+    from finance_assets.lib.providers.simulated import MAX_BATCH_SYMBOLS, SimulatedMarket
+
+    began = time.perf_counter()
+    symbols = [f"S{i:04d}" for i in range(n_symbols)]
+    market = bench_market(symbols)
+    sessions = market.last_sessions(days, dt.date.fromisoformat(end_day))
+    start = market.session_bounds(sessions[0])[0]
+    end = market.session_bounds(sessions[-1])[1]
+    sim = SimulatedMarket(seed=SEED)
+    batches = []
+    size = 0
+    # One 120-symbol batch at a time: only one body is ever in memory here.
+    for offset in range(0, n_symbols, MAX_BATCH_SYMBOLS):
+        chunk = symbols[offset : offset + MAX_BATCH_SYMBOLS]
+        [payload] = sim.fetch_bars(market, chunk, "5min", start, end)
+        name = f"b{len(batches):04d}.json"
+        (Path(cache_dir) / name).write_bytes(payload.body)
+        batches.append({"file": name, "symbols": chunk})
+        size += len(payload.body)
+    bars_per_symbol = len(market.bar_starts(start, end))
+    manifest = {
+        "market": MARKET_KEY,
+        "interval": "5min",
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "sessions": [d.isoformat() for d in sessions],
+        "symbols": symbols,
+        "batches": batches,
+        "expected_rows": bars_per_symbol * n_symbols,
+    }
+    (Path(cache_dir) / "manifest.json").write_text(json.dumps(manifest))
+    return {
+        "seconds": time.perf_counter() - began,
+        "bytes": size,
+        "batches": len(batches),
+        "sessions": manifest["sessions"],
+        "expected_rows": manifest["expected_rows"],
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+# --- phase 2: the Dagster backfill ----------------------------------------------------------
+
+
+def bench_job(cache_dir: str, data_dir: str) -> dg.JobDefinition:
+    """The market's 5-minute assets with the project's resources, the provider replaced.
+
+    Module scope, so that `execute_job` can reconstruct it by name.
+    """
+    import dagster as dg
+
+    from finance_assets.defs.market.assets import build_market_assets
+    from finance_assets.resources import MarketDataResource, build_resources
+
+    class ReplayMarketData(MarketDataResource):
+        cache_dir: str
+
+        def get_provider(self) -> ReplayProvider:
+            return ReplayProvider(self.cache_dir)
+
+    market = bench_market(read_manifest(cache_dir)["symbols"])
+    # FINANCE_PG_URL is also in os.environ: build_resources wraps it in an EnvVar, which Dagster
+    # resolves from the process environment, not from this mapping.
+    resources = build_resources(
+        {"FINANCE_DATA_DIR": data_dir, "FINANCE_PG_URL": os.environ["FINANCE_PG_URL"]}
+    )
+    resources["market_data"] = ReplayMarketData(cache_dir=cache_dir)
+    assets = build_market_assets(market)
+    # bars_5min_quarantine is an asset in some versions of the project and a table the clean
+    # asset writes in others: select it only when it exists.
+    existing = {key for a in assets for key in a.keys}
+    keys = [
+        key
+        for name in ("raw_intraday_quotes", "bars_5min", "bars_5min_quarantine")
+        if (key := dg.AssetKey([market.key, name])) in existing
+    ]
+    job = dg.define_asset_job("backfill_bench", selection=keys)
+    defs = dg.Definitions(assets=assets, resources=resources, jobs=[job])
+    return defs.resolve_job_def(job.name)
+
+
+def make_instance(kind: str, folder: Path, pg_url: str) -> dg.DagsterInstance:
+    """temp: SQLite storage in `folder` (as `make demo` / `make dev`); postgres: run and event
+    storage in the benchmark database (as dagster.yaml in production); ephemeral: in memory."""
+    import dagster as dg
+
+    if kind == "ephemeral":
+        return dg.DagsterInstance.ephemeral(tempdir=str(folder))
+    overrides: dict[str, Any] = {"telemetry": {"enabled": False}}
+    if kind == "postgres":
+        # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3,
+        # on which its event storage fails (NOTIFY with a bound parameter).
+        url = pg_url.replace("postgresql://", "postgresql+psycopg2://", 1)
+        overrides["storage"] = {"postgres": {"postgres_url": url}}
+    return dg.DagsterInstance.local_temp(str(folder), overrides=overrides)  # type: ignore[arg-type]
+
+
+def dagster_backfill(
+    cache_dir: str, data_dir: str, pg_url: str, runner: str, instance_kind: str
+) -> dict[str, Any]:
+    os.environ["FINANCE_PG_URL"] = pg_url
+    os.environ["DAGSTER_DISABLE_TELEMETRY"] = "yes"
+    import dagster as dg
+    import polars as pl
+
+    from finance_assets.demo import intraday_range, range_tags
+
+    manifest = read_manifest(cache_dir)
+    market = bench_market(manifest["symbols"])
+    sessions = [dt.date.fromisoformat(d) for d in manifest["sessions"]]
+    first_key, last_key = intraday_range(market, sessions)
+    partitions = len(market.bar_starts(*window_of(manifest)))
+    instance_dir = Path(data_dir) / "dagster_home"
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    instance = make_instance(instance_kind, instance_dir, pg_url)
+    tags = range_tags(first_key, last_key)
+    wall_start, began = time.time(), time.perf_counter()
+    if runner == "execute_job":
+        # execute_job keeps no step outputs in memory; execute_in_process captures every one of
+        # them (all raw payloads and the bars frame) until the run ends, which inflates RSS.
+        recon = dg.build_reconstructable_job(
+            bench_job.__module__,
+            bench_job.__name__,
+            reconstructable_kwargs={"cache_dir": cache_dir, "data_dir": data_dir},
+        )
+        with dg.execute_job(
+            recon,
+            instance=instance,
+            run_config={**QUIET_LOGS, "execution": {"config": {"in_process": {}}}},
+            tags=tags,
+        ) as result:
+            success, run_id = result.success, result.run_id
+    else:
+        job = bench_job(cache_dir, data_dir)
+        result = job.execute_in_process(
+            instance=instance, tags=tags, run_config=QUIET_LOGS, raise_on_error=False
+        )
+        success, run_id = result.success, result.run_id
+        del result
+    seconds, wall_end = time.perf_counter() - began, time.time()
+    rss, hwm = peak_rss_mb(), vm_hwm_mb()
+
+    # Untimed from here: where the time went, from the run's own event log.
+    records = instance.all_logs(run_id)
+    spans = dagster_spans(records, wall_start, wall_end)
+    counts: dict[str, int] = {}
+    for record in records:
+        kind = record.dagster_event.event_type_value if record.dagster_event else "LOG"
+        counts[kind] = counts.get(kind, 0) + 1
+    failures = [r.user_message for r in records if r.dagster_event and r.dagster_event.is_failure]
+    lake_dir = Path(data_dir) / "lake" / MARKET_KEY / "bars_5min"
+    lake_rows = (
+        pl.scan_parquet(str(lake_dir / "*" / "*.parquet")).select(pl.len()).collect().item()
+        if lake_dir.is_dir()
+        else 0
+    )
+    return {
+        "seconds": seconds,
+        "success": success,
+        "failures": failures[:3],
+        "partitions": partitions,
+        "range": (first_key, last_key),
+        "event_counts": counts,
+        "spans": spans,
+        "lake_rows": lake_rows,
+        "rss_mb": rss,
+        "hwm_mb": hwm,
+    }
+
+
+def dagster_spans(records: Sequence[Any], wall_start: float, wall_end: float) -> list[Any]:
+    """(label, seconds) spans of a run from its event timestamps: what happens before the run
+    starts (planning, one event per partition per asset), each step's compute, each step's
+    outputs (IO manager writes plus one materialization event per partition), and the end."""
+    import dagster as dg
+
+    kinds = dg.DagsterEventType
+    first: dict[tuple[str, str | None], float] = {}
+    last: dict[tuple[str, str | None], float] = {}
+    count: dict[tuple[str, str | None], int] = {}
+    steps: list[str] = []
+    for record in records:
+        event = record.dagster_event
+        if event is None:
+            continue
+        key = (event.event_type_value, event.step_key)
+        first.setdefault(key, record.timestamp)
+        last[key] = record.timestamp
+        count[key] = count.get(key, 0) + 1
+        if event.event_type == kinds.STEP_START:
+            steps.append(str(event.step_key))
+    planned = {key: n for key, n in count.items() if key[0].endswith("_PLANNED")}
+    run_start = first.get((kinds.RUN_START.value, None), wall_start)
+    first_event = min([first[key] for key in planned] or [run_start])
+    n_planned = sum(planned.values())
+    spans: list[tuple[str, float]] = [
+        ("create run + execution plan", first_event - wall_start),
+        (f"{n_planned:,} planned events", run_start - first_event),
+    ]
+    previous = run_start
+    for step in steps:
+        start = first[(kinds.STEP_START.value, step)]
+        output = first.get((kinds.STEP_OUTPUT.value, step), start)
+        done = last.get((kinds.STEP_SUCCESS.value, step)) or last.get(
+            (kinds.STEP_FAILURE.value, step), output
+        )
+        n_mat = count.get((kinds.ASSET_MATERIALIZATION.value, step), 0)
+        spans += [
+            (f"{step}: start", start - previous),
+            (f"{step}: load input + compute", output - start),
+            (f"{step}: IO managers + {n_mat:,} materializations", done - output),
+        ]
+        previous = done
+    spans.append(("run end", wall_end - previous))
+    return spans
+
+
+# --- phase 3: the data path without Dagster --------------------------------------------------
+
+
+def data_path(cache_dir: str, data_dir: str, pg_url: str) -> dict[str, Any]:
+    """The assets' work, called directly: the same functions, in the same order, same writers."""
+    import polars as pl
+
+    from finance_assets.lib import quality, transforms
+    from finance_assets.lib.io import lake, postgres
+    from finance_assets.lib.schema import BAR_KEY
+
+    manifest = read_manifest(cache_dir)
+    market = bench_market(manifest["symbols"])
+    start, end = window_of(manifest)
+    schema = "datapath"  # beside the Dagster run's tables, same server
+    raw_dir = Path(data_dir) / "raw" / MARKET_KEY / "raw_intraday_quotes"
+    lake_dir = Path(data_dir) / "lake" / MARKET_KEY / "bars_5min"
+    steps: list[tuple[str, float, float | None]] = []
+    began = mark = time.perf_counter()
+
+    def step(name: str) -> None:
+        # With the high-water mark so far: which step sets the peak.
+        nonlocal mark
+        now = time.perf_counter()
+        steps.append((name, now - mark, vm_hwm_mb()))
+        mark = now
+
+    payloads = replay_payloads(cache_dir, manifest)
+    step("fetch (read cache)")
+    lake.write_payloads(raw_dir, payloads, start, end, market.tz)
+    del payloads
+    step("raw zone write")
+    raw = lake.read_payloads(raw_dir, start, end)
+    step("raw zone read")
+    parsed = transforms.parse_payloads(raw)
+    step("parse_payloads")
+    timed = transforms.with_bar_times(parsed.records, market, "5min")
+    step("with_bar_times")
+    records = transforms.supersede(timed, parsed.coverage)
+    del timed
+    step("supersede")
+    valid_starts = pl.Series("ts", market.bar_starts(start, end))
+    result = transforms.clean_bars(
+        records,
+        asset="bars_5min",
+        window_start=start,
+        window_end=end,
+        source=",".join(sorted({p.provider for p in raw})),
+        ingested_at=dt.datetime.now(dt.UTC),
+        valid_starts=valid_starts,
+    )
+    del records, raw, parsed
+    step("clean_bars")
+    failing = {name: rule(result.bars).height for name, (rule, _) in quality.BAR_RULES.items()}
+    step("quality rules")
+
+    # As LakeWarehouseIOManager does: lake and warehouse written in parallel.
+    def timed_call(fn: Callable[[], object]) -> float:
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
+
+    bars = result.bars
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        lake_s = pool.submit(
+            timed_call,
+            lambda: lake.write_window(lake_dir, bars, start=start, end=end, tz=market.tz),
+        )
+        pg_s = pool.submit(
+            timed_call,
+            lambda: postgres.replace_window(
+                pg_url,
+                bars.sort(BAR_KEY),
+                schema=schema,
+                table="bars_5min",
+                time_column="ts",
+                start=start,
+                end=end,
+                primary_key=BAR_KEY,
+            ),
+        )
+        lake_seconds, pg_seconds = lake_s.result(), pg_s.result()
+    step(f"lake write_window {lake_seconds:.2f}s || replace_window {pg_seconds:.2f}s")
+    postgres.replace_window(
+        pg_url,
+        result.quarantine,
+        schema=schema,
+        table="quarantine",
+        time_column="partition_ts",
+        start=start,
+        end=end,
+        scope={"asset": "bars_5min"},
+        index=["partition_ts", "asset"],
+    )
+    step("quarantine replace_window")
+    seconds = time.perf_counter() - began
+    rss, hwm = peak_rss_mb(), vm_hwm_mb()
+    lake_rows = pl.scan_parquet(str(lake_dir / "*" / "*.parquet")).select(pl.len()).collect()
+    return {
+        "seconds": seconds,
+        "steps": steps,
+        "rows": bars.height,
+        "quarantined": result.quarantine.height,
+        "failing_checks": {k: v for k, v in failing.items() if v},
+        "lake_rows": lake_rows.item(),
+        "table": f"{schema}.bars_5min",
+        "rss_mb": rss,
+        "hwm_mb": hwm,
+    }
+
+
+# --- phase 4: the seed-style baseline --------------------------------------------------------
+
+
+def baseline(cache_dir: str, pg_url: str, max_symbols: int | None) -> dict[str, Any]:
+    """What the seed projects do: a DataFrame per JSON document, pandas type conversion, concat,
+    drop_duplicates, DataFrame.to_sql(if_exists="append") through SQLAlchemy."""
+    import pandas as pd
+    import sqlalchemy
+
+    manifest = read_manifest(cache_dir)
+    tz = "America/New_York"
+    wanted = set(manifest["symbols"][:max_symbols] if max_symbols else manifest["symbols"])
+    engine = sqlalchemy.create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://", 1))
+    with engine.begin() as conn:
+        conn.execute(sqlalchemy.text("CREATE SCHEMA IF NOT EXISTS baseline"))
+    began = time.perf_counter()
+    frames = []
+    for batch in manifest["batches"]:
+        if not wanted.intersection(batch["symbols"]):
+            continue
+        document = json.loads((Path(cache_dir) / batch["file"]).read_bytes())
+        series = {document["meta"]["symbol"]: document} if "values" in document else document
+        for symbol, item in series.items():
+            if symbol not in wanted:
+                continue
+            df = pd.DataFrame(item["values"])
+            for column in ("open", "high", "low", "close", "volume"):
+                df[column] = pd.to_numeric(df[column], errors="coerce")
+            df["datetime"] = pd.to_datetime(df["datetime"]).dt.tz_localize(tz).dt.tz_convert("UTC")
+            df["symbol"] = symbol
+            frames.append(df)
+    bars = pd.concat(frames, ignore_index=True).drop_duplicates(subset=["symbol", "datetime"])
+    del frames
+    transform_s = time.perf_counter() - began
+    bars.to_sql("bars_5min", engine, schema="baseline", if_exists="append", index=False)
+    seconds = time.perf_counter() - began
+    with engine.connect() as conn:
+        landed = conn.execute(sqlalchemy.text("SELECT count(*) FROM baseline.bars_5min")).scalar()
+    engine.dispose()
+    return {
+        "seconds": seconds,
+        "transform_s": transform_s,
+        "to_sql_s": seconds - transform_s,
+        "rows": len(bars),
+        "landed": landed,
+        "symbols": len(wanted),
+        "rss_mb": peak_rss_mb(),
+        "hwm_mb": vm_hwm_mb(),
+    }
+
+
+# --- phase 5: re-load one day ----------------------------------------------------------------
+
+
+def reload_day(data_dir: str, pg_url: str, day: str, symbols: list[str]) -> dict[str, Any]:
+    """Replace one session of the full table, as a one-day re-run's IO manager would."""
+    from finance_assets.lib.io import lake, postgres
+    from finance_assets.lib.schema import BAR_KEY
+
+    market = bench_market(symbols)
+    start, end = market.session_bounds(dt.date.fromisoformat(day))
+    lake_dir = Path(data_dir) / "lake" / MARKET_KEY / "bars_5min"
+    bars = lake.read_window(lake_dir, start=start, end=end, tz=market.tz)
+    if bars is None:
+        raise RuntimeError(f"no lake rows for {day}")
+    bars = bars.sort(BAR_KEY)  # as _pg_write sorts before replace_window
+    runs = []
+    deleted = 0
+    for _ in range(RELOAD_REPEATS):
+        t0 = time.perf_counter()
+        deleted = postgres.replace_window(
+            pg_url,
+            bars,
+            schema=MARKET_KEY,
+            table="bars_5min",
+            time_column="ts",
+            start=start,
+            end=end,
+            primary_key=BAR_KEY,
+        )
+        runs.append(time.perf_counter() - t0)
+    return {"runs": runs, "rows": bars.height, "deleted": deleted}
+
+
+# --- the parent ------------------------------------------------------------------------------
+
+
+def answers(url: str) -> bool:
+    import psycopg
+
+    try:
+        with psycopg.connect(url, connect_timeout=3):
+            return True
+    except psycopg.OperationalError:
+        return False
+
+
+def server_url(explicit: str | None) -> tuple[str, str]:
+    """(URL, where it came from): --pg-url, FINANCE_PG_URL, the local server, else embedded."""
+    if explicit:
+        return explicit, "--pg-url"
+    if os.environ.get("FINANCE_PG_URL"):
+        return os.environ["FINANCE_PG_URL"], "FINANCE_PG_URL"
+    if answers(LOCAL_PG):
+        return LOCAL_PG, "local server"
+    # Its own folder, not the scratch folder main() removes: the server must stop (its atexit
+    # hook) before its data goes. Registered first, this hook runs after the server's.
+    embedded = Path(tempfile.mkdtemp(prefix="finance_bench_pg_"))
+    atexit.register(shutil.rmtree, embedded, True)
+    from finance_assets.lib.io.postgres import embedded_server_url
+
+    return embedded_server_url(embedded), "embedded server"
+
+
+def count(url: str, table: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(f"SELECT count(*) FROM {table}").fetchone()  # our own table names
+    return int(row[0]) if row else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--symbols", type=int, default=500, help="symbols at scale 1")
+    parser.add_argument("--scale", type=int, default=1, help="multiplies --symbols")
+    parser.add_argument("--days", type=int, default=20, help="trading sessions")
+    parser.add_argument("--end", default="2026-10-30", help="last session (YYYY-MM-DD)")
+    parser.add_argument(
+        "--pg-url",
+        default=None,
+        help="PostgreSQL server URL (a fresh database is created on it and dropped afterwards)",
+    )
+    parser.add_argument(
+        "--baseline-symbols",
+        type=int,
+        default=None,
+        help="run the baseline on the first K symbols only (default: all)",
+    )
+    parser.add_argument(
+        "--runner",
+        choices=("execute_job", "execute_in_process"),
+        default="execute_job",
+        help="how the Dagster run is started",
+    )
+    parser.add_argument(
+        "--instance",
+        choices=("temp", "postgres", "ephemeral"),
+        default="temp",
+        help="Dagster storage: temp = SQLite in the scratch folder (as make demo), postgres = "
+        "in the benchmark database (as production), ephemeral = in memory",
+    )
+    args = parser.parse_args(argv)
+    if args.symbols < 1 or args.scale < 1 or args.days < 1:
+        parser.error("--symbols, --scale and --days must be at least 1")
+    if args.runner == "execute_job" and args.instance == "ephemeral":
+        parser.error("execute_job needs a persistent instance: use --instance temp")
+    n_symbols = args.symbols * args.scale
+
+    scratch = Path(tempfile.mkdtemp(prefix="finance_bench_"))
+    cache_dir, data_dir, path_dir = (scratch / n for n in ("payloads", "dagster", "datapath"))
+    for folder in (cache_dir, data_dir, path_dir):
+        folder.mkdir()
+    dbname = f"finance_bench_{uuid.uuid4().hex[:10]}"
+    server, origin = server_url(args.pg_url)
+    import psycopg
+
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{dbname}"')
+    pg_url = with_database(server, dbname)
+    print(f"PostgreSQL: {origin}, fresh database {dbname}; scratch {scratch}", flush=True)
+    try:
+        return run(args, n_symbols, str(cache_dir), str(data_dir), str(path_dir), pg_url)
+    finally:
+        with psycopg.connect(server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def run(
+    args: argparse.Namespace,
+    n_symbols: int,
+    cache_dir: str,
+    data_dir: str,
+    path_dir: str,
+    pg_url: str,
+) -> int:
+    def say(text: str) -> None:
+        print(text, flush=True)
+
+    prep = run_in_child(prepare, cache_dir, n_symbols, args.days, args.end)
+    rows = prep["expected_rows"]
+    sessions = prep["sessions"]
+    say(
+        f"workload: {n_symbols} symbols x {len(sessions)} sessions {sessions[0]}..{sessions[-1]}"
+        f" = {rows:,} bars of 5 min; {prep['batches']} payloads, {prep['bytes'] / 1e6:.0f} MB"
+    )
+    say(f"prepare (untimed)      {prep['seconds']:7.1f} s")
+
+    dag = run_in_child(dagster_backfill, cache_dir, data_dir, pg_url, args.runner, args.instance)
+    if not dag["success"]:
+        say(f"dagster run FAILED: {dag['failures']}")
+        return 1
+    pg_rows = count(pg_url, f"{MARKET_KEY}.bars_5min")
+    quarantined = count(pg_url, f"{MARKET_KEY}.quarantine")
+    assert pg_rows == dag["lake_rows"] == rows, (pg_rows, dag["lake_rows"], rows)
+    rows_per_s = rows / dag["seconds"]
+    events = dag["event_counts"]
+    say(
+        f"dagster run            {dag['seconds']:7.1f} s  {rows_per_s:>10,.0f} rows/s  "
+        f"({dag['partitions']:,} partitions {dag['range'][0]}..{dag['range'][1]}; "
+        f"{args.runner}, {args.instance} instance; {sum(events.values()):,} events, "
+        f"{events.get('ASSET_MATERIALIZATION_PLANNED', 0):,} planned)"
+    )
+    for name, seconds in dag["spans"]:
+        say(f"  {name:<52} {seconds:7.2f} s")
+    say(
+        f"  landed: {pg_rows:,} rows in {MARKET_KEY}.bars_5min = lake = expected; "
+        f"{quarantined} quarantined"
+    )
+
+    path = run_in_child(data_path, cache_dir, path_dir, pg_url)
+    path_rows = count(pg_url, path["table"])
+    assert path["rows"] == path_rows == path["lake_rows"] == rows, (path, path_rows, rows)
+    if path["failing_checks"]:
+        say(f"  data path quality rules failed: {path['failing_checks']}")
+        return 1
+    say(
+        f"data path (no dagster) {path['seconds']:7.1f} s  {rows / path['seconds']:>10,.0f} "
+        f"rows/s  (dagster adds {dag['seconds'] - path['seconds']:.1f} s, "
+        f"{dag['seconds'] / path['seconds']:.1f}x)"
+    )
+    for name, seconds, hwm in path["steps"]:
+        say(f"  {name:<52} {seconds:7.2f} s" + (f"  (peak so far {hwm:,.0f} MB)" if hwm else ""))
+
+    base = run_in_child(baseline, cache_dir, pg_url, args.baseline_symbols)
+    assert base["landed"] == base["rows"], base
+    base_rate = base["rows"] / base["seconds"]
+    say(
+        f"baseline (pandas)      {base['seconds']:7.1f} s  {base_rate:>10,.0f} rows/s  "
+        f"({base['rows']:,} rows of {base['symbols']} symbols: transform "
+        f"{base['transform_s']:.1f} s, to_sql {base['to_sql_s']:.1f} s; "
+        f"peak RSS {base['rss_mb']:.0f} MB)"
+    )
+
+    day = sessions[len(sessions) // 2]
+    reload = run_in_child(
+        reload_day, data_dir, pg_url, day, [f"S{i:04d}" for i in range(n_symbols)]
+    )
+    assert reload["deleted"] == reload["rows"], reload
+    assert count(pg_url, f"{MARKET_KEY}.bars_5min") == rows
+    reload_s = statistics.median(reload["runs"])
+    say(
+        f"one-day reload         {reload_s:7.2f} s  (replace_window of {day}, "
+        f"{reload['rows']:,} rows into {rows:,}; runs "
+        + ", ".join(f"{s:.2f}" for s in reload["runs"])
+        + ")"
+    )
+    peak = dag["rss_mb"]
+    hwm = dag["hwm_mb"]
+    say(
+        f"peak RSS               {peak:7.0f} MB (dagster run child, ru_maxrss"
+        + (f"; VmHWM {hwm:.0f} MB" if hwm is not None else "")
+        + f"); data path {path['rss_mb']:.0f} MB, prepare {prep['rss_mb']:.0f} MB"
+    )
+    say(
+        f"rows={rows} rows_per_s={rows_per_s:.0f} baseline_rows_per_s={base_rate:.0f} "
+        f"ratio={rows_per_s / base_rate:.2f} peak_rss_mb={peak:.0f}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
