@@ -373,3 +373,54 @@ def test_window_records_keep_only_what_belongs_to_the_partition(us):
         dt.datetime(2025, 11, 25, 16, tzinfo=UTC), dt.datetime(2025, 11, 25, 17, tzinfo=UTC)
     )
     assert (later.bars.height, later.quarantine.height) == (1, 0)
+
+
+def test_cleaning_group_by_group_equals_cleaning_everything_at_once(us):
+    from finance_assets.lib.providers import SimulatedMarket
+
+    start = dt.datetime(2025, 11, 25, 14, 30, tzinfo=UTC)
+    end = dt.datetime(2025, 11, 25, 21, 0, tzinfo=UTC)
+    symbols = [f"S{i}" for i in range(7)]
+    payloads = SimulatedMarket(batch_size=2, fault_rate=0.05).fetch_bars(
+        us, symbols, "5min", start, end
+    )
+    # A later re-fetch of one batch: supersession must still work within its group.
+    payloads += SimulatedMarket(
+        batch_size=2, clock=lambda: dt.datetime(2031, 1, 1, tzinfo=UTC)
+    ).fetch_bars(us, ["S0", "S1"], "5min", start, end)
+    assert len(transforms.payload_groups(payloads)) == 4
+    grouped, _ = transforms.clean_payloads(
+        payloads,
+        us,
+        "5min",
+        asset="bars_5min",
+        window_start=start,
+        window_end=end,
+        ingested_at=W_END,
+        valid_starts=pl.Series(us.bar_starts(start, end)),
+    )
+    parsed = transforms.parse_payloads(payloads)
+    records = transforms.window_records(
+        transforms.supersede(
+            transforms.with_bar_times(parsed.records, us, "5min"), parsed.coverage
+        ),
+        parsed.coverage,
+        start,
+        end,
+    )
+    whole = transforms.clean_bars(
+        records,
+        asset="bars_5min",
+        window_start=start,
+        window_end=end,
+        source="simulated",
+        ingested_at=W_END,
+        valid_starts=pl.Series(us.bar_starts(start, end)),
+    )
+    assert grouped.bars.equals(whole.bars)
+    assert grouped.received == whole.received
+    assert grouped.quarantine.sort("symbol", "ts_raw", "reason").equals(
+        whole.quarantine.sort("symbol", "ts_raw", "reason")
+    )
+    # The re-fetch superseded the first fetch of S0 and S1: their faults are gone.
+    assert grouped.quarantine.filter(pl.col("symbol").is_in(["S0", "S1"])).is_empty()

@@ -541,3 +541,74 @@ def detect_price_moves(bars: pl.DataFrame, market: Market, threshold_pct: float)
         threshold_pct=pl.lit(float(threshold_pct))
     )
     return conform(alerts, PRICE_ALERT_SCHEMA).sort("ts", "symbol", "kind")
+
+
+# --- the whole clean step --------------------------------------------------------------------
+
+
+def payload_groups(payloads: list[RawPayload]) -> list[list[RawPayload]]:
+    """Payloads that share a symbol, directly or through others: one group is cleaned at a
+    time (supersession only ever compares payloads of the same symbol), so a large backfill
+    never holds every batch's intermediate frames at once."""
+    parent: dict[str, str] = {}
+
+    def find(symbol: str) -> str:
+        while parent.setdefault(symbol, symbol) != symbol:
+            parent[symbol] = parent[parent[symbol]]
+            symbol = parent[symbol]
+        return symbol
+
+    for payload in payloads:
+        roots = [find(s) for s in payload.symbols]
+        for root in roots[1:]:
+            parent[root] = roots[0]
+    groups: dict[str, list[RawPayload]] = {}
+    for payload in payloads:
+        key = find(payload.symbols[0]) if payload.symbols else f"#{payload.payload_id}"
+        groups.setdefault(key, []).append(payload)
+    return list(groups.values())
+
+
+def clean_payloads(
+    payloads: list[RawPayload],
+    market: Market,
+    interval: str,
+    *,
+    asset: str,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    ingested_at: dt.datetime,
+    valid_starts: pl.Series | None = None,
+) -> tuple[CleanResult, dict[str, str]]:
+    """Parse, supersede, keep the window's records and clean them, group by group.
+
+    Returns the combined result and the per-symbol errors the providers reported.
+    """
+    bars, quarantined, received, errors = [], [], 0, {}
+    for group in payload_groups(payloads):
+        parsed = parse_payloads(group)
+        errors.update(parsed.errors)
+        records = window_records(
+            supersede(with_bar_times(parsed.records, market, interval), parsed.coverage),
+            parsed.coverage,
+            window_start,
+            window_end,
+        )
+        result = clean_bars(
+            records,
+            asset=asset,
+            window_start=window_start,
+            window_end=window_end,
+            source=",".join(sorted({p.provider for p in group})),
+            ingested_at=ingested_at,
+            valid_starts=valid_starts,
+        )
+        bars.append(result.bars)
+        quarantined.append(result.quarantine)
+        received += result.received
+    combined = CleanResult(
+        bars=pl.concat(bars).sort("symbol", "ts") if bars else empty(BAR_SCHEMA),
+        quarantine=pl.concat(quarantined) if quarantined else empty(QUARANTINE_SCHEMA),
+        received=received,
+    )
+    return combined, errors

@@ -172,28 +172,19 @@ def _clean_bars_asset(
         warehouse: WarehouseResource,
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         window = context.partition_time_window
-        parsed = transforms.parse_payloads(raw)
-        records = transforms.window_records(
-            transforms.supersede(
-                transforms.with_bar_times(parsed.records, market, interval), parsed.coverage
-            ),
-            parsed.coverage,
-            window.start,
-            window.end,
-        )
         valid_starts = None
         if interval == "5min":
             valid_starts = pl.Series(
                 "ts",
                 market.bar_starts(window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)),
             )
-        sources = sorted({p.provider for p in raw}) or ["none"]
-        result = transforms.clean_bars(
-            records,
+        result, provider_errors = transforms.clean_payloads(
+            raw,
+            market,
+            interval,
             asset=name,
             window_start=window.start,
             window_end=window.end,
-            source=",".join(sources),
             ingested_at=dt.datetime.now(dt.UTC),
             valid_starts=valid_starts,
         )
@@ -211,9 +202,9 @@ def _clean_bars_asset(
             scope={"asset": name},
             index=["partition_ts", "asset"],
         )
-        if parsed.errors:
+        if provider_errors:
             context.log.warning(
-                f"provider errors for {len(parsed.errors)} symbol(s): {parsed.errors}"
+                f"provider errors for {len(provider_errors)} symbol(s): {provider_errors}"
             )
         checks = bar_check_results(
             result.bars, bars_key, result.quarantine_rate, data_quality.max_quarantine_rate
@@ -240,7 +231,7 @@ def _clean_bars_asset(
                 "missing_symbols": sorted(
                     set(market.universe) - set(result.bars.get_column("symbol").unique().to_list())
                 ),
-                "provider_errors": parsed.errors,
+                "provider_errors": provider_errors,
                 "quarantine_reasons": _sample(reasons, 10),
             },
         )
