@@ -13,6 +13,7 @@ from finance_assets.defs.market.schedules import build_market_schedules
 from finance_assets.defs.ops.notifications import build_notification_defs
 from finance_assets.defs.ops.retention import retention_job, retention_schedule
 from finance_assets.defs.social.assets import build_social_assets
+from finance_assets.defs.warehouse.alerts import build_price_alert_sensor
 from finance_assets.defs.warehouse.assets import build_warehouse_assets
 from finance_assets.lib.markets import Market, markets_from_env
 from finance_assets.resources import build_resources
@@ -39,7 +40,7 @@ def build_defs() -> dg.Definitions:
     return dg.Definitions.merge(
         *(build_market_defs(market) for market in markets),
         dg.Definitions(
-            sensors=[build_freshness_sensor(markets)],
+            sensors=[build_freshness_sensor(markets), build_price_alert_sensor(markets)],
             schedules=[retention_schedule],
             jobs=[retention_job],
             resources=build_resources(),
