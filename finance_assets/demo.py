@@ -44,36 +44,56 @@ def intraday_range(market: Market, sessions: list[dt.date]) -> tuple[str, str]:
 
 
 def run_market(
-    defs: dg.Definitions, market: Market, sessions: list[dt.date], instance: dg.DagsterInstance
+    defs: dg.Definitions,
+    market: Market,
+    sessions: list[dt.date],
+    instance: dg.DagsterInstance,
+    with_posts: bool = False,
 ) -> list[dg.ExecuteInProcessResult]:
-    """Two single-run backfills: the 5-minute assets, then the daily ones.
+    """Single-run backfills: the 5-minute assets, (the hourly posts,) then the daily ones.
 
-    `daily_summary` is built from the 5-minute bars, so when their run failed (a provider error
-    or a blocking check) it is left out, as Dagster's asset backfills leave out the children of
-    a failed step; the daily bars, which do not depend on them, still run.
+    The daily summary is built from the 5-minute bars, so when their run failed (a provider
+    error or a blocking check) it is left out, as Dagster's asset backfills leave out the
+    children of a failed step; the daily bars, which do not depend on them, still run.
     """
     key = market.key
-    intraday = [dg.AssetKey([key, n]) for n in ("raw_intraday_quotes", "bars_5min", "price_moves")]
-    daily = [dg.AssetKey([key, n]) for n in ("raw_daily_quotes", "daily_bars")]
-    summary = dg.AssetKey([key, "daily_summary"])
     # The freshness checks judge "now", not a backfill: the freshness sensor evaluates them.
     fresh = dg.AssetSelection.checks(*freshness_check_keys(market))
-    intraday_result = _run(
+
+    def select(*names: str) -> dg.AssetSelection:
+        return dg.AssetSelection.assets(*(dg.AssetKey([key, n]) for n in names)) - fresh
+
+    intraday = _run(
         defs,
         f"{key}_intraday",
-        dg.AssetSelection.assets(*intraday) - fresh,
+        select("raw_intraday_quotes", "bars_5min", "price_moves"),
         intraday_range(market, sessions),
         instance,
     )
-    if intraday_result.success:
-        daily.append(summary)
+    results = [intraday]
+    daily = ["raw_daily_quotes", "daily_bars"]
+    if intraday.success:
+        daily.append("daily_summary")
     else:
         print(f"  {key}: daily_summary skipped: the 5-minute run failed")
+    if with_posts:
+        # Posts from the session before the first one: its close starts the first day's count.
+        first = market.previous_session(sessions[0])
+        posts = _run(
+            defs,
+            f"{key}_posts",
+            select("raw_posts", "post_sentiment"),
+            (f"{first:%Y-%m-%d}-00:00", f"{sessions[-1]:%Y-%m-%d}-23:00"),
+            instance,
+        )
+        results.append(posts)
+        if posts.success:
+            daily.append("daily_sentiment")
+            if intraday.success:
+                daily.append("stock_sentiment_daily")
     daily_range = (sessions[0].strftime(DAILY_FMT), sessions[-1].strftime(DAILY_FMT))
-    daily_result = _run(
-        defs, f"{key}_daily", dg.AssetSelection.assets(*daily) - fresh, daily_range, instance
-    )
-    return [intraday_result, daily_result]
+    results.append(_run(defs, f"{key}_daily", select(*daily), daily_range, instance))
+    return results
 
 
 def _run(
@@ -103,13 +123,26 @@ def warehouse_summary(url: str, market: Market, sessions: list[dt.date]) -> pl.D
     summary = postgres.read_window(
         url,
         schema=market.key,
-        table="daily_summary",
+        table="stock_sentiment_daily",
         time_column="trading_date",
         start=start,
         end=end,
     )
     if summary.is_empty():
         return summary
+    alerts = postgres.read_window(
+        url,
+        schema=market.key,
+        table="price_alerts",
+        time_column="ts",
+        start=market.session_bounds(sessions[0])[0],
+        end=market.session_bounds(sessions[-1])[1],
+    )
+    counts = (
+        alerts.group_by("symbol").agg(price_alerts=pl.len())
+        if alerts.height
+        else pl.DataFrame(schema={"symbol": pl.String, "price_alerts": pl.UInt32})
+    )
     return (
         summary.group_by("symbol")
         .agg(
@@ -126,7 +159,11 @@ def warehouse_summary(url: str, market: Market, sessions: list[dt.date]) -> pl.D
             ).round(2),
             volume=pl.col("volume").sum(),
             bars=pl.col("bar_count").sum(),
+            posts=pl.col("post_count").sum(),
+            sentiment=pl.col("weighted_compound").mean().round(3),
         )
+        .join(counts, on="symbol", how="left")
+        .with_columns(pl.col("price_alerts").fill_null(0))
         .sort("symbol")
     )
 
@@ -162,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     for market in markets.values():
         sessions = market.last_sessions(args.days, args.end)
         print(f"\n{market.name}: {len(sessions)} sessions {sessions[0]} .. {sessions[-1]}")
-        results = run_market(defs, market, sessions, instance)
+        results = run_market(defs, market, sessions, instance, with_posts=True)
         failed |= not all(r.success for r in results)
         with pl.Config(tbl_rows=50, tbl_cols=20, tbl_hide_dataframe_shape=True):
             print(warehouse_summary(url, market, sessions))
