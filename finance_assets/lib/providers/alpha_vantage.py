@@ -38,7 +38,6 @@ import datetime as dt
 import logging
 import os
 import re
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -142,24 +141,17 @@ class AlphaVantageClient:
         self.recent_days = recent_days
         self.on_invalid_symbol = on_invalid_symbol
         self._clock = clock or utc_now
-        if limiter is None:
-            limiter = (
-                RateLimiter.shared(self.name, calls_per_minute)
-                if clock is None and sleep is None
-                else RateLimiter(
-                    self.name, calls_per_minute, clock=self._clock, sleep=sleep or time.sleep
-                )
-            )
         self._api_key = api_key
-        self.http = HttpClient(
+        self.http = HttpClient.for_provider(
             self.name,
-            limiter=limiter,
+            api_key,
+            calls_per_minute,
             session=session,
             timeout=timeout,
             retry=retry,
-            secrets=[api_key],
-            clock=self._clock,
-            sleep=sleep or time.sleep,
+            limiter=limiter,
+            clock=clock,
+            sleep=sleep,
         )
 
     def __repr__(self) -> str:  # never the key

@@ -362,6 +362,41 @@ class HttpClient:
         self.sleep = sleep
         self._rng = rng or random.Random()
 
+    @classmethod
+    def for_provider(
+        cls,
+        provider: str,
+        api_key: str,
+        calls_per_minute: int,
+        *,
+        session: requests.Session | None = None,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        retry: RetryPolicy = DEFAULT_RETRY,
+        limiter: RateLimiter | None = None,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+    ) -> HttpClient:
+        """The client of one keyed provider: its key redacted everywhere, and its call budget
+        shared by every client of the process (unless a test injects a clock or a sleep)."""
+        if limiter is None:
+            limiter = (
+                RateLimiter.shared(provider, calls_per_minute)
+                if clock is None and sleep is None
+                else RateLimiter(
+                    provider, calls_per_minute, clock=clock or utc_now, sleep=sleep or time.sleep
+                )
+            )
+        return cls(
+            provider,
+            limiter=limiter,
+            session=session,
+            timeout=timeout,
+            retry=retry,
+            secrets=[api_key],
+            clock=clock or utc_now,
+            sleep=sleep or time.sleep,
+        )
+
     # --- public -----------------------------------------------------------------------------
 
     def get_json(

@@ -23,7 +23,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -129,24 +128,17 @@ class TwelveDataClient:
         self.outputsize = outputsize
         self.on_invalid_symbol = on_invalid_symbol
         self._clock = clock or utc_now
-        if limiter is None:
-            limiter = (
-                RateLimiter.shared(self.name, credits_per_minute)
-                if clock is None and sleep is None
-                else RateLimiter(
-                    self.name, credits_per_minute, clock=self._clock, sleep=sleep or time.sleep
-                )
-            )
         self._api_key = api_key
-        self.http = HttpClient(
+        self.http = HttpClient.for_provider(
             self.name,
-            limiter=limiter,
+            api_key,
+            credits_per_minute,
             session=session,
             timeout=timeout,
             retry=retry,
-            secrets=[api_key],
-            clock=self._clock,
-            sleep=sleep or time.sleep,
+            limiter=limiter,
+            clock=clock,
+            sleep=sleep,
         )
 
     def __repr__(self) -> str:  # never the key
