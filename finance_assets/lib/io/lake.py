@@ -175,17 +175,13 @@ def write_window(
     outside = df.filter((ts < start_utc) | (ts >= end_utc)).height
     if outside:
         raise ValueError(f"{outside} row(s) have {time_column} outside [{start}, {end})")
-    day_of = ts.dt.convert_time_zone(tz.key).dt.date()
-    by_day = {
-        key[0]: part
-        for key, part in df.with_columns(_dt=day_of).partition_by("_dt", as_dict=True).items()
-    }
     written = []
     for day in _days(start, end, tz):
         path = _dt_dir(base, day) / LAKE_FILE
         day_start = dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
         day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz).astimezone(dt.UTC)
-        new = by_day.get(day, df.clear()).drop("_dt", strict=False)
+        # One day's rows at a time: a long range never holds a second copy of itself.
+        new = df.filter((ts >= day_start) & (ts < day_end))
         if path.exists() and not (start_utc <= day_start and day_end <= end_utc):
             # The window covers part of this day: keep the day's rows outside it.
             kept = pl.read_parquet(path).filter((ts < start_utc) | (ts >= end_utc))

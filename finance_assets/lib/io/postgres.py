@@ -118,11 +118,15 @@ def replace_window(
     scope: Mapping[str, str] | None = None,
     primary_key: Sequence[str] | None = None,
     index: Sequence[str] | None = None,
+    chunk: str | None = None,
 ) -> int:
     """Atomically replace the rows of [start, end) (and `scope`, for shared tables) with `df`.
 
     Rows of `df` outside the window are refused: they would survive the next replace of their
-    own window as duplicates. Returns the number of rows deleted.
+    own window as duplicates. With `primary_key`, rows are sent in key order (they append to
+    the key's index instead of splitting its pages); `chunk` (a polars duration such as "1d")
+    sorts and sends them a time slice at a time, so a large range never holds a second, sorted
+    copy of itself. Returns the number of rows deleted.
     """
     if df.height:
         ts = pl.col(time_column)
@@ -149,13 +153,26 @@ def replace_window(
                 params,
             )
             deleted = int(cur.fetchone()[0])
-            if df.height:
-                cur.adbc_ingest(table, df.to_arrow(), mode="append", db_schema_name=schema)
+            for part in _slices(df, time_column, chunk):
+                if primary_key:
+                    part = part.sort(primary_key)
+                cur.adbc_ingest(table, part.to_arrow(), mode="append", db_schema_name=schema)
             conn.commit()
         except BaseException:
             conn.rollback()
             raise
     return deleted
+
+
+def _slices(df: pl.DataFrame, time_column: str, every: str | None) -> Iterator[pl.DataFrame]:
+    if df.is_empty():
+        return
+    if every is None:
+        yield df
+        return
+    bucket = pl.col(time_column).dt.truncate(every)
+    for value in df.select(bucket.unique().sort()).to_series():
+        yield df.filter(bucket == value)
 
 
 def read_window(
