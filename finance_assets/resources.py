@@ -4,13 +4,17 @@
 fallback to shared infrastructure.
 """
 
+import functools
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import polars as pl
 
+from finance_assets.lib import social
+from finance_assets.lib.comprehend import comprehend_client, comprehend_scores
 from finance_assets.lib.io.managers import (
     LakeWarehouseIOManager,
     ParquetLakeIOManager,
@@ -23,10 +27,12 @@ from finance_assets.lib.providers.alpha_vantage import AlphaVantageClient
 from finance_assets.lib.providers.base import BarProvider
 from finance_assets.lib.providers.simulated_posts import SimulatedPosts
 from finance_assets.lib.providers.twelve_data import TwelveDataClient
+from finance_assets.lib.providers.x_api import XSearchClient
 
 ENVIRONMENTS = ("local", "prod")
 PROVIDERS = ("simulated", "twelve_data", "alpha_vantage")
-POSTS_PROVIDERS = ("simulated", "twelve_data", "alpha_vantage")
+POSTS_PROVIDERS = ("simulated", "x_api")
+POSTS_SCORERS = ("vader", "comprehend")
 
 
 class MarketDataResource(dg.ConfigurableResource):
@@ -79,17 +85,45 @@ class StorageResource(dg.ConfigurableResource):
 
 
 class PostsResource(dg.ConfigurableResource):
-    """Chooses the posts source (`POSTS_PROVIDER`) and how many top posts a day keeps."""
+    """Chooses the posts source (`POSTS_PROVIDER`), the sentiment scorer (`POSTS_SCORER`) and
+    how many top posts a day keeps.
+
+    The X bearer token arrives as a `dg.EnvVar`: the UI shows the variable's name, never its
+    value.
+    """
 
     provider: str = "simulated"
     top_n: int = 10
+    scorer: str = "vader"
+    x_bearer_token: str | None = None
+    x_api_base_url: str = "https://api.twitter.com"
+    x_max_pages: int = 10
+    x_max_wait_seconds: float = 900.0
+    comprehend_region: str | None = None  # None: boto3's own chain (AWS_DEFAULT_REGION, profile)
 
-    def get_source(self) -> SimulatedPosts:
+    def get_source(self) -> SimulatedPosts | XSearchClient:
         if self.provider == "simulated":
             return SimulatedPosts()
+        if self.provider == "x_api":
+            return XSearchClient(
+                _required_key(self.x_bearer_token, "X_BEARER_TOKEN"),
+                self.x_api_base_url,
+                max_pages=self.x_max_pages,
+                max_wait_seconds=self.x_max_wait_seconds,
+            )
         raise ValueError(
             f"unknown posts provider {self.provider!r}; valid: {', '.join(POSTS_PROVIDERS)}"
         )
+
+    def get_scorer(self) -> Callable[[list[str]], pl.DataFrame]:
+        """texts -> neg, neu, pos, compound per text (the columns of `social.vader_scores`)."""
+        if self.scorer == "vader":
+            return social.vader_scores
+        if self.scorer == "comprehend":
+            return functools.partial(
+                comprehend_scores, client=comprehend_client(self.comprehend_region)
+            )
+        raise ValueError(f"unknown posts scorer {self.scorer!r}; valid: {', '.join(POSTS_SCORERS)}")
 
 
 class AlertSettingsResource(dg.ConfigurableResource):
@@ -175,8 +209,20 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             f"POSTS_PROVIDER={posts_provider!r} is not a provider; valid: "
             f"{', '.join(POSTS_PROVIDERS)}"
         )
+    posts_scorer = environ.get("POSTS_SCORER", "vader").strip().lower()
+    if posts_scorer not in POSTS_SCORERS:
+        raise ValueError(
+            f"POSTS_SCORER={posts_scorer!r} is not a scorer; valid: {', '.join(POSTS_SCORERS)}"
+        )
     posts = PostsResource(
-        provider=posts_provider, top_n=int(_env_float(environ, "FINANCE_TOP_POSTS", 10))
+        provider=posts_provider,
+        top_n=int(_env_float(environ, "FINANCE_TOP_POSTS", 10)),
+        scorer=posts_scorer,
+        x_bearer_token=_secret(environ, "X_BEARER_TOKEN"),
+        x_api_base_url=environ.get("X_API_BASE_URL") or "https://api.twitter.com",
+        x_max_pages=int(_env_float(environ, "X_MAX_PAGES", 10)),
+        x_max_wait_seconds=_env_float(environ, "X_MAX_WAIT_SECONDS", 900.0),
+        comprehend_region=environ.get("COMPREHEND_REGION") or None,
     )
     alert_settings = AlertSettingsResource(
         price_move_threshold_pct=_env_float(environ, "FINANCE_PRICE_MOVE_PCT", 1.0)

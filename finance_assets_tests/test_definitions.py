@@ -106,3 +106,19 @@ def test_production_instance_config_runs_on_postgresql(pg_server_url, tmp_path, 
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_posts_sources_and_scorers_are_chosen_by_name():
+    from finance_assets.lib import social
+    from finance_assets.lib.providers.x_api import XSearchClient
+    from finance_assets.resources import PostsResource
+
+    assert PostsResource().get_scorer() is social.vader_scores
+    x = PostsResource(provider="x_api", x_bearer_token="t0k").get_source()
+    assert isinstance(x, XSearchClient) and "t0k" not in repr(x)
+    with pytest.raises(ValueError, match="X_BEARER_TOKEN is not set"):
+        PostsResource(provider="x_api").get_source()
+    with pytest.raises(ValueError, match="POSTS_SCORER='bert' is not a scorer"):
+        build_resources({"POSTS_SCORER": "bert"})
+    with pytest.raises(ValueError, match="POSTS_PROVIDER='reddit' is not a provider"):
+        build_resources({"POSTS_PROVIDER": "reddit"})

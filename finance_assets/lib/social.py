@@ -10,7 +10,7 @@ import datetime as dt
 import functools
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import orjson
 import polars as pl
@@ -150,14 +150,19 @@ def vader_scores(texts: Iterable[str]) -> pl.DataFrame:
     )
 
 
-def score_posts(posts: pl.DataFrame, scorer: str = "vader") -> pl.DataFrame:
-    """One row per post: cleaned text, sentiment scores and engagement."""
+def score_posts(
+    posts: pl.DataFrame,
+    scorer: str = "vader",
+    score: Callable[[list[str]], pl.DataFrame] | None = None,
+) -> pl.DataFrame:
+    """One row per post: cleaned text, sentiment scores and engagement. `score` maps texts to
+    neg, neu, pos, compound (VADER by default; AWS Comprehend for users on AWS)."""
     if posts.is_empty():
         return empty(POST_SENTIMENT_SCHEMA)
     cleaned = posts.with_columns(
         text_clean=pl.col("text").map_elements(clean_text, return_dtype=pl.String)
     )
-    scores = vader_scores(cleaned.get_column("text_clean").to_list())
+    scores = (score or vader_scores)(cleaned.get_column("text_clean").to_list())
     scored = pl.concat([cleaned, scores], how="horizontal").with_columns(
         engagement=pl.sum_horizontal(METRICS).cast(pl.Int64),
         scorer=pl.lit(scorer),

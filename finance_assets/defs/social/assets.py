@@ -92,12 +92,14 @@ def _post_sentiment(market: Market) -> dg.AssetsDefinition:
             f"pos, neu, neg) and engagement. Table `{market.key}.post_sentiment`."
         ),
     )
-    def _scored(context: dg.AssetExecutionContext, raw_posts: list[RawPayload]):
+    def _scored(
+        context: dg.AssetExecutionContext, raw_posts: list[RawPayload], posts: PostsResource
+    ):
         window = context.partition_time_window
-        posts = social.parse_post_payloads(raw_posts)
+        received = social.parse_post_payloads(raw_posts)
         start, end = window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)
-        posts = posts.filter((pl.col("created_at") >= start) & (pl.col("created_at") < end))
-        scored = social.score_posts(posts)
+        received = received.filter((pl.col("created_at") >= start) & (pl.col("created_at") < end))
+        scored = social.score_posts(received, posts.scorer, posts.get_scorer())
         scores = pl.col("compound", "pos", "neu", "neg")
         out_of_range = scored.filter(pl.any_horizontal((scores < -1) | (scores > 1))).height
         duplicates = scored.height - scored.select("post_id", "symbol").n_unique()

@@ -1,0 +1,538 @@
+"""X API v2 recent search: posts about each company, every page kept exactly as received.
+
+`GET {base}/2/tweets/search/recent` with `query = market.posts_query(symbol)` (for example
+`(#Apple OR $AAPL) -is:retweet lang:en`), `tweet.fields=created_at,public_metrics,lang`,
+`max_results=100`, `start_time`/`end_time` (RFC 3339 UTC, whole seconds; start inclusive, end
+exclusive, as the partitions are) and `next_token` paging, up to `max_pages` pages per company.
+`fetch_posts` has `SimulatedPosts.fetch_posts`'s interface: one `RawPayload` per page per company,
+format "x_search", the body exactly as received (`social.parse_x_search` reads it).
+
+Search window. Recent search only reaches back 7 days:
+- a window entirely older than that is refused (`OutsideSearchWindow`) before any call;
+- a window partly older is clipped: its start moves to the earliest instant still safe to ask
+  for, `now - 7 days + 60 s + max_wait_seconds` (the margin covers clock skew and a rate-limit
+  wait in the middle of a company's pages, after which the same `start_time` must still be
+  accepted). It is logged at WARNING; the payloads' `window_start` is the clipped start (what
+  they cover) and `request["requested_start"]` the asked one. Clipping is redone per company.
+- X refuses an `end_time` less than 10 s before the request. A window ending that recently (a
+  partition materialised just after its hour) waits until `end + 30 s` when that is within
+  `max_wait_seconds`, rather than cut posts off its end; a window ending later is refused.
+
+Rate limits. Every response's `x-rate-limit-{limit,remaining,reset}` headers (reset in epoch
+seconds), and the 24-hour `x-app-limit-24hour-*` / `x-user-limit-24hour-*` ones when X sends
+them, are recorded:
+- before each request, when a limit has 0 remaining and resets later: wait until the reset
+  (+1 s) if that is within `max_wait_seconds`, else fail (`RateLimited`, not retried) naming
+  the reset time;
+- a 429 is retried by `HttpClient` (3 attempts): waiting until `x-rate-limit-reset` when sent
+  (within `max_wait_seconds`, else it fails at once naming the reset), with exponential
+  backoff and full jitter when not;
+- a 429 whose body says `UsageCapExceeded` (the plan's monthly post cap) is `QuotaExhausted`:
+  no wait of minutes helps;
+- a local limiter (`requests_per_window` per `window_seconds`, default 450 per 15 minutes, the
+  highest app limit X publishes for this endpoint) is only a ceiling: the headers decide.
+
+The bearer token travels in `Authorization: Bearer ...`, never in a URL; it is registered with
+the redactor, so it appears in no log line, error message or stored `request` dict.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import logging
+import math
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from finance_assets.lib.markets import Market
+from finance_assets.lib.providers.base import RawPayload
+from finance_assets.lib.providers.http import (
+    AuthenticationFailed,
+    Clock,
+    HttpClient,
+    InvalidRequest,
+    MalformedResponse,
+    MissingApiKey,
+    QuotaExhausted,
+    RateLimited,
+    RateLimiter,
+    RetryPolicy,
+    Sleep,
+    check_base_url,
+    utc_now,
+)
+
+DEFAULT_BASE_URL = "https://api.twitter.com"
+ENDPOINT = "2/tweets/search/recent"
+FORMAT = "x_search"
+TWEET_FIELDS = "created_at,public_metrics,lang"
+MAX_RESULTS = 100  # the endpoint's largest page (10..100)
+DEFAULT_MAX_PAGES = 10
+DEFAULT_MAX_WAIT_SECONDS = 900.0  # one 15-minute rate-limit window
+# The highest app-level limit X publishes for recent search; lower plans are caught by the
+# headers, which are the authority.
+DEFAULT_REQUESTS_PER_WINDOW = 450
+DEFAULT_WINDOW_SECONDS = 900.0
+
+SEARCH_REACH = dt.timedelta(days=7)
+# Our clock against X's and the request's travel time, before the 7-day edge.
+START_MARGIN = dt.timedelta(seconds=60)
+# X refuses end_time less than 10 s before the request; 30 s is its own default lag.
+END_LAG = dt.timedelta(seconds=30)
+# Resets are whole epoch seconds: a second more makes sure the window has turned.
+RESET_MARGIN = 1.0
+# Rate-limit header families, most specific (15-minute window) first.
+_LIMIT_HEADERS = ("x-rate-limit", "x-app-limit-24hour", "x-user-limit-24hour")
+_DETAIL_LIMIT = 300
+
+
+class OutsideSearchWindow(InvalidRequest, ValueError):
+    """The window lies where recent search cannot see: older than 7 days, or in the future."""
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """One rate limit as the last response told it."""
+
+    name: str  # the header family, e.g. "x-rate-limit"
+    limit: int | None
+    remaining: int
+    reset: dt.datetime
+
+
+def rate_windows(headers: Mapping[str, str]) -> list[RateWindow]:
+    """The rate limits a response's headers state (readable `-remaining` and `-reset` only)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    found = []
+    for name in _LIMIT_HEADERS:
+        try:
+            remaining = int(lowered[f"{name}-remaining"])
+            reset = dt.datetime.fromtimestamp(int(lowered[f"{name}-reset"]), dt.UTC)
+        except (KeyError, ValueError, OverflowError, OSError):
+            continue
+        try:
+            limit: int | None = int(lowered[f"{name}-limit"])
+        except (KeyError, ValueError):
+            limit = None
+        found.append(RateWindow(name, limit, remaining, reset))
+    return found
+
+
+def spent_window(windows: Sequence[RateWindow], now: dt.datetime) -> RateWindow | None:
+    """The spent limit (0 remaining) that resets last after `now`, if any."""
+    spent = [w for w in windows if w.remaining <= 0 and w.reset > now]
+    return max(spent, key=lambda w: w.reset) if spent else None
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """`moment` in UTC as X wants it: `YYYY-MM-DDTHH:MM:SSZ` (second granularity)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _floor_second(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(microsecond=0)
+
+
+def _ceil_second(moment: dt.datetime) -> dt.datetime:
+    floored = _floor_second(moment)
+    return floored if floored == moment else floored + dt.timedelta(seconds=1)
+
+
+class XSearchClient:
+    """Posts source over X API v2 recent search (format "x_search")."""
+
+    name = "x_api"
+
+    def __init__(
+        self,
+        bearer_token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        session: requests.Session | None = None,
+        *,
+        max_pages: int = DEFAULT_MAX_PAGES,
+        max_results: int = MAX_RESULTS,
+        max_wait_seconds: float = DEFAULT_MAX_WAIT_SECONDS,
+        requests_per_window: int = DEFAULT_REQUESTS_PER_WINDOW,
+        window_seconds: float = DEFAULT_WINDOW_SECONDS,
+        timeout: tuple[float, float] = (5.0, 30.0),
+        retry: RetryPolicy | None = None,
+        limiter: RateLimiter | None = None,
+        clock: Clock | None = None,
+        sleep: Sleep | None = None,
+    ) -> None:
+        token = (bearer_token or "").strip()
+        # A token pasted with its scheme still works (and is still redacted whole).
+        if token.lower().startswith("bearer "):
+            token = token[len("bearer ") :].strip()
+        if not token:
+            raise MissingApiKey("XSearchClient needs a bearer token (X_BEARER_TOKEN)")
+        if max_pages < 1:
+            raise ValueError(f"max_pages must be >= 1, got {max_pages}")
+        if not 10 <= max_results <= MAX_RESULTS:
+            raise ValueError(f"max_results must be within [10, {MAX_RESULTS}], got {max_results}")
+        if max_wait_seconds < 0:
+            raise ValueError(f"max_wait_seconds must be >= 0, got {max_wait_seconds}")
+        self.base_url = check_base_url(base_url, "base_url")
+        self.max_pages = max_pages
+        self.max_results = max_results
+        self.max_wait_seconds = float(max_wait_seconds)
+        self._clock = clock or utc_now
+        self._sleep = sleep or time.sleep
+        if limiter is None:
+            limiter = (
+                RateLimiter.shared(self.name, requests_per_window, window_seconds)
+                if clock is None and sleep is None
+                else RateLimiter(
+                    self.name,
+                    requests_per_window,
+                    window_seconds,
+                    clock=self._clock,
+                    sleep=self._sleep,
+                )
+            )
+        self._auth = {"Authorization": f"Bearer {token}"}
+        self.http = HttpClient(
+            self.name,
+            limiter=limiter,
+            session=session,
+            timeout=timeout,
+            # A 429's reset is worth waiting for as long as a spent limit is.
+            retry=retry or RetryPolicy(max_retry_after=self.max_wait_seconds),
+            secrets=[token],
+            clock=self._clock,
+            sleep=self._sleep,
+        )
+        # HttpClient hands `classify` the status and document only: the rate-limit headers
+        # are taken from each response as it arrives (a requests hook on the session).
+        self._last = threading.local()
+        self._limits: dict[str, RateWindow] = {}
+        self._lock = threading.Lock()
+        self.http.session.hooks.setdefault("response", []).append(self._observe)
+
+    def __repr__(self) -> str:  # never the token
+        return (
+            f"XSearchClient(base_url={self.base_url!r}, max_pages={self.max_pages}, "
+            f"max_wait_seconds={self.max_wait_seconds:g})"
+        )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> XSearchClient:
+        """`X_BEARER_TOKEN` (required), `X_API_BASE_URL` (default https://api.twitter.com),
+        and optionally `X_MAX_PAGES` and `X_MAX_WAIT_SECONDS`."""
+        env = os.environ if environ is None else environ
+        token = (env.get("X_BEARER_TOKEN") or "").strip()
+        if not token:
+            raise MissingApiKey(
+                "X_BEARER_TOKEN is not set: the X API client needs an app bearer token "
+                "(export X_BEARER_TOKEN=...; it is never logged)"
+            )
+        base_url = check_base_url(env.get("X_API_BASE_URL") or DEFAULT_BASE_URL, "X_API_BASE_URL")
+        for variable, key, kind in (
+            ("X_MAX_PAGES", "max_pages", int),
+            ("X_MAX_WAIT_SECONDS", "max_wait_seconds", float),
+        ):
+            value = env.get(variable)
+            if value and key not in kwargs:
+                try:
+                    kwargs[key] = kind(value)
+                except ValueError:
+                    raise ValueError(f"{variable}={value!r} is not a number") from None
+        return cls(token, base_url, **kwargs)
+
+    @property
+    def rate_limits(self) -> dict[str, RateWindow]:
+        """The rate limits the last responses stated, by header family."""
+        with self._lock:
+            return dict(self._limits)
+
+    # --- the posts interface ----------------------------------------------------------------
+
+    def fetch_posts(
+        self, market: Market, symbols: Sequence[str], start: dt.datetime, end: dt.datetime
+    ) -> list[RawPayload]:
+        """Posts with start <= created_at < end about each of `symbols`: one payload per page
+        per company, newest first, as the search pages them."""
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ValueError(f"start and end must be timezone-aware, got {start!r}, {end!r}")
+        if end <= start:
+            raise ValueError(f"the window is empty: {start} >= {end}")
+        start = _floor_second(start)
+        end = self._reachable_end(self._check_not_too_old(start, _ceil_second(end)))
+        payloads: list[RawPayload] = []
+        for symbol in dict.fromkeys(symbols):
+            # Clipped per company: the clock moved on while the previous one was paged.
+            window_start = max(start, self._earliest_start())
+            self._check_not_too_old(window_start, end, log=False)
+            payloads.extend(
+                self._search(market, symbol, window_start, end, start, first_batch=len(payloads))
+            )
+        return payloads
+
+    # --- internals ----------------------------------------------------------------------------
+
+    def _search(
+        self,
+        market: Market,
+        symbol: str,
+        start: dt.datetime,
+        end: dt.datetime,
+        requested_start: dt.datetime,
+        first_batch: int,
+    ) -> list[RawPayload]:
+        params = {
+            "query": market.posts_query(symbol),
+            "tweet.fields": TWEET_FIELDS,
+            "max_results": str(self.max_results),
+            "start_time": rfc3339(start),
+            "end_time": rfc3339(end),
+        }
+        extra = {} if start == requested_start else {"requested_start": rfc3339(requested_start)}
+        classify = functools.partial(self._classify, symbol=symbol)
+        payloads: list[RawPayload] = []
+        next_token: str | None = None
+        for page in range(self.max_pages):
+            page_params = {**params, "next_token": next_token} if next_token else dict(params)
+            self._await_quota(symbol)
+            response = self.http.get_json(
+                f"{self.base_url}/{ENDPOINT}", page_params, headers=self._auth, classify=classify
+            )
+            payloads.append(
+                RawPayload(
+                    provider=self.name,
+                    format=FORMAT,
+                    interval="1hour",
+                    symbols=(symbol,),
+                    window_start=start,
+                    window_end=end,
+                    fetched_at=response.fetched_at,
+                    body=response.body,
+                    # Unique across companies too: payload ids must not collide in the raw zone.
+                    batch=first_batch + page,
+                    request=self.http.redact(
+                        {
+                            "endpoint": ENDPOINT,
+                            "base_url": self.base_url,
+                            **page_params,
+                            "page": str(page),
+                            **extra,
+                        }
+                    ),
+                    content_type=response.content_type,
+                )
+            )
+            meta = response.document.get("meta") or {}
+            next_token = meta.get("next_token") or None
+            if not next_token:
+                break
+        else:
+            self.http.log(
+                logging.WARNING,
+                "%s: %s: stopped at max_pages=%d pages with more posts left in %s..%s; the "
+                "oldest posts of the window are missing (raise max_pages to get them)",
+                self.name,
+                symbol,
+                self.max_pages,
+                rfc3339(start),
+                rfc3339(end),
+            )
+        return payloads
+
+    def _earliest_start(self) -> dt.datetime:
+        """The earliest start_time recent search is sure to accept until this company's last
+        page: 7 days back, less the clock margin and the longest rate-limit wait."""
+        margin = START_MARGIN + dt.timedelta(seconds=self.max_wait_seconds)
+        return _ceil_second(self._clock() - SEARCH_REACH + margin)
+
+    def _check_not_too_old(
+        self, start: dt.datetime, end: dt.datetime, *, log: bool = True
+    ) -> dt.datetime:
+        """`end`, if any of the window is within recent search's reach; else an error."""
+        earliest = self._earliest_start()
+        if end <= earliest:
+            raise OutsideSearchWindow(
+                f"{self.name}: the window {rfc3339(start)}..{rfc3339(end)} is older than recent "
+                f"search reaches: it answers for the last 7 days, and from {rfc3339(earliest)} "
+                f"on with this client's margins (now {rfc3339(self._clock())}); older posts "
+                "need the full-archive search, which this client does not use",
+                provider=self.name,
+            )
+        if log and start < earliest:
+            self.http.log(
+                logging.WARNING,
+                "%s: the window starts at %s, beyond recent search's 7 days: clipped to %s; "
+                "posts before that are not fetched",
+                self.name,
+                rfc3339(start),
+                rfc3339(earliest),
+            )
+        return end
+
+    def _reachable_end(self, end: dt.datetime) -> dt.datetime:
+        """`end`, after waiting until X accepts it as an end_time (a window that ended less
+        than 30 s ago); a window ending later than `max_wait_seconds` allows is refused."""
+        wait = (end + END_LAG - self._clock()).total_seconds()
+        if wait <= 0:
+            return end
+        if wait > self.max_wait_seconds:
+            raise OutsideSearchWindow(
+                f"{self.name}: the window ends at {rfc3339(end)}, in the future: recent search "
+                f"only answers up to {END_LAG.total_seconds():g}s ago (the wait, {wait:.0f}s, "
+                f"is more than max_wait_seconds={self.max_wait_seconds:g})",
+                provider=self.name,
+            )
+        self.http.log(
+            logging.INFO,
+            "%s: the window ends at %s: waiting %.0fs until recent search has it",
+            self.name,
+            rfc3339(end),
+            wait,
+        )
+        self._sleep(wait)
+        return end
+
+    def _observe(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+        """Session hook: keep each response's rate-limit headers."""
+        self._last.headers = response.headers
+        windows = rate_windows(response.headers)
+        if windows:
+            with self._lock:
+                self._limits.update({w.name: w for w in windows})
+
+    def _await_quota(self, symbol: str) -> None:
+        """Before a request: wait out a spent limit, or fail when its reset is too far."""
+        now = self._clock()
+        with self._lock:
+            spent = spent_window(list(self._limits.values()), now)
+        if spent is None:
+            return
+        wait = (spent.reset - now).total_seconds() + RESET_MARGIN
+        if wait > self.max_wait_seconds:
+            raise RateLimited(
+                f"{self.name}: rate limit spent ({spent.name}: 0 of {spent.limit or '?'} left) "
+                f"before searching for {symbol}; it resets at {rfc3339(spent.reset)}, in "
+                f"{wait:.0f}s, more than max_wait_seconds={self.max_wait_seconds:g}: try again "
+                "after the reset",
+                provider=self.name,
+                retry_after=wait,
+                symbol=symbol,
+                retryable=False,
+            )
+        self.http.log(
+            logging.INFO,
+            "%s: rate limit spent (%s); waiting %.0fs until its reset at %s",
+            self.name,
+            spent.name,
+            wait,
+            rfc3339(spent.reset),
+        )
+        self._sleep(wait)
+
+    def _classify(self, status: int, document: Any, *, symbol: str) -> None:
+        """Typed errors with X's own words for them (problem bodies: title, detail, errors)."""
+        if status == 429:
+            self._raise_rate_limited(document, symbol)
+        if status >= 500:
+            return  # HttpClient: unavailable, retried
+        if status >= 400:
+            error = AuthenticationFailed if status in (401, 403) else InvalidRequest
+            hint = (
+                " (check X_BEARER_TOKEN: an app bearer token of a project with access to "
+                "recent search)"
+                if status in (401, 403)
+                else ""
+            )
+            raise error(
+                f"{self.name}: search for {symbol} -> HTTP {status} {_problem(document)}{hint}",
+                provider=self.name,
+                status=status,
+                symbol=symbol,
+            )
+        if not isinstance(document, dict):
+            raise MalformedResponse(
+                f"{self.name}: search for {symbol}: expected a JSON object, got "
+                f"{type(document).__name__}",
+                provider=self.name,
+                status=status,
+                symbol=symbol,
+            )
+        if "data" not in document and "meta" not in document:
+            if document.get("errors") or document.get("title"):
+                raise InvalidRequest(
+                    f"{self.name}: search for {symbol} -> HTTP {status} {_problem(document)}",
+                    provider=self.name,
+                    status=status,
+                    symbol=symbol,
+                )
+            raise MalformedResponse(
+                f"{self.name}: search for {symbol}: neither 'data' nor 'meta' in the body",
+                provider=self.name,
+                status=status,
+                symbol=symbol,
+            )
+
+    def _raise_rate_limited(self, document: Any, symbol: str) -> None:
+        if isinstance(document, dict) and (
+            document.get("title") == "UsageCapExceeded"
+            or str(document.get("type", "")).endswith("/usage-capped")
+        ):
+            raise QuotaExhausted(
+                f"{self.name}: search for {symbol} -> HTTP 429 {_problem(document)}: the plan's "
+                "post cap is spent until its period renews",
+                provider=self.name,
+                status=429,
+                symbol=symbol,
+            )
+        now = self._clock()
+        headers = getattr(self._last, "headers", None) or {}
+        windows = rate_windows(headers)
+        spent = spent_window(windows, now) or next(
+            (w for w in windows if w.name == "x-rate-limit"), None
+        )
+        if spent is None:
+            # No reset to go by: HttpClient backs off exponentially, with jitter.
+            raise RateLimited(
+                f"{self.name}: search for {symbol} -> HTTP 429 {_problem(document)}",
+                provider=self.name,
+                status=429,
+                symbol=symbol,
+            )
+        wait = max((spent.reset - now).total_seconds(), 0.0) + RESET_MARGIN
+        plan = (
+            f"more than max_wait_seconds={self.max_wait_seconds:g}: try again after the reset"
+            if wait > self.max_wait_seconds
+            else "waiting for it"
+        )
+        raise RateLimited(
+            f"{self.name}: search for {symbol} -> HTTP 429 {_problem(document)}; the rate limit "
+            f"({spent.name}) resets at {rfc3339(spent.reset)}, in {math.ceil(wait)}s, {plan}",
+            provider=self.name,
+            retry_after=wait,
+            status=429,
+            symbol=symbol,
+        )
+
+
+def _problem(document: Any) -> str:
+    """X's words for a failure: `title: detail`, then the first per-parameter messages."""
+    if not isinstance(document, dict):
+        return "(no JSON problem body)"
+    title = str(document.get("title") or "").strip()
+    detail = str(document.get("detail") or "").strip()
+    text = f"{title}: {detail}" if title and detail and detail != title else title or detail
+    messages = [
+        str(error.get("message") or error.get("detail") or "")
+        for error in document.get("errors") or []
+        if isinstance(error, dict)
+    ]
+    messages = [m for m in messages if m][:3]
+    if messages:
+        text = f"{text} ({'; '.join(messages)})" if text else "; ".join(messages)
+    text = " ".join((text or "(no detail)").split())
+    return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 1] + "…"
