@@ -34,6 +34,7 @@ def test_code_location_loads_with_both_markets(monkeypatch, tmp_path):
         "volume_non_negative",
         "quarantine_rate",
         "fresh",
+        "universe_complete",
     }
 
 

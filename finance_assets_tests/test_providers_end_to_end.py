@@ -102,3 +102,73 @@ def test_unknown_provider_and_missing_key_are_clear(monkeypatch):
         MarketDataResource(provider="twelve_data").get_provider()
     with pytest.raises(ValueError, match="valid: simulated, twelve_data, alpha_vantage"):
         MarketDataResource(provider="bloomberg").get_provider()
+
+
+def _td_env(monkeypatch, tmp_path, pg_url, httpserver):
+    monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FINANCE_PG_URL", pg_url)
+    monkeypatch.setenv("MARKET_DATA_PROVIDER", "twelve_data")
+    monkeypatch.setenv("TWELVEDATA_API_KEY", SECRET)
+    monkeypatch.setenv("TWELVEDATA_CREDITS_PER_MINUTE", "800")
+    monkeypatch.setenv("TWELVEDATA_BASE_URL", httpserver.url_for("").rstrip("/"))
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS us CASCADE")
+
+
+def _failing(market, bad: set[str]):
+    """The stand-in, answering `bad` symbols with Twelve Data's per-symbol error."""
+    handler, _ = _stand_in(market)
+
+    def with_errors(request: Request) -> Response:
+        answer = handler(request)
+        document = json.loads(answer.get_data())
+        symbols = request.args["symbol"].split(",")
+        if len(symbols) == 1:
+            document = {symbols[0]: document}
+        for symbol in bad:
+            document[symbol] = {
+                "code": 400,
+                "message": f"**symbol** not found: {symbol}. Please specify it correctly.",
+                "status": "error",
+            }
+        return Response(json.dumps(document), content_type="application/json")
+
+    return with_errors
+
+
+def test_one_bad_symbol_does_not_fail_the_others(monkeypatch, tmp_path, pg_url, us, httpserver):
+    from finance_assets_tests.test_end_to_end import _defs
+
+    _td_env(monkeypatch, tmp_path, pg_url, httpserver)
+    httpserver.expect_request("/time_series").respond_with_handler(_failing(us, {"TSLA"}))
+    intraday, _ = run_market(_defs(us), us, DAY, dg.DagsterInstance.ephemeral())
+    assert intraday.success
+    event = next(
+        e
+        for e in intraday.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["us", "bars_5min"])
+    )
+    meta = event.materialization.metadata
+    assert meta["missing_symbols"].value == ["TSLA"]
+    assert "not found" in meta["provider_errors"].value["TSLA"]
+    warn = next(
+        c for c in intraday.get_asset_check_evaluations() if c.check_name == "universe_complete"
+    )
+    assert not warn.passed and warn.severity == dg.AssetCheckSeverity.WARN
+    with psycopg.connect(pg_url) as conn:
+        symbols = {r[0] for r in conn.execute("SELECT DISTINCT symbol FROM us.bars_5min")}
+    assert symbols == set(us.universe) - {"TSLA"}
+
+
+def test_every_symbol_failing_fails_the_asset(monkeypatch, tmp_path, pg_url, us, httpserver):
+    from finance_assets_tests.test_end_to_end import _defs
+
+    _td_env(monkeypatch, tmp_path, pg_url, httpserver)
+    httpserver.expect_request("/time_series").respond_with_handler(_failing(us, set(us.universe)))
+    intraday, _ = run_market(_defs(us), us, DAY, dg.DagsterInstance.ephemeral())
+    assert not intraday.success
+    retries = [e for e in intraday.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert len(retries) == 3  # the asset's retry policy asked again, three times
+    assert all("every symbol of us failed" in str(e.event_specific_data) for e in retries)
+    failure = next(e for e in intraday.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "ProviderError" in str(failure.event_specific_data)

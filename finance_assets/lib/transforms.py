@@ -108,6 +108,37 @@ def parse_twelve_data(
     return pl.concat(frames, how="vertical").select(list(RAW_RECORD_SCHEMA)), errors
 
 
+def twelve_data_errors(body: bytes | str) -> dict[str, str]:
+    """The per-symbol errors of a Twelve Data body, without building any frame."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    if document.get("status") == "error":
+        return {"?": f"{document.get('code', '?')}: {document.get('message', 'error')}"}
+    if "values" in document or "meta" in document:
+        return {}
+    return {
+        str(symbol): f"{item.get('code', '?')}: {item.get('message', 'error')}"
+        for symbol, item in document.items()
+        if isinstance(item, dict) and item.get("status") == "error"
+    }
+
+
+def failed_symbols(payloads: Iterable[RawPayload]) -> dict[str, str]:
+    """Symbols the providers answered with an error, for the formats that report them inline
+    (a 200 response whose batch holds an error per symbol). Other formats' clients raise."""
+    scanners = {"twelve_data": twelve_data_errors}
+    errors: dict[str, str] = {}
+    for payload in payloads:
+        scan = scanners.get(payload.format)
+        if scan:
+            errors.update(scan(payload.body))
+    return errors
+
+
 PARSERS: dict[str, Callable[[bytes | str, str], tuple[pl.DataFrame, dict[str, str]]]] = {
     "twelve_data": parse_twelve_data,
     "alpha_vantage": parse_alpha_vantage,

@@ -18,7 +18,7 @@ from finance_assets.lib import quality, transforms
 from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers.base import Interval, RawPayload
+from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA
 from finance_assets.resources import DataQualityResource, MarketDataResource
 
@@ -64,12 +64,20 @@ def _raw_quotes_asset(
         window = context.partition_time_window
         provider = market_data.get_provider()
         payloads = provider.fetch_bars(market, market.universe, interval, window.start, window.end)
+        errors = transforms.failed_symbols(payloads)
+        if payloads and len(errors) >= len(market.universe):
+            # Nothing usable came back: fail, so the retry policy asks again later.
+            raise ProviderError(
+                f"{provider.name}: every symbol of {market.key} failed: "
+                + "; ".join(f"{s}: {m}" for s, m in sorted(errors.items())[:10])
+            )
         context.add_output_metadata(
             {
                 "provider": provider.name,
                 "window": f"{window.start.isoformat()} .. {window.end.isoformat()}",
                 "symbols": len(market.universe),
                 "calls": len(payloads),
+                "failed_symbols": errors,
             }
         )
         return payloads
@@ -117,6 +125,13 @@ def bar_check_results(
 
 def _bar_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     specs = [
+        dg.AssetCheckSpec(
+            "universe_complete",
+            asset=asset_key,
+            description="warns when symbols of the universe have no bars in a window where the "
+            "market traded (a delisted symbol, a provider gap, a typo in the universe file)",
+        )
+    ] + [
         dg.AssetCheckSpec(name, asset=asset_key, blocking=True, description=description)
         for name, (_, description) in quality.BAR_RULES.items()
     ]
@@ -220,6 +235,17 @@ def _clean_bars_asset(
                 metadata={"failed_checks": failed, "rows": result.bars.height},
             )
         reasons = result.quarantine.group_by("reason").len().sort("len", descending=True)
+        missing = sorted(set(market.universe) - set(result.bars.get_column("symbol").to_list()))
+        traded = valid_starts is None or valid_starts.len() > 0
+        universe_check = dg.AssetCheckResult(
+            check_name="universe_complete",
+            passed=not (missing and traded and (result.bars.height or result.received)),
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "missing_symbols": missing,
+                "provider_errors": {s: provider_errors[s] for s in missing if s in provider_errors},
+            },
+        )
         yield dg.Output(
             result.bars,
             metadata={
@@ -228,14 +254,13 @@ def _clean_bars_asset(
                 "rows_quarantined": result.quarantine.height,
                 "quarantine_rate": round(result.quarantine_rate, 6),
                 "payloads": len(raw),
-                "missing_symbols": sorted(
-                    set(market.universe) - set(result.bars.get_column("symbol").unique().to_list())
-                ),
+                "missing_symbols": missing,
                 "provider_errors": provider_errors,
                 "quarantine_reasons": _sample(reasons, 10),
             },
         )
         yield from checks
+        yield universe_check
 
     return _clean
 
