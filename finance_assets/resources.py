@@ -28,9 +28,10 @@ from finance_assets.lib.providers.base import BarProvider
 from finance_assets.lib.providers.simulated_posts import SimulatedPosts
 from finance_assets.lib.providers.twelve_data import TwelveDataClient
 from finance_assets.lib.providers.x_api import XSearchClient
+from finance_assets.lib.providers.yahoo import DEFAULT_CALLS_PER_MINUTE, YahooClient
 
 ENVIRONMENTS = ("local", "prod")
-PROVIDERS = ("simulated", "twelve_data", "alpha_vantage")
+PROVIDERS = ("simulated", "twelve_data", "alpha_vantage", "yfinance")
 POSTS_PROVIDERS = ("simulated", "x_api")
 POSTS_SCORERS = ("vader", "comprehend")
 
@@ -50,6 +51,10 @@ class MarketDataResource(dg.ConfigurableResource):
     alphavantage_api_key: str | None = None
     alphavantage_base_url: str = "https://www.alphavantage.co"
     alphavantage_calls_per_minute: int = 5
+    yfinance_base_url: str | None = None  # a mirror of Yahoo's hosts; unset: Yahoo itself
+    yfinance_proxy: str | None = None  # may hold credentials: an EnvVar
+    yfinance_calls_per_minute: int = DEFAULT_CALLS_PER_MINUTE
+    yfinance_cache_dir: str | None = None  # yfinance's cookie cache; unset: ~/.cache/py-yfinance
 
     def get_provider(self) -> BarProvider:
         if self.provider == "simulated":
@@ -65,6 +70,13 @@ class MarketDataResource(dg.ConfigurableResource):
                 _required_key(self.alphavantage_api_key, "ALPHAVANTAGE_API_KEY"),
                 self.alphavantage_base_url,
                 calls_per_minute=self.alphavantage_calls_per_minute,
+            )
+        if self.provider == "yfinance":  # no key: Yahoo has none
+            return YahooClient(
+                base_url=self.yfinance_base_url,
+                proxy=self.yfinance_proxy,
+                calls_per_minute=self.yfinance_calls_per_minute,
+                cache_dir=self.yfinance_cache_dir,
             )
         raise ValueError(
             f"unknown market data provider {self.provider!r}; valid: {', '.join(PROVIDERS)}"
@@ -199,6 +211,12 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         alphavantage_api_key=_secret(environ, "ALPHAVANTAGE_API_KEY"),
         alphavantage_base_url=environ.get("ALPHAVANTAGE_BASE_URL") or "https://www.alphavantage.co",
         alphavantage_calls_per_minute=int(_env_float(environ, "ALPHAVANTAGE_CALLS_PER_MINUTE", 5)),
+        yfinance_base_url=environ.get("YFINANCE_BASE_URL") or None,
+        yfinance_proxy=_secret(environ, "YFINANCE_PROXY"),
+        yfinance_calls_per_minute=int(
+            _env_float(environ, "YFINANCE_CALLS_PER_MINUTE", DEFAULT_CALLS_PER_MINUTE)
+        ),
+        yfinance_cache_dir=environ.get("YFINANCE_CACHE_DIR") or None,
     )
     quality = DataQualityResource(
         max_quarantine_rate=_env_float(environ, "FINANCE_MAX_QUARANTINE_RATE", 0.05)

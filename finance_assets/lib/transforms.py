@@ -16,6 +16,7 @@ from finance_assets.lib.markets import BAR_MINUTES, Market
 from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
 from finance_assets.lib.providers.base import RawPayload
 from finance_assets.lib.providers.twelve_data import canonical_symbol
+from finance_assets.lib.providers.yahoo import parse_yahoo_chart
 from finance_assets.lib.schema import (
     BAR_SCHEMA,
     DAILY_SUMMARY_SCHEMA,
@@ -142,6 +143,7 @@ def failed_symbols(payloads: Iterable[RawPayload]) -> dict[str, str]:
 PARSERS: dict[str, Callable[[bytes | str, str], tuple[pl.DataFrame, dict[str, str]]]] = {
     "twelve_data": parse_twelve_data,
     "alpha_vantage": parse_alpha_vantage,
+    "yahoo_chart": parse_yahoo_chart,
 }
 
 
@@ -182,7 +184,10 @@ def parse_payloads(payloads: Iterable[RawPayload]) -> ParsedPayloads:
             "window_end": UTC_TS,
         },
     )
-    records = pl.concat(record_frames) if record_frames else empty(RAW_RECORD_SCHEMA)
+    # Diagonal: a parser may add optional columns (yahoo_chart's adj_close); others get nulls.
+    records = (
+        pl.concat(record_frames, how="diagonal") if record_frames else empty(RAW_RECORD_SCHEMA)
+    )
     return ParsedPayloads(records=records, errors=errors, coverage=coverage)
 
 
@@ -324,6 +329,14 @@ def clean_bars(
     received = records.height
     start = _utc(window_start)
     end = _utc(window_end)
+    # adj_close is optional (yahoo_chart sends it) and nullable in the contract: one that is not
+    # a positive number is stored null rather than costing the bar its place.
+    has_adj_close = "adj_close" in records.columns
+    adj_close = (
+        pl.col("adj_close").str.strip_chars().cast(pl.Float64, strict=False).fill_nan(None)
+        if has_adj_close
+        else pl.lit(None, dtype=pl.Float64)
+    )
     typed = records.with_columns(
         [
             pl.col(c).str.strip_chars().cast(pl.Float64, strict=False).alias(f"_{c}")
@@ -331,6 +344,7 @@ def clean_bars(
         ]
         + [
             pl.col("volume").str.strip_chars().cast(pl.Float64, strict=False).alias("_volume_f"),
+            pl.when(adj_close > 0).then(adj_close).alias("_adj_close"),
         ]
     )
     checks: list[pl.Expr] = [
@@ -395,7 +409,7 @@ def clean_bars(
         high="_high",
         low="_low",
         close="_close",
-        adj_close=pl.lit(None, dtype=pl.Float64),
+        adj_close="_adj_close",
         volume=pl.col("_volume_f").cast(pl.Int64),
         currency="currency",
         source=pl.lit(source),
@@ -411,7 +425,9 @@ def clean_bars(
         symbol="symbol",
         ts_raw="datetime",
         reason="_reason",
-        record=pl.struct(RAW_RECORD_FIELDS).struct.json_encode(),
+        record=pl.struct(
+            RAW_RECORD_FIELDS + (["adj_close"] if has_adj_close else [])
+        ).struct.json_encode(),
         source=pl.lit(source),
         quarantined_at=pl.lit(ingested_at).cast(UTC_TS),
     )
