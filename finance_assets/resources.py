@@ -262,7 +262,11 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "posts": posts,
         "warehouse": warehouse,
         "storage": StorageResource(raw_root=str(root / "raw"), lake_root=str(root / "lake")),
-        "raw_zone_io_manager": RawZoneIOManager(root=str(root / "raw")),
+        "raw_zone_io_manager": RawZoneIOManager(
+            root=str(root / "raw"),
+            mongodb_uri=_secret(environ, "MONGODB_URI"),
+            mongodb_database=environ.get("MONGODB_DATABASE") or "finance_raw",
+        ),
         "lake_io_manager": ParquetLakeIOManager(root=str(root / "lake")),
         "warehouse_io_manager": PostgresIOManager(warehouse=warehouse),
         "lake_warehouse_io_manager": LakeWarehouseIOManager(

@@ -20,6 +20,7 @@ import dagster as dg
 import polars as pl
 
 from finance_assets.lib.io import lake, postgres
+from finance_assets.lib.io.mongo import MongoRawStore
 from finance_assets.lib.providers.base import RawPayload
 
 
@@ -81,20 +82,29 @@ def frame_metadata(df: pl.DataFrame, time_column: str = "ts") -> dict[str, Any]:
 
 
 class RawZoneIOManager(dg.ConfigurableIOManager):
-    """Payloads as received under `<root>/<market>/<asset>/dt=YYYY-MM-DD/`."""
+    """Payloads as received under `<root>/<market>/<asset>/dt=YYYY-MM-DD/`, and also in
+    MongoDB when `mongodb_uri` is set (`MONGODB_URI`)."""
 
     root: str
+    mongodb_uri: str | None = None
+    mongodb_database: str = "finance_raw"
 
     def handle_output(self, context: dg.OutputContext, obj: list[RawPayload]) -> None:
         start, end, tz = _window(context)
         written = lake.write_payloads(_asset_dir(self.root, context.asset_key), obj, start, end, tz)
-        context.add_output_metadata(
-            {
-                "payloads": len(written),
-                "bytes": sum(p.stat().st_size for p in written),
-                "dagster/uri": str(_asset_dir(self.root, context.asset_key)),
-            }
-        )
+        metadata: dict[str, Any] = {
+            "payloads": len(written),
+            "bytes": sum(p.stat().st_size for p in written),
+            "dagster/uri": str(_asset_dir(self.root, context.asset_key)),
+        }
+        if self.mongodb_uri:
+            store = MongoRawStore(self.mongodb_uri, self.mongodb_database)
+            try:
+                store.write_payloads(context.asset_key.path, obj, start, end)
+            finally:
+                store.close()
+            metadata["mongodb"] = f"{self.mongodb_database}.raw_payloads"
+        context.add_output_metadata(metadata)
 
     def load_input(self, context: dg.InputContext) -> list[RawPayload]:
         start, end, _ = _window(context)
