@@ -13,6 +13,7 @@ from finance_assets.defs.market.schedules import build_market_schedules
 from finance_assets.defs.ops.notifications import build_notification_defs
 from finance_assets.defs.ops.retention import retention_job, retention_schedule
 from finance_assets.defs.social.assets import build_social_assets
+from finance_assets.defs.social.schedules import build_social_schedules
 from finance_assets.defs.warehouse.alerts import build_price_alert_sensor
 from finance_assets.defs.warehouse.assets import build_warehouse_assets
 from finance_assets.lib.markets import Market, markets_from_env
@@ -31,7 +32,7 @@ def build_market_defs(market: Market) -> dg.Definitions:
             *build_social_assets(market),
         ],
         asset_checks=build_freshness_checks(market),
-        schedules=build_market_schedules(market),
+        schedules=[*build_market_schedules(market), *build_social_schedules(market)],
     )
 
 

@@ -128,3 +128,16 @@ def test_lake_retention_when_configured(tmp_path):
     assert len(result.output_for_node("purge_expired_partitions")) == 2
     assert len(list((tmp_path / "lake").glob("*/*/dt=*"))) == 2
     assert os.path.isdir(tmp_path / "lake")
+
+
+def test_posts_schedule_targets_the_last_hour_every_day(us):
+    defs = dg.Definitions.merge(
+        build_market_defs(us), dg.Definitions(resources=build_resources({}))
+    )
+    repo = defs.get_repository_def()
+    schedule = repo.get_schedule_def("us_posts_hourly_schedule")
+    for when, expected in [
+        (dt.datetime(2026, 11, 18, 10, 5, tzinfo=NY), "2026-11-18-09:00"),
+        (dt.datetime(2026, 11, 22, 0, 5, tzinfo=NY), "2026-11-21-23:00"),  # a Saturday night
+    ]:
+        assert _evaluate((schedule, repo), when) == expected

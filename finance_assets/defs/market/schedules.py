@@ -27,7 +27,7 @@ PUBLICATION_DELAY = dt.timedelta(minutes=1)
 DAILY_DELAY = dt.timedelta(minutes=30)
 
 
-def _default_status() -> dg.DefaultScheduleStatus:
+def schedules_default_status() -> dg.DefaultScheduleStatus:
     running = os.environ.get("FINANCE_SCHEDULES", "stopped").strip().lower() == "running"
     return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
 
@@ -100,7 +100,7 @@ def build_market_schedules(market: Market) -> list[dg.ScheduleDefinition]:
         cron_schedule=intraday_cron,
         execution_timezone=market.timezone,
         job=intraday_job(market),
-        default_status=_default_status(),
+        default_status=schedules_default_status(),
         description=f"Each 5-minute bar of {market.name}, a minute after it closes.",
     )
     def _intraday(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
@@ -111,7 +111,7 @@ def build_market_schedules(market: Market) -> list[dg.ScheduleDefinition]:
         cron_schedule=f"{daily_tick.minute} {daily_tick.hour} * * 1-5",
         execution_timezone=market.timezone,
         job=daily_job(market),
-        default_status=_default_status(),
+        default_status=schedules_default_status(),
         description=f"The daily assets of {market.name}, 30 minutes after each session's close.",
     )
     def _daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
