@@ -9,6 +9,7 @@ import dagster as dg
 
 from finance_assets.defs.market.assets import build_market_assets
 from finance_assets.defs.market.freshness import build_freshness_checks, build_freshness_sensor
+from finance_assets.defs.market.landing import build_landing_sensor
 from finance_assets.defs.market.schedules import build_market_schedules
 from finance_assets.defs.ops.notifications import build_notification_defs
 from finance_assets.defs.ops.retention import retention_job, retention_schedule
@@ -32,6 +33,7 @@ def build_market_defs(market: Market) -> dg.Definitions:
             *build_social_assets(market),
         ],
         asset_checks=build_freshness_checks(market),
+        sensors=[build_landing_sensor(market)],
         schedules=[*build_market_schedules(market), *build_social_schedules(market)],
     )
 

@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from finance_assets.defs.market.landing import LandingZoneResource
 from finance_assets.lib import social
 from finance_assets.lib.comprehend import comprehend_client, comprehend_scores
 from finance_assets.lib.io.managers import (
@@ -262,6 +263,7 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "posts": posts,
         "warehouse": warehouse,
         "storage": StorageResource(raw_root=str(root / "raw"), lake_root=str(root / "lake")),
+        "landing_zone": LandingZoneResource(root=str(root / "landing")),
         "raw_zone_io_manager": RawZoneIOManager(
             root=str(root / "raw"),
             mongodb_uri=_secret(environ, "MONGODB_URI"),

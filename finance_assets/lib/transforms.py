@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import orjson
 import polars as pl
 
+from finance_assets.lib.landing import parse_yahoo_csv
 from finance_assets.lib.markets import BAR_MINUTES, Market
 from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
 from finance_assets.lib.providers.base import RawPayload
@@ -143,6 +144,7 @@ def failed_symbols(payloads: Iterable[RawPayload]) -> dict[str, str]:
 PARSERS: dict[str, Callable[[bytes | str, str], tuple[pl.DataFrame, dict[str, str]]]] = {
     "twelve_data": parse_twelve_data,
     "alpha_vantage": parse_alpha_vantage,
+    "yahoo_csv": parse_yahoo_csv,
     "yahoo_chart": parse_yahoo_chart,
 }
 
@@ -162,6 +164,10 @@ def parse_payloads(payloads: Iterable[RawPayload]) -> ParsedPayloads:
                 f"known: {sorted(PARSERS)}"
             )
         records, payload_errors = parser(payload.body, payload.payload_id)
+        if len(payload.symbols) == 1:
+            # A body that does not name its symbol (a Yahoo CSV export) is for the one symbol
+            # its envelope names.
+            records = records.with_columns(pl.col("symbol").fill_null(payload.symbols[0]))
         errors.update(payload_errors)
         record_frames.append(records)
         for symbol in records.get_column("symbol").unique().to_list():

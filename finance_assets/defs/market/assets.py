@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from finance_assets.defs.market.landing import LandingZoneResource
 from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
 from finance_assets.lib import quality, transforms
 from finance_assets.lib.io import postgres
@@ -59,10 +60,15 @@ def _raw_quotes_asset(
         ),
     )
     def _raw(
-        context: dg.AssetExecutionContext, market_data: MarketDataResource
+        context: dg.AssetExecutionContext,
+        market_data: MarketDataResource,
+        landing_zone: LandingZoneResource,
     ) -> list[RawPayload]:
         window = context.partition_time_window
-        provider = market_data.get_provider()
+        # A run the landing sensor started (tag `finance/landing_file`) reads the dropped file.
+        provider = (
+            landing_zone.provider_for_run(market, context.run.tags) or market_data.get_provider()
+        )
         payloads = provider.fetch_bars(market, market.universe, interval, window.start, window.end)
         errors = transforms.failed_symbols(payloads)
         if payloads and len(errors) >= len(market.universe):

@@ -67,9 +67,11 @@ def write_payloads(
     base: Path, payloads: Iterable[RawPayload], start: dt.datetime, end: dt.datetime, tz: ZoneInfo
 ) -> list[Path]:
     """Store each payload's body as received; drop older payloads that the window supersedes
-    entirely (same window or inside it), so a re-run does not pile up copies."""
+    entirely (same window or inside it) and only for symbols the new payloads answer for, so a
+    re-run does not pile up copies and a file dropped for one symbol keeps the others'."""
     written: list[Path] = []
     new_ids: set[str] = set()
+    new_symbols: set[str] = set()
     for payload in payloads:
         folder = _dt_dir(base, payload.window_start.astimezone(tz).date())
         body_path = folder / f"{payload.payload_id}.json"
@@ -92,10 +94,12 @@ def write_payloads(
         )
         written.append(body_path)
         new_ids.add(payload.payload_id)
+        new_symbols.update(payload.symbols)
     for old in _payload_metas(base, start, end):
         if old["payload_id"] in new_ids:
             continue
-        if start <= old["window_start"] and old["window_end"] <= end:
+        inside = start <= old["window_start"] and old["window_end"] <= end
+        if inside and set(old["symbols"]) <= new_symbols:
             old["path"].unlink(missing_ok=True)
             old["meta_path"].unlink(missing_ok=True)
     return written

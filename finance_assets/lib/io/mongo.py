@@ -37,8 +37,9 @@ class MongoRawStore:
     ) -> int:
         """Upsert the payloads; drop older ones of the same asset inside [start, end)."""
         name = "/".join(asset)
-        operations, ids = [], []
+        operations, ids, written = [], [], []
         for payload in payloads:
+            written.append(payload)
             doc_id = f"{name}/{payload.payload_id}"
             ids.append(doc_id)
             operations.append(
@@ -64,14 +65,24 @@ class MongoRawStore:
             )
         if operations:
             self.collection.bulk_write(operations, ordered=False)
-        self.collection.delete_many(
+        # Older payloads inside the window go only when the new ones answer for all their
+        # symbols: a file dropped for one symbol keeps the others'.
+        symbols = {s for payload in written for s in payload.symbols}
+        candidates = self.collection.find(
             {
                 "asset": name,
                 "window_start": {"$gte": start.astimezone(dt.UTC)},
                 "window_end": {"$lte": end.astimezone(dt.UTC)},
-                "_id": {"$nin": ids},
-            }
+            },
+            {"_id": 1, "symbols": 1},
         )
+        stale = [
+            doc["_id"]
+            for doc in candidates
+            if doc["_id"] not in ids and set(doc.get("symbols", [])) <= symbols
+        ]
+        if stale:
+            self.collection.delete_many({"_id": {"$in": stale}})
         return len(operations)
 
     def count(self, asset: Sequence[str]) -> int:
