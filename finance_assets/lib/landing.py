@@ -32,7 +32,12 @@ import polars as pl
 
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers import yahoo
-from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
+from finance_assets.lib.providers.base import (
+    Interval,
+    PayloadFormatError,
+    ProviderError,
+    RawPayload,
+)
 
 FORMAT = "yahoo_csv"
 PROVIDER = "landing_zone"
@@ -239,13 +244,6 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SLASH_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 
 
-def _format_error(message: str) -> Exception:
-    # Imported here: transforms registers this parser, so a module-level import would cycle.
-    from finance_assets.lib.transforms import PayloadFormatError
-
-    return PayloadFormatError(message)
-
-
 def parse_yahoo_csv(body: bytes | str, payload_id: str = "") -> tuple[pl.DataFrame, dict[str, str]]:
     """Read a Yahoo Finance CSV export into raw text records: RAW_RECORD_SCHEMA plus the
     optional `adj_close`, like the yfinance provider's `yahoo_chart` records.
@@ -268,11 +266,11 @@ def parse_yahoo_csv(body: bytes | str, payload_id: str = "") -> tuple[pl.DataFra
         try:
             text = body.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
-            raise _format_error(f"{where}: not UTF-8 text ({exc.reason})") from None
+            raise PayloadFormatError(f"{where}: not UTF-8 text ({exc.reason})") from None
     else:
         text = body.removeprefix("\ufeff")
     if not text.strip():
-        raise _format_error(f"{where}: empty file")
+        raise PayloadFormatError(f"{where}: empty file")
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     try:
         header = next(reader)
@@ -280,7 +278,7 @@ def parse_yahoo_csv(body: bytes | str, payload_id: str = "") -> tuple[pl.DataFra
         unknown = [h for h, n in zip(header, names, strict=True) if n not in _HEADER]
         missing = [c.title() for c in _REQUIRED if c not in names]
         if unknown or missing or len(set(names)) != len(names):
-            raise _format_error(
+            raise PayloadFormatError(
                 f"{where}: expected the columns Date,Open,High,Low,Close[,Adj Close],Volume"
                 f"[,Symbol]; got {','.join(header)}"
                 + (f" (missing {', '.join(missing)})" if missing else "")
@@ -294,7 +292,7 @@ def parse_yahoo_csv(body: bytes | str, payload_id: str = "") -> tuple[pl.DataFra
             if not any(v.strip() for v in row):
                 continue  # blank line (a trailing newline too many)
             if len(row) != len(header):
-                raise _format_error(
+                raise PayloadFormatError(
                     f"{where}: line {reader.line_num} has {len(row)} fields, "
                     f"the header has {len(header)}"
                 )
@@ -303,7 +301,9 @@ def parse_yahoo_csv(body: bytes | str, payload_id: str = "") -> tuple[pl.DataFra
                 i = index.get(name)
                 columns[name].append(None if i is None else row[i])
     except csv.Error as exc:
-        raise _format_error(f"{where}: not a CSV file (line {reader.line_num}: {exc})") from None
+        raise PayloadFormatError(
+            f"{where}: not a CSV file (line {reader.line_num}: {exc})"
+        ) from None
     columns["datetime"] = list(_iso_dates(columns["datetime"], lines, where))
     columns["symbol"] = [
         (canonical_symbol(s) or None) if s is not None else None for s in columns["symbol"]
@@ -327,9 +327,9 @@ def _iso_dates(raw: Sequence[str | None], lines: Sequence[int], where: str) -> l
     day_first = any(int(m.group(1)) > 12 for m in slashed)
     month_first = any(int(m.group(2)) > 12 for m in slashed)
     if day_first and month_first:
-        raise _format_error(f"{where}: slashed dates mix day-first and month-first")
+        raise PayloadFormatError(f"{where}: slashed dates mix day-first and month-first")
     if not day_first and not month_first and any(m.group(1) != m.group(2) for m in slashed):
-        raise _format_error(
+        raise PayloadFormatError(
             f"{where}: slashed dates could be month-first or day-first; write them as YYYY-MM-DD"
         )
     out: list[str] = []
@@ -345,7 +345,7 @@ def _iso_dates(raw: Sequence[str | None], lines: Sequence[int], where: str) -> l
                 continue
         except ValueError:
             pass
-        raise _format_error(f"{where}: line {lines[i]}: {raw[i]!r} is not a date")
+        raise PayloadFormatError(f"{where}: line {lines[i]}: {raw[i]!r} is not a date")
     return out
 
 

@@ -15,7 +15,7 @@ import polars as pl
 from finance_assets.lib.landing import parse_yahoo_csv
 from finance_assets.lib.markets import BAR_MINUTES, Market
 from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
-from finance_assets.lib.providers.base import RawPayload
+from finance_assets.lib.providers.base import PayloadFormatError, RawPayload
 from finance_assets.lib.providers.twelve_data import canonical_symbol
 from finance_assets.lib.providers.yahoo import parse_yahoo_chart
 from finance_assets.lib.schema import (
@@ -29,10 +29,6 @@ from finance_assets.lib.schema import (
     conform,
     empty,
 )
-
-
-class PayloadFormatError(ValueError):
-    """A payload that cannot be read at all (not JSON, not the provider's shape)."""
 
 
 @dataclass

@@ -42,12 +42,18 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-import orjson
 import polars as pl
 import requests
 
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers.base import INTERVALS, Interval, RawPayload
+from finance_assets.lib.providers.base import (
+    INTERVALS,
+    Interval,
+    PayloadFormatError,
+    RawPayload,
+    load_json_object,
+    payload_window,
+)
 from finance_assets.lib.providers.http import (
     DEFAULT_RETRY,
     AuthenticationFailed,
@@ -77,7 +83,6 @@ INTRADAY_LABEL: Literal["start", "end"] = "start"
 # Canonical suffix <-> Alpha Vantage suffix, and the exchange's timezone.
 _SUFFIXES = {".L": (".LON", "Europe/London")}
 _TZ_ALIASES = {"US/Eastern": "America/New_York", "US/Central": "America/Chicago", "UTC": "UTC"}
-_PAYLOAD_WINDOW = re.compile(r"^(\d{8}T\d{6}Z)_(\d{8}T\d{6}Z)_")
 _INTERVAL_MINUTES = re.compile(r"\((\d+)min\)")
 
 
@@ -357,20 +362,22 @@ def parse_alpha_vantage(
     and the message under the symbol ("?" when the body does not name it). `currency` is null:
     Alpha Vantage does not state it.
     """
-    document = _load(body, payload_id)
+    document = load_json_object(body, payload_id)
     for key in ("Error Message", "Information", "Note"):
         if key in document:
             return empty(RAW_RECORD_SCHEMA), {"?": f"{key}: {document[key]}"}
     meta = document.get("Meta Data")
     series_keys = [key for key in document if key.startswith("Time Series")]
     if not isinstance(meta, dict) or len(series_keys) != 1:
-        raise _format_error(
+        raise PayloadFormatError(
             f"payload {payload_id or '?'}: expected 'Meta Data' and one 'Time Series (...)', "
             f"got keys {sorted(document)[:6]}"
         )
     series = document[series_keys[0]]
     if not isinstance(series, dict):
-        raise _format_error(f"payload {payload_id or '?'}: {series_keys[0]!r} is not an object")
+        raise PayloadFormatError(
+            f"payload {payload_id or '?'}: {series_keys[0]!r} is not an object"
+        )
     av_symbol = str(_meta(meta, "Symbol") or "")
     symbol = canonical_symbol(av_symbol) if av_symbol else "?"
     zone = str(_meta(meta, "Time Zone") or "US/Eastern")
@@ -381,16 +388,18 @@ def parse_alpha_vantage(
     shift = (
         dt.timedelta(minutes=int(minutes.group(1))) if minutes and INTRADAY_LABEL == "end" else None
     )
-    window = _payload_window(payload_id)
+    window = payload_window(payload_id)
     try:
         restamp = _Restamper(source_tz, target_tz, daily, shift, window)
     except (ValueError, KeyError) as exc:  # ZoneInfoNotFoundError is a KeyError
-        raise _format_error(f"payload {payload_id or '?'}: unknown time zone {zone!r}") from exc
+        raise PayloadFormatError(
+            f"payload {payload_id or '?'}: unknown time zone {zone!r}"
+        ) from exc
 
     rows: list[dict[str, str | None]] = []
     for stamp, fields in series.items():
         if not isinstance(fields, dict):
-            raise _format_error(
+            raise PayloadFormatError(
                 f"payload {payload_id or '?'}: {symbol} at {stamp!r} is not an object"
             )
         text = restamp(str(stamp))
@@ -466,31 +475,3 @@ def _meta(meta: Mapping[str, Any], name: str) -> Any:
         if str(key).split(". ", 1)[-1].strip().lower() == name.lower():
             return value
     return None
-
-
-def _payload_window(payload_id: str) -> tuple[dt.datetime, dt.datetime] | None:
-    match = _PAYLOAD_WINDOW.match(payload_id or "")
-    if not match:
-        return None
-    fmt = "%Y%m%dT%H%M%SZ"
-    start, end = (dt.datetime.strptime(g, fmt).replace(tzinfo=dt.UTC) for g in match.groups())
-    return (start, end) if start < end else None
-
-
-def _load(body: bytes | str, payload_id: str) -> dict[str, Any]:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise _format_error(f"payload {payload_id or '?'} is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise _format_error(
-            f"payload {payload_id or '?'}: expected a JSON object, got {type(document).__name__}"
-        )
-    return document
-
-
-def _format_error(message: str) -> Exception:
-    # Imported here: transforms registers this parser, so a module-level import would cycle.
-    from finance_assets.lib.transforms import PayloadFormatError
-
-    return PayloadFormatError(message)

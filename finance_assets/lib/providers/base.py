@@ -5,7 +5,9 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
+
+import orjson
 
 from finance_assets.lib.markets import Market
 
@@ -16,6 +18,41 @@ INTERVALS: tuple[Interval, ...] = ("5min", "1hour", "1day")
 
 class ProviderError(RuntimeError):
     """A provider refused or failed a request; the message never contains a secret."""
+
+
+class PayloadFormatError(ValueError):
+    """A payload that cannot be read at all (not JSON, not the provider's shape)."""
+
+
+_ID_STAMP = "%Y%m%dT%H%M%SZ"
+
+
+def payload_window(payload_id: str) -> tuple[dt.datetime, dt.datetime] | None:
+    """The [start, end) a `RawPayload.payload_id` encodes, or None for another id.
+
+    Parsers of providers that cannot filter by time (Alpha Vantage, Yahoo) use it to keep only
+    the bars that were asked for."""
+    parts = (payload_id or "").split("_")
+    if len(parts) < 2:
+        return None
+    try:
+        start, end = (dt.datetime.strptime(p, _ID_STAMP).replace(tzinfo=dt.UTC) for p in parts[:2])
+    except ValueError:
+        return None
+    return (start, end) if start < end else None
+
+
+def load_json_object(body: bytes | str, payload_id: str) -> dict[str, Any]:
+    """A payload's JSON object, or a `PayloadFormatError` naming the payload."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadFormatError(f"payload {payload_id or '?'} is not JSON: {exc}") from None
+    if not isinstance(document, dict):
+        raise PayloadFormatError(
+            f"payload {payload_id or '?'}: expected a JSON object, got {type(document).__name__}"
+        )
+    return document
 
 
 @dataclass(frozen=True)
@@ -51,11 +88,10 @@ class RawPayload:
     @property
     def payload_id(self) -> str:
         """Unique and sortable: window, fetch time, batch."""
-        fmt = "%Y%m%dT%H%M%SZ"
         return "_".join(
             [
-                self.window_start.astimezone(dt.UTC).strftime(fmt),
-                self.window_end.astimezone(dt.UTC).strftime(fmt),
+                self.window_start.astimezone(dt.UTC).strftime(_ID_STAMP),
+                self.window_end.astimezone(dt.UTC).strftime(_ID_STAMP),
                 self.fetched_at.astimezone(dt.UTC).strftime("%Y%m%dT%H%M%S%fZ"),
                 f"b{self.batch:04d}",
             ]

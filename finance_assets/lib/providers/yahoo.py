@@ -56,7 +56,14 @@ import polars as pl
 import tenacity
 
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers.base import INTERVALS, Interval, RawPayload
+from finance_assets.lib.providers.base import (
+    INTERVALS,
+    Interval,
+    PayloadFormatError,
+    RawPayload,
+    load_json_object,
+    payload_window,
+)
 from finance_assets.lib.providers.http import (
     DEFAULT_RETRY,
     AuthenticationFailed,
@@ -562,17 +569,17 @@ def parse_yahoo_chart(
       records and its message under "?" (the body does not name the symbol).
     Bodies of another shape raise `transforms.PayloadFormatError`.
     """
-    document = _load(body, payload_id)
+    document = load_json_object(body, payload_id)
     pid = payload_id or "?"
     chart = document.get("chart")
     if not isinstance(chart, dict):
-        raise _format_error(f"payload {pid}: no 'chart' object (keys {sorted(document)[:6]})")
+        raise PayloadFormatError(f"payload {pid}: no 'chart' object (keys {sorted(document)[:6]})")
     if chart.get("error"):
         return empty(YAHOO_RECORD_SCHEMA), {"?": _error_text(chart["error"])}
     result = chart.get("result")
     if not isinstance(result, list) or not result:
-        raise _format_error(f"payload {pid}: chart has neither 'result' nor 'error'")
-    window = _payload_window(payload_id)
+        raise PayloadFormatError(f"payload {pid}: chart has neither 'result' nor 'error'")
+    window = payload_window(payload_id)
     frames = [_records(item, pid, payload_id, window) for item in result]
     frames = [frame for frame in frames if frame.height]
     if not frames:
@@ -587,26 +594,26 @@ def _records(
     item: Any, pid: str, payload_id: str, window: tuple[dt.datetime, dt.datetime] | None
 ) -> pl.DataFrame:
     if not isinstance(item, dict) or not isinstance(item.get("meta"), dict):
-        raise _format_error(f"payload {pid}: chart result without 'meta'")
+        raise PayloadFormatError(f"payload {pid}: chart result without 'meta'")
     meta = item["meta"]
     yahoo_symbol = meta.get("symbol")
     if not isinstance(yahoo_symbol, str) or not yahoo_symbol.strip():
-        raise _format_error(f"payload {pid}: chart meta names no symbol")
+        raise PayloadFormatError(f"payload {pid}: chart meta names no symbol")
     symbol = canonical_symbol(yahoo_symbol)
     granularity = str(meta.get("dataGranularity") or "")
     if not granularity:
-        raise _format_error(f"payload {pid}: {symbol}: chart meta has no dataGranularity")
+        raise PayloadFormatError(f"payload {pid}: {symbol}: chart meta has no dataGranularity")
     daily = granularity.endswith(("d", "wk", "mo"))
     tz = _exchange_tz(meta, pid, symbol)
     timestamps = item.get("timestamp") or []
     if not isinstance(timestamps, list):
-        raise _format_error(f"payload {pid}: {symbol}: 'timestamp' is not a list")
+        raise PayloadFormatError(f"payload {pid}: {symbol}: 'timestamp' is not a list")
     if not timestamps:
         return empty(YAHOO_RECORD_SCHEMA)  # nothing traded in the window (a weekend, a holiday)
     indicators = item.get("indicators")
     quotes = indicators.get("quote") if isinstance(indicators, dict) else None
     if not isinstance(quotes, list) or not quotes or not isinstance(quotes[0], dict):
-        raise _format_error(f"payload {pid}: {symbol}: no 'indicators.quote' object")
+        raise PayloadFormatError(f"payload {pid}: {symbol}: no 'indicators.quote' object")
     n = len(timestamps)
     columns = {name: _column(quotes[0].get(name), n, pid, symbol, name) for name in _QUOTE_FIELDS}
     adjusted = indicators.get("adjclose")
@@ -640,7 +647,7 @@ def _column(values: Any, n: int, pid: str, symbol: str, name: str) -> list[str |
     if values is None:
         return [None] * n
     if not isinstance(values, list) or len(values) != n:
-        raise _format_error(
+        raise PayloadFormatError(
             f"payload {pid}: {symbol}: '{name}' is not a list of {n} values (one per timestamp)"
         )
     return [_text(value) for value in values]
@@ -691,38 +698,6 @@ def _exchange_tz(meta: Mapping[str, Any], pid: str, symbol: str) -> dt.tzinfo:
     offset = meta.get("gmtoffset")
     if isinstance(offset, int | float) and not isinstance(offset, bool):
         return dt.timezone(dt.timedelta(seconds=offset))
-    raise _format_error(f"payload {pid}: {symbol}: chart meta has no usable exchange time zone")
-
-
-def _payload_window(payload_id: str) -> tuple[dt.datetime, dt.datetime] | None:
-    """The [start, end) a `RawPayload.payload_id` encodes, or None for another id."""
-    parts = (payload_id or "").split("_")
-    if len(parts) < 2:
-        return None
-    try:
-        start, end = (
-            dt.datetime.strptime(part, "%Y%m%dT%H%M%SZ").replace(tzinfo=dt.UTC)
-            for part in parts[:2]
-        )
-    except ValueError:
-        return None
-    return (start, end) if start < end else None
-
-
-def _load(body: bytes | str, payload_id: str) -> dict[str, Any]:
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise _format_error(f"payload {payload_id or '?'} is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise _format_error(
-            f"payload {payload_id or '?'}: expected a JSON object, got {type(document).__name__}"
-        )
-    return document
-
-
-def _format_error(message: str) -> Exception:
-    # Imported here: transforms registers this parser, so a module-level import would cycle.
-    from finance_assets.lib.transforms import PayloadFormatError
-
-    return PayloadFormatError(message)
+    raise PayloadFormatError(
+        f"payload {pid}: {symbol}: chart meta has no usable exchange time zone"
+    )
