@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import warnings
 import os
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
