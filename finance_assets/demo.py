@@ -201,7 +201,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{market.name}: {len(sessions)} sessions {sessions[0]} .. {sessions[-1]}")
         results = run_market(defs, market, sessions, instance, with_posts=True)
         failed |= not all(r.success for r in results)
-        with pl.Config(tbl_rows=50, tbl_cols=20, tbl_hide_dataframe_shape=True):
+        with pl.Config(
+            tbl_rows=50, tbl_cols=20, tbl_width_chars=160, tbl_hide_dataframe_shape=True
+        ):
             print(warehouse_summary(url, market, sessions))
     print(
         "\nOpen the Dagster UI on the same data: make dev  (http://127.0.0.1:3000)"
