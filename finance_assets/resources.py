@@ -263,7 +263,10 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "posts": posts,
         "warehouse": warehouse,
         "storage": StorageResource(raw_root=str(root / "raw"), lake_root=str(root / "lake")),
-        "landing_zone": LandingZoneResource(root=str(root / "landing")),
+        # `s3://bucket/prefix` in production; the same sensor and ledger code either way.
+        "landing_zone": LandingZoneResource(
+            root=environ.get("FINANCE_LANDING_URI") or str(root / "landing")
+        ),
         "raw_zone_io_manager": RawZoneIOManager(
             root=str(root / "raw"),
             mongodb_uri=_secret(environ, "MONGODB_URI"),

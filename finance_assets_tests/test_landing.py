@@ -273,8 +273,8 @@ def test_local_store_stays_inside_its_folder(tmp_path: Path) -> None:
         store.read("out/secret.csv")
     with pytest.raises(landing.UnsafeKey):
         landing.open_store(str(tmp_path), "../us")
-    with pytest.raises(NotImplementedError, match="S3"):
-        landing.open_store("s3://bucket/landing", "us")
+    with pytest.raises(NotImplementedError):
+        landing.open_store("gs://bucket/landing", "us")
 
 
 def test_provider_returns_the_file_as_received(us_folder: Path, us: Market) -> None:

@@ -8,8 +8,8 @@ symbol in a `Symbol` column or in the file name: `AAPL.csv`,
   recognised without reading it), and how many versions of that name were ingested so far.
 - `rejected/<name>` and `rejected/<name>.reason.txt`: files that cannot be ingested, and why.
 
-No Dagster here: the storage (`LandingStore`, a local folder now; an S3 prefix implements the
-same five calls), file-name rules, the CSV parser (format "yahoo_csv"), the validation that
+No Dagster here: the storage (`LandingStore`: a local folder, or an S3 prefix with the same
+five calls), file-name rules, the CSV parser (format "yahoo_csv"), the validation that
 decides between a run and a rejection, the ledger, one sensor tick's decisions (`scan`), and
 the provider a landing run reads the file through (`LandingZoneFiles`).
 """
@@ -115,7 +115,7 @@ class LandingObject:
 class LandingStore(Protocol):
     """One market's landing folder. Keys are relative: `AAPL.csv`, `rejected/AAPL.csv`.
 
-    The local folder implements it now; an S3 prefix maps each call to one request
+    A local folder implements it, and so does an S3 prefix, each call one request
     (`list_objects_v2` with `Delimiter="/"`, `get_object`, `put_object`, `copy_object` +
     `delete_object`), so the sensor and the runs do not change.
     """
@@ -205,17 +205,161 @@ class LocalLandingStore:
         return self._path(key).resolve().as_uri()
 
 
+class S3LandingStore:
+    """A market's landing folder as an S3 prefix: `s3://<bucket>/<prefix>/<key>`.
+
+    Each call is one request (a listing is one per 1,000 keys). Credentials, region and the
+    endpoint come from boto3's own chain: the environment (`AWS_ENDPOINT_URL_S3`, else
+    `AWS_ENDPOINT_URL`, points it at MinIO, LocalStack or a test server), a profile, or an
+    instance role. Failures surface as OSError (FileNotFoundError for a missing key,
+    PermissionError when access is denied), as the local store's do: `scan` notes a file it
+    cannot read or move and carries on, exactly as it does on a local folder.
+
+    boto3 is needed only here: install the `aws` extra.
+    """
+
+    # Keys a listing request returns at most (S3's maximum); tests lower it to page.
+    page_size: int = 1000
+
+    def __init__(self, bucket: str, prefix: str, client: Any | None = None) -> None:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+            raise ValueError(f"{bucket!r} is not an S3 bucket name")
+        prefix = prefix.strip("/")
+        # The same rule as every key: `..` and empty segments are literal names on S3, but
+        # tools that map keys to paths (the CLI's sync, s3fs mounts) would read them as steps.
+        if prefix and any(p in ("", ".", "..") or "\\" in p for p in prefix.split("/")):
+            raise UnsafeKey(f"unsafe landing-zone prefix {prefix!r}")
+        self.bucket = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"S3LandingStore('s3://{self.bucket}/{self.prefix}')"
+
+    @property
+    def client(self) -> Any:
+        # Built on first use, so that opening a store (every sensor tick) costs no request and
+        # needs no credentials until it lists.
+        if self._client is None:
+            try:
+                import boto3
+                from botocore.config import Config
+            except ImportError:
+                raise ImportError(
+                    "an s3:// landing zone needs boto3: pip install 'finance_assets[aws]'"
+                ) from None
+            # Standard retry mode backs off throttling (503 SlowDown) and transient errors;
+            # total_max_attempts counts the first call too. Timeouts below the defaults (60 s)
+            # keep a stalled connection from using up a sensor tick's time.
+            config = Config(
+                retries={"mode": "standard", "total_max_attempts": 5},
+                connect_timeout=10,
+                read_timeout=30,
+            )
+            # A session of its own: boto3's default session is not thread-safe, and Dagster
+            # may evaluate several sensors at once.
+            self._client = boto3.session.Session().client("s3", config=config)
+        return self._client
+
+    def _key(self, key: str) -> str:
+        # Refused as the local store refuses them, so a key means the same thing on both.
+        for part in key.split("/"):
+            if part in ("", ".", "..") or "\\" in part or "\x00" in part:
+                raise UnsafeKey(f"unsafe landing-zone key {key!r}")
+        return self.prefix + key
+
+    @staticmethod
+    def _os_error(exc: Exception, key: str) -> OSError:
+        """botocore's error as the OSError the local store would raise."""
+        error = getattr(exc, "response", {}).get("Error", {})
+        code = str(error.get("Code", ""))
+        if code in ("NoSuchKey", "404", "NotFound"):
+            return FileNotFoundError(f"{key}: no such object")
+        if code in ("AccessDenied", "403", "Forbidden"):
+            return PermissionError(f"{key}: access denied")
+        return OSError(f"{key}: {code or type(exc).__name__}: {error.get('Message') or exc}")
+
+    def list_files(self) -> list[LandingObject]:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        found = []
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket,
+            Prefix=self.prefix,
+            # Direct children only: deeper keys (rejected/, .processed/, any "sub-folder")
+            # come back as CommonPrefixes, which are not files of this folder.
+            Delimiter="/",
+            PaginationConfig={"PageSize": self.page_size},
+        )
+        try:
+            for page in pages:
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(self.prefix) :]
+                    if not name:
+                        continue  # the "folder" marker the console creates: no file
+                    modified = obj["LastModified"].astimezone(dt.UTC)
+                    found.append(LandingObject(name, int(obj["Size"]), modified))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._os_error(exc, self.prefix) from exc
+        return sorted(found, key=lambda o: o.name)
+
+    def read(self, key: str) -> bytes:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(key)
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=full)["Body"]
+            try:
+                return body.read()
+            finally:
+                body.close()
+        except (BotoCoreError, ClientError) as exc:
+            raise self._os_error(exc, key) from exc
+
+    def write(self, key: str, data: bytes) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        full = self._key(key)
+        try:
+            # A PUT replaces the object whole or not at all: no temporary object needed.
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=data)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._os_error(exc, key) from exc
+
+    def move(self, source: str, target: str) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        src, dst = self._key(source), self._key(target)
+        try:
+            # S3 has no rename. Copy first: should the delete fail, the file is in both
+            # places and the next tick moves it again, rather than nowhere. (copy_object takes
+            # up to 5 GB; anything larger fails here and is noted, never half moved.)
+            self.client.copy_object(
+                Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src}
+            )
+            self.client.delete_object(Bucket=self.bucket, Key=src)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._os_error(exc, source) from exc
+
+    def uri(self, key: str) -> str:
+        return f"s3://{self.bucket}/{self._key(key)}"
+
+
 def open_store(root: str, market_key: str) -> LandingStore:
-    """The landing folder of one market under `root` (a path or a `file://` URI)."""
+    """The landing folder of one market under `root`: a path, a `file://` URI, or
+    `s3://bucket[/prefix]` (the market's files under `s3://bucket/prefix/<market>/`)."""
     if not re.fullmatch(r"[a-z0-9_]+", market_key):
         raise UnsafeKey(f"market key {market_key!r} is not a folder name")
     if "://" in root:
         scheme, _, rest = root.partition("://")
+        if scheme == "s3":
+            bucket, _, prefix = rest.partition("/")
+            prefix = prefix.strip("/")
+            return S3LandingStore(bucket, f"{prefix}/{market_key}" if prefix else market_key)
         if scheme != "file":
             raise NotImplementedError(
-                f"landing zone {root!r}: only local folders are implemented; an S3 store "
-                "implements LandingStore over list_objects_v2 / get_object / put_object / "
-                "copy_object + delete_object"
+                f"landing zone {root!r}: only local folders (a path or file://) and S3 "
+                "(s3://bucket/prefix) are implemented"
             )
         root = rest
     return LocalLandingStore(Path(root) / market_key)

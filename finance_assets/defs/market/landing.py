@@ -31,7 +31,8 @@ SETTLE = dt.timedelta(seconds=10)
 
 
 class LandingZoneResource(dg.ConfigurableResource):
-    """Where users drop files: `<root>/<market>/` (a local folder; later an S3 prefix)."""
+    """Where users drop files: `<root>/<market>/`, a local folder or `s3://bucket/prefix`
+    (`FINANCE_LANDING_URI`)."""
 
     root: str
 
