@@ -66,8 +66,8 @@ from finance_assets.lib.providers.http import (
     RateLimiter,
     RetryPolicy,
     Sleep,
-    api_key_from_env,
     check_base_url,
+    settings_from_env,
     utc_now,
 )
 from finance_assets.lib.schema import RAW_RECORD_FIELDS, RAW_RECORD_SCHEMA, empty
@@ -168,19 +168,15 @@ class AlphaVantageClient:
     ) -> AlphaVantageClient:
         """`ALPHAVANTAGE_API_KEY` (required), `ALPHAVANTAGE_BASE_URL`, and optionally
         `ALPHAVANTAGE_CALLS_PER_MINUTE` (premium plans; default 5)."""
-        env = os.environ if environ is None else environ
-        key = api_key_from_env(env, "ALPHAVANTAGE_API_KEY", "Alpha Vantage")
-        base_url = check_base_url(
-            env.get("ALPHAVANTAGE_BASE_URL") or DEFAULT_BASE_URL, "ALPHAVANTAGE_BASE_URL"
+        key, base_url = settings_from_env(
+            os.environ if environ is None else environ,
+            "ALPHAVANTAGE",
+            "Alpha Vantage",
+            DEFAULT_BASE_URL,
+            "ALPHAVANTAGE_CALLS_PER_MINUTE",
+            "calls_per_minute",
+            kwargs,
         )
-        calls = env.get("ALPHAVANTAGE_CALLS_PER_MINUTE")
-        if calls and "calls_per_minute" not in kwargs:
-            try:
-                kwargs["calls_per_minute"] = int(calls)
-            except ValueError:
-                raise ValueError(
-                    f"ALPHAVANTAGE_CALLS_PER_MINUTE={calls!r} is not a whole number"
-                ) from None
         return cls(key, base_url, **kwargs)
 
     # --- the provider interface -----------------------------------------------------------

@@ -644,6 +644,30 @@ def api_key_from_env(environ: Mapping[str, str], variable: str, provider: str) -
     return key
 
 
+def settings_from_env(
+    environ: Mapping[str, str],
+    prefix: str,
+    provider: str,
+    default_base_url: str,
+    rate_variable: str,
+    rate_argument: str,
+    kwargs: dict[str, Any],
+) -> tuple[str, str]:
+    """`<PREFIX>_API_KEY` (required) and `<PREFIX>_BASE_URL`; the plan's call budget from
+    `rate_variable` goes into `kwargs[rate_argument]` unless given. Returns (key, base URL)."""
+    key = api_key_from_env(environ, f"{prefix}_API_KEY", provider)
+    base_url = check_base_url(
+        environ.get(f"{prefix}_BASE_URL") or default_base_url, f"{prefix}_BASE_URL"
+    )
+    rate = environ.get(rate_variable)
+    if rate and rate_argument not in kwargs:
+        try:
+            kwargs[rate_argument] = int(rate)
+        except ValueError:
+            raise ValueError(f"{rate_variable}={rate!r} is not a whole number") from None
+    return key, base_url
+
+
 def check_base_url(url: str, variable: str) -> str:
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:

@@ -45,10 +45,10 @@ from finance_assets.lib.providers.http import (
     RateLimiter,
     RetryPolicy,
     Sleep,
-    api_key_from_env,
     check_base_url,
     local_text,
     seconds_to_next_minute,
+    settings_from_env,
     utc_now,
 )
 
@@ -148,19 +148,15 @@ class TwelveDataClient:
     def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> TwelveDataClient:
         """`TWELVEDATA_API_KEY` (required), `TWELVEDATA_BASE_URL`, and optionally
         `TWELVEDATA_CREDITS_PER_MINUTE` (your plan's per-minute credits; default 8)."""
-        env = os.environ if environ is None else environ
-        key = api_key_from_env(env, "TWELVEDATA_API_KEY", "Twelve Data")
-        base_url = check_base_url(
-            env.get("TWELVEDATA_BASE_URL") or DEFAULT_BASE_URL, "TWELVEDATA_BASE_URL"
+        key, base_url = settings_from_env(
+            os.environ if environ is None else environ,
+            "TWELVEDATA",
+            "Twelve Data",
+            DEFAULT_BASE_URL,
+            "TWELVEDATA_CREDITS_PER_MINUTE",
+            "credits_per_minute",
+            kwargs,
         )
-        credits = env.get("TWELVEDATA_CREDITS_PER_MINUTE")
-        if credits and "credits_per_minute" not in kwargs:
-            try:
-                kwargs["credits_per_minute"] = int(credits)
-            except ValueError:
-                raise ValueError(
-                    f"TWELVEDATA_CREDITS_PER_MINUTE={credits!r} is not a whole number"
-                ) from None
         return cls(key, base_url, **kwargs)
 
     # --- the provider interface -----------------------------------------------------------
