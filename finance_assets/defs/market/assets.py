@@ -13,6 +13,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
+from finance_assets.defs.common import table_schema
 from finance_assets.defs.market.landing import LandingZoneResource
 from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
 from finance_assets.lib import quality, transforms
@@ -28,12 +29,6 @@ API_RETRY = dg.RetryPolicy(
     max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL
 )
 SAMPLE_ROWS = 5
-
-
-def table_schema(schema: dict[str, pl.DataType]) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in schema.items()]
-    )
 
 
 def _market_tags(market: Market) -> dict[str, str]:

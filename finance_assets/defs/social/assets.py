@@ -7,7 +7,8 @@ import functools
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.market.assets import API_RETRY, table_schema
+from finance_assets.defs.common import warehouse_table
+from finance_assets.defs.market.assets import API_RETRY
 from finance_assets.defs.market.partitions import daily_partitions
 from finance_assets.lib import social
 from finance_assets.lib.markets import Market
@@ -61,17 +62,14 @@ def _post_sentiment(market: Market) -> dg.AssetsDefinition:
     @dg.asset(
         key=key,
         ins={"raw_posts": dg.AssetIn([market.key, "raw_posts"])},
-        partitions_def=hourly_partitions(market),
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        io_manager_key="warehouse_io_manager",
-        group_name=f"{market.key}_social",
-        kinds={"polars", "postgres"},
-        tags={"market": market.key},
-        metadata={
-            "partition_expr": "created_at",
-            "primary_key": social.POST_SENTIMENT_KEY,
-            "dagster/column_schema": table_schema(social.POST_SENTIMENT_SCHEMA),
-        },
+        **warehouse_table(
+            market,
+            "social",
+            hourly_partitions(market),
+            partition_expr="created_at",
+            primary_key=social.POST_SENTIMENT_KEY,
+            schema=social.POST_SENTIMENT_SCHEMA,
+        ),
         check_specs=[
             dg.AssetCheckSpec(
                 "scores_in_range",
@@ -139,18 +137,15 @@ def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
                 ),
             )
         },
-        partitions_def=daily_partitions(market),
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        io_manager_key="warehouse_io_manager",
-        group_name=f"{market.key}_social",
-        kinds={"polars", "postgres"},
-        tags={"market": market.key},
-        metadata={
-            "partition_expr": "trading_date",
-            "partition_expr_type": "date",
-            "primary_key": social.DAILY_SENTIMENT_KEY,
-            "dagster/column_schema": table_schema(social.DAILY_SENTIMENT_SCHEMA),
-        },
+        **warehouse_table(
+            market,
+            "social",
+            daily_partitions(market),
+            partition_expr="trading_date",
+            by_date=True,
+            primary_key=social.DAILY_SENTIMENT_KEY,
+            schema=social.DAILY_SENTIMENT_SCHEMA,
+        ),
         check_specs=[
             dg.AssetCheckSpec(
                 "every_company_has_posts",
@@ -203,17 +198,14 @@ def _stock_sentiment_daily(market: Market) -> dg.AssetsDefinition:
             "daily_summary": dg.AssetIn([market.key, "daily_summary"]),
             "daily_sentiment": dg.AssetIn([market.key, "daily_sentiment"]),
         },
-        partitions_def=daily_partitions(market),
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        io_manager_key="warehouse_io_manager",
-        group_name=f"{market.key}_social",
-        kinds={"polars", "postgres"},
-        tags={"market": market.key},
-        metadata={
-            "partition_expr": "trading_date",
-            "partition_expr_type": "date",
-            "primary_key": ["trading_date", "symbol"],
-        },
+        **warehouse_table(
+            market,
+            "social",
+            daily_partitions(market),
+            partition_expr="trading_date",
+            by_date=True,
+            primary_key=["trading_date", "symbol"],
+        ),
         description=(
             f"The daily summary of {market.name} joined with that day's sentiment per company; "
             "days without posts are kept, with null sentiment and a post count of 0. Table "

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.market.assets import table_schema
+from finance_assets.defs.common import warehouse_table
 from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
 from finance_assets.lib import transforms
 from finance_assets.lib.io import lake
@@ -29,18 +29,15 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
                 ),
             )
         },
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        io_manager_key="warehouse_io_manager",
-        group_name=f"{market.key}_warehouse",
-        kinds={"polars", "postgres"},
-        tags={"market": market.key},
-        metadata={
-            "partition_expr": "trading_date",
-            "partition_expr_type": "date",
-            "primary_key": DAILY_SUMMARY_KEY,
-            "dagster/column_schema": table_schema(DAILY_SUMMARY_SCHEMA),
-        },
+        **warehouse_table(
+            market,
+            "warehouse",
+            partitions_def,
+            partition_expr="trading_date",
+            by_date=True,
+            primary_key=DAILY_SUMMARY_KEY,
+            schema=DAILY_SUMMARY_SCHEMA,
+        ),
         description=(
             f"One row per symbol and trading day of {market.name}, from that day's 5-minute "
             "bars: open, high, low, close, volume, VWAP = Σ((high+low+close)/3 × volume) / "
@@ -74,18 +71,15 @@ def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
     @dg.asset(
         key=[market.key, "price_moves"],
         deps=[bars_key],
-        partitions_def=five_minute_partitions(market),
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        io_manager_key="warehouse_io_manager",
-        group_name=f"{market.key}_warehouse",
-        kinds={"polars", "postgres"},
-        tags={"market": market.key},
-        metadata={
-            "table": "price_alerts",
-            "partition_expr": "ts",
-            "primary_key": transforms.PRICE_ALERT_KEY,
-            "dagster/column_schema": table_schema(transforms.PRICE_ALERT_SCHEMA),
-        },
+        **warehouse_table(
+            market,
+            "warehouse",
+            five_minute_partitions(market),
+            partition_expr="ts",
+            primary_key=transforms.PRICE_ALERT_KEY,
+            schema=transforms.PRICE_ALERT_SCHEMA,
+            table="price_alerts",
+        ),
         description=(
             f"Price moves of {market.name} at or beyond the threshold (FINANCE_PRICE_MOVE_PCT, "
             "default 1 %): against the previous session's close, once per crossing (not again "
