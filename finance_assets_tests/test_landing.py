@@ -13,7 +13,6 @@ import polars as pl
 import psycopg
 import pytest
 
-from finance_assets.defs.market.assets import build_market_assets
 from finance_assets.defs.market.landing import (
     LANDING_FILE_TAG,
     LANDING_SHA256_TAG,
@@ -24,7 +23,7 @@ from finance_assets.defs.market.landing import (
 )
 from finance_assets.lib import landing, transforms
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers.base import ProviderError, RawPayload
+from finance_assets.lib.providers.base import ProviderError
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 OLD = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)  # long settled by the time a test runs
@@ -447,47 +446,8 @@ def test_unreadable_cursor_starts_afresh(zone: Path, us_folder: Path, us: Market
 # --- end to end ------------------------------------------------------------------------------
 
 
-def _integration_missing(us: Market) -> str | None:
-    """The wiring outside the landing files (see the report): parser, envelope symbol, raw
-    asset, per-symbol supersede in the raw zone."""
-    if transforms.PARSERS.get(landing.FORMAT) is not landing.parse_yahoo_csv:
-        return "transforms.PARSERS has no 'yahoo_csv' parser"
-    raw = next(a for a in build_market_assets(us) if a.key.path[-1] == "raw_daily_quotes")
-    if "landing_zone" not in raw.required_resource_keys:
-        return "the raw daily asset does not read the landing_zone resource"
-    probe = RawPayload(
-        provider="probe",
-        format=landing.FORMAT,
-        interval="1day",
-        symbols=("AAPL",),
-        window_start=OLD,
-        window_end=OLD + dt.timedelta(days=1),
-        fetched_at=OLD,
-        body=yahoo_csv(("2026-11-17", 1.0)),
-    )
-    if transforms.parse_payloads([probe]).records.get_column("symbol").to_list() != ["AAPL"]:
-        return "transforms.parse_payloads does not take a missing symbol from the envelope"
-    return None
-
-
-def _lake_keeps_other_symbols(tmp_path: Path, us: Market) -> bool:
-    from finance_assets.lib.io import lake
-
-    def payload(symbols: tuple[str, ...], fetched: dt.datetime) -> RawPayload:
-        return RawPayload("p", "f", "1day", symbols, OLD, OLD + dt.timedelta(days=1), fetched, b"")
-
-    base = tmp_path / "probe"
-    end = OLD + dt.timedelta(days=1)
-    lake.write_payloads(base, [payload(("MSFT",), OLD)], OLD, end, us.tz)
-    lake.write_payloads(base, [payload(("AAPL",), end)], OLD, end, us.tz)
-    return len(lake.read_payloads(base, OLD, end)) == 2
-
-
 @pytest.fixture
 def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pg_url: str, us: Market) -> Path:
-    missing = _integration_missing(us)
-    if missing:
-        pytest.skip(f"landing-zone wiring not applied yet: {missing}")
     monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("FINANCE_PG_URL", pg_url)
     monkeypatch.delenv("FINANCE_SIM_FAULT_RATE", raising=False)
@@ -580,8 +540,6 @@ def test_dropped_file_lands_in_daily_bars(
         runs, cursor = _sense_and_run(defs, instance, cursor)
         assert runs == []
 
-        if not _lake_keeps_other_symbols(tmp_path, us):
-            pytest.skip("raw zone still supersedes across symbols (lake.write_payloads diff)")
         # Another symbol for the same sessions joins AAPL instead of replacing it ...
         drop(env / "landing" / "us", "MSFT.csv", yahoo_csv(("2026-11-18", 410.0)))
         (run,), cursor = _sense_and_run(defs, instance, cursor)

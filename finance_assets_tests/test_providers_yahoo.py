@@ -243,10 +243,7 @@ def clean(
     interval: str,
     start: dt.datetime,
     end: dt.datetime,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> transforms.CleanResult:
-    # Registered here whether or not transforms.PARSERS has it yet.
-    monkeypatch.setitem(transforms.PARSERS, FORMAT, parse_yahoo_chart)
     parsed = transforms.parse_payloads(payloads)
     return transforms.clean_bars(
         transforms.with_bar_times(parsed.records, market, interval),
@@ -279,8 +276,6 @@ def test_a_request_to_yahoo_fails_the_test_before_it_is_sent(us: Market, fake: F
 
 
 def test_parser_is_registered() -> None:
-    if FORMAT not in transforms.PARSERS:
-        pytest.skip("transforms.PARSERS has no 'yahoo_chart' yet (registration diff pending)")
     assert transforms.PARSERS[FORMAT] is parse_yahoo_chart
 
 
@@ -334,13 +329,11 @@ def test_daily_sample_keeps_events_and_adj_close(
     assert float(first["close"]) == pytest.approx(129.04, abs=1e-4)
     assert float(first["adj_close"]) == pytest.approx(125.8267, abs=1e-4)
 
-    result = clean([payload], us_2020, "1day", start, end, monkeypatch)
+    result = clean([payload], us_2020, "1day", start, end)
     assert result.quarantine.is_empty() and result.bars.height == 49
     bar = result.bars.row(0, named=True)
     assert bar["ts"] == dt.datetime(2020, 8, 31, 13, 30, tzinfo=dt.UTC)  # the session's open
     assert bar["close"] == pytest.approx(129.04, abs=1e-4) and bar["currency"] == "USD"
-    if result.bars.get_column("adj_close").is_null().all():
-        pytest.skip("transforms.clean_bars does not carry adj_close yet (diff pending)")
     assert bar["adj_close"] == pytest.approx(125.8267, abs=1e-4)
 
 
@@ -391,7 +384,7 @@ def test_london_listing_in_pence_keeps_its_currency(
     [payload] = yahoo_client(httpserver, fake).fetch_bars(uk_2020, ["OCDO.L"], "1day", start, end)
 
     assert payload.body == body and yahoo.chart_paths() == ["/v8/finance/chart/OCDO.L"]
-    result = clean([payload], uk_2020, "1day", start, end, monkeypatch)
+    result = clean([payload], uk_2020, "1day", start, end)
     assert result.quarantine.is_empty()
     assert result.bars.select("symbol", "ts", "close", "currency").rows() == [
         ("OCDO.L", dt.datetime(2020, 1, 2, 8, tzinfo=dt.UTC), 1259.5, "GBp")  # pence, not pounds
@@ -433,7 +426,7 @@ def test_intraday_window_null_bars_quarantined_and_late_bar_left_out(
     assert errors == {} and records.height == 78  # the late bar is not this payload's
     assert records["datetime"][0] == "2026-02-02 09:30:00"
     assert records["adj_close"].is_null().all()  # Yahoo adjusts daily bars only
-    result = clean([payload], us, "5min", start, end, monkeypatch)
+    result = clean([payload], us, "5min", start, end)
     assert result.bars.height == 77 and result.quarantine.height == 1
     [row] = result.quarantine.rows(named=True)
     assert row["ts_raw"] == "2026-02-02 11:10:00"
@@ -477,7 +470,7 @@ def test_empty_weekend_answer_is_kept_and_parses_to_nothing(
     [payload] = yahoo_client(httpserver, fake).fetch_bars(us, ["AAPL"], "5min", start, end)
 
     assert payload.body == body
-    result = clean([payload], us, "5min", start, end, monkeypatch)
+    result = clean([payload], us, "5min", start, end)
     assert result.received == 0 and result.bars.is_empty()
 
 
@@ -610,11 +603,11 @@ def test_fetch_asks_in_yahoo_notation_and_keeps_the_canonical_symbol(
     assert yahoo.chart_paths() == ["/v8/finance/chart/BRK-B", "/v8/finance/chart/BT-A.L"]
     assert (brk.symbols, brk.request["symbol"]) == (("BRK.B",), "BRK-B")
     assert (bt.symbols, bt.request["symbol"]) == (("BT.A.L",), "BT-A.L")
-    london = clean([bt], uk, "5min", uk_start, uk_end, monkeypatch)
+    london = clean([bt], uk, "5min", uk_start, uk_end)
     assert london.quarantine.is_empty() and london.bars.height == 102
     assert set(london.bars.select("symbol", "currency").rows()) == {("BT.A.L", "GBp")}
     assert london.bars["ts"][0] == dt.datetime(2026, 2, 2, 8, tzinfo=dt.UTC)
-    brk_bars = clean([brk], us, "5min", us_start, us_end, monkeypatch).bars
+    brk_bars = clean([brk], us, "5min", us_start, us_end).bars
     assert brk_bars["symbol"].unique().to_list() == ["BRK.B"]
 
 

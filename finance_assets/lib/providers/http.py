@@ -314,6 +314,10 @@ class RetryPolicy:
     backoff_max: float = 30.0
     max_retry_after: float = 120.0
 
+    def backoff(self, attempt: int, rng: random.Random) -> float:
+        """Seconds before the next try: full jitter, uniform in [0, min(max, initial·2^(n−1))]."""
+        return rng.uniform(0, min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1)))
+
 
 DEFAULT_RETRY = RetryPolicy()
 
@@ -560,11 +564,7 @@ class HttpClient:
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, ProviderRequestError) and exc.retry_after is not None:
             return max(exc.retry_after, 0.0)
-        # Full jitter: uniform in [0, min(max, initial * 2^(n-1))].
-        ceiling = min(
-            self.retry.backoff_max, self.retry.backoff_initial * 2 ** (state.attempt_number - 1)
-        )
-        return self._rng.uniform(0, ceiling)
+        return self.retry.backoff(state.attempt_number, self._rng)
 
     def _log_retry(self, state: tenacity.RetryCallState, shown: str) -> None:
         exc = state.outcome.exception() if state.outcome else None

@@ -479,11 +479,8 @@ class YahooClient:
     # --- retry plumbing (http.RetryPolicy's semantics) ----------------------------------------
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
-        # Full jitter: uniform in [0, min(max, initial * 2^(n-1))]; Yahoo sends no Retry-After.
-        ceiling = min(
-            self.retry.backoff_max, self.retry.backoff_initial * 2 ** (state.attempt_number - 1)
-        )
-        return self._rng.uniform(0, ceiling)
+        # Yahoo sends no Retry-After: the policy's jittered backoff alone.
+        return self.retry.backoff(state.attempt_number, self._rng)
 
     def _log_retry(self, state: tenacity.RetryCallState, shown: str) -> None:
         exc = state.outcome.exception() if state.outcome else None
