@@ -52,6 +52,8 @@ LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
 MARKET_KEY = "us"
 SEED = 7
 QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+# Instance-wide Dagster settings the benchmark controls (environment variables Dagster reads).
+DAGSTER_SETTINGS = ("DAGSTER_EVENT_BATCH_SIZE", "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS")
 RELOAD_REPEATS = 3
 # Beta and deprecation notices from Dagster at definition time, once per child: not our output.
 warnings.filterwarnings("ignore", module=r"dagster\.")
@@ -244,6 +246,56 @@ def bench_job(cache_dir: str, data_dir: str) -> dg.JobDefinition:
     return defs.resolve_job_def(job.name)
 
 
+def floor_job(cache_dir: str) -> dg.JobDefinition:
+    """The same two assets, partitions, backfill policy and blocking checks with bodies and IO
+    that do nothing: what Dagster's bookkeeping alone costs for the range (run creation, planned
+    events, one materialization per partition and asset, check evaluations)."""
+    import dagster as dg
+
+    from finance_assets.defs.market.assets import _bar_check_specs
+    from finance_assets.defs.market.partitions import five_minute_partitions
+
+    market = bench_market(read_manifest(cache_dir)["symbols"])
+    partitions = five_minute_partitions(market)
+    raw_key = dg.AssetKey([market.key, "raw_intraday_quotes"])
+    bars_key = dg.AssetKey([market.key, "bars_5min"])
+
+    class NullIOManager(dg.ConfigurableIOManager):
+        def handle_output(self, context: dg.OutputContext, obj: object) -> None:
+            return None
+
+        def load_input(self, context: dg.InputContext) -> None:
+            return None
+
+    @dg.asset(
+        key=raw_key,
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="null_io",
+    )
+    def raw():
+        return None
+
+    specs = _bar_check_specs(bars_key)
+
+    @dg.asset(
+        key=bars_key,
+        ins={"raw": dg.AssetIn(key=raw_key)},
+        partitions_def=partitions,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        io_manager_key="null_io",
+        check_specs=specs,
+    )
+    def bars(raw):
+        yield dg.Output(None)
+        for spec in specs:
+            yield dg.AssetCheckResult(check_name=spec.name, passed=True)
+
+    job = dg.define_asset_job("floor_bench", selection=[raw_key, bars_key])
+    defs = dg.Definitions(assets=[raw, bars], resources={"null_io": NullIOManager()}, jobs=[job])
+    return defs.resolve_job_def(job.name)
+
+
 def make_instance(kind: str, folder: Path, pg_url: str) -> dg.DagsterInstance:
     """temp: SQLite storage in `folder` (as `make demo` / `make dev`); postgres: run and event
     storage in the benchmark database (as dagster.yaml in production); ephemeral: in memory."""
@@ -261,10 +313,21 @@ def make_instance(kind: str, folder: Path, pg_url: str) -> dg.DagsterInstance:
 
 
 def dagster_backfill(
-    cache_dir: str, data_dir: str, pg_url: str, runner: str, instance_kind: str
+    cache_dir: str,
+    data_dir: str,
+    pg_url: str,
+    runner: str,
+    instance_kind: str,
+    settings: dict[str, str],
+    floor: bool = False,
 ) -> dict[str, Any]:
+    """One single-run backfill of the range; with `floor`, of the no-op twin (`floor_job`)."""
     os.environ["FINANCE_PG_URL"] = pg_url
     os.environ["DAGSTER_DISABLE_TELEMETRY"] = "yes"
+    # Dagster reads these when it stores events, in this process.
+    for name in DAGSTER_SETTINGS:
+        os.environ.pop(name, None)
+    os.environ.update(settings)
     import dagster as dg
     import polars as pl
 
@@ -275,7 +338,7 @@ def dagster_backfill(
     sessions = [dt.date.fromisoformat(d) for d in manifest["sessions"]]
     first_key, last_key = intraday_range(market, sessions)
     partitions = len(market.bar_starts(*window_of(manifest)))
-    instance_dir = Path(data_dir) / "dagster_home"
+    instance_dir = Path(data_dir) / ("dagster_home_floor" if floor else "dagster_home")
     instance_dir.mkdir(parents=True, exist_ok=True)
     instance = make_instance(instance_kind, instance_dir, pg_url)
     tags = range_tags(first_key, last_key)
@@ -283,10 +346,18 @@ def dagster_backfill(
     if runner == "execute_job":
         # execute_job keeps no step outputs in memory; execute_in_process captures every one of
         # them (all raw payloads and the bars frame) until the run ends, which inflates RSS.
-        recon = dg.build_reconstructable_job(
-            bench_job.__module__,
-            bench_job.__name__,
-            reconstructable_kwargs={"cache_dir": cache_dir, "data_dir": data_dir},
+        recon = (
+            dg.build_reconstructable_job(
+                floor_job.__module__,
+                floor_job.__name__,
+                reconstructable_kwargs={"cache_dir": cache_dir},
+            )
+            if floor
+            else dg.build_reconstructable_job(
+                bench_job.__module__,
+                bench_job.__name__,
+                reconstructable_kwargs={"cache_dir": cache_dir, "data_dir": data_dir},
+            )
         )
         with dg.execute_job(
             recon,
@@ -296,7 +367,7 @@ def dagster_backfill(
         ) as result:
             success, run_id = result.success, result.run_id
     else:
-        job = bench_job(cache_dir, data_dir)
+        job = floor_job(cache_dir) if floor else bench_job(cache_dir, data_dir)
         result = job.execute_in_process(
             instance=instance, tags=tags, run_config=QUIET_LOGS, raise_on_error=False
         )
@@ -316,7 +387,7 @@ def dagster_backfill(
     lake_dir = Path(data_dir) / "lake" / MARKET_KEY / "bars_5min"
     lake_rows = (
         pl.scan_parquet(str(lake_dir / "*" / "*.parquet")).select(pl.len()).collect().item()
-        if lake_dir.is_dir()
+        if lake_dir.is_dir() and not floor
         else 0
     )
     return {
@@ -496,7 +567,8 @@ def data_path(cache_dir: str, data_dir: str, pg_url: str) -> dict[str, Any]:
 
 def baseline(cache_dir: str, pg_url: str, max_symbols: int | None) -> dict[str, Any]:
     """What the seed projects do: a DataFrame per JSON document, pandas type conversion, concat,
-    drop_duplicates, DataFrame.to_sql(if_exists="append") through SQLAlchemy."""
+    drop_duplicates, DataFrame.to_sql(if_exists="append") through SQLAlchemy into a table keyed
+    like ours."""
     import pandas as pd
     import sqlalchemy
 
@@ -525,6 +597,13 @@ def baseline(cache_dir: str, pg_url: str, max_symbols: int | None) -> dict[str, 
     bars = pd.concat(frames, ignore_index=True).drop_duplicates(subset=["symbol", "datetime"])
     del frames
     transform_s = time.perf_counter() - began
+    # The same contract as the project's table: a primary key, so that a re-run cannot duplicate
+    # (to_sql creates tables without one).
+    bars.head(0).to_sql("bars_5min", engine, schema="baseline", if_exists="replace", index=False)
+    with engine.begin() as conn:
+        conn.execute(
+            sqlalchemy.text("ALTER TABLE baseline.bars_5min ADD PRIMARY KEY (datetime, symbol)")
+        )
     bars.to_sql("bars_5min", engine, schema="baseline", if_exists="append", index=False)
     seconds = time.perf_counter() - began
     with engine.connect() as conn:
@@ -640,10 +719,31 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--instance",
-        choices=("temp", "postgres", "ephemeral"),
-        default="temp",
-        help="Dagster storage: temp = SQLite in the scratch folder (as make demo), postgres = "
-        "in the benchmark database (as production), ephemeral = in memory",
+        choices=("postgres", "temp", "ephemeral"),
+        default="postgres",
+        help="Dagster storage: postgres = in the benchmark database (as deployed, dagster.yaml), "
+        "temp = SQLite in the scratch folder (as make demo / make dev), ephemeral = in memory",
+    )
+    parser.add_argument(
+        "--event-batch-size",
+        type=int,
+        default=1000,
+        help="DAGSTER_EVENT_BATCH_SIZE for the run (the Makefile's and deployment's value; "
+        "0 = Dagster's default, one write per event)",
+    )
+    parser.add_argument(
+        "--planned-events",
+        choices=("per-partition", "subset"),
+        default="per-partition",
+        help="per-partition = Dagster's default (a planned event per partition and asset, which "
+        "is what marks the partitions of a failed run as failed); subset = "
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS (one per asset, failed partitions "
+        "are then not marked)",
+    )
+    parser.add_argument(
+        "--skip-floor",
+        action="store_true",
+        help="do not measure the no-op twin run (Dagster's bookkeeping alone)",
     )
     args = parser.parse_args(argv)
     if args.symbols < 1 or args.scale < 1 or args.days < 1:
@@ -692,7 +792,16 @@ def run(
     )
     say(f"prepare (untimed)      {prep['seconds']:7.1f} s")
 
-    dag = run_in_child(dagster_backfill, cache_dir, data_dir, pg_url, args.runner, args.instance)
+    settings = {"DAGSTER_EVENT_BATCH_SIZE": str(args.event_batch_size)}
+    if args.planned_events == "subset":
+        settings["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"
+    say(
+        f"dagster settings: {args.instance} storage, "
+        + ", ".join(f"{k}={v}" for k, v in settings.items())
+    )
+    dag = run_in_child(
+        dagster_backfill, cache_dir, data_dir, pg_url, args.runner, args.instance, settings
+    )
     if not dag["success"]:
         say(f"dagster run FAILED: {dag['failures']}")
         return 1
@@ -713,6 +822,28 @@ def run(
         f"  landed: {pg_rows:,} rows in {MARKET_KEY}.bars_5min = lake = expected; "
         f"{quarantined} quarantined"
     )
+
+    if not args.skip_floor:
+        floor = run_in_child(
+            dagster_backfill,
+            cache_dir,
+            data_dir,
+            pg_url,
+            args.runner,
+            args.instance,
+            settings,
+            True,
+        )
+        if not floor["success"]:
+            say(f"dagster floor run FAILED: {floor['failures']}")
+            return 1
+        say(
+            f"dagster floor          {floor['seconds']:7.1f} s  {rows / floor['seconds']:>10,.0f} "
+            f"rows/s  (the same assets, partitions and checks doing nothing: Dagster's "
+            f"bookkeeping alone caps a run of this range at that rate)"
+        )
+        for name, seconds in floor["spans"]:
+            say(f"  {name:<52} {seconds:7.2f} s")
 
     path = run_in_child(data_path, cache_dir, path_dir, pg_url)
     path_rows = count(pg_url, path["table"])

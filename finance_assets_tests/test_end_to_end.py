@@ -122,6 +122,16 @@ def test_single_run_backfill_of_five_days_is_one_run(env, fresh_schema, us):
         if e.asset_key == dg.AssetKey(["us", "raw_intraday_quotes"])
     )
     assert raw_event.materialization.metadata["calls"].value == 1
+    # Each partition of the range carries its own row count; the run's totals are labelled so.
+    bars_events = [
+        e.materialization
+        for e in result.get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["us", "bars_5min"])
+    ]
+    assert len(bars_events) == 5 * 78
+    assert {m.metadata["dagster/row_count"].value for m in bars_events} == {5}
+    assert {m.metadata["run_rows_loaded"].value for m in bars_events} == {5 * 5 * 78}
+    assert all("preview" not in m.metadata for m in bars_events)
 
 
 def test_faults_are_quarantined_with_reasons_and_checks_pass(env, fresh_schema, us, monkeypatch):
@@ -140,17 +150,26 @@ def test_faults_are_quarantined_with_reasons_and_checks_pass(env, fresh_schema, 
     assert reasons.get("bars_5min", 0) > 0
     for reason, record in sample:
         assert reason and json.loads(record)  # why, and the record as received
-    # Received = loaded + quarantined, from the materialization's own metadata.
-    bars_event = next(
-        e
+    # Received = loaded + quarantined, from the materializations' own metadata: for every
+    # partition of the range, and for the run as a whole.
+    bars_events = [
+        e.materialization.metadata
         for e in results[0].get_asset_materialization_events()
         if e.asset_key == dg.AssetKey(["us", "bars_5min"])
-    )
-    meta = bars_event.materialization.metadata
+    ]
+    assert len(bars_events) == 2 * 78
+    for meta in bars_events:
+        received = meta["records_received"].value
+        assert received == meta["rows_loaded"].value + meta["rows_quarantined"].value
+        assert meta["dagster/row_count"].value == meta["rows_loaded"].value
+    run = bars_events[0]
     assert (
-        meta["records_received"].value == meta["rows_loaded"].value + meta["rows_quarantined"].value
+        run["run_records_received"].value
+        == run["run_rows_loaded"].value + run["run_rows_quarantined"].value
     )
-    assert meta["rows_quarantined"].value == reasons["bars_5min"]
+    assert sum(m["rows_quarantined"].value for m in bars_events) == reasons["bars_5min"]
+    assert run["run_rows_quarantined"].value == reasons["bars_5min"]
+    assert sum(m["rows_loaded"].value for m in bars_events) == counts["bars_5min"]
     checks = results[0].get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
 

@@ -1,5 +1,6 @@
 import datetime as dt
 import json
+from zoneinfo import ZoneInfo
 
 import polars as pl
 import pytest
@@ -77,6 +78,24 @@ def test_parse_error_bodies(samples, name):
     records, errors = transforms.parse_twelve_data((samples / "twelvedata" / name).read_bytes())
     assert records.is_empty()
     assert len(errors) == 1 and next(iter(errors.values())).split(":")[0] in {"400", "429"}
+
+
+def test_error_scan_agrees_with_the_parser(samples):
+    # failed_symbols skips decoding bodies that cannot hold an error: it must still find every
+    # error the parser finds, in bytes or text, however the JSON is spaced.
+    bodies = [p.read_bytes() for p in sorted((samples / "twelvedata").glob("*.json"))]
+    spaced = json.dumps(
+        {
+            "AAPL": {"meta": {"symbol": "AAPL"}, "values": [], "status": "ok"},
+            "NOPE": {"code": 400, "message": "symbol not found", "status": "error"},
+        },
+        indent=3,
+    ).replace('"status": "error"', '"status" :  "error"')
+    for body in [*bodies, spaced.encode(), spaced]:
+        _, parsed_errors = transforms.parse_twelve_data(body)
+        assert transforms.twelve_data_errors(body) == parsed_errors
+    assert transforms.twelve_data_errors(spaced) == {"NOPE": "400: symbol not found"}
+    assert any(transforms.twelve_data_errors(body) for body in bodies)
 
 
 def test_every_twelve_data_sample_reads(samples, us):
@@ -424,3 +443,27 @@ def test_cleaning_group_by_group_equals_cleaning_everything_at_once(us):
     )
     # The re-fetch superseded the first fetch of S0 and S1: their faults are gone.
     assert grouped.quarantine.filter(pl.col("symbol").is_in(["S0", "S1"])).is_empty()
+
+
+def test_rows_per_window_counts_each_partition_of_a_range():
+    ny = ZoneInfo("America/New_York")
+    starts = [
+        dt.datetime(2026, 11, 16, 9, 30, tzinfo=ny) + dt.timedelta(minutes=5 * i) for i in range(3)
+    ]
+    times = pl.Series(
+        "ts",
+        [
+            dt.datetime(2026, 11, 16, 14, 29, tzinfo=dt.UTC),  # before the first window
+            dt.datetime(2026, 11, 16, 14, 30, tzinfo=dt.UTC),  # 09:30 New York
+            dt.datetime(2026, 11, 16, 14, 34, 59, tzinfo=dt.UTC),
+            dt.datetime(2026, 11, 16, 14, 40, tzinfo=dt.UTC),  # the last window is open-ended
+            dt.datetime(2026, 11, 17, 14, 30, tzinfo=dt.UTC),
+        ],
+    )
+    assert transforms.rows_per_window(times, starts) == [2, 0, 2]
+    assert transforms.rows_per_window(times.head(0), starts) == [0, 0, 0]
+    assert transforms.rows_per_window(times, []) == []
+    with pytest.raises(ValueError, match="ascending"):
+        transforms.rows_per_window(times, starts[::-1])
+    with pytest.raises(ValueError, match="timezone-aware"):
+        transforms.rows_per_window(times.dt.replace_time_zone(None), starts)

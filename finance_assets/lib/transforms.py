@@ -6,7 +6,7 @@ No Dagster imports: the assets, the asset checks, the benchmarks and the tests a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -108,6 +108,11 @@ def parse_twelve_data(
 
 def twelve_data_errors(body: bytes | str) -> dict[str, str]:
     """The per-symbol errors of a Twelve Data body, without building any frame."""
+    # An error entry carries `"status": "error"`: a body without that string has none, and a
+    # 100 MB backfill batch need not be decoded twice to find that out.
+    marker = b'"error"' if isinstance(body, bytes) else '"error"'
+    if marker not in body:
+        return {}
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError:
@@ -593,6 +598,26 @@ def detect_price_moves(bars: pl.DataFrame, market: Market, threshold_pct: float)
 
 
 # --- the whole clean step --------------------------------------------------------------------
+
+
+def rows_per_window(times: pl.Series, starts: Sequence[dt.datetime]) -> list[int]:
+    """How many of `times` fall in each window: window i runs from `starts[i]` (ascending) to
+    the next start, the last one open-ended. Times before the first start count for none.
+
+    A single-run backfill materialises many partitions from one frame: this gives each
+    partition its own row count.
+    """
+    if not starts:
+        return []
+    if times.dtype.time_zone is None:  # type: ignore[attr-defined]
+        raise ValueError(f"{times.name!r} must be timezone-aware, got {times.dtype}")
+    bounds = pl.Series("start", [_utc(s) for s in starts]).cast(pl.Datetime("us", "UTC"))
+    if not bounds.is_sorted():
+        raise ValueError("window starts must be ascending")
+    index = bounds.search_sorted(times.cast(pl.Datetime("us", "UTC")), side="right") - 1
+    counts = index.filter(index >= 0).value_counts()
+    found = dict(zip(counts[:, 0].to_list(), counts[:, 1].to_list(), strict=True))
+    return [found.get(i, 0) for i in range(len(starts))]
 
 
 def payload_groups(payloads: list[RawPayload]) -> list[list[RawPayload]]:

@@ -68,17 +68,31 @@ def _output_metadata(context: dg.OutputContext) -> dict[str, Any]:
     return dict(context.definition_metadata or {})
 
 
-def frame_metadata(df: pl.DataFrame, time_column: str = "ts") -> dict[str, Any]:
-    """What a user wants to see about a frame in the UI."""
-    meta: dict[str, Any] = {"dagster/row_count": df.height}
+def frame_metadata(
+    df: pl.DataFrame, time_column: str = "ts", *, whole_run: bool = False
+) -> dict[str, Any]:
+    """What a user wants to see about a frame in the UI.
+
+    `whole_run`: the frame spans several partitions (a single-run backfill). Dagster attaches
+    output metadata to every partition's materialization, so the count is the run's
+    (`run_row_count`), not a partition's row count, and there is no preview to copy 1,000 times.
+    """
+    meta: dict[str, Any] = {"run_row_count" if whole_run else "dagster/row_count": df.height}
     if df.height and "symbol" in df.columns:
         meta["symbols"] = df.get_column("symbol").n_unique()
     if df.height and time_column in df.columns:
         meta["first"] = str(df.get_column(time_column).min())
         meta["last"] = str(df.get_column(time_column).max())
-    if df.height:
+    if df.height and not whole_run:
         meta["preview"] = dg.MetadataValue.md(df.head(10).to_pandas().to_markdown(index=False))
     return meta
+
+
+def _spans_partitions(context: dg.OutputContext) -> bool:
+    if not context.has_asset_partitions:
+        return False
+    key_range = context.asset_partition_key_range
+    return key_range.start != key_range.end
 
 
 class RawZoneIOManager(dg.ConfigurableIOManager):
@@ -193,7 +207,12 @@ class ParquetLakeIOManager(dg.ConfigurableIOManager):
     root: str
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
-        context.add_output_metadata({**frame_metadata(obj), **_lake_write(self.root, context, obj)})
+        context.add_output_metadata(
+            {
+                **frame_metadata(obj, whole_run=_spans_partitions(context)),
+                **_lake_write(self.root, context, obj),
+            }
+        )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         return _lake_read(self.root, context)
@@ -207,7 +226,9 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
         meta = _pg_write(self.warehouse.get_url(), context, obj)
         time_column = _output_metadata(context).get("partition_expr", "ts")
-        context.add_output_metadata({**frame_metadata(obj, time_column), **meta})
+        context.add_output_metadata(
+            {**frame_metadata(obj, time_column, whole_run=_spans_partitions(context)), **meta}
+        )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         return _pg_read(self.warehouse.get_url(), context)
@@ -226,7 +247,9 @@ class LakeWarehouseIOManager(dg.ConfigurableIOManager):
             lake_meta = pool.submit(_lake_write, self.lake_root, context, obj)
             pg_meta = pool.submit(_pg_write, url, context, obj)
             meta = {**lake_meta.result(), **pg_meta.result()}
-        context.add_output_metadata({**frame_metadata(obj), **meta})
+        context.add_output_metadata(
+            {**frame_metadata(obj, whole_run=_spans_partitions(context)), **meta}
+        )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
         return _lake_read(self.lake_root, context)
