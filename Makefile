@@ -11,6 +11,7 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 DEMO_DAYS ?= 5
 DEMO_END ?=
+BENCH_ARGS ?=
 
 .PHONY: demo test dev lint bench clean
 
@@ -44,7 +45,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
 bench: $(VENV)/.installed-dev
-	$(BIN)/python benchmarks/backfill.py
+	$(BIN)/python benchmarks/backfill.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

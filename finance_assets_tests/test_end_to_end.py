@@ -9,6 +9,7 @@ import psycopg
 import pytest
 
 from finance_assets.definitions import build_market_defs
+from finance_assets.defs.market import assets as market_assets
 from finance_assets.demo import intraday_range, range_tags, run_market
 from finance_assets.lib import transforms
 from finance_assets.resources import build_resources
@@ -132,6 +133,23 @@ def test_single_run_backfill_of_five_days_is_one_run(env, fresh_schema, us):
     assert {m.metadata["dagster/row_count"].value for m in bars_events} == {5}
     assert {m.metadata["run_rows_loaded"].value for m in bars_events} == {5 * 5 * 78}
     assert all("preview" not in m.metadata for m in bars_events)
+
+
+def test_long_ranges_carry_the_run_totals_only(env, fresh_schema, us, monkeypatch):
+    # Beyond the limit, per-partition metadata would cost Dagster time quadratic in the range.
+    monkeypatch.setattr(market_assets, "PARTITION_METADATA_LIMIT", 10)
+    results = run_market(_defs(us), us, WEEK[:1], dg.DagsterInstance.ephemeral())
+    assert all(r.success for r in results)
+    bars_events = [
+        e.materialization.metadata
+        for e in results[0].get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["us", "bars_5min"])
+    ]
+    assert len(bars_events) == 78
+    for meta in bars_events:
+        assert "dagster/row_count" not in meta and "rows_loaded" not in meta
+        assert meta["run_rows_loaded"].value == 5 * 78 and meta["run_partitions"].value == 78
+        assert meta["run_row_count"].value == 5 * 78  # the IO manager's, labelled the same way
 
 
 def test_faults_are_quarantined_with_reasons_and_checks_pass(env, fresh_schema, us, monkeypatch):

@@ -29,6 +29,11 @@ API_RETRY = dg.RetryPolicy(
     max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL
 )
 SAMPLE_ROWS = 5
+# A range run gives each partition its own counts up to this many partitions (a week of
+# 5-minute bars). Dagster re-enumerates the run's partition keys on every per-partition
+# `add_asset_metadata` call, so the cost grows with the square of the range: 4.4 s for 1,560
+# partitions (measured), against 0.3 s for 390. Longer ranges carry the run's totals only.
+PARTITION_METADATA_LIMIT = 400
 
 
 def _market_tags(market: Market) -> dict[str, str]:
@@ -280,12 +285,13 @@ def _clean_bars_asset(
         keys = context.partition_keys
         if len(keys) > 1:
             # A single-run backfill: Dagster copies output metadata to every partition's
-            # materialization, so the totals are labelled as the run's and each partition
-            # gets its own counts.
+            # materialization, so the totals are labelled as the run's, and each partition
+            # gets its own counts (within PARTITION_METADATA_LIMIT).
             totals = {f"run_{name}": value for name, value in totals.items()}
             totals["run_partitions"] = len(keys)
-            for key, counts in _counts_per_partition(result, partitions_def, keys).items():
-                context.add_asset_metadata(counts, partition_key=key)
+            if len(keys) <= PARTITION_METADATA_LIMIT:
+                for key, counts in _counts_per_partition(result, partitions_def, keys).items():
+                    context.add_asset_metadata(counts, partition_key=key)
         yield dg.Output(
             result.bars,
             metadata={
