@@ -265,7 +265,7 @@ def _clean_bars_asset(
                 metadata={"failed_checks": failed, "rows": result.bars.height},
             )
         reasons = result.quarantine.group_by("reason").len().sort("len", descending=True)
-        missing = sorted(set(market.universe) - set(result.bars.get_column("symbol").to_list()))
+        missing = sorted(set(market.universe) - set(result.bars.get_column("symbol").unique()))
         traded = valid_starts is None or valid_starts.len() > 0
         universe_check = dg.AssetCheckResult(
             check_name="universe_complete",
