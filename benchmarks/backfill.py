@@ -320,8 +320,10 @@ def dagster_backfill(
     instance_kind: str,
     settings: dict[str, str],
     floor: bool = False,
+    storage_url: str | None = None,
 ) -> dict[str, Any]:
-    """One single-run backfill of the range; with `floor`, of the no-op twin (`floor_job`)."""
+    """One single-run backfill of the range; with `floor`, of the no-op twin (`floor_job`).
+    `storage_url`: where a postgres instance keeps Dagster's storage (default `pg_url`)."""
     os.environ["FINANCE_PG_URL"] = pg_url
     os.environ["DAGSTER_DISABLE_TELEMETRY"] = "yes"
     # Dagster reads these when it stores events, in this process.
@@ -340,7 +342,7 @@ def dagster_backfill(
     partitions = len(market.bar_starts(*window_of(manifest)))
     instance_dir = Path(data_dir) / ("dagster_home_floor" if floor else "dagster_home")
     instance_dir.mkdir(parents=True, exist_ok=True)
-    instance = make_instance(instance_kind, instance_dir, pg_url)
+    instance = make_instance(instance_kind, instance_dir, storage_url or pg_url)
     tags = range_tags(first_key, last_key)
     wall_start, began = time.time(), time.perf_counter()
     if runner == "execute_job":
@@ -741,6 +743,12 @@ def main(argv: list[str] | None = None) -> int:
         "are then not marked)",
     )
     parser.add_argument(
+        "--storage-server",
+        default=None,
+        help="with --instance postgres: reach Dagster's storage through this server URL instead "
+        "(e.g. a PgBouncer in front of the same server; the benchmark database keeps its name)",
+    )
+    parser.add_argument(
         "--skip-floor",
         action="store_true",
         help="do not measure the no-op twin run (Dagster's bookkeeping alone)",
@@ -750,6 +758,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--symbols, --scale and --days must be at least 1")
     if args.runner == "execute_job" and args.instance == "ephemeral":
         parser.error("execute_job needs a persistent instance: use --instance temp")
+    if args.storage_server and args.instance != "postgres":
+        parser.error("--storage-server applies to --instance postgres only")
     n_symbols = args.symbols * args.scale
 
     scratch = Path(tempfile.mkdtemp(prefix="finance_bench_"))
@@ -792,15 +802,30 @@ def run(
     )
     say(f"prepare (untimed)      {prep['seconds']:7.1f} s")
 
+    storage_url = (
+        with_database(args.storage_server, urlsplit(pg_url).path.lstrip("/"))
+        if args.storage_server
+        else None
+    )
     settings = {"DAGSTER_EVENT_BATCH_SIZE": str(args.event_batch_size)}
     if args.planned_events == "subset":
         settings["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"
     say(
-        f"dagster settings: {args.instance} storage, "
+        f"dagster settings: {args.instance} storage"
+        + (f" via {urlsplit(args.storage_server).netloc}" if args.storage_server else "")
+        + ", "
         + ", ".join(f"{k}={v}" for k, v in settings.items())
     )
     dag = run_in_child(
-        dagster_backfill, cache_dir, data_dir, pg_url, args.runner, args.instance, settings
+        dagster_backfill,
+        cache_dir,
+        data_dir,
+        pg_url,
+        args.runner,
+        args.instance,
+        settings,
+        False,
+        storage_url,
     )
     if not dag["success"]:
         say(f"dagster run FAILED: {dag['failures']}")
@@ -833,6 +858,7 @@ def run(
             args.instance,
             settings,
             True,
+            storage_url,
         )
         if not floor["success"]:
             say(f"dagster floor run FAILED: {floor['failures']}")
