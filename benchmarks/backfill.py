@@ -816,17 +816,21 @@ def run(
         + ", "
         + ", ".join(f"{k}={v}" for k, v in settings.items())
     )
-    dag = run_in_child(
-        dagster_backfill,
-        cache_dir,
-        data_dir,
-        pg_url,
-        args.runner,
-        args.instance,
-        settings,
-        False,
-        storage_url,
-    )
+
+    def backfill(floor: bool) -> dict[str, Any]:
+        return run_in_child(
+            dagster_backfill,
+            cache_dir,
+            data_dir,
+            pg_url,
+            args.runner,
+            args.instance,
+            settings,
+            floor,
+            storage_url,
+        )
+
+    dag = backfill(floor=False)
     if not dag["success"]:
         say(f"dagster run FAILED: {dag['failures']}")
         return 1
@@ -849,17 +853,7 @@ def run(
     )
 
     if not args.skip_floor:
-        floor = run_in_child(
-            dagster_backfill,
-            cache_dir,
-            data_dir,
-            pg_url,
-            args.runner,
-            args.instance,
-            settings,
-            True,
-            storage_url,
-        )
+        floor = backfill(floor=True)
         if not floor["success"]:
             say(f"dagster floor run FAILED: {floor['failures']}")
             return 1
