@@ -188,6 +188,19 @@ def test_faults_are_quarantined_with_reasons_and_checks_pass(env, fresh_schema, 
     assert sum(m["rows_quarantined"].value for m in bars_events) == reasons["bars_5min"]
     assert run["run_rows_quarantined"].value == reasons["bars_5min"]
     assert sum(m["rows_loaded"].value for m in bars_events) == counts["bars_5min"]
+    # Daily partitions of a range get their own counts too, each for its own session.
+    daily = {
+        e.materialization.partition: e.materialization.metadata["dagster/row_count"].value
+        for e in results[-1].get_asset_materialization_events()
+        if e.asset_key == dg.AssetKey(["us", "daily_bars"])
+    }
+    with psycopg.connect(fresh_schema) as conn:
+        stored = conn.execute(
+            "SELECT (ts AT TIME ZONE 'America/New_York')::date, count(*) FROM us.daily_bars"
+            " GROUP BY 1"
+        ).fetchall()
+    assert daily == {f"{day:%Y-%m-%d}": n for day, n in stored}
+    assert sorted(daily) == [f"{day:%Y-%m-%d}" for day in WEEK[:2]]
     checks = results[0].get_asset_check_evaluations()
     assert checks and all(c.passed for c in checks)
 
