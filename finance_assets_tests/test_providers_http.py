@@ -561,3 +561,33 @@ def test_no_api_key_in_logs_errors_or_payloads(
         assert "apikey" not in payload.request and "Authorization" not in payload.request
     for client in (av_client("http://x", fake_recent), td_client("http://x", fake_recent)):
         assert API_KEY not in repr(client)
+
+
+START = dt.datetime(2026, 11, 16, 14, 30, tzinfo=dt.UTC)
+
+
+@pytest.mark.parametrize("provider", ["twelve_data", "alpha_vantage", "yahoo"])
+@pytest.mark.parametrize(
+    ("interval", "start", "end", "match"),
+    [
+        ("2min", START, START + dt.timedelta(days=1), "interval must be one of"),
+        ("1day", START.replace(tzinfo=None), START + dt.timedelta(days=1), "start must be tim"),
+        ("1day", START, (START + dt.timedelta(days=1)).replace(tzinfo=None), "end must be tim"),
+        ("1day", START, START, "empty range"),
+    ],
+)
+def test_every_bar_provider_refuses_a_bad_request_before_calling(
+    us: Market, provider: str, interval: str, start: dt.datetime, end: dt.datetime, match: str
+) -> None:
+    from finance_assets.lib.providers.yahoo import YahooClient
+
+    # Port 9 on loopback answers nothing: a request that got as far as the network would hang
+    # or fail with a connection error, not the ValueError asked for.
+    url = "http://127.0.0.1:9"
+    client = {
+        "twelve_data": lambda: TwelveDataClient("k", url),
+        "alpha_vantage": lambda: AlphaVantageClient("k", url),
+        "yahoo": lambda: YahooClient(base_url=url),
+    }[provider]()
+    with pytest.raises(ValueError, match=match):
+        client.fetch_bars(us, ["AAPL"], interval, start, end)  # type: ignore[arg-type]

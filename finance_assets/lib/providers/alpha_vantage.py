@@ -47,10 +47,10 @@ import requests
 
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import (
-    INTERVALS,
     Interval,
     PayloadFormatError,
     RawPayload,
+    check_bar_request,
     load_json_object,
     payload_window,
 )
@@ -194,12 +194,7 @@ class AlphaVantageClient:
         A symbol Alpha Vantage does not know is skipped with a warning (the others go on), unless
         `on_invalid_symbol="raise"` or every symbol failed.
         """
-        if interval not in INTERVALS:
-            raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
-        if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError(f"start and end must be timezone-aware, got {start!r}, {end!r}")
-        if end <= start:
-            raise ValueError(f"empty range: start {start} >= end {end}")
+        check_bar_request(interval, start, end)
         calls = self._calls(market, interval, start, end)
         payloads: list[RawPayload] = []
         skipped: list[InvalidSymbol] = []

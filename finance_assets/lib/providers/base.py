@@ -16,6 +16,18 @@ Interval = Literal["5min", "1hour", "1day"]
 INTERVALS: tuple[Interval, ...] = ("5min", "1hour", "1day")
 
 
+def check_bar_request(interval: str, start: dt.datetime, end: dt.datetime) -> None:
+    """What every `BarProvider.fetch_bars` refuses before calling anyone: an unknown interval,
+    a naive datetime, an empty window."""
+    if interval not in INTERVALS:
+        raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
+    for name, value in (("start", start), ("end", end)):
+        if value.tzinfo is None:
+            raise ValueError(f"{name} must be timezone-aware, got {value!r}")
+    if end <= start:
+        raise ValueError(f"empty range: start {start} >= end {end}")
+
+
 class ProviderError(RuntimeError):
     """A provider refused or failed a request; the message never contains a secret."""
 

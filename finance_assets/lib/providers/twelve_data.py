@@ -30,7 +30,7 @@ from typing import Any, Literal
 import requests
 
 from finance_assets.lib.markets import BAR_MINUTES, Market
-from finance_assets.lib.providers.base import INTERVALS, Interval, RawPayload
+from finance_assets.lib.providers.base import Interval, RawPayload, check_bar_request
 from finance_assets.lib.providers.http import (
     DEFAULT_RETRY,
     AuthenticationFailed,
@@ -170,7 +170,7 @@ class TwelveDataClient:
         end: dt.datetime,
     ) -> list[RawPayload]:
         """Bars with start <= bar start < end: one call per (window slice, exchange, batch)."""
-        _check_request(interval, start, end)
+        check_bar_request(interval, start, end)
         symbols = list(dict.fromkeys(symbols))
         payloads: list[RawPayload] = []
         skipped: list[InvalidSymbol] = []
@@ -352,13 +352,3 @@ def _code(item: Mapping[str, Any]) -> int | None:
         return int(item.get("code"))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-
-
-def _check_request(interval: str, start: dt.datetime, end: dt.datetime) -> None:
-    if interval not in INTERVALS:
-        raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
-    for name, value in (("start", start), ("end", end)):
-        if value.tzinfo is None:
-            raise ValueError(f"{name} must be timezone-aware, got {value!r}")
-    if end <= start:
-        raise ValueError(f"empty range: start {start} >= end {end}")

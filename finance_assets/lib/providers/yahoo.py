@@ -57,10 +57,10 @@ import tenacity
 
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import (
-    INTERVALS,
     Interval,
     PayloadFormatError,
     RawPayload,
+    check_bar_request,
     load_json_object,
     payload_window,
 )
@@ -505,17 +505,11 @@ class YahooClient:
 
 
 def _check_request(interval: str, start: dt.datetime, end: dt.datetime) -> None:
-    if interval not in INTERVALS:
-        raise ValueError(f"interval must be one of {INTERVALS}, got {interval!r}")
+    check_bar_request(interval, start, end)
     if interval not in _YAHOO_INTERVALS:
         raise ValueError(
             f"the {PROVIDER} provider serves {sorted(_YAHOO_INTERVALS)} bars, not {interval!r}"
         )
-    for name, value in (("start", start), ("end", end)):
-        if value.tzinfo is None:
-            raise ValueError(f"{name} must be timezone-aware, got {value!r}")
-    if end <= start:
-        raise ValueError(f"empty range: start {start} >= end {end}")
 
 
 def _has_bars(market: Market, interval: str, start: dt.datetime, end: dt.datetime) -> bool:
