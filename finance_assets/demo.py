@@ -18,7 +18,7 @@ import time
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.market.freshness import freshness_check_keys
+from finance_assets.defs.market.freshness import assets_for_run
 from finance_assets.defs.market.partitions import DAILY_FMT, INTRADAY_FMT
 from finance_assets.lib.io import postgres
 from finance_assets.lib.markets import Market, markets_from_env
@@ -57,16 +57,11 @@ def run_market(
     children of a failed step; the daily bars, which do not depend on them, still run.
     """
     key = market.key
-    # The freshness checks judge "now", not a backfill: the freshness sensor evaluates them.
-    fresh = dg.AssetSelection.checks(*freshness_check_keys(market))
-
-    def select(*names: str) -> dg.AssetSelection:
-        return dg.AssetSelection.assets(*(dg.AssetKey([key, n]) for n in names)) - fresh
 
     intraday = _run(
         defs,
         f"{key}_intraday",
-        select("raw_intraday_quotes", "bars_5min", "price_moves"),
+        assets_for_run(market, "raw_intraday_quotes", "bars_5min", "price_moves"),
         intraday_range(market, sessions),
         instance,
     )
@@ -82,7 +77,7 @@ def run_market(
         posts = _run(
             defs,
             f"{key}_posts",
-            select("raw_posts", "post_sentiment"),
+            assets_for_run(market, "raw_posts", "post_sentiment"),
             (f"{first:%Y-%m-%d}-00:00", f"{sessions[-1]:%Y-%m-%d}-23:00"),
             instance,
         )
@@ -92,7 +87,9 @@ def run_market(
             if intraday.success:
                 daily.append("stock_sentiment_daily")
     daily_range = (sessions[0].strftime(DAILY_FMT), sessions[-1].strftime(DAILY_FMT))
-    results.append(_run(defs, f"{key}_daily", select(*daily), daily_range, instance))
+    results.append(
+        _run(defs, f"{key}_daily", assets_for_run(market, *daily), daily_range, instance)
+    )
     return results
 
 

@@ -38,6 +38,21 @@ def test_code_location_loads_with_both_markets(monkeypatch, tmp_path):
     }
 
 
+def test_jobs_run_the_bar_checks_but_leave_freshness_to_its_sensor(monkeypatch, tmp_path):
+    monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
+    import finance_assets.definitions as definitions
+
+    defs = definitions.build_defs()
+    graph = defs.resolve_asset_graph()
+    for job in ("us_bars_5min_job", "us_daily_job", "us_landing_job"):
+        job_graph = defs.resolve_job_def(job).asset_layer.asset_graph
+        checks = {c.name for c in job_graph.asset_check_keys}
+        assert "fresh" not in checks, job
+        assert {"prices_not_null", "quarantine_rate"} <= checks, job
+    # The freshness checks exist, outside the jobs.
+    assert "fresh" in {c.name for c in graph.asset_check_keys}
+
+
 @pytest.mark.parametrize("value", ["staging", "PRODUCTION", "dev"])
 def test_unknown_environment_is_an_error(value):
     with pytest.raises(

@@ -80,6 +80,14 @@ def freshness_check_keys(market: Market) -> list[dg.AssetCheckKey]:
     return [dg.AssetCheckKey(dg.AssetKey([market.key, asset]), CHECK_NAME) for asset in GRACE]
 
 
+def assets_for_run(market: Market, *names: str) -> dg.AssetSelection:
+    """The market's assets `names` with their checks, except the freshness checks: those judge
+    "now", not the window a run writes, so their sensor evaluates them."""
+    return dg.AssetSelection.assets(
+        *(dg.AssetKey([market.key, name]) for name in names)
+    ) - dg.AssetSelection.checks(*freshness_check_keys(market))
+
+
 def build_freshness_checks(market: Market) -> list[dg.AssetChecksDefinition]:
     """One check per asset, so that jobs can leave them out (the sensor evaluates them)."""
 

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from finance_assets.defs.market.freshness import freshness_check_keys
+from finance_assets.defs.market.freshness import assets_for_run
 from finance_assets.defs.market.partitions import DAILY_FMT, daily_partitions
 from finance_assets.lib import landing
 from finance_assets.lib.markets import Market
@@ -53,11 +53,7 @@ class LandingZoneResource(dg.ConfigurableResource):
 def landing_job(market: Market) -> UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         f"{market.key}_landing_job",
-        selection=dg.AssetSelection.assets(
-            [market.key, "raw_daily_quotes"], [market.key, "daily_bars"]
-        )
-        # The freshness checks judge "now", not a file's sessions: their sensor evaluates them.
-        - dg.AssetSelection.checks(*freshness_check_keys(market)),
+        selection=assets_for_run(market, "raw_daily_quotes", "daily_bars"),
         description=f"Daily bars of {market.name} from a file dropped into the landing zone.",
         tags={"market": market.key},
     )

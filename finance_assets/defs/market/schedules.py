@@ -15,7 +15,7 @@ import os
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
-from finance_assets.defs.market.freshness import freshness_check_keys
+from finance_assets.defs.market.freshness import assets_for_run
 from finance_assets.defs.market.partitions import (
     DAILY_FMT,
     INTRADAY_FMT,
@@ -35,12 +35,7 @@ def schedules_default_status() -> dg.DefaultScheduleStatus:
 def intraday_job(market: Market) -> UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         f"{market.key}_bars_5min_job",
-        selection=dg.AssetSelection.assets(
-            [market.key, "raw_intraday_quotes"],
-            [market.key, "bars_5min"],
-            [market.key, "price_moves"],
-        )
-        - dg.AssetSelection.checks(*freshness_check_keys(market)),
+        selection=assets_for_run(market, "raw_intraday_quotes", "bars_5min", "price_moves"),
         description=f"The latest 5-minute bar of {market.name}: payloads, clean bars, moves.",
     )
 
@@ -48,12 +43,7 @@ def intraday_job(market: Market) -> UnresolvedAssetJobDefinition:
 def daily_job(market: Market) -> UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         f"{market.key}_daily_job",
-        selection=dg.AssetSelection.assets(
-            [market.key, "raw_daily_quotes"],
-            [market.key, "daily_bars"],
-            [market.key, "daily_summary"],
-        )
-        - dg.AssetSelection.checks(*freshness_check_keys(market)),
+        selection=assets_for_run(market, "raw_daily_quotes", "daily_bars", "daily_summary"),
         description=f"{market.name} after the close: daily bars and the daily summary.",
     )
 
