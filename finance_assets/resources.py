@@ -6,7 +6,7 @@ fallback to shared infrastructure.
 
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from finance_assets.lib.io.managers import (
     RawZoneIOManager,
     WarehouseResource,
 )
-from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.lib.providers import SimulatedMarket, alpha_vantage, twelve_data, x_api
 from finance_assets.lib.providers.alpha_vantage import AlphaVantageClient
 from finance_assets.lib.providers.base import BarProvider
 from finance_assets.lib.providers.simulated_posts import SimulatedPosts
@@ -47,11 +47,11 @@ class MarketDataResource(dg.ConfigurableResource):
     sim_seed: int = 7
     sim_fault_rate: float = 0.0
     twelvedata_api_key: str | None = None
-    twelvedata_base_url: str = "https://api.twelvedata.com"
-    twelvedata_credits_per_minute: int = 8
+    twelvedata_base_url: str = twelve_data.DEFAULT_BASE_URL
+    twelvedata_credits_per_minute: int = twelve_data.FREE_CREDITS_PER_MINUTE
     alphavantage_api_key: str | None = None
-    alphavantage_base_url: str = "https://www.alphavantage.co"
-    alphavantage_calls_per_minute: int = 5
+    alphavantage_base_url: str = alpha_vantage.DEFAULT_BASE_URL
+    alphavantage_calls_per_minute: int = alpha_vantage.FREE_CALLS_PER_MINUTE
     yfinance_base_url: str | None = None  # a mirror of Yahoo's hosts; unset: Yahoo itself
     yfinance_proxy: str | None = None  # may hold credentials: an EnvVar
     yfinance_calls_per_minute: int = DEFAULT_CALLS_PER_MINUTE
@@ -109,7 +109,7 @@ class PostsResource(dg.ConfigurableResource):
     top_n: int = 10
     scorer: str = "vader"
     x_bearer_token: str | None = None
-    x_api_base_url: str = "https://api.twitter.com"
+    x_api_base_url: str = x_api.DEFAULT_BASE_URL
     x_max_pages: int = 10
     x_max_wait_seconds: float = 900.0
     comprehend_region: str | None = None  # None: boto3's own chain (AWS_DEFAULT_REGION, profile)
@@ -193,25 +193,39 @@ def warehouse_from_env(environ: Mapping[str, str] | None = None) -> WarehouseRes
     return WarehouseResource(url=environ.get("FINANCE_PG_URL") or None, data_dir=data_dir(environ))
 
 
+def _choice(
+    environ: Mapping[str, str], name: str, default: str, valid: Sequence[str], what: str
+) -> str:
+    value = environ.get(name, default).strip().lower()
+    if value not in valid:
+        raise ValueError(f"{name}={value!r} is not {what}; valid: {', '.join(valid)}")
+    return value
+
+
 def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The resources of the environment `FINANCE_ENV` names."""
     environ = os.environ if environ is None else environ
     env = current_env(environ)
     root = Path(data_dir(environ))
-    provider = environ.get("MARKET_DATA_PROVIDER", "simulated").strip().lower()
-    if provider not in PROVIDERS:
-        raise ValueError(
-            f"MARKET_DATA_PROVIDER={provider!r} is not a provider; valid: {', '.join(PROVIDERS)}"
-        )
+    provider = _choice(environ, "MARKET_DATA_PROVIDER", "simulated", PROVIDERS, "a provider")
     market_data = MarketDataResource(
         provider=provider,
         sim_fault_rate=_env_float(environ, "FINANCE_SIM_FAULT_RATE", 0.0),
         twelvedata_api_key=_secret(environ, "TWELVEDATA_API_KEY"),
-        twelvedata_base_url=environ.get("TWELVEDATA_BASE_URL") or "https://api.twelvedata.com",
-        twelvedata_credits_per_minute=int(_env_float(environ, "TWELVEDATA_CREDITS_PER_MINUTE", 8)),
+        twelvedata_base_url=environ.get("TWELVEDATA_BASE_URL") or twelve_data.DEFAULT_BASE_URL,
+        twelvedata_credits_per_minute=int(
+            _env_float(
+                environ, "TWELVEDATA_CREDITS_PER_MINUTE", twelve_data.FREE_CREDITS_PER_MINUTE
+            )
+        ),
         alphavantage_api_key=_secret(environ, "ALPHAVANTAGE_API_KEY"),
-        alphavantage_base_url=environ.get("ALPHAVANTAGE_BASE_URL") or "https://www.alphavantage.co",
-        alphavantage_calls_per_minute=int(_env_float(environ, "ALPHAVANTAGE_CALLS_PER_MINUTE", 5)),
+        alphavantage_base_url=environ.get("ALPHAVANTAGE_BASE_URL")
+        or alpha_vantage.DEFAULT_BASE_URL,
+        alphavantage_calls_per_minute=int(
+            _env_float(
+                environ, "ALPHAVANTAGE_CALLS_PER_MINUTE", alpha_vantage.FREE_CALLS_PER_MINUTE
+            )
+        ),
         yfinance_base_url=environ.get("YFINANCE_BASE_URL") or None,
         yfinance_proxy=_secret(environ, "YFINANCE_PROXY"),
         yfinance_calls_per_minute=int(
@@ -222,23 +236,14 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     quality = DataQualityResource(
         max_quarantine_rate=_env_float(environ, "FINANCE_MAX_QUARANTINE_RATE", 0.05)
     )
-    posts_provider = environ.get("POSTS_PROVIDER", "simulated").strip().lower()
-    if posts_provider not in POSTS_PROVIDERS:
-        raise ValueError(
-            f"POSTS_PROVIDER={posts_provider!r} is not a provider; valid: "
-            f"{', '.join(POSTS_PROVIDERS)}"
-        )
-    posts_scorer = environ.get("POSTS_SCORER", "vader").strip().lower()
-    if posts_scorer not in POSTS_SCORERS:
-        raise ValueError(
-            f"POSTS_SCORER={posts_scorer!r} is not a scorer; valid: {', '.join(POSTS_SCORERS)}"
-        )
+    posts_provider = _choice(environ, "POSTS_PROVIDER", "simulated", POSTS_PROVIDERS, "a provider")
+    posts_scorer = _choice(environ, "POSTS_SCORER", "vader", POSTS_SCORERS, "a scorer")
     posts = PostsResource(
         provider=posts_provider,
         top_n=int(_env_float(environ, "FINANCE_TOP_POSTS", 10)),
         scorer=posts_scorer,
         x_bearer_token=_secret(environ, "X_BEARER_TOKEN"),
-        x_api_base_url=environ.get("X_API_BASE_URL") or "https://api.twitter.com",
+        x_api_base_url=environ.get("X_API_BASE_URL") or x_api.DEFAULT_BASE_URL,
         x_max_pages=int(_env_float(environ, "X_MAX_PAGES", 10)),
         x_max_wait_seconds=_env_float(environ, "X_MAX_WAIT_SECONDS", 900.0),
         comprehend_region=environ.get("COMPREHEND_REGION") or None,
