@@ -252,7 +252,7 @@ def floor_job(cache_dir: str) -> dg.JobDefinition:
     events, one materialization per partition and asset, check evaluations)."""
     import dagster as dg
 
-    from finance_assets.defs.market.assets import _bar_check_specs
+    from finance_assets.defs.market.assets import bar_check_specs
     from finance_assets.defs.market.partitions import five_minute_partitions
 
     market = bench_market(read_manifest(cache_dir)["symbols"])
@@ -276,7 +276,7 @@ def floor_job(cache_dir: str) -> dg.JobDefinition:
     def raw():
         return None
 
-    specs = _bar_check_specs(bars_key)
+    specs = bar_check_specs(bars_key)
 
     @dg.asset(
         key=bars_key,

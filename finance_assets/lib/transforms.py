@@ -686,7 +686,7 @@ def clean_payloads(
     # symbol, the groups concatenate without a copy. A global re-sort would hold a second copy
     # of a whole backfill (600 MB at 3M bars); the writers sort each day they write anyway.
     bars = [b for b in bars if b.height]
-    bars.sort(key=lambda b: b.get_column("symbol").min())  # type: ignore[arg-type, return-value]
+    bars.sort(key=lambda b: str(b.get_column("symbol").min()))
     combined = CleanResult(
         bars=pl.concat(bars, rechunk=False) if bars else empty(BAR_SCHEMA),
         quarantine=pl.concat(quarantined) if quarantined else empty(QUARANTINE_SCHEMA),
