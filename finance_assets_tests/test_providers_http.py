@@ -585,8 +585,8 @@ def test_every_bar_provider_refuses_a_bad_request_before_calling(
     # or fail with a connection error, not the ValueError asked for.
     url = "http://127.0.0.1:9"
     client = {
-        "twelve_data": lambda: TwelveDataClient("k", url),
-        "alpha_vantage": lambda: AlphaVantageClient("k", url),
+        "twelve_data": lambda: TwelveDataClient("refusal-test-key-td", url),
+        "alpha_vantage": lambda: AlphaVantageClient("refusal-test-key-av", url),
         "yahoo": lambda: YahooClient(base_url=url),
     }[provider]()
     with pytest.raises(ValueError, match=match):
