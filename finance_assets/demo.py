@@ -1,8 +1,11 @@
 """`make demo`: materialise the last N trading days of every market, then show what landed.
 
-For each market: the 5-minute assets as one single-run backfill over the whole range, then the
-daily assets likewise, on the Dagster instance in `$DAGSTER_HOME` (so `make dev` shows the runs),
-then a per-market summary read back from PostgreSQL.
+For each market, the code location's own jobs (those the schedules run) as single-run backfills
+over the last N *complete* sessions (`lib/clock.py`: closed, and the hour of posts holding the
+close over), so it works at any hour: the 5-minute bars, the hourly posts, then the daily assets.
+Runs go to the Dagster instance in `$DAGSTER_HOME`, so `make dev` shows them and can re-execute
+them. Then a per-market summary read back from PostgreSQL; a part skipped or failed is named
+with its reason, and the exit status is 1.
 
     python -m finance_assets.demo [--days 5] [--end 2026-11-20] [--markets us,uk]
 """
@@ -13,13 +16,15 @@ import argparse
 import datetime as dt
 import os
 import sys
-import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.market.freshness import assets_for_run
-from finance_assets.defs.market.partitions import DAILY_FMT, INTRADAY_FMT
+from finance_assets.launch import failure_reasons, run_job
+from finance_assets.lib import clock
+from finance_assets.lib.clock import intraday_range  # noqa: F401  (tests and the benchmark)
 from finance_assets.lib.io import postgres
 from finance_assets.lib.markets import Market, markets_from_env
 from finance_assets.resources import warehouse_from_env
@@ -32,15 +37,25 @@ def range_tags(start: str, end: str) -> dict[str, str]:
     return {RANGE_START: start, RANGE_END: end}
 
 
-def intraday_range(market: Market, sessions: list[dt.date]) -> tuple[str, str]:
-    """First and last 5-minute partition keys of a run of sessions (early closes included)."""
-    first_open, _ = market.session_bounds(sessions[0])
-    _, last_close = market.session_bounds(sessions[-1])
-    last_bar = last_close - dt.timedelta(minutes=5)
-    return (
-        first_open.astimezone(market.tz).strftime(INTRADAY_FMT),
-        last_bar.astimezone(market.tz).strftime(INTRADAY_FMT),
-    )
+@dataclass
+class MarketRun:
+    """The runs of one market and what was left out, with why."""
+
+    outcomes: list[dg.ExecutionResult] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # "<asset>: <why>"
+
+    @property
+    def success(self) -> bool:
+        return all(o.success for o in self.outcomes)
+
+    def __iter__(self):  # `for result in run_market(...)`: the run outcomes
+        return iter(self.outcomes)
+
+    def __getitem__(self, index: int) -> dg.ExecutionResult:
+        return self.outcomes[index]
+
+    def __len__(self) -> int:
+        return len(self.outcomes)
 
 
 def run_market(
@@ -49,84 +64,69 @@ def run_market(
     sessions: list[dt.date],
     instance: dg.DagsterInstance,
     with_posts: bool = False,
-) -> list[dg.ExecuteInProcessResult]:
-    """Single-run backfills: the 5-minute assets, (the hourly posts,) then the daily ones.
+    now: dt.datetime | None = None,
+    report: Callable[[str], None] = lambda line: None,
+) -> MarketRun:
+    """Single-run backfills of the code location's own jobs (those the schedules run): the
+    5-minute bars, (the hourly posts,) then the daily assets.
 
     The daily summary is built from the 5-minute bars, so when their run failed (a provider
     error or a blocking check) it is left out, as Dagster's asset backfills leave out the
     children of a failed step; the daily bars, which do not depend on them, still run.
     """
     key = market.key
+    now = now or dt.datetime.now(dt.UTC)
+    out = MarketRun()
 
-    intraday = _run(
-        defs,
-        f"{key}_intraday",
-        assets_for_run(market, "raw_intraday_quotes", "bars_5min", "price_moves"),
-        intraday_range(market, sessions),
-        instance,
-    )
-    results = [intraday]
-    daily = ["raw_daily_quotes", "daily_bars"]
-    if intraday.success:
-        daily.append("daily_summary")
-    else:
-        print(f"  {key}: daily_summary skipped: the 5-minute run failed")
-    if with_posts:
-        # Posts from the session before the first one: its close starts the first day's count.
-        first = market.previous_session(sessions[0])
-        posts = _run(
-            defs,
-            f"{key}_posts",
-            assets_for_run(market, "raw_posts", "post_sentiment"),
-            (f"{first:%Y-%m-%d}-00:00", f"{sessions[-1]:%Y-%m-%d}-23:00"),
-            instance,
+    def launch(job: str, partition_range: tuple[str, str], leave_out: set[str] = frozenset()):
+        selection = None
+        if leave_out:
+            job_keys = defs.resolve_job_def(job).asset_layer.selected_asset_keys
+            selection = {k for k in job_keys if k.path[-1] not in leave_out}
+        outcome = run_job(
+            defs, job, instance, tags=range_tags(*partition_range), asset_selection=selection
         )
-        results.append(posts)
-        if posts.success:
-            daily.append("daily_sentiment")
-            if intraday.success:
-                daily.append("stock_sentiment_daily")
-    daily_range = (sessions[0].strftime(DAILY_FMT), sessions[-1].strftime(DAILY_FMT))
-    results.append(
-        _run(defs, f"{key}_daily", assets_for_run(market, *daily), daily_range, instance)
-    )
-    return results
+        status = "ok" if outcome.success else "FAILED: " + "; ".join(failure_reasons(outcome))
+        report(f"  {job}: {partition_range[0]} .. {partition_range[1]}  {status}")
+        out.outcomes.append(outcome)
+        return outcome
+
+    intraday = launch(f"{key}_bars_5min_job", clock.intraday_range(market, sessions))
+    leave_out: set[str] = set()
+    if not intraday.success:
+        leave_out |= {"daily_summary", "stock_sentiment_daily"}
+        out.skipped.append("skipped daily_summary, stock_sentiment_daily: the 5-minute run failed")
+    if with_posts:
+        posts = launch(f"{key}_posts_job", clock.posts_range(market, sessions, now))
+        if not posts.success:
+            leave_out |= {"daily_sentiment", "stock_sentiment_daily"}
+            out.skipped.append(
+                "skipped daily_sentiment, stock_sentiment_daily: the posts run failed"
+            )
+    else:
+        leave_out |= {"daily_sentiment", "stock_sentiment_daily"}
+    daily_range = (sessions[0].strftime(clock.DAILY_FMT), sessions[-1].strftime(clock.DAILY_FMT))
+    launch(f"{key}_daily_job", daily_range, leave_out)
+    return out
 
 
-def _run(
-    defs: dg.Definitions,
-    name: str,
-    selection: dg.AssetSelection,
-    partition_range: tuple[str, str],
-    instance: dg.DagsterInstance,
-) -> dg.ExecuteInProcessResult:
-    job = dg.define_asset_job(name, selection=selection)
-    job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(job.name)
-    began = time.perf_counter()
-    result = job_def.execute_in_process(
-        instance=instance,
-        tags=range_tags(*partition_range),
-        raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-    )
-    status = "ok" if result.success else "FAILED"
-    took = time.perf_counter() - began
-    print(f"  {name}: {partition_range[0]} .. {partition_range[1]}  {status}  ({took:.1f}s)")
-    return result
-
-
-def warehouse_summary(url: str, market: Market, sessions: list[dt.date]) -> pl.DataFrame:
+def warehouse_summary(
+    url: str, market: Market, sessions: list[dt.date] | tuple[dt.date, ...]
+) -> tuple[pl.DataFrame, list[str]]:
+    """Per symbol over the sessions, read back from PostgreSQL: days, last close, VWAP, the
+    period's return, volume, bars, posts, sentiment, price alerts; and what it lacks."""
     start, end = sessions[0], sessions[-1] + dt.timedelta(days=1)
-    summary = postgres.read_window(
-        url,
-        schema=market.key,
-        table="stock_sentiment_daily",
-        time_column="trading_date",
-        start=start,
-        end=end,
-    )
+    window = {"time_column": "trading_date", "start": start, "end": end, "schema": market.key}
+    notes: list[str] = []
+    summary = postgres.read_window(url, table="stock_sentiment_daily", **window)
     if summary.is_empty():
-        return summary
+        summary = postgres.read_window(url, table="daily_summary", **window)
+        if summary.is_empty():
+            return summary, [f"no daily summary in {market.key}.daily_summary for these sessions"]
+        notes.append("no sentiment joined: stock_sentiment_daily has no rows for these sessions")
+        summary = summary.with_columns(
+            post_count=pl.lit(None, pl.Int64), weighted_compound=pl.lit(None, pl.Float64)
+        )
     alerts = postgres.read_window(
         url,
         schema=market.key,
@@ -140,7 +140,7 @@ def warehouse_summary(url: str, market: Market, sessions: list[dt.date]) -> pl.D
         if alerts.height
         else pl.DataFrame(schema={"symbol": pl.String, "price_alerts": pl.UInt32})
     )
-    return (
+    table = (
         summary.group_by("symbol")
         .agg(
             days=pl.len(),
@@ -163,24 +163,35 @@ def warehouse_summary(url: str, market: Market, sessions: list[dt.date]) -> pl.D
         .with_columns(pl.col("price_alerts").fill_null(0))
         .sort("symbol")
     )
+    for symbol in sorted(set(market.universe) - set(table.get_column("symbol"))):
+        notes.append(f"{symbol}: no rows")
+    for symbol, days in table.select("symbol", "days").iter_rows():
+        if days < len(sessions):
+            notes.append(f"{symbol}: {days} of {len(sessions)} sessions")
+    return table, notes
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--days", type=int, default=int(os.environ.get("DEMO_DAYS", "5")))
+    # String defaults go through `type` too: DEMO_DAYS=abc is a usage error, not a traceback.
+    parser.add_argument("--days", type=int, default=os.environ.get("DEMO_DAYS") or "5")
     parser.add_argument(
         "--end", type=dt.date.fromisoformat, default=os.environ.get("DEMO_END") or None
     )
     parser.add_argument(
         "--markets", default=None, help="comma-separated market keys (default: all)"
     )
+    return parser
+
+
+def main(argv: list[str] | None = None, now: dt.datetime | None = None) -> int:
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.days < 1:
-        parser.error("--days must be at least 1")
-
-    from finance_assets.definitions import defs  # after argument errors, which need no Dagster
+        parser.error(f"--days (DEMO_DAYS) must be at least 1, got {args.days}")
+    now = now or dt.datetime.now(dt.UTC)
 
     markets = markets_from_env()
     if args.markets:
@@ -189,24 +200,40 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"unknown market(s) {unknown}; valid: {sorted(markets)}")
         markets = {k: markets[k] for k in wanted}
+    # Every window before any run: a bad DEMO_END fails at once, naming the value.
+    try:
+        plans = {key: clock.run_windows(m, args.days, now, args.end) for key, m in markets.items()}
+    except ValueError as exc:
+        parser.error(f"{exc} (--days {args.days}, --end {args.end or 'today'})")
+
+    from finance_assets.definitions import defs  # after argument errors, which need no Dagster
 
     instance = dg.DagsterInstance.get()
     url = warehouse_from_env().get_url()
-    failed = False
-    for market in markets.values():
-        sessions = market.last_sessions(args.days, args.end)
+    failed: list[str] = []
+    for key, market in markets.items():
+        sessions = list(plans[key].sessions)
         print(f"\n{market.name}: {len(sessions)} sessions {sessions[0]} .. {sessions[-1]}")
-        results = run_market(defs, market, sessions, instance, with_posts=True)
-        failed |= not all(r.success for r in results)
-        with pl.Config(
-            tbl_rows=50, tbl_cols=20, tbl_width_chars=160, tbl_hide_dataframe_shape=True
-        ):
-            print(warehouse_summary(url, market, sessions))
+        runs = run_market(defs, market, sessions, instance, with_posts=True, now=now, report=print)
+        if not runs.success:
+            failed.append(key)
+        table, notes = warehouse_summary(url, market, sessions)
+        if not table.is_empty():
+            with pl.Config(
+                tbl_rows=50, tbl_cols=20, tbl_width_chars=160, tbl_hide_dataframe_shape=True
+            ):
+                print(table)
+        for note in [*runs.skipped, *notes]:
+            print(f"  {key}: {note}")
+        if notes:
+            failed.append(key)
     print(
         "\nOpen the Dagster UI on the same data: make dev  (http://127.0.0.1:3000)"
         "\nQuery the lake with DuckDB: select * from read_parquet("
         "'data/lake/us/bars_5min/*/*.parquet', hive_partitioning=true) limit 5"
     )
+    if failed:
+        print(f"\nIncomplete: {', '.join(sorted(set(failed)))} (see above)")
     return 1 if failed else 0
 
 

@@ -141,3 +141,22 @@ def test_posts_schedule_targets_the_last_hour_every_day(us):
         (dt.datetime(2026, 11, 22, 0, 5, tzinfo=NY), "2026-11-21-23:00"),  # a Saturday night
     ]:
         assert _evaluate((schedule, repo), when) == expected
+
+
+def test_the_daily_run_follows_the_posts_of_the_hour_holding_the_close(us, uk):
+    """London closes at 16:30: the 16:00 hour of posts (fetched at 17:05) counts toward the
+    day's sentiment, so the daily job (which now scores the day's sentiment) runs at 17:30."""
+    (us_daily, _), (uk_daily, uk_repo) = _schedules(us)[1], _schedules(uk)[1]
+    assert (us_daily.cron_schedule, us_daily.execution_timezone) == (
+        "30 16 * * 1-5",
+        "America/New_York",
+    )
+    assert (uk_daily.cron_schedule, uk_daily.execution_timezone) == (
+        "30 17 * * 1-5",
+        "Europe/London",
+    )
+    job = uk_repo.get_job(uk_daily.job_name)
+    assert {k.path[-1] for k in job.asset_layer.selected_asset_keys} >= {
+        "daily_sentiment",
+        "stock_sentiment_daily",
+    }

@@ -15,7 +15,11 @@ import polars as pl
 
 from finance_assets.defs.common import table_schema
 from finance_assets.defs.market.landing import LandingZoneResource
-from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
+from finance_assets.defs.market.partitions import (
+    daily_partitions,
+    five_minute_partitions,
+    refuse_invalid_partitions,
+)
 from finance_assets.lib import quality, transforms
 from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource
@@ -64,6 +68,7 @@ def _raw_quotes_asset(
         market_data: MarketDataResource,
         landing_zone: LandingZoneResource,
     ) -> list[RawPayload]:
+        refuse_invalid_partitions(context, market)
         window = context.partition_time_window
         # A run the landing sensor started (tag `finance/landing_file`) reads the dropped file.
         provider = (
@@ -218,6 +223,7 @@ def _clean_bars_asset(
         data_quality: DataQualityResource,
         warehouse: WarehouseResource,
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+        refuse_invalid_partitions(context, market)
         window = context.partition_time_window
         valid_starts = None
         if interval == "5min":

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from zoneinfo import ZoneInfo
 
 import dagster as dg
+from dagster._time import get_current_datetime
 
 from finance_assets.lib.markets import BAR_MINUTES, Market
 
@@ -68,3 +70,68 @@ def five_minute_partitions(market: Market) -> dg.TimeWindowPartitionsDefinition:
         timezone=market.timezone,
         exclusions=excluded,
     )
+
+
+RANGE_START = "dagster/asset_partition_range_start"
+RANGE_END = "dagster/asset_partition_range_end"
+
+
+def _near(partitions_def: dg.TimeWindowPartitionsDefinition, key: str) -> str:
+    """The valid keys around a key that is not one, for the error message."""
+    fmt, tz = partitions_def.fmt, ZoneInfo(partitions_def.timezone)
+    try:
+        moment = dt.datetime.strptime(key, fmt).replace(tzinfo=tz)
+    except ValueError:
+        return f"partition keys look like {dt.datetime(2026, 11, 18, 9, 30).strftime(fmt)}"
+    before = partitions_def.get_prev_partition_window(moment, respect_bounds=False)
+    # Dagster's "previous" window ends by `moment`; the one holding it (09:30 for 09:31) is nearer.
+    holding = before and partitions_def.get_next_partition_window(before.end, respect_bounds=False)
+    if holding is not None and holding.start <= moment:
+        before = holding
+    after = partitions_def.get_next_partition_window(moment, respect_bounds=False)
+    around = [w.start.astimezone(tz).strftime(fmt) for w in (before, after) if w is not None]
+    return "the nearest partitions are " + " and ".join(around) if around else ""
+
+
+def refuse_invalid_partitions(context: dg.AssetExecutionContext, market: Market) -> None:
+    """Refuse, once and without retries, a run whose partition keys are not partitions that
+    exist now (a range ending in the future, `2026-11-18-17:00` after the close), and a daily
+    window holding a session that has not closed: it would be materialised as complete with
+    the bars so far.
+
+    Dagster runs a range whose keys do not exist: it runs the window from the first key's start
+    to the last key's end, so a key after the close silently means the next morning's bars.
+    """
+    partitions_def = context.assets_def.partitions_def
+    if not isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        return
+    tags = context.run.tags
+    keys = (
+        [tags[RANGE_START], tags[RANGE_END]]
+        if RANGE_START in tags and RANGE_END in tags
+        else [context.partition_key]
+    )
+    last = partitions_def.get_last_partition_key()
+    for key in dict.fromkeys(keys):
+        if not partitions_def.has_partition_key(key):
+            near = _near(partitions_def, key)
+            raise dg.Failure(
+                description=f"{context.assets_def.key.to_user_string()}: {key!r} is not a "
+                f"partition that exists now ({near}; the last one is {last}); a key in the future "
+                "or outside the market's sessions is refused",
+                allow_retries=False,
+            )
+    if partitions_def.fmt != DAILY_FMT:
+        return  # 5-minute and hourly partitions exist only once their window has ended
+    window = context.partition_time_window
+    now = get_current_datetime()  # Dagster's clock: the one `has_partition_key` reads
+    first, last_day = window.start.date(), (window.end - dt.timedelta(seconds=1)).date()
+    for day in market.sessions(first, last_day):
+        close = market.session_bounds(day)[1]
+        if close > now:
+            raise dg.Failure(
+                description=f"{context.assets_def.key.to_user_string()}: the {day} session of "
+                f"{market.key} closes at {close.astimezone(market.tz):%H:%M %Z}; a session is "
+                "materialised only after its close (run it then, or end the range the day before)",
+                allow_retries=False,
+            )

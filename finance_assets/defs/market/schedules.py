@@ -3,7 +3,9 @@
 - `<market>_bars_5min_schedule`: one run per 5-minute bar during the regular session, a minute
   after the bar closes, for the bar that just closed; holidays and the afternoons of early
   closes are skipped with the reason (the exchange calendar decides, not the cron).
-- `<market>_daily_schedule`: the daily assets half an hour after the close of every session.
+- `<market>_daily_schedule`: the daily assets half an hour after the end of the hour that holds
+  every session's close (London closes at 16:30: its 16:00 hour of posts, which the day's
+  sentiment counts, is fetched at 17:05; the daily run follows at 17:30).
 
 Both start stopped (`FINANCE_SCHEDULES=running` starts them): a new deployment should not begin
 calling paid providers before someone has looked at it.
@@ -40,11 +42,21 @@ def intraday_job(market: Market) -> UnresolvedAssetJobDefinition:
     )
 
 
+DAILY_ASSETS = (
+    "raw_daily_quotes",
+    "daily_bars",
+    "daily_summary",
+    "daily_sentiment",
+    "stock_sentiment_daily",
+)
+
+
 def daily_job(market: Market) -> UnresolvedAssetJobDefinition:
     return dg.define_asset_job(
         f"{market.key}_daily_job",
-        selection=assets_for_run(market, "raw_daily_quotes", "daily_bars", "daily_summary"),
-        description=f"{market.name} after the close: daily bars and the daily summary.",
+        selection=assets_for_run(market, *DAILY_ASSETS),
+        description=f"{market.name} after the close: daily bars, the daily summary, the day's "
+        "sentiment and the two joined.",
     )
 
 
@@ -83,7 +95,11 @@ def build_market_schedules(market: Market) -> list[dg.ScheduleDefinition]:
     open_, close = market.regular_open, market.regular_close
     delay = int(PUBLICATION_DELAY.total_seconds() // 60)
     intraday_cron = f"{delay}-59/{BAR_MINUTES} {open_.hour}-{close.hour} * * 1-5"
-    daily_tick = (dt.datetime.combine(dt.date.min, close) + DAILY_DELAY).time()
+    # After the posts of the hour holding the close are in (the hourly schedule runs at :05).
+    close_hour_end = dt.datetime.combine(dt.date.min, close.replace(minute=0)) + (
+        dt.timedelta(hours=1) if close.minute else dt.timedelta()
+    )
+    daily_tick = (close_hour_end + DAILY_DELAY).time()
 
     @dg.schedule(
         name=f"{market.key}_bars_5min_schedule",
@@ -102,7 +118,8 @@ def build_market_schedules(market: Market) -> list[dg.ScheduleDefinition]:
         execution_timezone=market.timezone,
         job=daily_job(market),
         default_status=schedules_default_status(),
-        description=f"The daily assets of {market.name}, 30 minutes after each session's close.",
+        description=f"The daily assets of {market.name}, 30 minutes after the hour of each "
+        "session's close.",
     )
     def _daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
         return session_to_request(market, context.scheduled_execution_time)

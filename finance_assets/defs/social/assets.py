@@ -9,7 +9,7 @@ import polars as pl
 
 from finance_assets.defs.common import warehouse_table
 from finance_assets.defs.market.assets import API_RETRY
-from finance_assets.defs.market.partitions import daily_partitions
+from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib import social
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import RawPayload
@@ -45,6 +45,7 @@ def _raw_posts(market: Market) -> dg.AssetsDefinition:
         ),
     )
     def _raw(context: dg.AssetExecutionContext, posts: PostsResource) -> list[RawPayload]:
+        refuse_invalid_partitions(context, market)
         window = context.partition_time_window
         source = posts.get_source()
         payloads = source.fetch_posts(market, market.universe, window.start, window.end)
@@ -163,6 +164,7 @@ def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
     def _daily(
         context: dg.AssetExecutionContext, post_sentiment: pl.DataFrame, posts: PostsResource
     ):
+        refuse_invalid_partitions(context, market)
         window = context.partition_time_window
         first, last = window.start.date(), (window.end - dt.timedelta(seconds=1)).date()
         sessions = market.sessions(market.previous_session(first), last)
@@ -217,6 +219,7 @@ def _stock_sentiment_daily(market: Market) -> dg.AssetsDefinition:
         daily_summary: pl.DataFrame,
         daily_sentiment: pl.DataFrame,
     ) -> pl.DataFrame:
+        refuse_invalid_partitions(context, market)
         joined = social.stock_sentiment_daily(daily_summary, daily_sentiment)
         context.add_output_metadata(
             {

@@ -7,7 +7,11 @@ import dagster as dg
 import polars as pl
 
 from finance_assets.defs.common import warehouse_table
-from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
+from finance_assets.defs.market.partitions import (
+    daily_partitions,
+    five_minute_partitions,
+    refuse_invalid_partitions,
+)
 from finance_assets.lib import transforms
 from finance_assets.lib.io import lake
 from finance_assets.lib.markets import Market
@@ -46,6 +50,7 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
         ),
     )
     def _summary(context: dg.AssetExecutionContext, bars_5min: pl.DataFrame) -> pl.DataFrame:
+        refuse_invalid_partitions(context, market)
         window = context.partition_time_window
         summary = transforms.daily_summary(bars_5min, market)
         first, last = window.start.date(), window.end.date()
