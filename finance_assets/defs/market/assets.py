@@ -4,10 +4,16 @@ One factory builds the same shape for both intervals and every market:
 `<market>/raw_intraday_quotes` -> `<market>/bars_5min`, and
 `<market>/raw_daily_quotes` -> `<market>/daily_bars`; rejected records go to the market's
 `quarantine` table.
+
+A window is replaced in both stores except where a provider did not answer for a symbol (an
+error inside a batch, or no record at all): those rows stay as they are (`lib/answers.py`).
+A traded window with no bars from any source fails the run and writes nothing. After the write,
+the blocking `stores_agree` check compares the lake with the warehouse, row for row.
 """
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -16,13 +22,20 @@ import polars as pl
 from finance_assets.defs.common import table_schema
 from finance_assets.defs.market.landing import LandingZoneResource
 from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
-from finance_assets.lib import quality, transforms
+from finance_assets.defs.market.reconcile import (
+    LISTED_PARTITIONS,
+    RECONCILE_CHECK,
+    expected_bar_starts,
+    reconciliation_result,
+)
+from finance_assets.lib import answers, quality, transforms
 from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource
+from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA
-from finance_assets.resources import DataQualityResource, MarketDataResource
+from finance_assets.resources import DataQualityResource, MarketDataResource, StorageResource
 
 # Provider calls fail transiently: retry the step with growing, jittered waits.
 API_RETRY = dg.RetryPolicy(
@@ -70,7 +83,8 @@ def _raw_quotes_asset(
             landing_zone.provider_for_run(market, context.run.tags) or market_data.get_provider()
         )
         payloads = provider.fetch_bars(market, market.universe, interval, window.start, window.end)
-        errors = transforms.failed_symbols(payloads)
+        # Canonical symbols (Twelve Data answers BT.A.L as BT.A), as the clean step names them.
+        errors = {s: m for p in payloads for s, m in answers.payload_failures(p).items()}
         if payloads and len(errors) >= len(market.universe):
             # Nothing usable came back: fail, so the retry policy asks again later.
             raise ProviderError(
@@ -152,6 +166,16 @@ def bar_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             "(FINANCE_MAX_QUARANTINE_RATE, default 5 %)",
         )
     )
+    specs.append(
+        dg.AssetCheckSpec(
+            RECONCILE_CHECK,
+            asset=asset_key,
+            blocking=True,
+            description="after the write, the lake and the warehouse hold the same rows for "
+            "every partition of the run, compared row for row over every column; the "
+            "differing partitions are in the metadata",
+        )
+    )
     return specs
 
 
@@ -217,6 +241,7 @@ def _clean_bars_asset(
         raw: list[RawPayload],
         data_quality: DataQualityResource,
         warehouse: WarehouseResource,
+        storage: StorageResource,
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         window = context.partition_time_window
         valid_starts = None
@@ -235,11 +260,18 @@ def _clean_bars_asset(
             ingested_at=dt.datetime.now(dt.UTC),
             valid_starts=valid_starts,
         )
+        # A symbol a provider did not answer keeps its stored rows (and its older payloads'
+        # records are not written again): the same spans in the quarantine, lake and warehouse.
+        result, kept, failures = answers.kept_spans(
+            raw, result, market.universe, window.start, window.end
+        )
+        provider_errors = {**provider_errors, **failures}
+        url = warehouse.get_url()
         # The dead-letter store is written whatever the checks say: it is what explains them.
         # (A store, not an asset: per-partition materialisation events for it would cost a
         # third of a 5-minute backfill's Dagster bookkeeping.)
         postgres.replace_window(
-            warehouse.get_url(),
+            url,
             result.quarantine,
             schema=market.key,
             table="quarantine",
@@ -248,6 +280,7 @@ def _clean_bars_asset(
             end=window.end,
             scope={"asset": name},
             index=["partition_ts", "asset"],
+            kept=kept,
         )
         if provider_errors:
             context.log.warning(
@@ -256,28 +289,49 @@ def _clean_bars_asset(
         checks = bar_check_results(
             result.bars, bars_key, result.quarantine_rate, data_quality.max_quarantine_rate
         )
-        failed = [c.check_name for c in checks if not c.passed]
-        if failed:
-            # Blocking checks guard the lake and the warehouse too: record why, write nothing,
-            # fail the step. The previous rows stay and downstream assets do not run.
-            yield from checks
-            raise dg.Failure(
-                description=f"blocking check(s) failed for {bars_key.to_user_string()}: "
-                f"{', '.join(failed)}; nothing was written",
-                metadata={"failed_checks": failed, "rows": result.bars.height},
-            )
         reasons = result.quarantine.group_by("reason").len().sort("len", descending=True)
         missing = sorted(set(market.universe) - set(result.bars.get_column("symbol").unique()))
-        traded = valid_starts is None or valid_starts.len() > 0
+        expected = expected_bar_starts(market, interval, window.start, window.end)
+        missing_errors = {s: provider_errors[s] for s in missing if s in provider_errors}
         universe_check = dg.AssetCheckResult(
             check_name="universe_complete",
-            passed=not (missing and traded and (result.bars.height or result.received)),
+            passed=not (missing and expected),
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
                 "missing_symbols": missing,
-                "provider_errors": {s: provider_errors[s] for s in missing if s in provider_errors},
+                "provider_errors": missing_errors,
+                "kept_symbols": sorted({k.symbol for k in kept}),
             },
+            description="; ".join(f"{s}: {m}" for s, m in missing_errors.items())[:1000] or None,
         )
+        failed = [c.check_name for c in checks if not c.passed]
+        # Empty is not healthy: a traded window no source gave a single bar for fails.
+        empty = answers.empty_windows(result.bars, expected)
+        if failed or empty:
+            # Blocking checks guard the lake and the warehouse too: record why, write nothing,
+            # fail the step. The previous rows stay and downstream assets do not run.
+            yield from checks
+            yield universe_check
+            reasons_text = []
+            if failed:
+                reasons_text.append(f"blocking check(s) failed: {', '.join(failed)}")
+            if empty:
+                local = [t.astimezone(market.tz).strftime("%Y-%m-%d %H:%M") for t in empty]
+                reasons_text.append(
+                    f"no bars from any source for {len(empty)} traded window(s) starting "
+                    f"{', '.join(local[:5])}{' ...' if len(local) > 5 else ''}"
+                    + (f" (provider errors: {missing_errors})" if missing_errors else "")
+                )
+            raise dg.Failure(
+                description=f"{bars_key.to_user_string()}: {'; '.join(reasons_text)}; "
+                "nothing was written, the stored rows stay",
+                metadata={
+                    "failed_checks": failed,
+                    "rows": result.bars.height,
+                    "empty_windows": len(empty),
+                    "first_empty_windows": [str(t) for t in empty[:LISTED_PARTITIONS]],
+                },
+            )
         totals: dict[str, Any] = {
             "records_received": result.received,
             "rows_loaded": result.bars.height,
@@ -294,8 +348,9 @@ def _clean_bars_asset(
             if len(keys) <= PARTITION_METADATA_LIMIT:
                 for key, counts in _counts_per_partition(result, partitions_def, keys).items():
                     context.add_asset_metadata(counts, partition_key=key)
+        # The IO manager writes when the output is yielded; the check below reads the result.
         yield dg.Output(
-            result.bars,
+            WindowRows(result.bars, tuple(kept)),
             metadata={
                 **totals,
                 "payloads": len(raw),
@@ -306,6 +361,15 @@ def _clean_bars_asset(
         )
         yield from checks
         yield universe_check
+        yield reconciliation_result(
+            bars_key,
+            Path(storage.lake_root).joinpath(*bars_key.path),
+            url,
+            window,
+            market.tz,
+            partitions_def,
+            keys,
+        )
 
     return _clean
 

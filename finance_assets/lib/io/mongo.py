@@ -15,6 +15,7 @@ from collections.abc import Iterable, Sequence
 
 from pymongo import MongoClient, ReplaceOne
 
+from finance_assets.lib.answers import answered_symbols
 from finance_assets.lib.providers.base import RawPayload
 
 COLLECTION = "raw_payloads"
@@ -65,9 +66,9 @@ class MongoRawStore:
             )
         if operations:
             self.collection.bulk_write(operations, ordered=False)
-        # Older payloads inside the window go only when the new ones answer for all their
-        # symbols: a file dropped for one symbol keeps the others'.
-        symbols = {s for payload in written for s in payload.symbols}
+        # Older payloads inside the window go only when the new ones answered all their
+        # symbols (an error for one symbol is no answer): as in the raw zone.
+        symbols = {s for payload in written for s in answered_symbols(payload)}
         candidates = self.collection.find(
             {
                 "asset": name,
