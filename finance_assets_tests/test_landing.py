@@ -504,6 +504,7 @@ def _sense_and_run(
                 instance=instance,
                 tags=request.tags,
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                raise_on_error=False,
             )
         )
     return runs, result.cursor
@@ -554,5 +555,74 @@ def test_dropped_file_lands_in_daily_bars(
             ("AAPL", 18, 234.5),
             ("MSFT", 18, 410.0),
         ]
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT count(*) FROM us.quarantine").fetchone()[0] == 0
+
+
+BAD_FILES = {
+    # One row of volume 1e20 (once a crash of the cleaning step's strict cast), negative prices,
+    # a duplicated row: each over the quarantine threshold on its own.
+    "volume 1e20": yahoo_csv(("2026-11-17", 231.7)).replace(b"23170000", b"1e20")
+    + yahoo_csv(("2026-11-18", 233.0)).split(b"\n", 1)[1],
+    "negative prices": yahoo_csv(("2026-11-17", -231.7), ("2026-11-18", -233.0)),
+    "a duplicated row": yahoo_csv(
+        ("2026-11-17", 231.7), ("2026-11-18", 233.0), ("2026-11-18", 233.0)
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_FILES))
+def test_a_bad_file_blocks_neither_the_provider_nor_a_later_file(
+    env: Path, pg_url: str, us: Market, kind: str
+) -> None:
+    defs = _defs(us, env)
+    folder = env / "landing" / "us"
+    # IBM is no symbol of the provider's universe: no provider payload ever supersedes the file.
+    drop(folder, "IBM.csv", BAD_FILES[kind])
+    days = {RANGE_START_TAG: "2026-11-17", RANGE_END_TAG: "2026-11-18"}
+    with dg.DagsterInstance.ephemeral() as instance:
+        # The file's own run fails, saying why; nothing is written but the dead letters.
+        (run,), cursor = _sense_and_run(defs, instance, None)
+        assert not run.success
+        (rate,) = [
+            c for c in run.get_asset_check_evaluations() if c.check_name == "quarantine_rate"
+        ]
+        assert not rate.passed and rate.severity == dg.AssetCheckSeverity.ERROR
+        reason = rate.metadata["rejected_files"].value["IBM.csv"]
+        assert reason.startswith("landing file IBM.csv rejected as a whole")
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT to_regclass('us.daily_bars')").fetchone()[0] is None
+            dead = conn.execute("SELECT reason, source FROM us.quarantine").fetchall()
+        assert dead and all(r.startswith(reason) and s.startswith("landing_zone") for r, s in dead)
+
+        # The provider's regular run of the same dates reads the file's payload from the raw
+        # zone too (kept as received), rejects it again, and loads its own 10 bars.
+        job = defs.get_repository_def().get_job("us_landing_job")
+        provider_run = job.execute_in_process(instance=instance, tags=days)
+        assert provider_run.success
+        bars = _daily_bars(pg_url)
+        assert len(bars) == 2 * len(us.universe) == 10
+        assert {source for *_, source in bars} == {"simulated"}
+        (rate,) = [
+            c
+            for c in provider_run.get_asset_check_evaluations()
+            if c.check_name == "quarantine_rate"
+        ]
+        # A warning naming the file: visible, and blocking nothing.
+        assert not rate.passed and rate.severity == dg.AssetCheckSeverity.WARN
+        assert rate.metadata["rejected_files"].value == {"IBM.csv": reason}
+        assert rate.metadata["quarantine_rate"].value == 0.0  # the provider's records: all clean
+
+        # A corrected file for the same dates loads beside the provider's bars.
+        fixed = yahoo_csv(("2026-11-17", 240.0), ("2026-11-18", 241.0))
+        drop(folder, "IBM.csv", fixed, OLD + dt.timedelta(hours=1))
+        (run,), cursor = _sense_and_run(defs, instance, cursor)
+        assert run.success
+        assert [(d.day, c, s) for sym, d, c, _, _, s in _daily_bars(pg_url) if sym == "IBM"] == [
+            (17, 240.0, "landing_zone"),
+            (18, 241.0, "landing_zone"),
+        ]
+        assert len(_daily_bars(pg_url)) == 12
+        assert all(c.passed for c in run.get_asset_check_evaluations())
         with psycopg.connect(pg_url) as conn:
             assert conn.execute("SELECT count(*) FROM us.quarantine").fetchone()[0] == 0

@@ -14,7 +14,7 @@ import dagster as dg
 import polars as pl
 
 from finance_assets.defs.common import table_schema
-from finance_assets.defs.market.landing import LandingZoneResource
+from finance_assets.defs.market.landing import LANDING_SHA256_TAG, LandingZoneResource
 from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
 from finance_assets.lib import quality, transforms
 from finance_assets.lib.io import postgres
@@ -98,9 +98,20 @@ def _sample(df: pl.DataFrame, rows: int = SAMPLE_ROWS) -> dg.MetadataValue:
 
 
 def bar_check_results(
-    bars: pl.DataFrame, asset_key: dg.AssetKey, quarantine_rate: float, max_rate: float
+    bars: pl.DataFrame,
+    asset_key: dg.AssetKey,
+    quarantine_rate: float,
+    max_rate: float,
+    rejected: Sequence[transforms.RejectedPayload] = (),
+    run_file_sha256: str | None = None,
 ) -> list[dg.AssetCheckResult]:
-    """The blocking checks on clean bars, with failing-row counts and a sample."""
+    """The blocking checks on clean bars, with failing-row counts and a sample.
+
+    `quarantine_rate` is the share of the accepted payloads' records; landing files rejected as
+    a whole (`rejected`) are named in the check's metadata and fail it as a warning, which
+    blocks nothing: the other payloads' bars load. It is an error only in the run the landing
+    sensor started for that very file (`run_file_sha256`): that run fails, saying why.
+    """
     results = []
     for check_name, (rule, _) in quality.BAR_RULES.items():
         failing = rule(bars)
@@ -115,15 +126,23 @@ def bar_check_results(
                 metadata=metadata,
             )
         )
+    rate_ok = quarantine_rate <= max_rate
+    own_file = any(r.sha256 and r.sha256 == run_file_sha256 for r in rejected)
+    rate_metadata: dict[str, Any] = {
+        "quarantine_rate": round(quarantine_rate, 6),
+        "max_quarantine_rate": max_rate,
+    }
+    if rejected:
+        rate_metadata["rejected_files"] = {r.file: r.reason for r in rejected}
     results.append(
         dg.AssetCheckResult(
             asset_key=asset_key,
             check_name="quarantine_rate",
-            passed=quarantine_rate <= max_rate,
-            metadata={
-                "quarantine_rate": round(quarantine_rate, 6),
-                "max_quarantine_rate": max_rate,
-            },
+            passed=rate_ok and not rejected,
+            severity=dg.AssetCheckSeverity.ERROR
+            if not rate_ok or own_file
+            else dg.AssetCheckSeverity.WARN,
+            metadata=rate_metadata,
         )
     )
     return results
@@ -234,6 +253,7 @@ def _clean_bars_asset(
             window_end=window.end,
             ingested_at=dt.datetime.now(dt.UTC),
             valid_starts=valid_starts,
+            max_quarantine_rate=data_quality.max_quarantine_rate,
         )
         # The dead-letter store is written whatever the checks say: it is what explains them.
         # (A store, not an asset: per-partition materialisation events for it would cost a
@@ -254,16 +274,28 @@ def _clean_bars_asset(
                 f"provider errors for {len(provider_errors)} symbol(s): {provider_errors}"
             )
         checks = bar_check_results(
-            result.bars, bars_key, result.quarantine_rate, data_quality.max_quarantine_rate
+            result.bars,
+            bars_key,
+            result.accepted_quarantine_rate,
+            data_quality.max_quarantine_rate,
+            result.rejected,
+            context.run.tags.get(LANDING_SHA256_TAG),
         )
-        failed = [c.check_name for c in checks if not c.passed]
+        for rejection in result.rejected:
+            context.log.warning(rejection.reason)
+        failed = [
+            c.check_name
+            for c in checks
+            if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+        ]
         if failed:
             # Blocking checks guard the lake and the warehouse too: record why, write nothing,
             # fail the step. The previous rows stay and downstream assets do not run.
             yield from checks
             raise dg.Failure(
                 description=f"blocking check(s) failed for {bars_key.to_user_string()}: "
-                f"{', '.join(failed)}; nothing was written",
+                f"{', '.join(failed)}; nothing was written"
+                + "".join(f". {r.reason}" for r in result.rejected),
                 metadata={"failed_checks": failed, "rows": result.bars.height},
             )
         reasons = result.quarantine.group_by("reason").len().sort("len", descending=True)
@@ -284,6 +316,8 @@ def _clean_bars_asset(
             "rows_quarantined": result.quarantine.height,
             "quarantine_rate": round(result.quarantine_rate, 6),
         }
+        if result.rejected:
+            totals["rejected_files"] = {r.file: r.reason for r in result.rejected}
         keys = context.partition_keys
         if len(keys) > 1:
             # A single-run backfill: Dagster copies output metadata to every partition's
