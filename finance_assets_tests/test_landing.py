@@ -6,6 +6,9 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
+import tracemalloc
 from pathlib import Path
 
 import dagster as dg
@@ -626,3 +629,91 @@ def test_a_bad_file_blocks_neither_the_provider_nor_a_later_file(
         assert all(c.passed for c in run.get_asset_check_evaluations())
         with psycopg.connect(pg_url) as conn:
             assert conn.execute("SELECT count(*) FROM us.quarantine").fetchone()[0] == 0
+
+
+# --- large files: bounded memory, a size limit ---------------------------------------------
+
+_SENSOR_RSS = """
+import json, resource, sys
+import dagster as dg
+from finance_assets.defs.market.landing import LandingZoneResource, build_landing_sensor
+from finance_assets.lib.markets import markets_from_env
+
+sensor = build_landing_sensor(markets_from_env({})["us"])
+zone = LandingZoneResource(root=sys.argv[1], max_file_bytes=64 * 1024 * 1024)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = sensor(dg.build_sensor_context(resources={"landing_zone": zone}))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"growth_mb": (after - before) / 1024, "runs": len(result.run_requests or [])}))
+"""
+
+
+def test_the_sensor_reads_a_large_file_in_bounded_memory(zone: Path, us_folder: Path) -> None:
+    # 300,000 copies of one row (22 MB): the sensor once held every field as a Python string
+    # (~16x the file: 1.3 GB for 50 MB). Now it keeps the bytes and the distinct dates only.
+    row = yahoo_csv(("2026-11-17", 231.7)).split(b"\n", 1)[1]
+    body = HEADER.encode() + row * 300_000
+    drop(us_folder, "AAPL.csv", body)
+    # A fresh process, so that its peak RSS is this tick's, not an earlier test's.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-c", _SENSOR_RSS, str(zone)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    assert measured["runs"] == 1  # within the limit: a run (which rejects the file's duplicates)
+    size_mb = len(body) / 2**20
+    assert measured["growth_mb"] < 2 * size_mb + 30, (measured, size_mb)
+
+
+def test_a_file_above_the_size_limit_is_rejected_unread(
+    zone: Path, us_folder: Path, us: Market
+) -> None:
+    body = yahoo_csv(*[("2026-11-17", 231.7)] * 40)
+    drop(us_folder, "AAPL.csv", body)
+    sensor = build_landing_sensor(us)
+    context = dg.build_sensor_context(
+        resources={"landing_zone": LandingZoneResource(root=str(zone), max_file_bytes=1000)}
+    )
+    result = sensor(context)
+    assert not result.run_requests
+    reason = (us_folder / "rejected" / "AAPL.csv.reason.txt").read_text()
+    assert f"{len(body):,} bytes: larger than the landing zone's limit of 1,000 bytes" in reason
+    assert "FINANCE_LANDING_MAX_BYTES" in reason
+    assert (us_folder / "rejected" / "AAPL.csv").read_bytes() == body
+
+
+def test_the_size_limit_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from finance_assets.defs.market.landing import max_file_bytes_from_env
+    from finance_assets.resources import build_resources
+
+    assert max_file_bytes_from_env({}) == landing.MAX_FILE_BYTES == 16 * 1024 * 1024
+    assert max_file_bytes_from_env({"FINANCE_LANDING_MAX_BYTES": "1048576"}) == 1048576
+    for bad in ("0", "-1", "1e6", "abc", "nan"):
+        with pytest.raises(ValueError, match=f"FINANCE_LANDING_MAX_BYTES='{bad}' is not a"):
+            max_file_bytes_from_env({"FINANCE_LANDING_MAX_BYTES": bad})
+    resources = build_resources(
+        {"FINANCE_DATA_DIR": str(tmp_path), "FINANCE_LANDING_MAX_BYTES": "2048"}
+    )
+    assert resources["landing_zone"].max_file_bytes == 2048
+
+
+def test_a_large_file_parses_into_compact_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run parses what the sensor accepted: a chunk of rows at a time into polars columns,
+    # never a Python string per field for the whole file (~12x the file's size).
+    monkeypatch.setattr(landing, "_CHUNK_ROWS", 5_000)
+    row = yahoo_csv(("2026-11-17", 231.7)).split(b"\n", 1)[1]
+    body = HEADER.encode() + row * 100_000 + b"\n\n"
+    tracemalloc.start()
+    try:
+        records, _ = landing.parse_yahoo_csv(body, "p")
+        _, peak = tracemalloc.get_traced_memory()  # Python objects (polars' columns are not)
+    finally:
+        tracemalloc.stop()
+    assert records.height == 100_000
+    assert records.get_column("datetime").unique().to_list() == ["2026-11-17"]
+    assert peak < len(body), (peak, len(body))  # one chunk: ~4 MB here, ~90 MB before

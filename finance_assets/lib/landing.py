@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import gc
 import hashlib
 import io
+import itertools
 import json
 import os
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,9 +48,19 @@ LANDING_FILE_TAG = "finance/landing_file"
 LANDING_SHA256_TAG = "finance/landing_sha256"
 PROCESSED_DIR = ".processed"
 REJECTED_DIR = "rejected"
-# A daily history of one symbol over 30 years is ~1 MB: anything far larger is not a drop we
-# should read into a sensor's memory.
-MAX_FILE_BYTES = 64 * 1024 * 1024
+# A daily history of one symbol over 30 years is ~1 MB, 500 symbols over a year ~8 MB. The
+# sensor holds a file's bytes while it inspects them (the rows it reads one at a time), so this
+# bounds its memory: FINANCE_LANDING_MAX_BYTES sets another limit.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+def too_large(size: int, limit: int) -> str:
+    """The rejection reason for a file above the size limit."""
+    return (
+        f"{size:,} bytes: larger than the landing zone's limit of {limit:,} bytes "
+        "(FINANCE_LANDING_MAX_BYTES); split the file, or raise the limit"
+    )
+
 
 # --- file names ------------------------------------------------------------------------------
 
@@ -388,6 +400,67 @@ _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SLASH_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 
 
+# Rows per polars frame while a file is read: a million-row file is never held as Python
+# strings (8 per row, ~60 bytes each), only as polars columns, plus one chunk.
+_CHUNK_ROWS = 50_000
+_WANTED = ["symbol", "datetime", "open", "high", "low", "close", "volume", "adj_close"]
+
+
+def _csv_rows(
+    body: bytes | str, where: str
+) -> tuple[dict[str, int], Iterator[tuple[int, list[str]]]]:
+    """The header's column positions and the data rows as (line number, fields).
+
+    Decodes and reads as it goes: memory is one row, whatever the file's size. The iterator
+    raises PayloadFormatError when the text is not UTF-8, not CSV, or a row's field count differs
+    from the header's; blank lines are skipped.
+    """
+    if isinstance(body, bytes):
+        stream: io.TextIOBase = io.TextIOWrapper(io.BytesIO(body), encoding="utf-8-sig", newline="")
+    else:
+        stream = io.StringIO(body.removeprefix("\ufeff"), newline="")
+    reader = csv.reader(stream, strict=True)
+
+    def failure(exc: Exception) -> PayloadFormatError:
+        if isinstance(exc, UnicodeDecodeError):
+            return PayloadFormatError(f"{where}: not UTF-8 text ({exc.reason})")
+        return PayloadFormatError(f"{where}: not a CSV file (line {reader.line_num}: {exc})")
+
+    try:
+        header = next((row for row in reader if any(v.strip() for v in row)), None)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise failure(exc) from None
+    if header is None:
+        raise PayloadFormatError(f"{where}: empty file")
+    names = [h.strip().lower() for h in header]
+    unknown = [h for h, n in zip(header, names, strict=True) if n not in _HEADER]
+    missing = [c.title() for c in _REQUIRED if c not in names]
+    if unknown or missing or len(set(names)) != len(names):
+        raise PayloadFormatError(
+            f"{where}: expected the columns Date,Open,High,Low,Close[,Adj Close],Volume"
+            f"[,Symbol]; got {','.join(header)}"
+            + (f" (missing {', '.join(missing)})" if missing else "")
+            + (f" (unexpected {', '.join(unknown)})" if unknown else "")
+        )
+    width = len(header)
+
+    def rows() -> Iterator[tuple[int, list[str]]]:
+        try:
+            for row in reader:
+                if len(row) != width:
+                    if not any(v.strip() for v in row):
+                        continue  # a blank line (a trailing newline too many)
+                    raise PayloadFormatError(
+                        f"{where}: line {reader.line_num} has {len(row)} fields, "
+                        f"the header has {width}"
+                    )
+                yield reader.line_num, row
+        except (UnicodeDecodeError, csv.Error) as exc:
+            raise failure(exc) from None
+
+    return {_HEADER[n]: i for i, n in enumerate(names)}, rows()
+
+
 def parse_yahoo_csv(body: bytes | str, payload_id: str = "") -> tuple[pl.DataFrame, dict[str, str]]:
     """Read a Yahoo Finance CSV export into raw text records: RAW_RECORD_SCHEMA plus the
     optional `adj_close`, like the yfinance provider's `yahoo_chart` records.
@@ -404,61 +477,95 @@ def parse_yahoo_csv(body: bytes | str, payload_id: str = "") -> tuple[pl.DataFra
     Raises PayloadFormatError when the file is not such a CSV (encoding, header, a row with a
     different number of fields, a date that is no date). Errors is always empty: a CSV export
     carries no provider messages.
+
+    Rows are read `_CHUNK_ROWS` at a time into polars columns: a 650,000-row file (49 MB)
+    peaks at ~160 MB, where one Python string per field took ~700 MB (and as long).
     """
     where = f"payload {payload_id or '?'}"
-    if isinstance(body, bytes):
-        try:
-            text = body.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise PayloadFormatError(f"{where}: not UTF-8 text ({exc.reason})") from None
-    else:
-        text = body.removeprefix("\ufeff")
-    if not text.strip():
-        raise PayloadFormatError(f"{where}: empty file")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    index, rows = _csv_rows(body, where)
+    schema = {"_line": pl.Int64, **dict.fromkeys(_WANTED, pl.String)}
+    frames: list[pl.DataFrame] = []
+    # A chunk is 100,000 live row objects: the cyclic garbage collector would walk them again
+    # and again (3x the parse time, measured) though rows hold no cycles. Paused while reading.
+    collecting = gc.isenabled()
+    gc.disable()
     try:
-        header = next(reader)
-        names = [h.strip().lower() for h in header]
-        unknown = [h for h, n in zip(header, names, strict=True) if n not in _HEADER]
-        missing = [c.title() for c in _REQUIRED if c not in names]
-        if unknown or missing or len(set(names)) != len(names):
-            raise PayloadFormatError(
-                f"{where}: expected the columns Date,Open,High,Low,Close[,Adj Close],Volume"
-                f"[,Symbol]; got {','.join(header)}"
-                + (f" (missing {', '.join(missing)})" if missing else "")
-                + (f" (unexpected {', '.join(unknown)})" if unknown else "")
-            )
-        index = {_HEADER[n]: i for i, n in enumerate(names)}
-        wanted = ["symbol", "datetime", "open", "high", "low", "close", "volume", "adj_close"]
-        columns: dict[str, list[str | None]] = {name: [] for name in wanted}
-        lines: list[int] = []
-        for row in reader:
-            if not any(v.strip() for v in row):
-                continue  # blank line (a trailing newline too many)
-            if len(row) != len(header):
-                raise PayloadFormatError(
-                    f"{where}: line {reader.line_num} has {len(row)} fields, "
-                    f"the header has {len(header)}"
+        while chunk := list(itertools.islice(rows, _CHUNK_ROWS)):
+            lines, fields = zip(*chunk, strict=True)
+            columns = list(zip(*fields, strict=True))
+            frames.append(
+                pl.DataFrame(
+                    [lines]
+                    + [
+                        [None] * len(lines) if (i := index.get(name)) is None else columns[i]
+                        for name in _WANTED
+                    ],
+                    schema=schema,
+                    orient="col",
                 )
-            lines.append(reader.line_num)
-            for name in wanted:
-                i = index.get(name)
-                columns[name].append(None if i is None else row[i])
-    except csv.Error as exc:
-        raise PayloadFormatError(
-            f"{where}: not a CSV file (line {reader.line_num}: {exc})"
-        ) from None
-    columns["datetime"] = list(_iso_dates(columns["datetime"], lines, where))
-    columns["symbol"] = [
-        (canonical_symbol(s) or None) if s is not None else None for s in columns["symbol"]
-    ]
-    frame = pl.DataFrame(columns, schema=dict.fromkeys(wanted, pl.String))
+            )
+            del chunk, fields, columns
+    finally:
+        if collecting:
+            gc.enable()
+    frame = pl.concat(frames) if frames else pl.DataFrame(schema=schema)
+    # Dates and symbols are few and repeat: each distinct text is converted once, then mapped.
+    firsts = frame.group_by("datetime").agg(pl.col("_line").min()).sort("_line")
+    texts = firsts.get_column("datetime").to_list()
+    dates = _iso_dates(texts, firsts.get_column("_line").to_list(), where)
+    symbols = frame.get_column("symbol").drop_nulls().unique().to_list()
     return (
         frame.with_columns(
+            datetime=pl.col("datetime").replace_strict(
+                dict(zip(texts, dates, strict=True)), return_dtype=pl.String
+            ),
+            symbol=pl.col("symbol").replace_strict(
+                {s: canonical_symbol(s) or None for s in symbols},
+                default=None,
+                return_dtype=pl.String,
+            ),
             payload_id=pl.lit(payload_id, dtype=pl.String),
             currency=pl.lit(None, dtype=pl.String),
         ).select(list(RECORD_SCHEMA)),
         {},
+    )
+
+
+@dataclass(frozen=True)
+class CsvSummary:
+    """What inspecting a file needs of it, read in one streaming pass."""
+
+    rows: int
+    symbols: frozenset[str]  # canonical, from the Symbol column (empty ones left out)
+    rows_without_symbol: int
+    sessions: tuple[dt.date, ...]  # sorted, distinct
+
+
+def summarize_yahoo_csv(body: bytes | str, where: str) -> CsvSummary:
+    """Validate a Yahoo CSV as `parse_yahoo_csv` does, in bounded memory: only the distinct
+    dates and symbols are kept, never the rows (a million duplicated rows cost nothing)."""
+    index, rows = _csv_rows(body, where)
+    date_at, symbol_at = index["datetime"], index.get("symbol")
+    first_lines: dict[str, int] = {}
+    raw_symbols: dict[str, int] = {}  # symbol text -> rows
+    count = 0
+    for line, row in rows:
+        count += 1
+        first_lines.setdefault(row[date_at], line)
+        if symbol_at is not None:
+            raw = row[symbol_at]
+            raw_symbols[raw] = raw_symbols.get(raw, 0) + 1
+    dates = _iso_dates(list(first_lines), list(first_lines.values()), where)
+    canonical = {raw: canonical_symbol(raw) for raw in raw_symbols}
+    return CsvSummary(
+        rows=count,
+        symbols=frozenset(symbol for symbol in canonical.values() if symbol),
+        rows_without_symbol=(
+            count
+            if symbol_at is None
+            else sum(n for raw, n in raw_symbols.items() if not canonical[raw])
+        ),
+        sessions=tuple(sorted({dt.date.fromisoformat(d) for d in dates})),
     )
 
 
@@ -529,8 +636,12 @@ def inspect_file(
     *,
     first_day: dt.date | None = None,
     last_day: dt.date | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> Inspection:
     """Validate a dropped file for `market`; raise LandingFileRejected with the reason.
+
+    Reads the file in one streaming pass (`summarize_yahoo_csv`): memory grows with its distinct
+    dates and symbols, not its rows. A file above `max_bytes` is refused unread.
 
     A file is refused as a whole when it cannot be read as a Yahoo CSV, holds no rows, names
     no symbol, or has a date that is not a trading session of the market (or lies outside
@@ -539,16 +650,15 @@ def inspect_file(
     """
     if not body:
         raise LandingFileRejected("empty file (0 bytes)")
-    if len(body) > MAX_FILE_BYTES:
-        raise LandingFileRejected(f"{len(body)} bytes: larger than {MAX_FILE_BYTES} bytes")
+    if len(body) > max_bytes:
+        raise LandingFileRejected(too_large(len(body), max_bytes))
     try:
-        records, _ = parse_yahoo_csv(body, name)
+        summary = summarize_yahoo_csv(body, f"payload {name}")
     except ValueError as exc:  # PayloadFormatError
         raise LandingFileRejected(str(exc).replace(f"payload {name}: ", "")) from None
-    if records.is_empty():
+    if not summary.rows:
         raise LandingFileRejected("no data rows (a header only)")
-    symbols_column = records.get_column("symbol")
-    if symbols_column.null_count() == records.height:
+    if summary.rows_without_symbol == summary.rows:
         symbol = symbol_from_name(name)
         if symbol is None:
             raise LandingFileRejected(
@@ -557,13 +667,13 @@ def inspect_file(
             )
         symbols: tuple[str, ...] = (symbol,)
     else:
-        if symbols_column.null_count():
-            raise LandingFileRejected(f"{symbols_column.null_count()} row(s) have an empty Symbol")
-        symbols = tuple(sorted(symbols_column.unique().to_list()))
+        if summary.rows_without_symbol:
+            raise LandingFileRejected(f"{summary.rows_without_symbol} row(s) have an empty Symbol")
+        symbols = tuple(sorted(summary.symbols))
         bad = [s for s in symbols if not is_symbol(s)]
         if bad:
             raise LandingFileRejected(f"not symbol(s): {', '.join(repr(s) for s in bad[:5])}")
-    days = sorted({dt.date.fromisoformat(d) for d in records.get_column("datetime")})
+    days = list(summary.sessions)
     if first_day is not None and (early := [d for d in days if d < first_day]):
         raise LandingFileRejected(
             f"{len(early)} date(s) before the first daily partition {first_day} "
@@ -580,7 +690,7 @@ def inspect_file(
             f"{len(closed)} date(s) are not trading sessions of {market.calendar_name} "
             f"({_dates_text(closed)})"
         )
-    return Inspection(symbols=symbols, sessions=tuple(days), rows=records.height)
+    return Inspection(symbols=symbols, sessions=summary.sessions, rows=summary.rows)
 
 
 # --- the ledger ------------------------------------------------------------------------------
@@ -710,6 +820,7 @@ def scan(
     max_files: int = 10,
     first_day: dt.date | None = None,
     last_day: dt.date | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> ScanResult:
     """Decide one sensor tick: which files become runs, which are rejected, which wait.
 
@@ -720,9 +831,10 @@ def scan(
 
     A file is left for a later tick while it was modified less than `settle` ago or its size
     changed since the previous tick. At most `max_files` files are read per tick (files seen
-    before and untouched are recognised from the ledger without reading them). Every file
-    problem is a rejection or a note, never an exception; a storage failure on the ledger is
-    raised (the tick fails and is retried with the same cursor).
+    before and untouched are recognised from the ledger without reading them), one at a time,
+    and none above `max_bytes` (rejected unread): the tick's memory is bounded by `max_bytes`.
+    Every file problem is a rejection or a note, never an exception; a storage failure on the
+    ledger is raised (the tick fails and is retried with the same cursor).
     """
     result = ScanResult()
     emitted_before, pending_before = _load_cursor(cursor, result.notes)
@@ -749,8 +861,9 @@ def scan(
             result.waiting.append(obj.name)
             continue
         read += 1
-        if obj.size > MAX_FILE_BYTES:
-            _reject(store, result, obj.name, f"{obj.size} bytes: larger than {MAX_FILE_BYTES}", "")
+        if obj.size > max_bytes:
+            # Refused unread: its bytes never enter the sensor's memory.
+            _reject(store, result, obj.name, too_large(obj.size, max_bytes), "")
             continue
         try:
             body = store.read(obj.name)
@@ -766,7 +879,7 @@ def scan(
             continue
         try:
             inspection = inspect_file(
-                obj.name, body, market, first_day=first_day, last_day=last_day
+                obj.name, body, market, first_day=first_day, last_day=last_day, max_bytes=max_bytes
             )
         except LandingFileRejected as exc:
             _reject(store, result, obj.name, str(exc), sha)
@@ -826,6 +939,7 @@ class LandingZoneFiles:
         file_name: str,
         sha256: str | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        max_bytes: int = MAX_FILE_BYTES,
     ) -> None:
         problem = name_problem(file_name)
         if problem:
@@ -833,6 +947,7 @@ class LandingZoneFiles:
         self.store = store
         self.file_name = file_name
         self.sha256 = sha256
+        self.max_bytes = max_bytes
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     def __repr__(self) -> str:
@@ -862,7 +977,7 @@ class LandingZoneFiles:
                 f"(sha256 {self.sha256[:12]}.. -> {sha[:12]}..); the sensor runs the new content"
             )
         try:
-            inspection = inspect_file(self.file_name, body, market)
+            inspection = inspect_file(self.file_name, body, market, max_bytes=self.max_bytes)
         except LandingFileRejected as exc:
             raise ProviderError(f"landing file {self.file_name}: {exc}") from None
         first = start.astimezone(market.tz).date()
