@@ -25,6 +25,7 @@ from finance_assets.defs.market.landing import (
     build_landing_sensor,
 )
 from finance_assets.lib import landing, transforms
+from finance_assets.lib import yahoo_csv as yahoo_csv_format
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import ProviderError
 
@@ -705,7 +706,7 @@ def test_the_size_limit_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path)
 def test_a_large_file_parses_into_compact_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     # The run parses what the sensor accepted: a chunk of rows at a time into polars columns,
     # never a Python string per field for the whole file (~12x the file's size).
-    monkeypatch.setattr(landing, "_CHUNK_ROWS", 5_000)
+    monkeypatch.setattr(yahoo_csv_format, "_CHUNK_ROWS", 5_000)
     row = yahoo_csv(("2026-11-17", 231.7)).split(b"\n", 1)[1]
     body = HEADER.encode() + row * 100_000 + b"\n\n"
     tracemalloc.start()

@@ -13,7 +13,6 @@ import orjson
 import polars as pl
 
 from finance_assets.lib.landing import PROVIDER as LANDING_PROVIDER
-from finance_assets.lib.landing import parse_yahoo_csv
 from finance_assets.lib.markets import BAR_MINUTES, Market
 from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
 from finance_assets.lib.providers.base import PayloadFormatError, RawPayload
@@ -32,6 +31,7 @@ from finance_assets.lib.schema import (
     conform,
     empty,
 )
+from finance_assets.lib.yahoo_csv import parse_yahoo_csv
 
 
 @dataclass

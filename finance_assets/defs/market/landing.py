@@ -5,7 +5,9 @@ daily assets (`<market>/raw_daily_quotes` -> `<market>/daily_bars`).
 validates (`lib/landing.py`) becomes one run of `<market>_landing_job` over the sessions it
 covers (a partition range: the assets backfill in a single run), tagged with the file's name
 and content hash; the raw asset of such a run reads the file (`LandingZoneFiles`) instead of
-the market-data provider. Bad files move to `rejected/` with the reason beside them. A file
+the market-data provider. Bad files move to `rejected/` with the reason beside them (files
+above `max_file_bytes` unread); a file whose rows are mostly invalid is rejected as a whole by
+the cleaning step instead (`transforms.rejected_files`), its reason in the check metadata. A file
 dropped again unchanged starts nothing: the ledger (`.processed/`) and the run key (the
 content hash) both say it is done.
 """
