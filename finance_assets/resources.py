@@ -13,7 +13,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.market.landing import LandingZoneResource
+from finance_assets.defs.market.landing import LandingZoneResource, max_file_bytes_from_env
 from finance_assets.lib import social
 from finance_assets.lib.comprehend import comprehend_client, comprehend_scores
 from finance_assets.lib.io.managers import (
@@ -270,7 +270,8 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "storage": StorageResource(raw_root=str(root / "raw"), lake_root=str(root / "lake")),
         # `s3://bucket/prefix` in production; the same sensor and ledger code either way.
         "landing_zone": LandingZoneResource(
-            root=environ.get("FINANCE_LANDING_URI") or str(root / "landing")
+            root=environ.get("FINANCE_LANDING_URI") or str(root / "landing"),
+            max_file_bytes=max_file_bytes_from_env(environ),
         ),
         "raw_zone_io_manager": RawZoneIOManager(
             root=str(root / "raw"),

@@ -20,7 +20,7 @@ import dagster as dg
 import polars as pl
 
 from finance_assets.defs.common import table_schema
-from finance_assets.defs.market.landing import LandingZoneResource
+from finance_assets.defs.market.landing import LANDING_SHA256_TAG, LandingZoneResource
 from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
 from finance_assets.defs.market.reconcile import (
     LISTED_PARTITIONS,
@@ -112,9 +112,20 @@ def _sample(df: pl.DataFrame, rows: int = SAMPLE_ROWS) -> dg.MetadataValue:
 
 
 def bar_check_results(
-    bars: pl.DataFrame, asset_key: dg.AssetKey, quarantine_rate: float, max_rate: float
+    bars: pl.DataFrame,
+    asset_key: dg.AssetKey,
+    quarantine_rate: float,
+    max_rate: float,
+    rejected: Sequence[transforms.RejectedPayload] = (),
+    run_file_sha256: str | None = None,
 ) -> list[dg.AssetCheckResult]:
-    """The blocking checks on clean bars, with failing-row counts and a sample."""
+    """The blocking checks on clean bars, with failing-row counts and a sample.
+
+    `quarantine_rate` is the share of the accepted payloads' records; landing files rejected as
+    a whole (`rejected`) are named in the check's metadata and fail it as a warning, which
+    blocks nothing: the other payloads' bars load. It is an error only in the run the landing
+    sensor started for that very file (`run_file_sha256`): that run fails, saying why.
+    """
     results = []
     for check_name, (rule, _) in quality.BAR_RULES.items():
         failing = rule(bars)
@@ -129,15 +140,23 @@ def bar_check_results(
                 metadata=metadata,
             )
         )
+    rate_ok = quarantine_rate <= max_rate
+    own_file = any(r.sha256 and r.sha256 == run_file_sha256 for r in rejected)
+    rate_metadata: dict[str, Any] = {
+        "quarantine_rate": round(quarantine_rate, 6),
+        "max_quarantine_rate": max_rate,
+    }
+    if rejected:
+        rate_metadata["rejected_files"] = {r.file: r.reason for r in rejected}
     results.append(
         dg.AssetCheckResult(
             asset_key=asset_key,
             check_name="quarantine_rate",
-            passed=quarantine_rate <= max_rate,
-            metadata={
-                "quarantine_rate": round(quarantine_rate, 6),
-                "max_quarantine_rate": max_rate,
-            },
+            passed=rate_ok and not rejected,
+            severity=dg.AssetCheckSeverity.ERROR
+            if not rate_ok or own_file
+            else dg.AssetCheckSeverity.WARN,
+            metadata=rate_metadata,
         )
     )
     return results
@@ -259,6 +278,7 @@ def _clean_bars_asset(
             window_end=window.end,
             ingested_at=dt.datetime.now(dt.UTC),
             valid_starts=valid_starts,
+            max_quarantine_rate=data_quality.max_quarantine_rate,
         )
         # A symbol a provider did not answer keeps its stored rows (and its older payloads'
         # records are not written again): the same spans in the quarantine, lake and warehouse.
@@ -287,8 +307,15 @@ def _clean_bars_asset(
                 f"provider errors for {len(provider_errors)} symbol(s): {provider_errors}"
             )
         checks = bar_check_results(
-            result.bars, bars_key, result.quarantine_rate, data_quality.max_quarantine_rate
+            result.bars,
+            bars_key,
+            result.accepted_quarantine_rate,
+            data_quality.max_quarantine_rate,
+            result.rejected,
+            context.run.tags.get(LANDING_SHA256_TAG),
         )
+        for rejection in result.rejected:
+            context.log.warning(rejection.reason)
         reasons = result.quarantine.group_by("reason").len().sort("len", descending=True)
         missing = sorted(set(market.universe) - set(result.bars.get_column("symbol").unique()))
         expected = expected_bar_starts(market, interval, window.start, window.end)
@@ -304,7 +331,12 @@ def _clean_bars_asset(
             },
             description="; ".join(f"{s}: {m}" for s, m in missing_errors.items())[:1000] or None,
         )
-        failed = [c.check_name for c in checks if not c.passed]
+        # A rejected landing file makes `quarantine_rate` a warning: only ERROR checks block.
+        failed = [
+            c.check_name
+            for c in checks
+            if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+        ]
         # Empty is not healthy: a traded window no source gave a single bar for fails.
         empty = answers.empty_windows(result.bars, expected)
         if failed or empty:
@@ -322,6 +354,7 @@ def _clean_bars_asset(
                     f"{', '.join(local[:5])}{' ...' if len(local) > 5 else ''}"
                     + (f" (provider errors: {missing_errors})" if missing_errors else "")
                 )
+            reasons_text += [r.reason for r in result.rejected]
             raise dg.Failure(
                 description=f"{bars_key.to_user_string()}: {'; '.join(reasons_text)}; "
                 "nothing was written, the stored rows stay",
@@ -338,6 +371,8 @@ def _clean_bars_asset(
             "rows_quarantined": result.quarantine.height,
             "quarantine_rate": round(result.quarantine_rate, 6),
         }
+        if result.rejected:
+            totals["rejected_files"] = {r.file: r.reason for r in result.rejected}
         keys = context.partition_keys
         if len(keys) > 1:
             # A single-run backfill: Dagster copies output metadata to every partition's
