@@ -26,8 +26,15 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from finance_assets.lib.markets import Market
+from finance_assets.lib.markets import Market, is_symbol
 from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
+from finance_assets.lib.redaction import (
+    redact,
+    redacted_errors,
+    register_secret,
+    register_url_secrets,
+    scrub_exception,
+)
 from finance_assets.lib.yahoo_csv import RECORD_SCHEMA as RECORD_SCHEMA  # re-exported
 from finance_assets.lib.yahoo_csv import canonical_symbol, summarize_yahoo_csv
 from finance_assets.lib.yahoo_csv import parse_yahoo_csv as parse_yahoo_csv  # re-exported
@@ -57,8 +64,7 @@ def too_large(size: int, limit: int) -> str:
 
 # One path component, no leading dot (hidden, or an upload's temporary file), `.csv` only.
 _NAME = re.compile(r"[A-Za-z0-9^][A-Za-z0-9 ._()=^&+-]{0,195}\.csv", re.IGNORECASE)
-# Canonical symbols: `AAPL`, `BRK.B`, `SHEL.L`, `BT.A.L`, indices `^GSPC`, `SP500`.
-_SYMBOL = re.compile(r"\^?[A-Z0-9][A-Z0-9.=&-]{0,19}")
+# Symbols follow the universes' rule (`markets.SYMBOL`): one rule for files and universes.
 _YAHOO_NAME = re.compile(r"yahoofinance-(.+)-\d{8}-\d{8}", re.IGNORECASE)
 _DOWNLOAD_COPY = re.compile(r"\s*\(\d+\)$")  # "AAPL (1).csv": a browser's second download
 
@@ -78,8 +84,6 @@ def name_problem(name: str) -> str | None:
     return None
 
 
-def is_symbol(symbol: str) -> bool:
-    return bool(_SYMBOL.fullmatch(symbol))
 
 
 def symbol_from_name(name: str) -> str | None:
@@ -254,8 +258,14 @@ class S3LandingStore:
                 read_timeout=30,
             )
             # A session of its own: boto3's default session is not thread-safe, and Dagster
-            # may evaluate several sensors at once.
-            self._client = boto3.session.Session().client("s3", config=config)
+            # may evaluate several sensors at once. An endpoint URL may carry credentials
+            # (`AWS_ENDPOINT_URL_S3=http://user:pw@minio:9000`), which botocore quotes.
+            for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                register_secret(os.environ.get(name))
+            for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+                register_url_secrets(os.environ.get(name))
+            with redacted_errors():
+                self._client = boto3.session.Session().client("s3", config=config)
         return self._client
 
     def _key(self, key: str) -> str:
@@ -267,14 +277,18 @@ class S3LandingStore:
 
     @staticmethod
     def _os_error(exc: Exception, key: str) -> OSError:
-        """botocore's error as the OSError the local store would raise."""
+        """botocore's error as the OSError the local store would raise, both without
+        credentials (botocore quotes the endpoint URL)."""
+        scrub_exception(exc)
         error = getattr(exc, "response", {}).get("Error", {})
         code = str(error.get("Code", ""))
         if code in ("NoSuchKey", "404", "NotFound"):
             return FileNotFoundError(f"{key}: no such object")
         if code in ("AccessDenied", "403", "Forbidden"):
             return PermissionError(f"{key}: access denied")
-        return OSError(f"{key}: {code or type(exc).__name__}: {error.get('Message') or exc}")
+        return OSError(
+            f"{key}: {code or type(exc).__name__}: {redact(error.get('Message') or str(exc))}"
+        )
 
     def list_files(self) -> list[LandingObject]:
         from botocore.exceptions import BotoCoreError, ClientError

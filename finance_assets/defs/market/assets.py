@@ -19,7 +19,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import table_schema
+from finance_assets.defs.common import API_RETRY, fails_once_if_permanent, table_schema
 from finance_assets.defs.market.landing import LANDING_SHA256_TAG, LandingZoneResource
 from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
 from finance_assets.defs.market.reconcile import (
@@ -37,10 +37,6 @@ from finance_assets.lib.providers.base import Interval, ProviderError, RawPayloa
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA
 from finance_assets.resources import DataQualityResource, MarketDataResource, StorageResource
 
-# Provider calls fail transiently: retry the step with growing, jittered waits.
-API_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL
-)
 SAMPLE_ROWS = 5
 # A range run gives each partition its own counts up to this many partitions (a week of
 # 5-minute bars). Dagster re-enumerates the run's partition keys on every per-partition
@@ -72,6 +68,7 @@ def _raw_quotes_asset(
             "per symbol batch, so a backfill costs a handful of calls, not one per partition."
         ),
     )
+    @fails_once_if_permanent
     def _raw(
         context: dg.AssetExecutionContext,
         market_data: MarketDataResource,

@@ -11,19 +11,30 @@ with `psycopg.sql.Identifier`; values are bound parameters (`$n`, PostgreSQL's o
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
+import re
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Any
 
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
+import psycopg
 from adbc_driver_manager.dbapi import Connection, Cursor
 from psycopg import sql
 
 from finance_assets.lib.io.spans import Kept, grouped, refuse_kept_rows
+from finance_assets.lib.redaction import (
+    MIN_REGISTERED_SECRET,
+    redact,
+    redacted_errors,
+    register_secret,
+    register_url_secrets,
+)
 
 log = logging.getLogger(__name__)
 
@@ -239,17 +250,61 @@ def read_window(
 # --- connections -----------------------------------------------------------------------------
 
 
+URL_VARIABLE = "FINANCE_PG_URL"
+URL_FORM = "postgresql://user:password@host:5432/dbname"
+
+
+class WarehouseUrlError(ValueError):
+    """The warehouse URL is not a connection string libpq can read (a setting to fix, never
+    worth a retry)."""
+
+
+@functools.lru_cache(maxsize=32)
+def check_url(url: str, variable: str = URL_VARIABLE) -> str:
+    """`url` when libpq can read it (a URL or `key=value` pairs). Its password is registered
+    for redaction first, so no driver error, log line or event shows it; a malformed URL is a
+    `WarehouseUrlError` naming `variable`, with the password starred."""
+    register_url_secrets(url)
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.Error as exc:
+        # libpq quotes the whole string it could not parse: the message goes through redact().
+        hint = ""
+        if re.match(r"(?i)postgres(ql)?(:/?|//)(?!/)", url):
+            hint = " (the scheme is written `postgresql://`)"
+        raise WarehouseUrlError(
+            f"{variable}={redact(url)!r} is not a PostgreSQL connection URL{hint}: "
+            f"{redact(str(exc)).strip()}; expected {URL_FORM}"
+        ) from None
+    password = info.get("password")
+    if password and len(str(password)) >= MIN_REGISTERED_SECRET:
+        register_secret(str(password))
+    return url
+
+
 @contextmanager
 def connect(url: str) -> Iterator[Connection]:
-    """An ADBC connection (transactions explicit: commit or rollback)."""
-    conn = adbc.connect(url)
+    """An ADBC connection (transactions explicit: commit or rollback). The URL is checked
+    first, and every driver error leaves without the password (libpq echoes what it got)."""
+    check_url(url)
+    with redacted_errors():
+        conn = adbc.connect(url)
     try:
-        yield conn
+        with redacted_errors():
+            yield conn
     except BaseException:
         with suppress(Exception):  # a terminated backend: closing fails too
             conn.close()
         raise
     conn.close()
+
+
+@contextmanager
+def connect_psycopg(url: str, **kwargs: Any) -> Iterator[psycopg.Connection]:
+    """A psycopg connection, with `connect`'s URL check and redaction."""
+    check_url(url)
+    with redacted_errors(), psycopg.connect(url, **kwargs) as conn:
+        yield conn
 
 
 def embedded_server_url(data_dir: str | os.PathLike[str]) -> str:
