@@ -460,8 +460,8 @@ def data_path(cache_dir: str, data_dir: str, pg_url: str) -> dict[str, Any]:
     """The assets' work, called directly: the same functions, in the same order, same writers."""
     import polars as pl
 
-    from finance_assets.lib import quality, transforms
-    from finance_assets.lib.io import lake, postgres
+    from finance_assets.lib import answers, quality, transforms
+    from finance_assets.lib.io import lake, postgres, stores
     from finance_assets.lib.schema import BAR_KEY
 
     manifest = read_manifest(cache_dir)
@@ -504,38 +504,37 @@ def data_path(cache_dir: str, data_dir: str, pg_url: str) -> dict[str, Any]:
         ingested_at=dt.datetime.now(dt.UTC),
         valid_starts=valid_starts,
     )
-    del records, raw, parsed
+    del records, parsed
     step("clean_bars")
+    result, kept, _ = answers.kept_spans(raw, result, market.universe, start, end)
+    del raw
+    step("kept spans (symbols not answered)")
     failing = {name: rule(result.bars).height for name, (rule, _) in quality.BAR_RULES.items()}
     step("quality rules")
 
-    # As LakeWarehouseIOManager does: lake and warehouse written in parallel.
-    def timed_call(fn: Callable[[], object]) -> float:
-        t0 = time.perf_counter()
-        fn()
-        return time.perf_counter() - t0
-
+    # As LakeWarehouseIOManager does: lake staged while the warehouse copies, the warehouse
+    # committed, the lake published (stores.write_window).
     bars = result.bars
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
-        lake_s = pool.submit(
-            timed_call,
-            lambda: lake.write_window(lake_dir, bars, start=start, end=end, tz=market.tz),
-        )
-        pg_s = pool.submit(
-            timed_call,
-            lambda: postgres.replace_window(
-                pg_url,
-                bars.sort(BAR_KEY),
-                schema=schema,
-                table="bars_5min",
-                time_column="ts",
-                start=start,
-                end=end,
-                primary_key=BAR_KEY,
-            ),
-        )
-        lake_seconds, pg_seconds = lake_s.result(), pg_s.result()
-    step(f"lake write_window {lake_seconds:.2f}s || replace_window {pg_seconds:.2f}s")
+    stores.write_window(
+        lake_dir,
+        pg_url,
+        bars,
+        start=start,
+        end=end,
+        tz=market.tz,
+        schema=schema,
+        table="bars_5min",
+        primary_key=BAR_KEY,
+        chunk="1d",
+        kept=kept,
+    )
+    step("lake staged || warehouse copied, committed, lake published")
+    in_lake, in_warehouse = stores.read_both(
+        lake_dir, pg_url, start=start, end=end, tz=market.tz, schema=schema, table="bars_5min"
+    )
+    differing = stores.differing_partitions(in_lake, in_warehouse, lambda: [start], ["range"])
+    del in_lake, in_warehouse
+    step("stores_agree (read both back, compare)")
     postgres.replace_window(
         pg_url,
         result.quarantine,
@@ -557,6 +556,7 @@ def data_path(cache_dir: str, data_dir: str, pg_url: str) -> dict[str, Any]:
         "rows": bars.height,
         "quarantined": result.quarantine.height,
         "failing_checks": {k: v for k, v in failing.items() if v},
+        "stores_differ": bool(differing),
         "lake_rows": lake_rows.item(),
         "table": f"{schema}.bars_5min",
         "rss_mb": rss,
@@ -870,6 +870,8 @@ def run(
     assert path["rows"] == path_rows == path["lake_rows"] == rows, (path, path_rows, rows)
     if path["failing_checks"]:
         say(f"  data path quality rules failed: {path['failing_checks']}")
+    if path["stores_differ"]:
+        say("  data path: the lake and the warehouse differ after the write")
         return 1
     say(
         f"data path (no dagster) {path['seconds']:7.1f} s  {rows / path['seconds']:>10,.0f} "

@@ -18,6 +18,7 @@ from finance_assets.defs.social.schedules import build_social_schedules
 from finance_assets.defs.warehouse.alerts import build_price_alert_sensor
 from finance_assets.defs.warehouse.assets import build_warehouse_assets
 from finance_assets.lib.markets import Market, markets_from_env
+from finance_assets.lib.settings import SettingsError
 from finance_assets.resources import build_resources
 
 # Single-run backfills are the point of this project; Dagster flags the parameter as beta.
@@ -39,14 +40,25 @@ def build_market_defs(market: Market) -> dg.Definitions:
 
 
 def build_defs() -> dg.Definitions:
-    markets = list(markets_from_env().values())
+    # Every bad setting in one error, markets' and resources' alike, before anything is built.
+    problems: list[str] = []
+    try:
+        markets = list(markets_from_env().values())
+    except SettingsError as exc:
+        problems += exc.problems
+    try:
+        resources = build_resources()
+    except SettingsError as exc:
+        problems += exc.problems
+    if problems:
+        raise SettingsError(problems)
     return dg.Definitions.merge(
         *(build_market_defs(market) for market in markets),
         dg.Definitions(
             sensors=[build_freshness_sensor(markets), build_price_alert_sensor(markets)],
             schedules=[retention_schedule],
             jobs=[retention_job],
-            resources=build_resources(),
+            resources=resources,
         ),
         build_notification_defs(),
     )

@@ -35,6 +35,7 @@ def test_code_location_loads_with_both_markets(monkeypatch, tmp_path):
         "quarantine_rate",
         "fresh",
         "universe_complete",
+        "stores_agree",
     }
 
 

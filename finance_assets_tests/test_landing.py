@@ -6,6 +6,9 @@ import dataclasses
 import datetime as dt
 import json
 import os
+import subprocess
+import sys
+import tracemalloc
 from pathlib import Path
 
 import dagster as dg
@@ -22,6 +25,7 @@ from finance_assets.defs.market.landing import (
     build_landing_sensor,
 )
 from finance_assets.lib import landing, transforms
+from finance_assets.lib import yahoo_csv as yahoo_csv_format
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import ProviderError
 
@@ -504,6 +508,7 @@ def _sense_and_run(
                 instance=instance,
                 tags=request.tags,
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                raise_on_error=False,
             )
         )
     return runs, result.cursor
@@ -556,3 +561,160 @@ def test_dropped_file_lands_in_daily_bars(
         ]
         with psycopg.connect(pg_url) as conn:
             assert conn.execute("SELECT count(*) FROM us.quarantine").fetchone()[0] == 0
+
+
+BAD_FILES = {
+    # One row of volume 1e20 (once a crash of the cleaning step's strict cast), negative prices,
+    # a duplicated row: each over the quarantine threshold on its own.
+    "volume 1e20": yahoo_csv(("2026-11-17", 231.7)).replace(b"23170000", b"1e20")
+    + yahoo_csv(("2026-11-18", 233.0)).split(b"\n", 1)[1],
+    "negative prices": yahoo_csv(("2026-11-17", -231.7), ("2026-11-18", -233.0)),
+    "a duplicated row": yahoo_csv(
+        ("2026-11-17", 231.7), ("2026-11-18", 233.0), ("2026-11-18", 233.0)
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(BAD_FILES))
+def test_a_bad_file_blocks_neither_the_provider_nor_a_later_file(
+    env: Path, pg_url: str, us: Market, kind: str
+) -> None:
+    defs = _defs(us, env)
+    folder = env / "landing" / "us"
+    # IBM is no symbol of the provider's universe: no provider payload ever supersedes the file.
+    drop(folder, "IBM.csv", BAD_FILES[kind])
+    days = {RANGE_START_TAG: "2026-11-17", RANGE_END_TAG: "2026-11-18"}
+    with dg.DagsterInstance.ephemeral() as instance:
+        # The file's own run fails, saying why; nothing is written but the dead letters.
+        (run,), cursor = _sense_and_run(defs, instance, None)
+        assert not run.success
+        (rate,) = [
+            c for c in run.get_asset_check_evaluations() if c.check_name == "quarantine_rate"
+        ]
+        assert not rate.passed and rate.severity == dg.AssetCheckSeverity.ERROR
+        reason = rate.metadata["rejected_files"].value["IBM.csv"]
+        assert reason.startswith("landing file IBM.csv rejected as a whole")
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT to_regclass('us.daily_bars')").fetchone()[0] is None
+            dead = conn.execute("SELECT reason, source FROM us.quarantine").fetchall()
+        assert dead and all(r.startswith(reason) and s.startswith("landing_zone") for r, s in dead)
+
+        # The provider's regular run of the same dates reads the file's payload from the raw
+        # zone too (kept as received), rejects it again, and loads its own 10 bars.
+        job = defs.get_repository_def().get_job("us_landing_job")
+        provider_run = job.execute_in_process(instance=instance, tags=days)
+        assert provider_run.success
+        bars = _daily_bars(pg_url)
+        assert len(bars) == 2 * len(us.universe) == 10
+        assert {source for *_, source in bars} == {"simulated"}
+        (rate,) = [
+            c
+            for c in provider_run.get_asset_check_evaluations()
+            if c.check_name == "quarantine_rate"
+        ]
+        # A warning naming the file: visible, and blocking nothing.
+        assert not rate.passed and rate.severity == dg.AssetCheckSeverity.WARN
+        assert rate.metadata["rejected_files"].value == {"IBM.csv": reason}
+        assert rate.metadata["quarantine_rate"].value == 0.0  # the provider's records: all clean
+
+        # A corrected file for the same dates loads beside the provider's bars.
+        fixed = yahoo_csv(("2026-11-17", 240.0), ("2026-11-18", 241.0))
+        drop(folder, "IBM.csv", fixed, OLD + dt.timedelta(hours=1))
+        (run,), cursor = _sense_and_run(defs, instance, cursor)
+        assert run.success
+        assert [(d.day, c, s) for sym, d, c, _, _, s in _daily_bars(pg_url) if sym == "IBM"] == [
+            (17, 240.0, "landing_zone"),
+            (18, 241.0, "landing_zone"),
+        ]
+        assert len(_daily_bars(pg_url)) == 12
+        assert all(c.passed for c in run.get_asset_check_evaluations())
+        with psycopg.connect(pg_url) as conn:
+            assert conn.execute("SELECT count(*) FROM us.quarantine").fetchone()[0] == 0
+
+
+# --- large files: bounded memory, a size limit ---------------------------------------------
+
+_SENSOR_RSS = """
+import json, resource, sys
+import dagster as dg
+from finance_assets.defs.market.landing import LandingZoneResource, build_landing_sensor
+from finance_assets.lib.markets import markets_from_env
+
+sensor = build_landing_sensor(markets_from_env({})["us"])
+zone = LandingZoneResource(root=sys.argv[1], max_file_bytes=64 * 1024 * 1024)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+result = sensor(dg.build_sensor_context(resources={"landing_zone": zone}))
+after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"growth_mb": (after - before) / 1024, "runs": len(result.run_requests or [])}))
+"""
+
+
+def test_the_sensor_reads_a_large_file_in_bounded_memory(zone: Path, us_folder: Path) -> None:
+    # 300,000 copies of one row (22 MB): the sensor once held every field as a Python string
+    # (~16x the file: 1.3 GB for 50 MB). Now it keeps the bytes and the distinct dates only.
+    row = yahoo_csv(("2026-11-17", 231.7)).split(b"\n", 1)[1]
+    body = HEADER.encode() + row * 300_000
+    drop(us_folder, "AAPL.csv", body)
+    # A fresh process, so that its peak RSS is this tick's, not an earlier test's.
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-c", _SENSOR_RSS, str(zone)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=True,
+    )
+    measured = json.loads(done.stdout.strip().splitlines()[-1])
+    assert measured["runs"] == 1  # within the limit: a run (which rejects the file's duplicates)
+    size_mb = len(body) / 2**20
+    assert measured["growth_mb"] < 2 * size_mb + 30, (measured, size_mb)
+
+
+def test_a_file_above_the_size_limit_is_rejected_unread(
+    zone: Path, us_folder: Path, us: Market
+) -> None:
+    body = yahoo_csv(*[("2026-11-17", 231.7)] * 40)
+    drop(us_folder, "AAPL.csv", body)
+    sensor = build_landing_sensor(us)
+    context = dg.build_sensor_context(
+        resources={"landing_zone": LandingZoneResource(root=str(zone), max_file_bytes=1000)}
+    )
+    result = sensor(context)
+    assert not result.run_requests
+    reason = (us_folder / "rejected" / "AAPL.csv.reason.txt").read_text()
+    assert f"{len(body):,} bytes: larger than the landing zone's limit of 1,000 bytes" in reason
+    assert "FINANCE_LANDING_MAX_BYTES" in reason
+    assert (us_folder / "rejected" / "AAPL.csv").read_bytes() == body
+
+
+def test_the_size_limit_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from finance_assets.defs.market.landing import max_file_bytes_from_env
+    from finance_assets.resources import build_resources
+
+    assert max_file_bytes_from_env({}) == landing.MAX_FILE_BYTES == 16 * 1024 * 1024
+    assert max_file_bytes_from_env({"FINANCE_LANDING_MAX_BYTES": "1048576"}) == 1048576
+    for bad in ("0", "-1", "1e6", "abc", "nan"):
+        with pytest.raises(ValueError, match=f"FINANCE_LANDING_MAX_BYTES='{bad}' is not a"):
+            max_file_bytes_from_env({"FINANCE_LANDING_MAX_BYTES": bad})
+    resources = build_resources(
+        {"FINANCE_DATA_DIR": str(tmp_path), "FINANCE_LANDING_MAX_BYTES": "2048"}
+    )
+    assert resources["landing_zone"].max_file_bytes == 2048
+
+
+def test_a_large_file_parses_into_compact_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The run parses what the sensor accepted: a chunk of rows at a time into polars columns,
+    # never a Python string per field for the whole file (~12x the file's size).
+    monkeypatch.setattr(yahoo_csv_format, "_CHUNK_ROWS", 5_000)
+    row = yahoo_csv(("2026-11-17", 231.7)).split(b"\n", 1)[1]
+    body = HEADER.encode() + row * 100_000 + b"\n\n"
+    tracemalloc.start()
+    try:
+        records, _ = landing.parse_yahoo_csv(body, "p")
+        _, peak = tracemalloc.get_traced_memory()  # Python objects (polars' columns are not)
+    finally:
+        tracemalloc.stop()
+    assert records.height == 100_000
+    assert records.get_column("datetime").unique().to_list() == ["2026-11-17"]
+    assert peak < len(body), (peak, len(body))  # one chunk: ~4 MB here, ~90 MB before

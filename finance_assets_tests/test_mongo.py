@@ -107,3 +107,16 @@ def test_assets_stage_raw_payloads_in_mongodb_idempotently(
         assert counts["raw_intraday_quotes"] == 1 and counts["raw_daily_quotes"] == 1
         assert counts["raw_posts"] >= 5  # a page per company at least
     store.close()
+
+
+def test_a_symbol_a_batch_did_not_answer_keeps_its_payload(mongo_uri, us):
+    from finance_assets_tests.test_answers import ERROR, T0, T1, _payload, _series
+
+    store = MongoRawStore(mongo_uri, "t_unanswered")
+    asset = ("us", "raw_intraday_quotes")
+    old = _payload({"AAPL": _series("AAPL"), "MSFT": _series("MSFT")}, ["AAPL", "MSFT"], 0)
+    store.write_payloads(asset, [old], T0, T1)
+    failed = _payload({"AAPL": _series("AAPL"), "MSFT": ERROR}, ["AAPL", "MSFT"], 1)
+    store.write_payloads(asset, [failed], T0, T1)
+    assert store.bodies(asset) == [old.body, failed.body]
+    store.close()

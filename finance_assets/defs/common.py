@@ -1,12 +1,57 @@
-"""What every domain's assets share: how a table is described and stored in the warehouse."""
+"""What every domain's assets share: how a table is described and stored in the warehouse, and
+how a step that calls a provider is retried."""
 
-from collections.abc import Sequence
-from typing import Any
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 import dagster as dg
 import polars as pl
 
 from finance_assets.lib.markets import Market
+from finance_assets.lib.providers.base import is_permanent
+
+# Transient provider faults (timeouts, 5xx, short rate-limit waits) that outlast the client's
+# own three attempts: retry the step three times, 2 s, 4 s, 8 s apart, jittered. Permanent ones
+# never reach this policy: `fails_once_if_permanent` turns them into a Failure without retries.
+API_RETRY = dg.RetryPolicy(
+    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL
+)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fails_once_if_permanent(compute: F) -> F:
+    """For an asset with `API_RETRY`: an error that asking again cannot cure (a 401, a 400, a
+    spent quota, a missing key or bad setting, a pause longer than the client waits) fails the
+    step once, saying why it is not retried; anything else propagates to the retry policy.
+
+    Goes under `@dg.asset`; the signature Dagster reads (context, resources) is `compute`'s."""
+
+    @functools.wraps(compute)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return compute(*args, **kwargs)
+        except Exception as exc:
+            if not is_permanent(exc):
+                raise
+            retry_at = getattr(exc, "retry_at", None)
+            why = (
+                "the provider asked for a longer pause than a run waits"
+                if retry_at is not None
+                else "asking again gives the same answer until the key, the setting, the plan "
+                "or the request is fixed"
+            )
+            metadata: dict[str, Any] = {"error": type(exc).__name__, "retried": False}
+            if retry_at is not None:
+                metadata["retry_at"] = retry_at.isoformat()
+            raise dg.Failure(
+                description=f"{type(exc).__name__}: {exc} (not retried: {why})",
+                metadata=metadata,
+                allow_retries=False,
+            ) from exc
+
+    return wrapper  # type: ignore[return-value]
 
 
 def table_schema(schema: dict[str, pl.DataType]) -> dg.TableSchema:

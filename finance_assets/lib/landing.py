@@ -9,17 +9,15 @@ symbol in a `Symbol` column or in the file name: `AAPL.csv`,
 - `rejected/<name>` and `rejected/<name>.reason.txt`: files that cannot be ingested, and why.
 
 No Dagster here: the storage (`LandingStore`: a local folder, or an S3 prefix with the same
-five calls), file-name rules, the CSV parser (format "yahoo_csv"), the validation that
-decides between a run and a rejection, the ledger, one sensor tick's decisions (`scan`), and
-the provider a landing run reads the file through (`LandingZoneFiles`).
+five calls), file-name rules, the validation that decides between a run and a rejection (over
+`lib/yahoo_csv.py`, the format's readers), the ledger, one sensor tick's decisions (`scan`),
+and the provider a landing run reads the file through (`LandingZoneFiles`).
 """
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import hashlib
-import io
 import json
 import os
 import re
@@ -28,16 +26,18 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-import polars as pl
-
-from finance_assets.lib.markets import Market
-from finance_assets.lib.providers import yahoo
-from finance_assets.lib.providers.base import (
-    Interval,
-    PayloadFormatError,
-    ProviderError,
-    RawPayload,
+from finance_assets.lib.markets import Market, is_symbol
+from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
+from finance_assets.lib.redaction import (
+    redact,
+    redacted_errors,
+    register_secret,
+    register_url_secrets,
+    scrub_exception,
 )
+from finance_assets.lib.yahoo_csv import RECORD_SCHEMA as RECORD_SCHEMA  # re-exported
+from finance_assets.lib.yahoo_csv import canonical_symbol, summarize_yahoo_csv
+from finance_assets.lib.yahoo_csv import parse_yahoo_csv as parse_yahoo_csv  # re-exported
 
 FORMAT = "yahoo_csv"
 PROVIDER = "landing_zone"
@@ -46,16 +46,25 @@ LANDING_FILE_TAG = "finance/landing_file"
 LANDING_SHA256_TAG = "finance/landing_sha256"
 PROCESSED_DIR = ".processed"
 REJECTED_DIR = "rejected"
-# A daily history of one symbol over 30 years is ~1 MB: anything far larger is not a drop we
-# should read into a sensor's memory.
-MAX_FILE_BYTES = 64 * 1024 * 1024
+# A daily history of one symbol over 30 years is ~1 MB, 500 symbols over a year ~8 MB. The
+# sensor holds a file's bytes while it inspects them (the rows it reads one at a time), so this
+# bounds its memory: FINANCE_LANDING_MAX_BYTES sets another limit.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+def too_large(size: int, limit: int) -> str:
+    """The rejection reason for a file above the size limit."""
+    return (
+        f"{size:,} bytes: larger than the landing zone's limit of {limit:,} bytes "
+        "(FINANCE_LANDING_MAX_BYTES); split the file, or raise the limit"
+    )
+
 
 # --- file names ------------------------------------------------------------------------------
 
 # One path component, no leading dot (hidden, or an upload's temporary file), `.csv` only.
 _NAME = re.compile(r"[A-Za-z0-9^][A-Za-z0-9 ._()=^&+-]{0,195}\.csv", re.IGNORECASE)
-# Canonical symbols: `AAPL`, `BRK.B`, `SHEL.L`, `BT.A.L`, indices `^GSPC`, `SP500`.
-_SYMBOL = re.compile(r"\^?[A-Z0-9][A-Z0-9.=&-]{0,19}")
+# Symbols follow the universes' rule (`markets.SYMBOL`): one rule for files and universes.
 _YAHOO_NAME = re.compile(r"yahoofinance-(.+)-\d{8}-\d{8}", re.IGNORECASE)
 _DOWNLOAD_COPY = re.compile(r"\s*\(\d+\)$")  # "AAPL (1).csv": a browser's second download
 
@@ -73,16 +82,6 @@ def name_problem(name: str) -> str | None:
     if not _NAME.fullmatch(name):
         return "file name has characters outside [A-Za-z0-9 ._()=^&+-] or is too long"
     return None
-
-
-def canonical_symbol(symbol: str) -> str:
-    """Yahoo notation -> canonical, upper case (`brk-b` -> `BRK.B`, `BT-A.L` -> `BT.A.L`), by
-    the yfinance provider's rule."""
-    return yahoo.canonical_symbol(symbol.strip().upper())
-
-
-def is_symbol(symbol: str) -> bool:
-    return bool(_SYMBOL.fullmatch(symbol))
 
 
 def symbol_from_name(name: str) -> str | None:
@@ -257,8 +256,14 @@ class S3LandingStore:
                 read_timeout=30,
             )
             # A session of its own: boto3's default session is not thread-safe, and Dagster
-            # may evaluate several sensors at once.
-            self._client = boto3.session.Session().client("s3", config=config)
+            # may evaluate several sensors at once. An endpoint URL may carry credentials
+            # (`AWS_ENDPOINT_URL_S3=http://user:pw@minio:9000`), which botocore quotes.
+            for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                register_secret(os.environ.get(name))
+            for name in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
+                register_url_secrets(os.environ.get(name))
+            with redacted_errors():
+                self._client = boto3.session.Session().client("s3", config=config)
         return self._client
 
     def _key(self, key: str) -> str:
@@ -270,14 +275,18 @@ class S3LandingStore:
 
     @staticmethod
     def _os_error(exc: Exception, key: str) -> OSError:
-        """botocore's error as the OSError the local store would raise."""
+        """botocore's error as the OSError the local store would raise, both without
+        credentials (botocore quotes the endpoint URL)."""
+        scrub_exception(exc)
         error = getattr(exc, "response", {}).get("Error", {})
         code = str(error.get("Code", ""))
         if code in ("NoSuchKey", "404", "NotFound"):
             return FileNotFoundError(f"{key}: no such object")
         if code in ("AccessDenied", "403", "Forbidden"):
             return PermissionError(f"{key}: access denied")
-        return OSError(f"{key}: {code or type(exc).__name__}: {error.get('Message') or exc}")
+        return OSError(
+            f"{key}: {code or type(exc).__name__}: {redact(error.get('Message') or str(exc))}"
+        )
 
     def list_files(self) -> list[LandingObject]:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -369,130 +378,6 @@ def content_hash(body: bytes) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-# --- parsing ---------------------------------------------------------------------------------
-
-_HEADER = {
-    "date": "datetime",
-    "open": "open",
-    "high": "high",
-    "low": "low",
-    "close": "close",
-    "adj close": "adj_close",
-    "volume": "volume",
-    "symbol": "symbol",
-}
-_REQUIRED = ("date", "open", "high", "low", "close", "volume")
-# The raw-record columns plus adj_close (text), as the yfinance provider's records.
-RECORD_SCHEMA = yahoo.YAHOO_RECORD_SCHEMA
-_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
-_SLASH_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
-
-
-def parse_yahoo_csv(body: bytes | str, payload_id: str = "") -> tuple[pl.DataFrame, dict[str, str]]:
-    """Read a Yahoo Finance CSV export into raw text records: RAW_RECORD_SCHEMA plus the
-    optional `adj_close`, like the yfinance provider's `yahoo_chart` records.
-
-    Columns (any order and case): `Date, Open, High, Low, Close, Volume`, optionally
-    `Adj Close` (null when absent) and `Symbol` (canonicalised, `BRK-B` -> `BRK.B`). Without
-    a `Symbol` column `symbol` is null: the payload's envelope names it (`RawPayload.symbols`,
-    from the file name).
-    Dates come out as `YYYY-MM-DD`: ISO dates as they are, `11/29/2019` month-first (or
-    day-first when a day above 12 says so; a file whose slashed dates could be either is an
-    error). Prices and volumes stay text as received (`null` included): the cleaning step
-    quarantines what is not a number. `currency` is null (the export does not state it).
-
-    Raises PayloadFormatError when the file is not such a CSV (encoding, header, a row with a
-    different number of fields, a date that is no date). Errors is always empty: a CSV export
-    carries no provider messages.
-    """
-    where = f"payload {payload_id or '?'}"
-    if isinstance(body, bytes):
-        try:
-            text = body.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise PayloadFormatError(f"{where}: not UTF-8 text ({exc.reason})") from None
-    else:
-        text = body.removeprefix("\ufeff")
-    if not text.strip():
-        raise PayloadFormatError(f"{where}: empty file")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
-    try:
-        header = next(reader)
-        names = [h.strip().lower() for h in header]
-        unknown = [h for h, n in zip(header, names, strict=True) if n not in _HEADER]
-        missing = [c.title() for c in _REQUIRED if c not in names]
-        if unknown or missing or len(set(names)) != len(names):
-            raise PayloadFormatError(
-                f"{where}: expected the columns Date,Open,High,Low,Close[,Adj Close],Volume"
-                f"[,Symbol]; got {','.join(header)}"
-                + (f" (missing {', '.join(missing)})" if missing else "")
-                + (f" (unexpected {', '.join(unknown)})" if unknown else "")
-            )
-        index = {_HEADER[n]: i for i, n in enumerate(names)}
-        wanted = ["symbol", "datetime", "open", "high", "low", "close", "volume", "adj_close"]
-        columns: dict[str, list[str | None]] = {name: [] for name in wanted}
-        lines: list[int] = []
-        for row in reader:
-            if not any(v.strip() for v in row):
-                continue  # blank line (a trailing newline too many)
-            if len(row) != len(header):
-                raise PayloadFormatError(
-                    f"{where}: line {reader.line_num} has {len(row)} fields, "
-                    f"the header has {len(header)}"
-                )
-            lines.append(reader.line_num)
-            for name in wanted:
-                i = index.get(name)
-                columns[name].append(None if i is None else row[i])
-    except csv.Error as exc:
-        raise PayloadFormatError(
-            f"{where}: not a CSV file (line {reader.line_num}: {exc})"
-        ) from None
-    columns["datetime"] = list(_iso_dates(columns["datetime"], lines, where))
-    columns["symbol"] = [
-        (canonical_symbol(s) or None) if s is not None else None for s in columns["symbol"]
-    ]
-    frame = pl.DataFrame(columns, schema=dict.fromkeys(wanted, pl.String))
-    return (
-        frame.with_columns(
-            payload_id=pl.lit(payload_id, dtype=pl.String),
-            currency=pl.lit(None, dtype=pl.String),
-        ).select(list(RECORD_SCHEMA)),
-        {},
-    )
-
-
-def _iso_dates(raw: Sequence[str | None], lines: Sequence[int], where: str) -> list[str]:
-    stripped = [(text or "").strip() for text in raw]
-    slashed = [m for text in stripped if (m := _SLASH_DATE.fullmatch(text))]
-    # Slashed dates are month-first (Yahoo's US export) when a second field above 12 proves
-    # it, day-first when a first field does; a file that cannot tell is refused rather than
-    # read the wrong way round (unless every date reads the same both ways, like 1/1/2026).
-    day_first = any(int(m.group(1)) > 12 for m in slashed)
-    month_first = any(int(m.group(2)) > 12 for m in slashed)
-    if day_first and month_first:
-        raise PayloadFormatError(f"{where}: slashed dates mix day-first and month-first")
-    if not day_first and not month_first and any(m.group(1) != m.group(2) for m in slashed):
-        raise PayloadFormatError(
-            f"{where}: slashed dates could be month-first or day-first; write them as YYYY-MM-DD"
-        )
-    out: list[str] = []
-    for i, value in enumerate(stripped):
-        try:
-            if _ISO_DATE.fullmatch(value):
-                out.append(dt.date.fromisoformat(value).isoformat())
-                continue
-            if m := _SLASH_DATE.fullmatch(value):
-                a, b, year = int(m.group(1)), int(m.group(2)), int(m.group(3))
-                month, day = (b, a) if day_first else (a, b)
-                out.append(dt.date(year, month, day).isoformat())
-                continue
-        except ValueError:
-            pass
-        raise PayloadFormatError(f"{where}: line {lines[i]}: {raw[i]!r} is not a date")
-    return out
-
-
 # --- validation ------------------------------------------------------------------------------
 
 
@@ -529,8 +414,12 @@ def inspect_file(
     *,
     first_day: dt.date | None = None,
     last_day: dt.date | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> Inspection:
     """Validate a dropped file for `market`; raise LandingFileRejected with the reason.
+
+    Reads the file in one streaming pass (`summarize_yahoo_csv`): memory grows with its distinct
+    dates and symbols, not its rows. A file above `max_bytes` is refused unread.
 
     A file is refused as a whole when it cannot be read as a Yahoo CSV, holds no rows, names
     no symbol, or has a date that is not a trading session of the market (or lies outside
@@ -539,16 +428,15 @@ def inspect_file(
     """
     if not body:
         raise LandingFileRejected("empty file (0 bytes)")
-    if len(body) > MAX_FILE_BYTES:
-        raise LandingFileRejected(f"{len(body)} bytes: larger than {MAX_FILE_BYTES} bytes")
+    if len(body) > max_bytes:
+        raise LandingFileRejected(too_large(len(body), max_bytes))
     try:
-        records, _ = parse_yahoo_csv(body, name)
+        summary = summarize_yahoo_csv(body, f"payload {name}")
     except ValueError as exc:  # PayloadFormatError
         raise LandingFileRejected(str(exc).replace(f"payload {name}: ", "")) from None
-    if records.is_empty():
+    if not summary.rows:
         raise LandingFileRejected("no data rows (a header only)")
-    symbols_column = records.get_column("symbol")
-    if symbols_column.null_count() == records.height:
+    if summary.rows_without_symbol == summary.rows:
         symbol = symbol_from_name(name)
         if symbol is None:
             raise LandingFileRejected(
@@ -557,13 +445,13 @@ def inspect_file(
             )
         symbols: tuple[str, ...] = (symbol,)
     else:
-        if symbols_column.null_count():
-            raise LandingFileRejected(f"{symbols_column.null_count()} row(s) have an empty Symbol")
-        symbols = tuple(sorted(symbols_column.unique().to_list()))
+        if summary.rows_without_symbol:
+            raise LandingFileRejected(f"{summary.rows_without_symbol} row(s) have an empty Symbol")
+        symbols = tuple(sorted(summary.symbols))
         bad = [s for s in symbols if not is_symbol(s)]
         if bad:
             raise LandingFileRejected(f"not symbol(s): {', '.join(repr(s) for s in bad[:5])}")
-    days = sorted({dt.date.fromisoformat(d) for d in records.get_column("datetime")})
+    days = list(summary.sessions)
     if first_day is not None and (early := [d for d in days if d < first_day]):
         raise LandingFileRejected(
             f"{len(early)} date(s) before the first daily partition {first_day} "
@@ -580,7 +468,7 @@ def inspect_file(
             f"{len(closed)} date(s) are not trading sessions of {market.calendar_name} "
             f"({_dates_text(closed)})"
         )
-    return Inspection(symbols=symbols, sessions=tuple(days), rows=records.height)
+    return Inspection(symbols=symbols, sessions=summary.sessions, rows=summary.rows)
 
 
 # --- the ledger ------------------------------------------------------------------------------
@@ -710,6 +598,7 @@ def scan(
     max_files: int = 10,
     first_day: dt.date | None = None,
     last_day: dt.date | None = None,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> ScanResult:
     """Decide one sensor tick: which files become runs, which are rejected, which wait.
 
@@ -720,9 +609,10 @@ def scan(
 
     A file is left for a later tick while it was modified less than `settle` ago or its size
     changed since the previous tick. At most `max_files` files are read per tick (files seen
-    before and untouched are recognised from the ledger without reading them). Every file
-    problem is a rejection or a note, never an exception; a storage failure on the ledger is
-    raised (the tick fails and is retried with the same cursor).
+    before and untouched are recognised from the ledger without reading them), one at a time,
+    and none above `max_bytes` (rejected unread): the tick's memory is bounded by `max_bytes`.
+    Every file problem is a rejection or a note, never an exception; a storage failure on the
+    ledger is raised (the tick fails and is retried with the same cursor).
     """
     result = ScanResult()
     emitted_before, pending_before = _load_cursor(cursor, result.notes)
@@ -749,8 +639,9 @@ def scan(
             result.waiting.append(obj.name)
             continue
         read += 1
-        if obj.size > MAX_FILE_BYTES:
-            _reject(store, result, obj.name, f"{obj.size} bytes: larger than {MAX_FILE_BYTES}", "")
+        if obj.size > max_bytes:
+            # Refused unread: its bytes never enter the sensor's memory.
+            _reject(store, result, obj.name, too_large(obj.size, max_bytes), "")
             continue
         try:
             body = store.read(obj.name)
@@ -766,7 +657,7 @@ def scan(
             continue
         try:
             inspection = inspect_file(
-                obj.name, body, market, first_day=first_day, last_day=last_day
+                obj.name, body, market, first_day=first_day, last_day=last_day, max_bytes=max_bytes
             )
         except LandingFileRejected as exc:
             _reject(store, result, obj.name, str(exc), sha)
@@ -826,6 +717,7 @@ class LandingZoneFiles:
         file_name: str,
         sha256: str | None = None,
         clock: Callable[[], dt.datetime] | None = None,
+        max_bytes: int = MAX_FILE_BYTES,
     ) -> None:
         problem = name_problem(file_name)
         if problem:
@@ -833,6 +725,7 @@ class LandingZoneFiles:
         self.store = store
         self.file_name = file_name
         self.sha256 = sha256
+        self.max_bytes = max_bytes
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     def __repr__(self) -> str:
@@ -862,7 +755,7 @@ class LandingZoneFiles:
                 f"(sha256 {self.sha256[:12]}.. -> {sha[:12]}..); the sensor runs the new content"
             )
         try:
-            inspection = inspect_file(self.file_name, body, market)
+            inspection = inspect_file(self.file_name, body, market, max_bytes=self.max_bytes)
         except LandingFileRejected as exc:
             raise ProviderError(f"landing file {self.file_name}: {exc}") from None
         first = start.astimezone(market.tz).date()

@@ -12,14 +12,20 @@ import datetime as dt
 import functools
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import exchange_calendars as xcals
 
+from finance_assets.lib.settings import EnvSettings
+
 BAR_MINUTES = 5
+# A symbol as universes, landing files and the lake write it: `AAPL`, `BRK.B`, `SHEL.L`,
+# `BT.A.L`, indices `^GSPC`, `SP500`, FX `EURUSD=X`; upper case, at most 20 characters.
+SYMBOL = re.compile(r"\^?[A-Z0-9][A-Z0-9.=&-]{0,19}")
+SYMBOL_RULE = "upper-case letters, digits and . = & - (a leading ^ for an index), 1 to 20 long"
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 # Partition start dates. 5-minute partitions cost ~20k a year, so their default start is recent.
@@ -131,6 +137,11 @@ class Market:
         return starts
 
 
+def is_symbol(symbol: str) -> bool:
+    """The one rule for symbols, in universes and in landing files alike."""
+    return bool(SYMBOL.fullmatch(symbol))
+
+
 def ticker_root(symbol: str) -> str:
     """`AZN.L` -> `AZN`, `BRK.B` -> `BRK`: the part a cashtag can carry."""
     return re.split(r"[.\-]", symbol, maxsplit=1)[0]
@@ -160,10 +171,19 @@ def load_universe(path: str | os.PathLike[str]) -> tuple[str, ...]:
                 f"universe file {path} has no 'Symbol' column (columns: {reader.fieldnames})"
             )
         symbols: list[str] = []
-        for row in reader:
+        bad: list[str] = []
+        for line, row in enumerate(reader, start=2):
             symbol = (row[column] or "").strip().upper()
-            if symbol and symbol not in symbols:
+            if symbol and not is_symbol(symbol):
+                bad.append(f"line {line}: {symbol!r}")
+            elif symbol and symbol not in symbols:
                 symbols.append(symbol)
+    if bad:
+        shown = "; ".join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
+        raise ValueError(
+            f"universe file {path} has {len(bad)} symbol(s) that are not symbols ({shown}); "
+            f"a symbol is {SYMBOL_RULE}"
+        )
     if not symbols:
         raise ValueError(f"universe file {path} lists no symbols")
     return tuple(symbols)
@@ -203,31 +223,42 @@ _DEMO_MARKETS: dict[str, Market] = {
 }
 
 
-def markets_from_env(environ: dict[str, str] | None = None) -> dict[str, Market]:
-    """The configured markets.
+def markets_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Market]:
+    """The configured markets; every bad setting is reported together (`SettingsError`).
 
-    - `FINANCE_MARKETS`: comma-separated market keys (default: all of them).
+    - `FINANCE_MARKETS`: comma-separated market keys (default: all of them; set but empty is
+      an error, not a code location without assets).
     - `FINANCE_UNIVERSE_<KEY>`: path to a universe CSV replacing that market's demo universe.
     - `FINANCE_DAILY_START` / `FINANCE_INTRADAY_START`: first partition dates (YYYY-MM-DD).
     """
-    env = os.environ if environ is None else environ
-    wanted = [
-        k.strip().lower() for k in env.get("FINANCE_MARKETS", ",".join(_DEMO_MARKETS)).split(",")
-    ]
-    unknown = [k for k in wanted if k and k not in _DEMO_MARKETS]
+    env = EnvSettings(os.environ if environ is None else environ)
+    given = env.environ.get("FINANCE_MARKETS")
+    listed = given if given is not None else ",".join(_DEMO_MARKETS)
+    wanted = [k for k in dict.fromkeys(k.strip().lower() for k in listed.split(",")) if k]
+    valid = ", ".join(sorted(_DEMO_MARKETS))
+    unknown = [k for k in wanted if k not in _DEMO_MARKETS]
     if unknown:
-        raise ValueError(
-            f"FINANCE_MARKETS names unknown market(s) {unknown}; valid: {sorted(_DEMO_MARKETS)}"
+        env.problem(f"FINANCE_MARKETS names unknown market(s) {unknown}; valid: {valid}")
+    elif not wanted:
+        env.problem(
+            f"FINANCE_MARKETS={given!r} names no market; valid: a comma-separated list of "
+            f"{valid} (unset: all of them)"
         )
     daily_start = _env_date(env, "FINANCE_DAILY_START", DEFAULT_DAILY_START)
     intraday_start = _env_date(env, "FINANCE_INTRADAY_START", DEFAULT_INTRADAY_START)
     markets: dict[str, Market] = {}
     for key in wanted:
-        if not key:
+        if key not in _DEMO_MARKETS:
             continue
         market = _DEMO_MARKETS[key]
-        universe_file = env.get(f"FINANCE_UNIVERSE_{key.upper()}")
-        universe = load_universe(universe_file) if universe_file else market.universe
+        variable = f"FINANCE_UNIVERSE_{key.upper()}"
+        universe_file = env.raw(variable)
+        universe = market.universe
+        if universe_file:
+            try:
+                universe = load_universe(universe_file)
+            except (OSError, ValueError) as exc:
+                env.problem(f"{variable}={universe_file!r}: {exc}")
         markets[key] = Market(
             key=market.key,
             name=market.name,
@@ -239,13 +270,15 @@ def markets_from_env(environ: dict[str, str] | None = None) -> dict[str, Market]
             daily_start=daily_start,
             intraday_start=intraday_start,
         )
+    env.check()
     return markets
 
 
-def _env_date(env: dict[str, str] | os._Environ[str], name: str, default: str) -> str:
-    value = env.get(name, default)
+def _env_date(env: EnvSettings, name: str, default: str) -> str:
+    value = env.raw(name) or default
     try:
         dt.date.fromisoformat(value)
     except ValueError:
-        raise ValueError(f"{name}={value!r} is not a date (YYYY-MM-DD)") from None
+        env.problem(f"{name}={value!r} is not a date (YYYY-MM-DD)")
+        return default
     return value

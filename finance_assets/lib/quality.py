@@ -10,12 +10,19 @@ from collections.abc import Callable
 
 import polars as pl
 
-from finance_assets.lib.schema import PRICE_COLUMNS
+from finance_assets.lib.schema import MAX_PRICE, PRICE_COLUMNS
 
 
 def null_prices(bars: pl.DataFrame) -> pl.DataFrame:
+    """Rows with a price that is missing, NaN, infinite or not below MAX_PRICE."""
     return bars.filter(
-        pl.any_horizontal([pl.col(c).is_null() | pl.col(c).is_nan() for c in PRICE_COLUMNS])
+        pl.any_horizontal(
+            [
+                # is_between is false for null, NaN and inf alike: one test for all of them.
+                ~pl.col(c).is_between(-MAX_PRICE, MAX_PRICE, closed="none").fill_null(False)
+                for c in PRICE_COLUMNS
+            ]
+        )
     )
 
 
@@ -43,7 +50,10 @@ def negative_volume(bars: pl.DataFrame) -> pl.DataFrame:
 
 # name -> (rule, description shown in the UI)
 BAR_RULES: dict[str, tuple[Callable[[pl.DataFrame], pl.DataFrame], str]] = {
-    "prices_not_null": (null_prices, "open, high, low and close are present and numbers"),
+    "prices_not_null": (
+        null_prices,
+        f"open, high, low and close are present, finite numbers below {MAX_PRICE:g}",
+    ),
     "timestamps_strictly_increasing": (
         non_increasing_timestamps,
         "per symbol, each bar starts after the previous one: chronological, no duplicates",

@@ -22,6 +22,12 @@ BAR_SCHEMA: dict[str, pl.DataType] = {
 }
 BAR_KEY = ["ts", "symbol"]  # time first: deleting one partition's window is a range scan
 PRICE_COLUMNS = ["open", "high", "low", "close"]
+# Prices at or above this are no price (the dearest share trades below 1e6 in its currency,
+# pence quotes included): 1e308 is finite, but a vwap or a range over it overflows to inf.
+# Below it, price x the largest volume (9.2e30) stays finite.
+MAX_PRICE = 1e12
+# Volumes are stored as BIGINT / Int64: from 2**63 on, a volume has no integer to go to.
+MAX_VOLUME = 2.0**63
 
 # A record as a provider sent it, before typing: every field is text (or null).
 RAW_RECORD_FIELDS = ["datetime", "open", "high", "low", "close", "volume"]

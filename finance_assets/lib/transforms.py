@@ -6,13 +6,13 @@ No Dagster imports: the assets, the asset checks, the benchmarks and the tests a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import orjson
 import polars as pl
 
-from finance_assets.lib.landing import parse_yahoo_csv
+from finance_assets.lib.landing import PROVIDER as LANDING_PROVIDER
 from finance_assets.lib.markets import BAR_MINUTES, Market
 from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
 from finance_assets.lib.providers.base import PayloadFormatError, RawPayload
@@ -21,6 +21,8 @@ from finance_assets.lib.providers.yahoo import parse_yahoo_chart
 from finance_assets.lib.schema import (
     BAR_SCHEMA,
     DAILY_SUMMARY_SCHEMA,
+    MAX_PRICE,
+    MAX_VOLUME,
     PRICE_COLUMNS,
     QUARANTINE_SCHEMA,
     RAW_RECORD_FIELDS,
@@ -29,6 +31,7 @@ from finance_assets.lib.schema import (
     conform,
     empty,
 )
+from finance_assets.lib.yahoo_csv import parse_yahoo_csv
 
 
 @dataclass
@@ -82,14 +85,7 @@ def parse_twelve_data(
         meta = item.get("meta") or {}
         if not values:
             continue
-        try:
-            frame = pl.DataFrame(
-                values, schema=dict.fromkeys(RAW_RECORD_FIELDS, pl.String), strict=False
-            )
-        except (TypeError, ValueError, pl.exceptions.PolarsError) as exc:
-            raise PayloadFormatError(
-                f"payload {payload_id or '?'}: symbol {symbol!r} values are not records: {exc}"
-            ) from None
+        frame = _text_records(values, payload_id, symbol)
         # London answers `BT.A` with exchange LSE: back to the canonical `BT.A.L`.
         canonical = canonical_symbol(
             str(meta.get("symbol") or symbol), meta.get("exchange"), meta.get("mic_code")
@@ -104,6 +100,35 @@ def parse_twelve_data(
     if not frames:
         return empty(RAW_RECORD_SCHEMA), errors
     return pl.concat(frames, how="vertical").select(list(RAW_RECORD_SCHEMA)), errors
+
+
+def _text_records(values: list[object], payload_id: str, symbol: str) -> pl.DataFrame:
+    """Twelve Data's `values` as raw text records.
+
+    The provider sends every field as a string, which polars takes as is (the fast path). A
+    field sent as a JSON number polars cannot hold as text (an integer beyond 64 bits, a list)
+    is converted here, one value at a time, so that the cleaning step quarantines the record
+    with its reason instead of the whole payload failing.
+    """
+    schema = dict.fromkeys(RAW_RECORD_FIELDS, pl.String)
+    try:
+        return pl.DataFrame(values, schema=schema, strict=False)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):
+        pass
+    if not all(isinstance(value, dict) for value in values):
+        raise PayloadFormatError(
+            f"payload {payload_id or '?'}: symbol {symbol!r} values are not records"
+        )
+    rows = [{name: _as_text(value.get(name)) for name in RAW_RECORD_FIELDS} for value in values]  # type: ignore[union-attr]
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _as_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
 
 
 def twelve_data_errors(body: bytes | str) -> dict[str, str]:
@@ -198,15 +223,19 @@ def parse_payloads(payloads: Iterable[RawPayload]) -> ParsedPayloads:
     return ParsedPayloads(records=records, errors=errors, coverage=coverage)
 
 
-def supersede(records: pl.DataFrame, coverage: pl.DataFrame) -> pl.DataFrame:
+def supersede(
+    records: pl.DataFrame, coverage: pl.DataFrame, winners: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Drop records that a newer payload for the same symbol also covers.
 
     `records` must carry `payload_id`, `symbol` and a typed `ts` (null when unparseable). A record
     with no usable `ts` is dropped when a newer payload for its symbol overlaps its payload's
-    window at all.
+    window at all. `winners` (rows of `coverage`, default all) are the payloads that may
+    supersede: a file rejected as a whole must not take the place of the data it would replace.
     """
     if coverage.is_empty() or coverage.get_column("symbol").is_unique().all():
         return records  # every symbol came in one payload: nothing to supersede
+    winners = coverage if winners is None else winners
     mine = coverage.select(
         "payload_id",
         "symbol",
@@ -214,7 +243,7 @@ def supersede(records: pl.DataFrame, coverage: pl.DataFrame) -> pl.DataFrame:
         pl.col("window_start").alias("_mine_start"),
         pl.col("window_end").alias("_mine_end"),
     )
-    newer = coverage.select(
+    newer = winners.select(
         "symbol",
         pl.col("fetched_at").alias("_new_fetched"),
         pl.col("window_start").alias("_new_start"),
@@ -277,15 +306,38 @@ def window_records(
 # --- cleaning --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class RejectedPayload:
+    """A dropped file whose records are too often invalid to load any of them."""
+
+    payload_id: str
+    file: str  # the landing file's name
+    sha256: str
+    records: int  # the file's records
+    invalid: int  # of which invalid on their own (bad values, duplicates within the file)
+    reason: str  # what every record of it is quarantined with
+
+
 @dataclass
 class CleanResult:
     bars: pl.DataFrame  # BAR_SCHEMA, sorted by (symbol, ts), unique per (symbol, ts)
     quarantine: pl.DataFrame  # QUARANTINE_SCHEMA
     received: int
+    # Files rejected as a whole, and how many of `received` (all quarantined) were theirs.
+    rejected: list[RejectedPayload] = field(default_factory=list)
+    rejected_records: int = 0
 
     @property
     def quarantine_rate(self) -> float:
         return self.quarantine.height / self.received if self.received else 0.0
+
+    @property
+    def accepted_quarantine_rate(self) -> float:
+        """The quarantined share of the records of payloads that were not rejected as a whole:
+        what the blocking check judges (a rejected file is judged, and named, on its own)."""
+        received = self.received - self.rejected_records
+        quarantined = self.quarantine.height - self.rejected_records
+        return quarantined / received if received else 0.0
 
 
 def with_bar_times(records: pl.DataFrame, market: Market, interval: str) -> pl.DataFrame:
@@ -298,7 +350,10 @@ def with_bar_times(records: pl.DataFrame, market: Market, interval: str) -> pl.D
     if interval == "1day":
         day = text.str.to_date("%Y-%m-%d", strict=False)
         dates = records.select(day.alias("d")).get_column("d").drop_nulls().unique().to_list()
-        opens = {d: market.session_bounds(d)[0] for d in dates if market.is_session(d)}
+        # Sessions of the calendar's range only: a date outside it (1990, 9999) is no session
+        # (the calendar raises on it) and its record is quarantined.
+        sessions = set(market.sessions(min(dates), max(dates))) if dates else set()
+        opens = {d: market.session_bounds(d)[0] for d in dates if d in sessions}
         lookup = pl.DataFrame(
             {"_day": list(opens), "ts": list(opens.values())},
             schema={"_day": pl.Date, "ts": UTC_TS},
@@ -317,43 +372,33 @@ def with_bar_times(records: pl.DataFrame, market: Market, interval: str) -> pl.D
     return records.join(stamps, on="datetime", how="left", nulls_equal=True, maintain_order="left")
 
 
-def clean_bars(
-    records: pl.DataFrame,
-    *,
-    asset: str,
-    window_start: dt.datetime,
-    window_end: dt.datetime,
-    source: str,
-    ingested_at: dt.datetime,
-    valid_starts: pl.Series | None = None,
-) -> CleanResult:
-    """Type, validate and de-duplicate raw records.
+def typed_fields(records: pl.DataFrame) -> pl.DataFrame:
+    """Add the typed fields (`_open` .. `_close`, `_volume_f`, `_adj_close`) to raw records.
 
-    `records` carries the raw text fields plus a typed `ts`. Every record ends up in exactly one
-    of the two outputs: clean bars, or the quarantine with every reason it failed.
-    `valid_starts` (UTC bar starts) rejects bars off the session's 5-minute marks.
+    Non-strict casts: text that is no number becomes null, which the checks quarantine.
     """
-    received = records.height
-    start = _utc(window_start)
-    end = _utc(window_end)
     # adj_close is optional (yahoo_chart sends it) and nullable in the contract: one that is not
-    # a positive number is stored null rather than costing the bar its place.
-    has_adj_close = "adj_close" in records.columns
+    # a positive, finite price is stored null rather than costing the bar its place.
     adj_close = (
-        pl.col("adj_close").str.strip_chars().cast(pl.Float64, strict=False).fill_nan(None)
-        if has_adj_close
+        pl.col("adj_close").str.strip_chars().cast(pl.Float64, strict=False)
+        if "adj_close" in records.columns
         else pl.lit(None, dtype=pl.Float64)
     )
-    typed = records.with_columns(
+    return records.with_columns(
         [
             pl.col(c).str.strip_chars().cast(pl.Float64, strict=False).alias(f"_{c}")
             for c in PRICE_COLUMNS
         ]
         + [
             pl.col("volume").str.strip_chars().cast(pl.Float64, strict=False).alias("_volume_f"),
-            pl.when(adj_close > 0).then(adj_close).alias("_adj_close"),
+            pl.when((adj_close > 0) & (adj_close < MAX_PRICE)).then(adj_close).alias("_adj_close"),
         ]
     )
+
+
+def record_checks() -> list[pl.Expr]:
+    """Per-record reasons (null = fine) over `typed_fields`' columns and `ts`: what a record
+    must be on its own, whatever its window."""
     checks: list[pl.Expr] = [
         pl.when(pl.col("symbol").is_null() | (pl.col("symbol").str.len_chars() == 0)).then(
             pl.lit("symbol missing")
@@ -363,18 +408,28 @@ def clean_bars(
         ),
     ]
     for c in PRICE_COLUMNS:
+        price = pl.col(f"_{c}")
         checks.append(
-            pl.when(pl.col(f"_{c}").is_null() | pl.col(f"_{c}").is_nan()).then(
-                pl.lit(f"{c} missing or not a number")
-            )
+            pl.when(price.is_null() | price.is_nan())
+            .then(pl.lit(f"{c} missing or not a number"))
+            .when(price.is_infinite())
+            .then(pl.lit(f"{c} not finite"))
+            .when(price <= 0)
+            .then(pl.lit(f"{c} not positive"))
+            .when(price >= MAX_PRICE)
+            .then(pl.lit(f"{c} out of range (>= {MAX_PRICE:g})"))
         )
-        checks.append(pl.when(pl.col(f"_{c}") <= 0).then(pl.lit(f"{c} not positive")))
+    volume = pl.col("_volume_f")
     checks += [
-        pl.when(pl.col("_volume_f").is_null()).then(pl.lit("volume missing or not a number")),
-        pl.when(pl.col("_volume_f") < 0).then(pl.lit("volume negative")),
-        pl.when(pl.col("_volume_f") != pl.col("_volume_f").floor()).then(
-            pl.lit("volume not a whole number")
-        ),
+        pl.when(volume.is_null() | volume.is_nan())
+        .then(pl.lit("volume missing or not a number"))
+        .when(volume < 0)
+        .then(pl.lit("volume negative"))
+        # inf included: no integer to store it as (a strict cast would fail the whole step).
+        .when(volume >= MAX_VOLUME)
+        .then(pl.lit("volume out of range (>= 2**63)"))
+        .when(volume != volume.floor())
+        .then(pl.lit("volume not a whole number")),
         pl.when(pl.col("_high") < pl.col("_low")).then(pl.lit("high < low")),
         pl.when((pl.col("_open") < pl.col("_low")) | (pl.col("_open") > pl.col("_high"))).then(
             pl.lit("open outside [low, high]")
@@ -382,10 +437,41 @@ def clean_bars(
         pl.when((pl.col("_close") < pl.col("_low")) | (pl.col("_close") > pl.col("_high"))).then(
             pl.lit("close outside [low, high]")
         ),
+    ]
+    return checks
+
+
+def clean_bars(
+    records: pl.DataFrame,
+    *,
+    asset: str,
+    window_start: dt.datetime,
+    window_end: dt.datetime,
+    source: str,
+    ingested_at: dt.datetime,
+    valid_starts: pl.Series | None = None,
+    rejected: Mapping[str, str] | None = None,
+) -> CleanResult:
+    """Type, validate and de-duplicate raw records.
+
+    `records` carries the raw text fields plus a typed `ts`. Every record ends up in exactly one
+    of the two outputs: clean bars, or the quarantine with every reason it failed.
+    `valid_starts` (UTC bar starts) rejects bars off the session's 5-minute marks.
+    `rejected` maps payload ids rejected as a whole to the reason: every record of theirs is
+    quarantined with it (and its own reasons, if any), and none of them counts as a first
+    occurrence that makes another payload's record a duplicate.
+    """
+    received = records.height
+    start = _utc(window_start)
+    end = _utc(window_end)
+    has_adj_close = "adj_close" in records.columns
+    typed = typed_fields(records)
+    checks = record_checks()
+    checks.append(
         pl.when((pl.col("ts") < start) | (pl.col("ts") >= end)).then(
             pl.lit("outside the partition window")
-        ),
-    ]
+        )
+    )
     if valid_starts is not None:
         checks.append(
             pl.when(
@@ -398,15 +484,28 @@ def clean_bars(
     judged = typed.with_row_index("_order").with_columns(_failing=failing)
     # Of records that are otherwise valid, the first one received for a (symbol, ts) is kept;
     # later ones with the same key are duplicates, even when their prices differ.
+    groups: list[str | pl.Expr] = ["_failing"]
+    if rejected:
+        reasons = pl.col("payload_id").replace_strict(
+            dict(rejected), default=None, return_dtype=pl.String
+        )
+        judged = judged.with_columns(_rejected=reasons)
+        groups.append(pl.col("_rejected").is_null())  # duplicates within each side only
     judged = judged.with_columns(
-        _dup=~pl.col("_failing")
-        & ~pl.struct("symbol", "ts").is_first_distinct().over(pl.col("_failing"))
+        _dup=~pl.col("_failing") & ~pl.struct("symbol", "ts").is_first_distinct().over(groups)
     )
+    if rejected:
+        judged = judged.with_columns(
+            _failing=pl.col("_failing") | pl.col("_rejected").is_not_null()
+        )
     good = judged.filter(~pl.col("_failing") & ~pl.col("_dup"))
+    dup_reason = pl.when(pl.col("_dup")).then(pl.lit("duplicate (symbol, ts)"))
     bad = judged.filter(pl.col("_failing") | pl.col("_dup")).with_columns(
-        _reason=pl.when(pl.col("_dup"))
-        .then(pl.lit("duplicate (symbol, ts)"))
-        .otherwise(pl.concat_str(checks, separator="; ", ignore_nulls=True))
+        _reason=pl.concat_str(
+            [pl.col("_rejected"), dup_reason, *checks] if rejected else [dup_reason, *checks],
+            separator="; ",
+            ignore_nulls=True,
+        )
     )
 
     bars = good.select(
@@ -643,6 +742,58 @@ def payload_groups(payloads: list[RawPayload]) -> list[list[RawPayload]]:
     return list(groups.values())
 
 
+def rejected_files(
+    timed: pl.DataFrame, payloads: Sequence[RawPayload], max_invalid_rate: float
+) -> list[RejectedPayload]:
+    """The landing files among `payloads` whose records are invalid beyond `max_invalid_rate`.
+
+    `timed`: the payloads' records with `ts` (`with_bar_times`). A dropped file is judged on
+    its own and on all its records, whatever window a run reads of it and whatever else is
+    stored for its dates: a record invalid by itself (`record_checks`) or a repeat of a
+    (symbol, ts) within the file counts against it. Provider payloads are not judged here:
+    their share is the blocking `quarantine_rate` check's, as a whole.
+    """
+    files = {p.payload_id: p for p in payloads if p.provider == LANDING_PROVIDER}
+    if not files:
+        return []
+    mine = timed.filter(pl.col("payload_id").is_in(list(files)))
+    if mine.is_empty():
+        return []
+    failing = pl.any_horizontal([check.is_not_null() for check in record_checks()])
+    counts = (
+        typed_fields(mine)
+        .with_columns(_failing=failing)
+        .with_columns(
+            _dup=~pl.col("_failing")
+            & ~pl.struct("symbol", "ts").is_first_distinct().over("payload_id", "_failing")
+        )
+        .group_by("payload_id")
+        .agg(records=pl.len(), invalid=(pl.col("_failing") | pl.col("_dup")).sum())
+        .sort("payload_id")
+    )
+    rejected = []
+    for payload_id, records, invalid in counts.iter_rows():
+        if invalid <= max_invalid_rate * records:
+            continue
+        request = files[payload_id].request
+        name = str(request.get("file") or payload_id)
+        rejected.append(
+            RejectedPayload(
+                payload_id=payload_id,
+                file=name,
+                sha256=str(request.get("sha256") or ""),
+                records=records,
+                invalid=invalid,
+                reason=(
+                    f"landing file {name} rejected as a whole: {invalid} of {records} records "
+                    f"invalid ({invalid / records:.1%}, more than the {max_invalid_rate:.1%} "
+                    "allowed)"
+                ),
+            )
+        )
+    return rejected
+
+
 def clean_payloads(
     payloads: list[RawPayload],
     market: Market,
@@ -653,19 +804,35 @@ def clean_payloads(
     window_end: dt.datetime,
     ingested_at: dt.datetime,
     valid_starts: pl.Series | None = None,
+    max_quarantine_rate: float | None = None,
 ) -> tuple[CleanResult, dict[str, str]]:
     """Parse, supersede, keep the window's records and clean them, group by group.
 
     Returns the combined result and the per-symbol errors the providers reported. The bars are
     contiguous per symbol and chronological within it (what the checks rely on); symbols are in
     order within a payload group, and groups in order of their first symbol.
+
+    With `max_quarantine_rate`, a landing file whose own records are invalid beyond it is
+    rejected as a whole (`rejected_files`): all its records are quarantined with a reason naming
+    it, it supersedes nothing, and the other payloads' records of its dates load as if it had
+    never been dropped. One bad file thus never blocks the provider's or a later file's data.
     """
     bars, quarantined, received, errors = [], [], 0, {}
+    rejected: list[RejectedPayload] = []
+    rejected_records = 0
     for group in payload_groups(payloads):
         parsed = parse_payloads(group)
         errors.update(parsed.errors)
+        timed = with_bar_times(parsed.records, market, interval)
+        rejects = (
+            rejected_files(timed, group, max_quarantine_rate)
+            if max_quarantine_rate is not None
+            else []
+        )
+        ids = [r.payload_id for r in rejects]
+        winners = parsed.coverage.filter(~pl.col("payload_id").is_in(ids)) if ids else None
         records = window_records(
-            supersede(with_bar_times(parsed.records, market, interval), parsed.coverage),
+            supersede(timed, parsed.coverage, winners),
             parsed.coverage,
             window_start,
             window_end,
@@ -678,7 +845,14 @@ def clean_payloads(
             source=",".join(sorted({p.provider for p in group})),
             ingested_at=ingested_at,
             valid_starts=valid_starts,
+            rejected={r.payload_id: r.reason for r in rejects},
         )
+        if rejects:
+            # A rejected file is the source of no bar (its quarantined records keep its name).
+            accepted = ",".join(sorted({p.provider for p in group if p.payload_id not in ids}))
+            result.bars = result.bars.with_columns(source=pl.lit(accepted, dtype=pl.String))
+            rejected += rejects
+            rejected_records += records.filter(pl.col("payload_id").is_in(ids)).height
         bars.append(result.bars)
         quarantined.append(result.quarantine)
         received += result.received
@@ -691,5 +865,7 @@ def clean_payloads(
         bars=pl.concat(bars, rechunk=False) if bars else empty(BAR_SCHEMA),
         quarantine=pl.concat(quarantined) if quarantined else empty(QUARANTINE_SCHEMA),
         received=received,
+        rejected=rejected,
+        rejected_records=rejected_records,
     )
     return combined, errors

@@ -4,34 +4,43 @@ One factory builds the same shape for both intervals and every market:
 `<market>/raw_intraday_quotes` -> `<market>/bars_5min`, and
 `<market>/raw_daily_quotes` -> `<market>/daily_bars`; rejected records go to the market's
 `quarantine` table.
+
+A window is replaced in both stores except where a provider did not answer for a symbol (an
+error inside a batch, or no record at all): those rows stay as they are (`lib/answers.py`).
+A traded window with no bars from any source fails the run and writes nothing. After the write,
+the blocking `stores_agree` check compares the lake with the warehouse, row for row.
 """
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import table_schema
-from finance_assets.defs.market.landing import LandingZoneResource
+from finance_assets.defs.common import API_RETRY, fails_once_if_permanent, table_schema
+from finance_assets.defs.market.landing import LANDING_SHA256_TAG, LandingZoneResource
 from finance_assets.defs.market.partitions import (
     daily_partitions,
     five_minute_partitions,
     refuse_invalid_partitions,
 )
-from finance_assets.lib import quality, transforms
+from finance_assets.defs.market.reconcile import (
+    LISTED_PARTITIONS,
+    RECONCILE_CHECK,
+    expected_bar_starts,
+    reconciliation_result,
+)
+from finance_assets.lib import answers, quality, transforms
 from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource
+from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA
-from finance_assets.resources import DataQualityResource, MarketDataResource
+from finance_assets.resources import DataQualityResource, MarketDataResource, StorageResource
 
-# Provider calls fail transiently: retry the step with growing, jittered waits.
-API_RETRY = dg.RetryPolicy(
-    max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.FULL
-)
 SAMPLE_ROWS = 5
 # A range run gives each partition its own counts up to this many partitions (a week of
 # 5-minute bars). Dagster re-enumerates the run's partition keys on every per-partition
@@ -63,6 +72,7 @@ def _raw_quotes_asset(
             "per symbol batch, so a backfill costs a handful of calls, not one per partition."
         ),
     )
+    @fails_once_if_permanent
     def _raw(
         context: dg.AssetExecutionContext,
         market_data: MarketDataResource,
@@ -75,7 +85,8 @@ def _raw_quotes_asset(
             landing_zone.provider_for_run(market, context.run.tags) or market_data.get_provider()
         )
         payloads = provider.fetch_bars(market, market.universe, interval, window.start, window.end)
-        errors = transforms.failed_symbols(payloads)
+        # Canonical symbols (Twelve Data answers BT.A.L as BT.A), as the clean step names them.
+        errors = {s: m for p in payloads for s, m in answers.payload_failures(p).items()}
         if payloads and len(errors) >= len(market.universe):
             # Nothing usable came back: fail, so the retry policy asks again later.
             raise ProviderError(
@@ -103,9 +114,20 @@ def _sample(df: pl.DataFrame, rows: int = SAMPLE_ROWS) -> dg.MetadataValue:
 
 
 def bar_check_results(
-    bars: pl.DataFrame, asset_key: dg.AssetKey, quarantine_rate: float, max_rate: float
+    bars: pl.DataFrame,
+    asset_key: dg.AssetKey,
+    quarantine_rate: float,
+    max_rate: float,
+    rejected: Sequence[transforms.RejectedPayload] = (),
+    run_file_sha256: str | None = None,
 ) -> list[dg.AssetCheckResult]:
-    """The blocking checks on clean bars, with failing-row counts and a sample."""
+    """The blocking checks on clean bars, with failing-row counts and a sample.
+
+    `quarantine_rate` is the share of the accepted payloads' records; landing files rejected as
+    a whole (`rejected`) are named in the check's metadata and fail it as a warning, which
+    blocks nothing: the other payloads' bars load. It is an error only in the run the landing
+    sensor started for that very file (`run_file_sha256`): that run fails, saying why.
+    """
     results = []
     for check_name, (rule, _) in quality.BAR_RULES.items():
         failing = rule(bars)
@@ -120,15 +142,23 @@ def bar_check_results(
                 metadata=metadata,
             )
         )
+    rate_ok = quarantine_rate <= max_rate
+    own_file = any(r.sha256 and r.sha256 == run_file_sha256 for r in rejected)
+    rate_metadata: dict[str, Any] = {
+        "quarantine_rate": round(quarantine_rate, 6),
+        "max_quarantine_rate": max_rate,
+    }
+    if rejected:
+        rate_metadata["rejected_files"] = {r.file: r.reason for r in rejected}
     results.append(
         dg.AssetCheckResult(
             asset_key=asset_key,
             check_name="quarantine_rate",
-            passed=quarantine_rate <= max_rate,
-            metadata={
-                "quarantine_rate": round(quarantine_rate, 6),
-                "max_quarantine_rate": max_rate,
-            },
+            passed=rate_ok and not rejected,
+            severity=dg.AssetCheckSeverity.ERROR
+            if not rate_ok or own_file
+            else dg.AssetCheckSeverity.WARN,
+            metadata=rate_metadata,
         )
     )
     return results
@@ -155,6 +185,16 @@ def bar_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             blocking=True,
             description="the share of received records quarantined stays within the threshold "
             "(FINANCE_MAX_QUARANTINE_RATE, default 5 %)",
+        )
+    )
+    specs.append(
+        dg.AssetCheckSpec(
+            RECONCILE_CHECK,
+            asset=asset_key,
+            blocking=True,
+            description="after the write, the lake and the warehouse hold the same rows for "
+            "every partition of the run, compared row for row over every column; the "
+            "differing partitions are in the metadata",
         )
     )
     return specs
@@ -222,6 +262,7 @@ def _clean_bars_asset(
         raw: list[RawPayload],
         data_quality: DataQualityResource,
         warehouse: WarehouseResource,
+        storage: StorageResource,
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
@@ -240,12 +281,20 @@ def _clean_bars_asset(
             window_end=window.end,
             ingested_at=dt.datetime.now(dt.UTC),
             valid_starts=valid_starts,
+            max_quarantine_rate=data_quality.max_quarantine_rate,
         )
+        # A symbol a provider did not answer keeps its stored rows (and its older payloads'
+        # records are not written again): the same spans in the quarantine, lake and warehouse.
+        result, kept, failures = answers.kept_spans(
+            raw, result, market.universe, window.start, window.end
+        )
+        provider_errors = {**provider_errors, **failures}
+        url = warehouse.get_url()
         # The dead-letter store is written whatever the checks say: it is what explains them.
         # (A store, not an asset: per-partition materialisation events for it would cost a
         # third of a 5-minute backfill's Dagster bookkeeping.)
         postgres.replace_window(
-            warehouse.get_url(),
+            url,
             result.quarantine,
             schema=market.key,
             table="quarantine",
@@ -254,42 +303,79 @@ def _clean_bars_asset(
             end=window.end,
             scope={"asset": name},
             index=["partition_ts", "asset"],
+            kept=kept,
         )
         if provider_errors:
             context.log.warning(
                 f"provider errors for {len(provider_errors)} symbol(s): {provider_errors}"
             )
         checks = bar_check_results(
-            result.bars, bars_key, result.quarantine_rate, data_quality.max_quarantine_rate
+            result.bars,
+            bars_key,
+            result.accepted_quarantine_rate,
+            data_quality.max_quarantine_rate,
+            result.rejected,
+            context.run.tags.get(LANDING_SHA256_TAG),
         )
-        failed = [c.check_name for c in checks if not c.passed]
-        if failed:
-            # Blocking checks guard the lake and the warehouse too: record why, write nothing,
-            # fail the step. The previous rows stay and downstream assets do not run.
-            yield from checks
-            raise dg.Failure(
-                description=f"blocking check(s) failed for {bars_key.to_user_string()}: "
-                f"{', '.join(failed)}; nothing was written",
-                metadata={"failed_checks": failed, "rows": result.bars.height},
-            )
+        for rejection in result.rejected:
+            context.log.warning(rejection.reason)
         reasons = result.quarantine.group_by("reason").len().sort("len", descending=True)
         missing = sorted(set(market.universe) - set(result.bars.get_column("symbol").unique()))
-        traded = valid_starts is None or valid_starts.len() > 0
+        expected = expected_bar_starts(market, interval, window.start, window.end)
+        missing_errors = {s: provider_errors[s] for s in missing if s in provider_errors}
         universe_check = dg.AssetCheckResult(
             check_name="universe_complete",
-            passed=not (missing and traded and (result.bars.height or result.received)),
+            passed=not (missing and expected),
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
                 "missing_symbols": missing,
-                "provider_errors": {s: provider_errors[s] for s in missing if s in provider_errors},
+                "provider_errors": missing_errors,
+                "kept_symbols": sorted({k.symbol for k in kept}),
             },
+            description="; ".join(f"{s}: {m}" for s, m in missing_errors.items())[:1000] or None,
         )
+        # A rejected landing file makes `quarantine_rate` a warning: only ERROR checks block.
+        failed = [
+            c.check_name
+            for c in checks
+            if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+        ]
+        # Empty is not healthy: a traded window no source gave a single bar for fails.
+        empty = answers.empty_windows(result.bars, expected)
+        if failed or empty:
+            # Blocking checks guard the lake and the warehouse too: record why, write nothing,
+            # fail the step. The previous rows stay and downstream assets do not run.
+            yield from checks
+            yield universe_check
+            reasons_text = []
+            if failed:
+                reasons_text.append(f"blocking check(s) failed: {', '.join(failed)}")
+            if empty:
+                local = [t.astimezone(market.tz).strftime("%Y-%m-%d %H:%M") for t in empty]
+                reasons_text.append(
+                    f"no bars from any source for {len(empty)} traded window(s) starting "
+                    f"{', '.join(local[:5])}{' ...' if len(local) > 5 else ''}"
+                    + (f" (provider errors: {missing_errors})" if missing_errors else "")
+                )
+            reasons_text += [r.reason for r in result.rejected]
+            raise dg.Failure(
+                description=f"{bars_key.to_user_string()}: {'; '.join(reasons_text)}; "
+                "nothing was written, the stored rows stay",
+                metadata={
+                    "failed_checks": failed,
+                    "rows": result.bars.height,
+                    "empty_windows": len(empty),
+                    "first_empty_windows": [str(t) for t in empty[:LISTED_PARTITIONS]],
+                },
+            )
         totals: dict[str, Any] = {
             "records_received": result.received,
             "rows_loaded": result.bars.height,
             "rows_quarantined": result.quarantine.height,
             "quarantine_rate": round(result.quarantine_rate, 6),
         }
+        if result.rejected:
+            totals["rejected_files"] = {r.file: r.reason for r in result.rejected}
         keys = context.partition_keys
         if len(keys) > 1:
             # A single-run backfill: Dagster copies output metadata to every partition's
@@ -300,8 +386,9 @@ def _clean_bars_asset(
             if len(keys) <= PARTITION_METADATA_LIMIT:
                 for key, counts in _counts_per_partition(result, partitions_def, keys).items():
                     context.add_asset_metadata(counts, partition_key=key)
+        # The IO manager writes when the output is yielded; the check below reads the result.
         yield dg.Output(
-            result.bars,
+            WindowRows(result.bars, tuple(kept)),
             metadata={
                 **totals,
                 "payloads": len(raw),
@@ -312,6 +399,15 @@ def _clean_bars_asset(
         )
         yield from checks
         yield universe_check
+        yield reconciliation_result(
+            bars_key,
+            Path(storage.lake_root).joinpath(*bars_key.path),
+            url,
+            window,
+            market.tz,
+            partitions_def,
+            keys,
+        )
 
     return _clean
 

@@ -5,7 +5,9 @@ daily assets (`<market>/raw_daily_quotes` -> `<market>/daily_bars`).
 validates (`lib/landing.py`) becomes one run of `<market>_landing_job` over the sessions it
 covers (a partition range: the assets backfill in a single run), tagged with the file's name
 and content hash; the raw asset of such a run reads the file (`LandingZoneFiles`) instead of
-the market-data provider. Bad files move to `rejected/` with the reason beside them. A file
+the market-data provider. Bad files move to `rejected/` with the reason beside them (files
+above `max_file_bytes` unread); a file whose rows are mostly invalid is rejected as a whole by
+the cleaning step instead (`transforms.rejected_files`), its reason in the check metadata. A file
 dropped again unchanged starts nothing: the ledger (`.processed/`) and the run key (the
 content hash) both say it is done.
 """
@@ -30,11 +32,27 @@ MAX_FILES_PER_TICK = 10
 SETTLE = dt.timedelta(seconds=10)
 
 
+def max_file_bytes_from_env(environ: Mapping[str, str]) -> int:
+    """FINANCE_LANDING_MAX_BYTES: the largest landing file read, in bytes (default 16 MiB)."""
+    text = (environ.get("FINANCE_LANDING_MAX_BYTES") or "").strip()
+    if not text:
+        return landing.MAX_FILE_BYTES
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError(
+            f"FINANCE_LANDING_MAX_BYTES={text!r} is not a positive whole number of bytes "
+            f"(default {landing.MAX_FILE_BYTES})"
+        )
+    return int(text)
+
+
 class LandingZoneResource(dg.ConfigurableResource):
     """Where users drop files: `<root>/<market>/`, a local folder or `s3://bucket/prefix`
     (`FINANCE_LANDING_URI`)."""
 
     root: str
+    # Files above this are rejected unread (FINANCE_LANDING_MAX_BYTES): it bounds the sensor's
+    # memory, which holds one file's bytes at a time and reads its rows one by one.
+    max_file_bytes: int = landing.MAX_FILE_BYTES
 
     def store(self, market: Market) -> landing.LandingStore:
         return landing.open_store(self.root, market.key)
@@ -47,7 +65,12 @@ class LandingZoneResource(dg.ConfigurableResource):
         name = tags.get(LANDING_FILE_TAG)
         if not name:
             return None
-        return landing.LandingZoneFiles(self.store(market), name, tags.get(LANDING_SHA256_TAG))
+        return landing.LandingZoneFiles(
+            self.store(market),
+            name,
+            tags.get(LANDING_SHA256_TAG),
+            max_bytes=self.max_file_bytes,
+        )
 
 
 def landing_job(market: Market) -> UnresolvedAssetJobDefinition:
@@ -115,6 +138,7 @@ def build_landing_sensor(
             max_files=max_files_per_tick,
             first_day=first_day,
             last_day=last_day,
+            max_bytes=landing_zone.max_file_bytes,
         )
         for note in result.notes:
             context.log.warning(f"{market.key} landing: {note}")

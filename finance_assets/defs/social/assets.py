@@ -7,8 +7,7 @@ import functools
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import warehouse_table
-from finance_assets.defs.market.assets import API_RETRY
+from finance_assets.defs.common import API_RETRY, fails_once_if_permanent, warehouse_table
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib import social
 from finance_assets.lib.markets import Market
@@ -44,6 +43,7 @@ def _raw_posts(market: Market) -> dg.AssetsDefinition:
             f"zone (`raw/{market.key}/raw_posts/dt=YYYY-MM-DD/`)."
         ),
     )
+    @fails_once_if_permanent
     def _raw(context: dg.AssetExecutionContext, posts: PostsResource) -> list[RawPayload]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window

@@ -14,6 +14,7 @@ import psycopg
 from psycopg import sql
 
 from finance_assets.defs.ops.notifications import CHAT, Notifier
+from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource
 from finance_assets.lib.markets import Market
 from finance_assets.lib.notify import Notification, SendError
@@ -66,7 +67,7 @@ def notify_new_alerts(
 ) -> dict[str, int]:
     """Send every alert not in the ledger yet; record sent and stale ones. Returns counts."""
     counts = {"sent": 0, "skipped": 0, "failed": 0}
-    with psycopg.connect(url, autocommit=True) as conn:
+    with postgres.connect_psycopg(url, autocommit=True) as conn:
         if not _exists(conn, market.key, "price_alerts"):
             return counts
         _ensure_ledger(conn, market.key)

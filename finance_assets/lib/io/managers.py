@@ -7,11 +7,11 @@ reads those 20 days in one call. Where an asset's rows go:
 - `PostgresIOManager`: frames in the warehouse, schema = market, table = asset (or `table`
   metadata); output metadata `partition_expr` names the time column that maps to the window,
   `primary_key` the key, `scope` the column values that share a table between assets.
-- `LakeWarehouseIOManager`: both of the above at once (the clean bars), reading from the lake.
+- `LakeWarehouseIOManager`: both of the above (the clean bars), reading from the lake; written
+  so that a fault on either side leaves both with the same rows (`stores.write_window`).
 """
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -19,8 +19,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import polars as pl
 
-from finance_assets.lib.io import lake, postgres
+from finance_assets.lib.io import lake, postgres, stores
 from finance_assets.lib.io.mongo import MongoRawStore
+from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.providers.base import RawPayload
 
 
@@ -235,20 +236,50 @@ class PostgresIOManager(dg.ConfigurableIOManager):
 
 
 class LakeWarehouseIOManager(dg.ConfigurableIOManager):
-    """The clean bars: written to the lake and the warehouse in parallel, read from the lake."""
+    """The clean bars in the lake and the warehouse, read from the lake.
+
+    Takes a frame, or `WindowRows` (a frame and the spans whose stored rows stay). The lake's
+    files are staged while the warehouse transaction runs, the transaction commits only once
+    they are, and they are renamed into place after it: whatever fails, both stores keep the
+    same rows (`stores.write_window`)."""
 
     lake_root: str
     warehouse: dg.ResourceDependency[WarehouseResource]
 
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
-        url = self.warehouse.get_url()
-        # Both writers spend their time outside the GIL (Parquet encoding, binary COPY).
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            lake_meta = pool.submit(_lake_write, self.lake_root, context, obj)
-            pg_meta = pool.submit(_pg_write, url, context, obj)
-            meta = {**lake_meta.result(), **pg_meta.result()}
+    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | WindowRows) -> None:
+        rows = obj if isinstance(obj, WindowRows) else WindowRows(obj)
+        start, end, tz = _window(context)
+        target = _pg_target(context)
+        if _output_metadata(context).get("partition_expr_type") == "date":
+            raise dg.DagsterInvariantViolationError(
+                "LakeWarehouseIOManager keys both stores by a timestamp column, not a date"
+            )
+        time_type = rows.frame.schema.get(target["time_column"])
+        written = stores.write_window(
+            _asset_dir(self.lake_root, context.asset_key),
+            self.warehouse.get_url(),
+            rows.frame,
+            start=start,
+            end=end,
+            tz=tz,
+            schema=target["schema"],
+            table=target["table"],
+            time_column=target["time_column"],
+            primary_key=target["primary_key"],
+            # A range goes a day at a time (sorted by key per day): bounded memory.
+            chunk="1d" if isinstance(time_type, pl.Datetime) else None,
+            kept=rows.kept,
+        )
         context.add_output_metadata(
-            {**frame_metadata(obj, whole_run=_spans_partitions(context)), **meta}
+            {
+                **frame_metadata(rows.frame, whole_run=_spans_partitions(context)),
+                "lake_files": len(written.lake_files),
+                "lake_bytes": sum(f.stat().st_size for f in written.lake_files),
+                "dagster/uri": str(_asset_dir(self.lake_root, context.asset_key)),
+                "table": f"{target['schema']}.{target['table']}",
+                "rows_replaced": written.rows_deleted,
+                "kept_symbols": sorted({k.symbol for k in rows.kept}),
+            }
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:

@@ -11,22 +11,66 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import re
 from collections.abc import Iterable, Sequence
 
 from pymongo import MongoClient, ReplaceOne
+from pymongo.uri_parser import parse_uri
 
+from finance_assets.lib.answers import answered_symbols
 from finance_assets.lib.providers.base import RawPayload
+from finance_assets.lib.redaction import redact, redacted_errors, register_url_secrets
 
 COLLECTION = "raw_payloads"
+URI_VARIABLE = "MONGODB_URI"
+# MongoDB's rules for a database name: no /\. "$ or NUL, under 64 bytes.
+_DATABASE_NAME = re.compile(r'[^/\\. "$\x00]{1,63}')
+
+
+def check_uri(uri: str, variable: str = URI_VARIABLE) -> str:
+    """`uri` when pymongo can read it, else a ValueError naming `variable` with the password
+    starred. The password is registered for redaction first. (A `mongodb+srv://` URI is only
+    checked for its form: reading it further is a DNS lookup.)"""
+    register_url_secrets(uri)
+    if not uri.startswith(("mongodb://", "mongodb+srv://")):
+        raise ValueError(
+            f"{variable}={redact(uri)!r} is not a MongoDB URI: it must begin with 'mongodb://' "
+            "or 'mongodb+srv://'"
+        )
+    if uri.startswith("mongodb://"):
+        try:
+            with redacted_errors():
+                parse_uri(uri)
+        except Exception as exc:
+            raise ValueError(
+                f"{variable}={redact(uri)!r} is not a MongoDB URI: {exc}; expected "
+                "mongodb://user:password@host:27017/"
+            ) from None
+    return uri
+
+
+def check_database(name: str, variable: str = "MONGODB_DATABASE") -> str:
+    if not _DATABASE_NAME.fullmatch(name):
+        raise ValueError(
+            f"{variable}={name!r} is not a MongoDB database name: 1 to 63 characters, none of "
+            '/\\. "$'
+        )
+    return name
 
 
 class MongoRawStore:
+    """Every pymongo error leaves without the URI's password (pymongo quotes hosts and, for
+    some errors, the URI it was given)."""
+
     def __init__(self, uri: str, database: str = "finance_raw", timeout_ms: int = 5000) -> None:
-        self._client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms)
-        self.collection = self._client[database][COLLECTION]
+        check_uri(uri)
+        with redacted_errors():
+            self._client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms)
+            self.collection = self._client[database][COLLECTION]
 
     def close(self) -> None:
-        self._client.close()
+        with redacted_errors():
+            self._client.close()
 
     def write_payloads(
         self,
@@ -36,6 +80,16 @@ class MongoRawStore:
         end: dt.datetime,
     ) -> int:
         """Upsert the payloads; drop older ones of the same asset inside [start, end)."""
+        with redacted_errors():
+            return self._write_payloads(asset, payloads, start, end)
+
+    def _write_payloads(
+        self,
+        asset: Sequence[str],
+        payloads: Iterable[RawPayload],
+        start: dt.datetime,
+        end: dt.datetime,
+    ) -> int:
         name = "/".join(asset)
         operations, ids, written = [], [], []
         for payload in payloads:
@@ -65,9 +119,9 @@ class MongoRawStore:
             )
         if operations:
             self.collection.bulk_write(operations, ordered=False)
-        # Older payloads inside the window go only when the new ones answer for all their
-        # symbols: a file dropped for one symbol keeps the others'.
-        symbols = {s for payload in written for s in payload.symbols}
+        # Older payloads inside the window go only when the new ones answered all their
+        # symbols (an error for one symbol is no answer): as in the raw zone.
+        symbols = {s for payload in written for s in answered_symbols(payload)}
         candidates = self.collection.find(
             {
                 "asset": name,
@@ -86,11 +140,13 @@ class MongoRawStore:
         return len(operations)
 
     def count(self, asset: Sequence[str]) -> int:
-        return self.collection.count_documents({"asset": "/".join(asset)})
+        with redacted_errors():
+            return self.collection.count_documents({"asset": "/".join(asset)})
 
     def bodies(self, asset: Sequence[str]) -> list[bytes]:
         """The stored bodies, byte for byte, in `_id` order."""
-        docs = self.collection.find({"asset": "/".join(asset)}).sort("_id", 1)
+        with redacted_errors():
+            docs = list(self.collection.find({"asset": "/".join(asset)}).sort("_id", 1))
         return [
             base64.b64decode(d["body"]) if d["body_encoding"] == "base64" else d["body"].encode()
             for d in docs

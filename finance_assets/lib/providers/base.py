@@ -32,6 +32,22 @@ class ProviderError(RuntimeError):
     """A provider refused or failed a request; the message never contains a secret."""
 
 
+class PermanentProviderError(ProviderError):
+    """Asking again cannot succeed until something changes: the key, a setting, the plan or
+    the request. The asset fails once, without step retries (`is_permanent`)."""
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether a step retry cannot help: a `PermanentProviderError`, a request error the
+    client does not retry (`retryable` false: a 4xx, a body of the wrong shape, a pause longer
+    than the client's budget), or a `ValueError` (a setting, a request refused before any
+    call). Timeouts, connection failures, 5xx and short rate-limit waits are transient."""
+    if isinstance(exc, PermanentProviderError | ValueError):
+        return True
+    retryable = getattr(exc, "retryable", None)
+    return isinstance(exc, ProviderError) and retryable is False
+
+
 class PayloadFormatError(ValueError):
     """A payload that cannot be read at all (not JSON, not the provider's shape)."""
 

@@ -16,7 +16,6 @@ import datetime as dt
 import email.utils
 import logging
 import random
-import re
 import threading
 import time
 import urllib.parse
@@ -30,14 +29,23 @@ import tenacity
 from pyrate_limiter import InMemoryBucket, Rate, RateItem
 from requests.adapters import HTTPAdapter
 
-from finance_assets.lib.providers.base import ProviderError
+from finance_assets.lib.providers.base import PermanentProviderError, ProviderError
+from finance_assets.lib.redaction import (
+    PROCESS_REDACTOR,
+    REDACTED,
+    RedactingFilter,
+    Redactor,
+    redact,
+    register_secret,
+)
+
+__all__ = ["REDACTED", "RedactingFilter", "Redactor", "redact", "register_secret"]
 
 LOG = logging.getLogger("finance_assets.providers")
 
 Clock = Callable[[], dt.datetime]
 Sleep = Callable[[float], None]
 
-REDACTED = "***"
 USER_AGENT = "finance_assets/0.1 (+market data pipeline)"
 
 
@@ -68,6 +76,8 @@ class ProviderRequestError(ProviderError):
             self.retryable = retryable
         self.provider = provider
         self.retry_after = retry_after  # seconds the provider asked us to wait, if it said
+        # When a pause beyond the client's budget ends (set by `HttpClient`): the time to retry.
+        self.retry_at: dt.datetime | None = None
         self.symbol = symbol
         self.status = status
 
@@ -81,7 +91,7 @@ class RateLimited(ProviderRequestError):
     retryable = True
 
 
-class QuotaExhausted(ProviderRequestError):
+class QuotaExhausted(ProviderRequestError, PermanentProviderError):
     """The daily allowance is spent, or the plan does not cover the call: retrying won't help."""
 
 
@@ -99,7 +109,7 @@ class MalformedResponse(ProviderUnavailable):
     retryable = False
 
 
-class InvalidRequest(ProviderRequestError):
+class InvalidRequest(ProviderRequestError, PermanentProviderError):
     """The provider refused the request as asked (4xx or an error body): not retried."""
 
 
@@ -111,113 +121,13 @@ class AuthenticationFailed(InvalidRequest):
     """The API key is missing, wrong or not entitled."""
 
 
-class MissingApiKey(ProviderError, ValueError):
+class MissingApiKey(PermanentProviderError, ValueError):
     """A client was configured from the environment without its key."""
 
 
-# --- redaction -------------------------------------------------------------------------------
+# --- redaction: one registry for the whole process (lib/redaction.py) --------------------------
 
-# Query-string credentials, whatever their value: `apikey=...`, `api_key=`, `token=` ...
-_QUERY_SECRET = re.compile(
-    r"(?i)(?<![A-Za-z0-9_])(apikey|api_key|api-key|access_token|auth_token|token)=([^&#\s'\"<>]+)"
-)
-# Mapping keys whose values are secrets whatever they hold.
-_SECRET_KEYS = frozenset(
-    {
-        "apikey",
-        "api_key",
-        "api-key",
-        "token",
-        "access_token",
-        "auth_token",
-        "authorization",
-        "password",
-        "secret",
-        "x-api-key",
-    }
-)
-
-
-class Redactor:
-    """Removes credentials from text and mappings: query-string keys and known secret values."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self._secrets: set[str] = set()
-        self._lock = threading.Lock()
-        for secret in secrets:
-            self.add(secret)
-
-    def add(self, secret: str | None) -> None:
-        if not secret:
-            return
-        with self._lock:
-            # The value as given and as it appears percent-encoded in a URL.
-            self._secrets.update(
-                {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote_plus(secret)}
-            )
-
-    def text(self, value: str) -> str:
-        out = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}={REDACTED}", value)
-        with self._lock:
-            secrets = sorted(self._secrets, key=len, reverse=True)
-        for secret in secrets:
-            if secret in out:
-                out = out.replace(secret, REDACTED)
-        return out
-
-    def __call__(self, value: Any) -> Any:
-        """Redact a string, a mapping (recursively) or a list/tuple of them; other values pass."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, bytes):
-            return self.text(value.decode("utf-8", "replace"))
-        if isinstance(value, Mapping):
-            return {
-                k: REDACTED if str(k).strip().lower() in _SECRET_KEYS else self(v)
-                for k, v in value.items()
-            }
-        if isinstance(value, list | tuple):
-            return type(value)(self(v) for v in value)
-        return value
-
-
-# Every secret any client in this process holds: log records are scrubbed against all of them.
-_PROCESS_REDACTOR = Redactor()
-
-
-def redact(value: Any, secrets: Iterable[str] = ()) -> Any:
-    """`value` (text, URL, dict, list) without API keys: query-string credentials, secret-named
-    dict keys, the given `secrets` and every secret a client of this process registered."""
-    extra = Redactor(secrets)
-    return extra(_PROCESS_REDACTOR(value))
-
-
-class RedactingFilter(logging.Filter):
-    """Scrubs each record's final message; installed on the loggers that may see a URL."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:  # a broken format string is the logging module's to report
-            return True
-        cleaned = _PROCESS_REDACTOR.text(message)
-        if cleaned != message:
-            record.msg, record.args = cleaned, None
-        return True
-
-
-_FILTER = RedactingFilter()
-# urllib3 logs every request line, query string included, at DEBUG.
-_FILTERED_LOGGERS = ("finance_assets.providers", "urllib3.connectionpool", "urllib3")
-
-
-def register_secret(secret: str | None) -> None:
-    """Scrub `secret` from every log line of the provider and HTTP loggers from now on."""
-    _PROCESS_REDACTOR.add(secret)
-    for name in _FILTERED_LOGGERS:
-        logger = logging.getLogger(name)
-        if _FILTER not in logger.filters:
-            logger.addFilter(_FILTER)
+_PROCESS_REDACTOR = PROCESS_REDACTOR
 
 
 # --- rate limiting ---------------------------------------------------------------------------
@@ -426,6 +336,7 @@ class HttpClient:
         try:
             return retrying(self._attempt, url, params, headers, weight, classify, shown)
         except ProviderRequestError as exc:
+            self._beyond_budget(exc)
             exc._scrub(self.redactor)
             exc._scrub(_PROCESS_REDACTOR)
             raise
@@ -559,6 +470,21 @@ class HttpClient:
             return False
         # A provider asking for a long pause: fail now and say so, rather than block a run.
         return exc.retry_after is None or exc.retry_after <= self.retry.max_retry_after
+
+    def _beyond_budget(self, exc: ProviderRequestError) -> None:
+        """A pause longer than `max_retry_after` is not waited for, by the client or by a step
+        retry: the error becomes permanent and says when to try again."""
+        wait = exc.retry_after
+        if not exc.retryable or wait is None or wait <= self.retry.max_retry_after:
+            return
+        exc.retryable = False
+        exc.retry_at = self.clock() + dt.timedelta(seconds=wait)
+        if "try again" not in str(exc):
+            exc.args = (
+                f"{exc}; the provider asks for a pause of {wait:.0f}s, more than the "
+                f"{self.retry.max_retry_after:g}s a run waits: try again after "
+                f"{exc.retry_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC",
+            )
 
     def _wait(self, state: tenacity.RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None

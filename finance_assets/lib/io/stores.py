@@ -1,0 +1,207 @@
+"""The lake and the warehouse as one store: the write order, and the check that they agree.
+
+Write order (one window, both stores):
+1. the lake's day files are staged under temporary names (a thread), while the warehouse
+   deletes the window and COPYs the new rows in one open transaction;
+2. the warehouse commits only once the lake's files are all staged: a lake that cannot be
+   written (read-only, full) rolls the transaction back;
+3. the staged files are renamed into place once the commit has returned. A warehouse that
+   fails (connection killed mid-COPY, statement timeout) discards them.
+
+What remains: a process killed between the commit and the last rename (microseconds per day
+file) leaves those days' lake files behind the warehouse, and a commit whose answer is lost
+(the connection dies during COMMIT) may have committed while the staged files are discarded.
+Either is repaired by the next run of those partitions, and the reconciliation check
+(`differing_partitions`) names any partition where the stores disagree.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from finance_assets.lib.io import lake, postgres
+from finance_assets.lib.io.spans import Kept
+
+
+class StoresOutOfStep(RuntimeError):
+    """The warehouse committed but the lake's files could not be published."""
+
+
+@dataclass(frozen=True)
+class WindowWrite:
+    lake_files: list[Path]
+    rows_deleted: int
+
+
+def _discard(staging: Future[lake.StagedWindow]) -> None:
+    try:
+        staged = staging.result()
+    except BaseException:
+        return  # staging failed and removed its own files
+    staged.discard()
+
+
+def write_window(
+    lake_dir: Path,
+    url: str,
+    df: pl.DataFrame,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    tz: ZoneInfo,
+    schema: str,
+    table: str,
+    time_column: str = "ts",
+    primary_key: Sequence[str] | None = None,
+    chunk: str | None = None,
+    kept: Sequence[Kept] = (),
+) -> WindowWrite:
+    """Replace [start, end) in the lake and the warehouse so that, whatever fails, both hold the
+    same rows: stage the lake, commit the warehouse, publish the lake (module docstring)."""
+    # Both writers spend their time outside the GIL (Parquet encoding, binary COPY).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        staging = pool.submit(
+            lake.stage_window,
+            lake_dir,
+            df,
+            start=start,
+            end=end,
+            tz=tz,
+            time_column=time_column,
+            kept=kept,
+        )
+
+        def lake_staged() -> None:
+            try:
+                staging.result()
+            except BaseException as exc:
+                exc.add_note(f"{schema}.{table}: the warehouse transaction was rolled back")
+                raise
+
+        try:
+            deleted = postgres.replace_window(
+                url,
+                df,
+                schema=schema,
+                table=table,
+                time_column=time_column,
+                start=start,
+                end=end,
+                primary_key=primary_key,
+                chunk=chunk,
+                kept=kept,
+                before_commit=lake_staged,
+            )
+        except BaseException:
+            _discard(staging)
+            raise
+    staged = staging.result()
+    try:
+        files = staged.publish()
+    except OSError as exc:
+        days = ", ".join(path.parent.name for _, path in staged.moves)
+        raise StoresOutOfStep(
+            f"{schema}.{table} committed [{start}, {end}) but the lake files of {days} under "
+            f"{lake_dir} could not be published ({exc}); re-run these partitions"
+        ) from exc
+    return WindowWrite(lake_files=files, rows_deleted=deleted)
+
+
+# --- reconciliation --------------------------------------------------------------------------
+
+
+def read_both(
+    lake_dir: Path,
+    url: str,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    tz: ZoneInfo,
+    schema: str,
+    table: str,
+    time_column: str = "ts",
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The window's rows in the lake and in the warehouse."""
+    in_lake = lake.read_window(lake_dir, start=start, end=end, tz=tz, time_column=time_column)
+    in_warehouse = postgres.read_window(
+        url,
+        schema=schema,
+        table=table,
+        time_column=time_column,
+        start=start,
+        end=end,
+        ordered=False,
+    )
+    return (pl.DataFrame() if in_lake is None else in_lake), in_warehouse
+
+
+def differing_partitions(
+    in_lake: pl.DataFrame,
+    in_warehouse: pl.DataFrame,
+    starts: Sequence[dt.datetime] | Callable[[], Sequence[dt.datetime]],
+    keys: Sequence[str],
+    *,
+    time_column: str = "ts",
+) -> dict[str, dict[str, int]]:
+    """Partitions (`keys`, windows starting at `starts`, ascending) whose rows differ between
+    the two stores, over every column (row hashes, then anti-joins for the differences):
+    {key: {lake_rows, warehouse_rows, only_in_lake, only_in_warehouse}}; empty when they agree.
+    `starts` may be a callable: it is needed only when the stores differ (enumerating 1,560
+    windows is not free)."""
+    if in_lake.is_empty() and in_warehouse.is_empty():
+        return {}
+    columns = in_lake.columns or in_warehouse.columns
+    if in_lake.height and in_warehouse.height:
+        if set(in_lake.columns) != set(in_warehouse.columns):
+            raise ValueError(
+                f"the stores have different columns: lake {in_lake.columns}, "
+                f"warehouse {in_warehouse.columns}"
+            )
+        in_warehouse = in_warehouse.select(
+            [pl.col(c).cast(in_lake.schema[c]) for c in in_lake.columns]
+        )
+        # The common case, cheaply: the same multiset of 64-bit row hashes (0.2 s for 780k
+        # bars, against 0.6 s to sort and compare the frames; a false agreement would need a
+        # changed row with its original's hash). Any difference goes to the exact comparison.
+        if in_lake.height == in_warehouse.height and (
+            in_lake.hash_rows().sort().equals(in_warehouse.hash_rows().sort())
+        ):
+            return {}
+    lake_rows = in_lake if in_lake.height else pl.DataFrame(schema=in_warehouse.schema)
+    warehouse_rows = in_warehouse if in_warehouse.height else pl.DataFrame(schema=lake_rows.schema)
+    only_lake = lake_rows.join(warehouse_rows, on=columns, how="anti", nulls_equal=True)
+    only_warehouse = warehouse_rows.join(lake_rows, on=columns, how="anti", nulls_equal=True)
+    if callable(starts):
+        starts = starts()
+    bounds = pl.Series([s.astimezone(dt.UTC) for s in starts]).cast(pl.Datetime("us", "UTC"))
+
+    def per_window(frame: pl.DataFrame) -> dict[int, int]:
+        if frame.is_empty():
+            return {}
+        index = bounds.search_sorted(
+            frame.get_column(time_column).cast(pl.Datetime("us", "UTC")), side="right"
+        )
+        counts = (index - 1).value_counts()
+        return dict(zip(counts[:, 0].to_list(), counts[:, 1].to_list(), strict=True))
+
+    lake_n, wh_n = per_window(lake_rows), per_window(warehouse_rows)
+    only_l, only_w = per_window(only_lake), per_window(only_warehouse)
+    # A duplicated row shows in the counts only.
+    counted = {i for i in set(lake_n) | set(wh_n) if lake_n.get(i, 0) != wh_n.get(i, 0)}
+    out = {}
+    for i in sorted(set(only_l) | set(only_w) | counted):
+        if 0 <= i < len(keys):
+            out[keys[i]] = {
+                "lake_rows": lake_n.get(i, 0),
+                "warehouse_rows": wh_n.get(i, 0),
+                "only_in_lake": only_l.get(i, 0),
+                "only_in_warehouse": only_w.get(i, 0),
+            }
+    return out
