@@ -23,7 +23,8 @@ def test_code_location_loads_with_both_markets(monkeypatch, tmp_path):
     for key in graph.get_all_asset_keys():
         node = graph.get(key)
         assert node.description, key  # every asset explains itself in the UI
-        assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
+        if not node.is_external:  # the feeds are never materialised, let alone backfilled
+            assert node.backfill_policy == dg.BackfillPolicy.single_run(), key
     check_names = {
         c.name for c in graph.asset_check_keys if c.asset_key.to_user_string() == "us/bars_5min"
     }
@@ -33,25 +34,65 @@ def test_code_location_loads_with_both_markets(monkeypatch, tmp_path):
         "ohlc_consistent",
         "volume_non_negative",
         "quarantine_rate",
-        "fresh",
         "universe_complete",
         "stores_agree",
     }
 
 
-def test_jobs_run_the_bar_checks_but_leave_freshness_to_its_sensor(monkeypatch, tmp_path):
+def test_no_selection_of_the_bars_can_include_a_freshness_check(monkeypatch, tmp_path):
+    """Dagster runs every check of the assets a run materialises (a UI backfill, the
+    Materialize button, a job): the freshness checks belong to the feeds, which none of them
+    can select."""
     monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
     import finance_assets.definitions as definitions
 
     defs = definitions.build_defs()
     graph = defs.resolve_asset_graph()
+    fresh = {c for c in graph.asset_check_keys if c.name == "fresh"}
+    assert {c.asset_key.to_user_string() for c in fresh} == {
+        f"{m}/{a}_feed" for m in ("us", "uk") for a in ("bars_5min", "daily_bars")
+    }
+    for key in fresh:
+        assert graph.get(key.asset_key).is_external  # nothing materialises a feed
+    materialisable = dg.AssetSelection.all()  # what "Materialize all" / a backfill can pick
+    assert not fresh & materialisable.resolve_checks(graph)
     for job in ("us_bars_5min_job", "us_daily_job", "us_landing_job"):
         job_graph = defs.resolve_job_def(job).asset_layer.asset_graph
         checks = {c.name for c in job_graph.asset_check_keys}
         assert "fresh" not in checks, job
         assert {"prices_not_null", "quarantine_rate"} <= checks, job
-    # The freshness checks exist, outside the jobs.
-    assert "fresh" in {c.name for c in graph.asset_check_keys}
+
+
+def test_every_asset_tells_a_dagster_user_what_they_expect(monkeypatch, tmp_path):
+    monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
+    import finance_assets.definitions as definitions
+
+    graph = definitions.build_defs().resolve_asset_graph()
+    tables = 0
+    for key in graph.get_all_asset_keys():
+        node, name = graph.get(key), key.to_user_string()
+        assert node.owners, name
+        if node.is_external:
+            continue
+        metadata = node.metadata
+        assert "dagster/code_references" in metadata, name
+        assert "table" not in metadata, name  # dagster/table_name says it
+        if node.kinds & {"postgres"}:
+            tables += 1
+            assert metadata["dagster/table_name"].startswith(f"{key.path[0]}."), name
+            schema = metadata["dagster/column_schema"]
+            assert schema.columns, name
+            assert all(c.description for c in schema.columns), name
+    assert tables == 2 * 7  # bars_5min, daily_bars, daily_summary, price_moves, three social
+    price_moves = graph.get(dg.AssetKey(["us", "price_moves"])).metadata
+    assert price_moves["dagster/table_name"] == "us.price_alerts"
+    checks = {c.to_user_string() for c in graph.asset_check_keys}
+    assert {
+        "us/daily_summary:one_row_per_symbol_and_session",
+        "us/daily_summary:vwap_within_range",
+        "us/price_moves:unique_keys",
+        "us/stock_sentiment_daily:unique_keys",
+    } <= checks
 
 
 @pytest.mark.parametrize("value", ["staging", "PRODUCTION", "dev"])

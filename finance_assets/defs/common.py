@@ -1,13 +1,14 @@
-"""What every domain's assets share: how a table is described and stored in the warehouse, and
-how a step that calls a provider is retried."""
+"""What every domain's assets share: who owns them, how a table is described in the UI and how
+it is stored in the warehouse, and how a step that calls a provider is retried."""
 
 import functools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import dagster as dg
 import polars as pl
 
+from finance_assets.lib.io.managers import table_preview
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import is_permanent
 
@@ -54,10 +55,115 @@ def fails_once_if_permanent(compute: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def table_schema(schema: dict[str, pl.DataType]) -> dg.TableSchema:
+# Who answers for each domain's assets (shown as the assets' owners in the UI).
+OWNERS: Mapping[str, Sequence[str]] = {
+    "market": ["team:market-data"],
+    "warehouse": ["team:analytics"],
+    "social": ["team:social-signals"],
+}
+
+# What each column means, wherever it appears (a table may say more about its own columns).
+COLUMNS: Mapping[str, str] = {
+    "symbol": "ticker as the market writes it (London: `SHEL.L`)",
+    "ts": "start of the bar, UTC",
+    "open": "first traded price of the period",
+    "high": "highest traded price of the period",
+    "low": "lowest traded price of the period",
+    "close": "last traded price of the period",
+    "adj_close": "close adjusted for splits and dividends, where the provider gives one; "
+    "null otherwise",
+    "volume": "shares traded in the period",
+    "currency": "price currency as the provider states it (USD; GBp = pence)",
+    "source": "provider the record came from",
+    "ingested_at": "when the platform loaded the record, UTC",
+    "trading_date": "exchange-local date of the trading session",
+    "vwap": "volume-weighted average price: Σ((high + low + close) / 3 × volume) / Σ volume; "
+    "null without volume",
+    "open_to_close_pct": "close / open − 1, in %",
+    "range_pct": "(high − low) / open, in %",
+    "return_pct": "close / previous session's close − 1, in %; null without that close",
+    "prev_close": "close of the previous session",
+    "bar_count": "5-minute bars the session had for the symbol (fewer on an early close)",
+    "kind": "vs_prev_close (against the previous session's close, once per crossing) or "
+    "vs_prev_bar (against the bar before)",
+    "direction": "up or down",
+    "price": "close of the bar that made the move",
+    "reference": "the price the move is measured against",
+    "change_pct": "price / reference − 1, in %",
+    "threshold_pct": "the alert threshold in force (FINANCE_PRICE_MOVE_PCT), in %",
+    "created_at": "when the post was published, UTC",
+    "post_id": "the post's id at the source",
+    "text_clean": "the post's text without URLs, mentions, control and invisible characters "
+    "(emoji kept)",
+    "compound": "overall sentiment score in [-1, 1]",
+    "pos": "share of the text scored positive, [0, 1]",
+    "neu": "share of the text scored neutral, [0, 1]",
+    "neg": "share of the text scored negative, [0, 1]",
+    "like_count": "likes at collection time",
+    "retweet_count": "reposts at collection time",
+    "reply_count": "replies at collection time",
+    "quote_count": "quotes at collection time",
+    "engagement": "likes + reposts + replies + quotes",
+    "scorer": "what scored the sentiment (vader or comprehend)",
+    "post_count": "posts about the company counted toward the day (after the previous "
+    "session's close up to this one's); 0 when there were none",
+    "mean_compound": "mean compound score of the day's posts",
+    "weighted_compound": "compound score weighted by engagement + 1",
+    "share_positive": "share of posts with compound ≥ 0.05",
+    "share_negative": "share of posts with compound ≤ −0.05",
+    "top_posts": "JSON list of the day's top posts by engagement (id, text, compound, engagement)",
+}
+
+
+def owners(domain: str) -> list[str]:
+    return list(OWNERS[domain])
+
+
+def table_schema(
+    schema: Mapping[str, pl.DataType],
+    *,
+    primary_key: Sequence[str] = (),
+    descriptions: Mapping[str, str] | None = None,
+) -> dg.TableSchema:
+    """The `dagster/column_schema` of a table: every column typed and described (a column
+    nobody described is an error when definitions load), the key columns not nullable."""
+    descriptions = {**COLUMNS, **(descriptions or {})}
+    missing = [name for name in schema if name not in descriptions]
+    if missing:
+        raise ValueError(f"no description for column(s) {missing}: add them to COLUMNS")
     return dg.TableSchema(
-        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in schema.items()]
+        columns=[
+            dg.TableColumn(
+                name,
+                str(dtype),
+                description=descriptions[name],
+                constraints=dg.TableColumnConstraints(nullable=False)
+                if name in primary_key
+                else None,
+            )
+            for name, dtype in schema.items()
+        ],
+        constraints=dg.TableConstraints(other=[f"primary key ({', '.join(primary_key)})"])
+        if primary_key
+        else None,
     )
+
+
+def table_metadata(
+    schema_name: str,
+    table: str,
+    schema: Mapping[str, pl.DataType],
+    *,
+    primary_key: Sequence[str],
+    descriptions: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """`dagster/table_name` and `dagster/column_schema` of a warehouse table."""
+    return {
+        "dagster/table_name": f"{schema_name}.{table}",
+        "dagster/column_schema": table_schema(
+            schema, primary_key=primary_key, descriptions=descriptions
+        ),
+    }
 
 
 def warehouse_table(
@@ -65,28 +171,67 @@ def warehouse_table(
     domain: str,
     partitions_def: dg.PartitionsDefinition,
     *,
+    name: str,
     partition_expr: str,
     primary_key: Sequence[str],
-    schema: dict[str, pl.DataType] | None = None,
+    schema: Mapping[str, pl.DataType],
     table: str | None = None,
     by_date: bool = False,
+    descriptions: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The `@dg.asset` arguments of a partitioned PostgreSQL table of one market: single-run
-    backfills, the warehouse IO manager, and the metadata it replaces partition windows by.
+    """The `@dg.asset` arguments of a partitioned PostgreSQL table `<market>.<table>` (the
+    asset's name unless `table` says otherwise): single-run backfills, the warehouse IO
+    manager, owners, and the metadata it replaces partition windows by.
     `by_date`: `partition_expr` holds exchange-local dates, not timestamps."""
-    metadata: dict[str, Any] = {"partition_expr": partition_expr, "primary_key": list(primary_key)}
+    metadata: dict[str, Any] = {
+        "partition_expr": partition_expr,
+        "primary_key": list(primary_key),
+        **table_metadata(
+            market.key,
+            table or name,
+            schema,
+            primary_key=primary_key,
+            descriptions=descriptions,
+        ),
+    }
     if by_date:
         metadata["partition_expr_type"] = "date"
-    if table:
-        metadata["table"] = table
-    if schema:
-        metadata["dagster/column_schema"] = table_schema(schema)
     return {
+        "key": [market.key, name],
         "partitions_def": partitions_def,
         "backfill_policy": dg.BackfillPolicy.single_run(),
         "io_manager_key": "warehouse_io_manager",
         "group_name": f"{market.key}_{domain}",
         "kinds": {"polars", "postgres"},
+        "owners": owners(domain),
         "tags": {"market": market.key},
         "metadata": metadata,
     }
+
+
+def rule_check(check_name: str, failing: pl.DataFrame, rows: int) -> dg.AssetCheckResult:
+    """A check from a rule's violating rows: their count and a sample."""
+    metadata: dict[str, Any] = {"failing_rows": failing.height, "rows": rows}
+    if failing.height:
+        metadata["sample"] = table_preview(failing, 5)
+    return dg.AssetCheckResult(check_name=check_name, passed=failing.is_empty(), metadata=metadata)
+
+
+def output_unless_failed(
+    key: dg.AssetKey,
+    frame: pl.DataFrame,
+    checks: Sequence[dg.AssetCheckResult],
+    metadata: Mapping[str, Any],
+) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    """The frame and its (blocking) checks; when one fails, the checks say why, nothing is
+    written (the previous rows stay) and the step fails, so downstream assets do not run."""
+    failed = [c.check_name for c in checks if not c.passed]
+    if failed:
+        yield from checks
+        raise dg.Failure(
+            description=f"blocking check(s) failed for {key.to_user_string()}: "
+            f"{', '.join(failed)}; nothing was written",
+            metadata={"failed_checks": failed, "rows": frame.height},
+        )
+    yield dg.Output(frame, metadata=dict(metadata))
+    yield from checks

@@ -1,4 +1,5 @@
-"""Data-quality rules over clean bars. Each returns the violating rows (empty = passed).
+"""Data-quality rules over clean bars and warehouse tables. Each returns the violating rows
+(empty = passed).
 
 They re-check what cleaning promises, independently of the cleaning code, so the asset checks
 catch a bug or a corruption that slips past it.
@@ -6,7 +7,8 @@ catch a bug or a corruption that slips past it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import datetime as dt
+from collections.abc import Callable, Iterable, Sequence
 
 import polars as pl
 
@@ -61,3 +63,28 @@ BAR_RULES: dict[str, tuple[Callable[[pl.DataFrame], pl.DataFrame], str]] = {
     "ohlc_consistent": (ohlc_inconsistent, "low <= open, close <= high"),
     "volume_non_negative": (negative_volume, "volume is present and >= 0"),
 }
+
+
+# --- warehouse tables ------------------------------------------------------------------------
+
+
+def duplicate_keys(frame: pl.DataFrame, key: Sequence[str]) -> pl.DataFrame:
+    """Every row whose key occurs more than once (all copies, so a sample shows both)."""
+    if frame.is_empty():
+        return frame
+    return frame.filter(pl.len().over(list(key)) > 1)
+
+
+def rows_off_session(frame: pl.DataFrame, sessions: Iterable[dt.date]) -> pl.DataFrame:
+    """Rows whose `trading_date` is not one of `sessions`."""
+    return frame.filter(~pl.col("trading_date").is_in(list(sessions)))
+
+
+def vwap_outside_range(summary: pl.DataFrame, tolerance: float = 1e-9) -> pl.DataFrame:
+    """Rows whose VWAP lies outside the day's [low, high]: an average of typical prices, each
+    within the bar's range, cannot (beyond float rounding, `tolerance` relative)."""
+    slack = pl.max_horizontal(pl.col("low").abs(), pl.col("high").abs()) * tolerance
+    vwap = pl.col("vwap")
+    return summary.filter(
+        vwap.is_not_null() & ((vwap < pl.col("low") - slack) | (vwap > pl.col("high") + slack))
+    )

@@ -17,7 +17,7 @@ import polars as pl
 
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import RawPayload
-from finance_assets.lib.schema import UTC_TS, conform, empty
+from finance_assets.lib.schema import DAILY_SUMMARY_SCHEMA, UTC_TS, conform, empty
 
 METRICS = ("like_count", "retweet_count", "reply_count", "quote_count")
 POST_SCHEMA: dict[str, pl.DataType] = {
@@ -54,6 +54,12 @@ DAILY_SENTIMENT_SCHEMA: dict[str, pl.DataType] = {
     "top_posts": pl.String(),  # JSON: the top N posts by engagement
 }
 DAILY_SENTIMENT_KEY = ["trading_date", "symbol"]
+# The daily summary with the day's sentiment beside it (stock_sentiment_daily).
+STOCK_SENTIMENT_SCHEMA: dict[str, pl.DataType] = {
+    **DAILY_SUMMARY_SCHEMA,
+    **{k: v for k, v in DAILY_SENTIMENT_SCHEMA.items() if k not in DAILY_SENTIMENT_KEY},
+}
+STOCK_SENTIMENT_KEY = ["trading_date", "symbol"]
 # VADER's own cut-offs for calling a text positive or negative.
 POSITIVE, NEGATIVE = 0.05, -0.05
 

@@ -19,7 +19,12 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import API_RETRY, fails_once_if_permanent, table_schema
+from finance_assets.defs.common import (
+    API_RETRY,
+    fails_once_if_permanent,
+    owners,
+    table_metadata,
+)
 from finance_assets.defs.market.landing import LANDING_SHA256_TAG, LandingZoneResource
 from finance_assets.defs.market.partitions import (
     daily_partitions,
@@ -34,7 +39,7 @@ from finance_assets.defs.market.reconcile import (
 )
 from finance_assets.lib import answers, quality, transforms
 from finance_assets.lib.io import postgres
-from finance_assets.lib.io.managers import WarehouseResource
+from finance_assets.lib.io.managers import WarehouseResource, table_preview
 from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
@@ -64,6 +69,7 @@ def _raw_quotes_asset(
         io_manager_key="raw_zone_io_manager",
         group_name=f"{market.key}_market",
         kinds={"json"},
+        owners=owners("market"),
         tags=_market_tags(market),
         description=(
             f"{interval} bars for the {market.name} universe ({len(market.universe)} symbols), "
@@ -108,9 +114,7 @@ def _raw_quotes_asset(
 
 
 def _sample(df: pl.DataFrame, rows: int = SAMPLE_ROWS) -> dg.MetadataValue:
-    if df.is_empty():
-        return dg.MetadataValue.md("none")
-    return dg.MetadataValue.md(df.head(rows).to_pandas().to_markdown(index=False))
+    return table_preview(df, rows)
 
 
 def bar_check_results(
@@ -146,7 +150,8 @@ def bar_check_results(
     own_file = any(r.sha256 and r.sha256 == run_file_sha256 for r in rejected)
     rate_metadata: dict[str, Any] = {
         "quarantine_rate": round(quarantine_rate, 6),
-        "max_quarantine_rate": max_rate,
+        # A setting, not a measurement: text, so the UI does not plot it.
+        "max_quarantine_rate": dg.MetadataValue.text(str(max_rate)),
     }
     if rejected:
         rate_metadata["rejected_files"] = {r.file: r.reason for r in rejected}
@@ -238,6 +243,7 @@ def _clean_bars_asset(
         ins={"raw": dg.AssetIn(key=[market.key, raw_name])},
         io_manager_key="lake_warehouse_io_manager",
         kinds={"parquet", "polars", "postgres"},
+        owners=owners("market"),
         tags=_market_tags(market),
         description=(
             f"Clean {interval} bars of {market.name} in the canonical schema (symbol, ts = UTC "
@@ -250,7 +256,7 @@ def _clean_bars_asset(
         metadata={
             "partition_expr": "ts",
             "primary_key": BAR_KEY,
-            "dagster/column_schema": table_schema(BAR_SCHEMA),
+            **table_metadata(market.key, name, BAR_SCHEMA, primary_key=BAR_KEY),
         },
         check_specs=bar_check_specs(bars_key),
         partitions_def=partitions_def,

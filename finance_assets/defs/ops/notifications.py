@@ -268,7 +268,12 @@ class _CheckCursor:
 
 
 def _plain(value: Any) -> Any:
-    """A metadata value as text or JSON-able data (markdown samples stay markdown)."""
+    """A metadata value as text or JSON-able data (markdown samples stay markdown, a table
+    sample becomes one line per row)."""
+    if isinstance(value, dg.TableMetadataValue):
+        names = [column.name for column in value.schema.columns]
+        rows = [" | ".join(str(record.data.get(n)) for n in names) for record in value.records]
+        return "\n".join([" | ".join(names), *rows])
     inner = getattr(value, "value", value)
     if isinstance(inner, (str, int, float, bool)) or inner is None:
         return inner

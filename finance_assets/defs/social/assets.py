@@ -3,13 +3,22 @@ sentiment -> joined with the day's prices."""
 
 import datetime as dt
 import functools
+from collections.abc import Iterator
 
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import API_RETRY, fails_once_if_permanent, warehouse_table
+from finance_assets.defs.common import (
+    API_RETRY,
+    fails_once_if_permanent,
+    output_unless_failed,
+    owners,
+    rule_check,
+    warehouse_table,
+)
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
-from finance_assets.lib import social
+from finance_assets.lib import quality, social
+from finance_assets.lib.io.managers import table_preview
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import RawPayload
 from finance_assets.resources import PostsResource
@@ -36,6 +45,7 @@ def _raw_posts(market: Market) -> dg.AssetsDefinition:
         io_manager_key="raw_zone_io_manager",
         group_name=f"{market.key}_social",
         kinds={"json"},
+        owners=owners("social"),
         tags={"market": market.key},
         description=(
             f"Recent posts about each company of {market.name} (its hashtag or cashtag, "
@@ -61,12 +71,12 @@ def _post_sentiment(market: Market) -> dg.AssetsDefinition:
     key = dg.AssetKey([market.key, "post_sentiment"])
 
     @dg.asset(
-        key=key,
         ins={"raw_posts": dg.AssetIn([market.key, "raw_posts"])},
         **warehouse_table(
             market,
             "social",
             hourly_partitions(market),
+            name="post_sentiment",
             partition_expr="created_at",
             primary_key=social.POST_SENTIMENT_KEY,
             schema=social.POST_SENTIMENT_SCHEMA,
@@ -128,7 +138,6 @@ def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
     key = dg.AssetKey([market.key, "daily_sentiment"])
 
     @dg.asset(
-        key=key,
         ins={
             "post_sentiment": dg.AssetIn(
                 [market.key, "post_sentiment"],
@@ -142,6 +151,7 @@ def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
             market,
             "social",
             daily_partitions(market),
+            name="daily_sentiment",
             partition_expr="trading_date",
             by_date=True,
             primary_key=social.DAILY_SENTIMENT_KEY,
@@ -183,8 +193,11 @@ def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
             passed=not silent,
             severity=dg.AssetCheckSeverity.WARN,
             metadata={
-                "silent": dg.MetadataValue.md(
-                    "\n".join(f"- {d} {s}" for d, s in silent[:20]) or "none"
+                "silent": table_preview(
+                    pl.DataFrame(
+                        silent, schema={"trading_date": pl.Date, "symbol": pl.String}, orient="row"
+                    ),
+                    20,
                 ),
                 "silent_count": len(silent),
             },
@@ -194,8 +207,9 @@ def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
 
 
 def _stock_sentiment_daily(market: Market) -> dg.AssetsDefinition:
+    key = dg.AssetKey([market.key, "stock_sentiment_daily"])
+
     @dg.asset(
-        key=[market.key, "stock_sentiment_daily"],
         ins={
             "daily_summary": dg.AssetIn([market.key, "daily_summary"]),
             "daily_sentiment": dg.AssetIn([market.key, "daily_sentiment"]),
@@ -204,10 +218,20 @@ def _stock_sentiment_daily(market: Market) -> dg.AssetsDefinition:
             market,
             "social",
             daily_partitions(market),
+            name="stock_sentiment_daily",
             partition_expr="trading_date",
             by_date=True,
-            primary_key=["trading_date", "symbol"],
+            primary_key=social.STOCK_SENTIMENT_KEY,
+            schema=social.STOCK_SENTIMENT_SCHEMA,
         ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                "unique_keys",
+                asset=key,
+                blocking=True,
+                description="each (trading_date, symbol) once: the join did not multiply rows",
+            )
+        ],
         description=(
             f"The daily summary of {market.name} joined with that day's sentiment per company; "
             "days without posts are kept, with null sentiment and a post count of 0. Table "
@@ -218,16 +242,19 @@ def _stock_sentiment_daily(market: Market) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         daily_summary: pl.DataFrame,
         daily_sentiment: pl.DataFrame,
-    ) -> pl.DataFrame:
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         joined = social.stock_sentiment_daily(daily_summary, daily_sentiment)
-        context.add_output_metadata(
+        duplicates = quality.duplicate_keys(joined, social.STOCK_SENTIMENT_KEY)
+        yield from output_unless_failed(
+            key,
+            joined,
+            [rule_check("unique_keys", duplicates, joined.height)],
             {
                 "rows": joined.height,
                 "days_without_posts": joined.filter(pl.col("post_count") == 0).height,
-            }
+            },
         )
-        return joined
 
     return _joined
 

@@ -1,18 +1,19 @@
-"""Warehouse aggregates per market (PostgreSQL)."""
+"""Warehouse aggregates per market (PostgreSQL), each with blocking checks on its key."""
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import warehouse_table
+from finance_assets.defs.common import output_unless_failed, rule_check, warehouse_table
 from finance_assets.defs.market.partitions import (
     daily_partitions,
     five_minute_partitions,
     refuse_invalid_partitions,
 )
-from finance_assets.lib import transforms
+from finance_assets.lib import quality, transforms
 from finance_assets.lib.io import lake
 from finance_assets.lib.markets import Market
 from finance_assets.lib.schema import DAILY_SUMMARY_KEY, DAILY_SUMMARY_SCHEMA, UTC_TS
@@ -21,9 +22,9 @@ from finance_assets.resources import AlertSettingsResource, StorageResource
 
 def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
     partitions_def = daily_partitions(market)
+    key = dg.AssetKey([market.key, "daily_summary"])
 
     @dg.asset(
-        key=[market.key, "daily_summary"],
         ins={
             "bars_5min": dg.AssetIn(
                 key=[market.key, "bars_5min"],
@@ -37,11 +38,26 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
             market,
             "warehouse",
             partitions_def,
+            name="daily_summary",
             partition_expr="trading_date",
             by_date=True,
             primary_key=DAILY_SUMMARY_KEY,
             schema=DAILY_SUMMARY_SCHEMA,
         ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                "one_row_per_symbol_and_session",
+                asset=key,
+                blocking=True,
+                description="each (symbol, trading_date) once, and only on trading sessions",
+            ),
+            dg.AssetCheckSpec(
+                "vwap_within_range",
+                asset=key,
+                blocking=True,
+                description="the VWAP of each day lies within its [low, high]",
+            ),
+        ],
         description=(
             f"One row per symbol and trading day of {market.name}, from that day's 5-minute "
             "bars: open, high, low, close, volume, VWAP = Σ((high+low+close)/3 × volume) / "
@@ -49,7 +65,9 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
             f"previous session's close, bar count. Table `{market.key}.daily_summary`."
         ),
     )
-    def _summary(context: dg.AssetExecutionContext, bars_5min: pl.DataFrame) -> pl.DataFrame:
+    def _summary(
+        context: dg.AssetExecutionContext, bars_5min: pl.DataFrame
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
         summary = transforms.daily_summary(bars_5min, market)
@@ -59,32 +77,54 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
             (pl.col("trading_date") >= first) & (pl.col("trading_date") < last)
         )
         short = summary.filter(pl.col("bar_count") < summary.get_column("bar_count").max())
-        context.add_output_metadata(
+        sessions = market.sessions(first, last - dt.timedelta(days=1))
+        off_key = pl.concat(
+            [
+                quality.duplicate_keys(summary, DAILY_SUMMARY_KEY),
+                quality.rows_off_session(summary, sessions),
+            ]
+        ).unique(maintain_order=True)
+        checks = [
+            rule_check("one_row_per_symbol_and_session", off_key, summary.height),
+            rule_check("vwap_within_range", quality.vwap_outside_range(summary), summary.height),
+        ]
+        yield from output_unless_failed(
+            key,
+            summary,
+            checks,
             {
                 "sessions": summary.get_column("trading_date").n_unique(),
                 "short_sessions": short.height,
-            }
+            },
         )
-        return summary
 
     return _summary
 
 
 def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
     bars_key = dg.AssetKey([market.key, "bars_5min"])
+    key = dg.AssetKey([market.key, "price_moves"])
 
     @dg.asset(
-        key=[market.key, "price_moves"],
         deps=[bars_key],
         **warehouse_table(
             market,
             "warehouse",
             five_minute_partitions(market),
+            name="price_moves",
             partition_expr="ts",
             primary_key=transforms.PRICE_ALERT_KEY,
             schema=transforms.PRICE_ALERT_SCHEMA,
             table="price_alerts",
         ),
+        check_specs=[
+            dg.AssetCheckSpec(
+                "unique_keys",
+                asset=key,
+                blocking=True,
+                description="each (ts, symbol, kind) once: a move is alerted once",
+            )
+        ],
         description=(
             f"Price moves of {market.name} at or beyond the threshold (FINANCE_PRICE_MOVE_PCT, "
             "default 1 %): against the previous session's close, once per crossing (not again "
@@ -94,7 +134,7 @@ def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
     )
     def _moves(
         context: dg.AssetExecutionContext, storage: StorageResource, alerts: AlertSettingsResource
-    ) -> pl.DataFrame:
+    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         window = context.partition_time_window
         # Whole sessions from the previous one on: the reference close and the crossing state
         # at the window's start come from bars before it.
@@ -110,14 +150,18 @@ def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
         moves = transforms.detect_price_moves(history, market, alerts.price_move_threshold_pct)
         start, end = window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)
         moves = moves.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
-        context.add_output_metadata(
+        duplicates = quality.duplicate_keys(moves, transforms.PRICE_ALERT_KEY)
+        yield from output_unless_failed(
+            key,
+            moves,
+            [rule_check("unique_keys", duplicates, moves.height)],
             {
                 "alerts": moves.height,
                 "symbols_alerted": moves.get_column("symbol").n_unique(),
-                "threshold_pct": alerts.price_move_threshold_pct,
-            }
+                # A setting, not a measurement: text, so the UI does not plot it.
+                "threshold_pct": dg.MetadataValue.text(str(alerts.price_move_threshold_pct)),
+            },
         )
-        return moves
 
     return _moves
 

@@ -4,9 +4,10 @@ Each reads `context.asset_partitions_time_window`, so a single-run backfill of 2
 reads those 20 days in one call. Where an asset's rows go:
 - `RawZoneIOManager`: provider payloads exactly as received (JSON) in the raw zone.
 - `ParquetLakeIOManager`: frames in the Parquet lake.
-- `PostgresIOManager`: frames in the warehouse, schema = market, table = asset (or `table`
-  metadata); output metadata `partition_expr` names the time column that maps to the window,
-  `primary_key` the key, `scope` the column values that share a table between assets.
+- `PostgresIOManager`: frames in the warehouse, schema = market, table = asset (or the
+  `dagster/table_name` metadata, `schema.table`); output metadata `partition_expr` names the
+  time column that maps to the window, `primary_key` the key, `scope` the column values that
+  share a table between assets.
 - `LakeWarehouseIOManager`: both of the above (the clean bars), reading from the lake; written
   so that a fault on either side leaves both with the same rows (`stores.write_window`).
 """
@@ -69,6 +70,27 @@ def _output_metadata(context: dg.OutputContext) -> dict[str, Any]:
     return dict(context.definition_metadata or {})
 
 
+def _cell(value: Any) -> str | int | float | bool | None:
+    # A table record holds plain scalars; dates, times and nested values are shown as text.
+    if value is None or isinstance(value, (str, int, float, bool)):
+        return value
+    return str(value)
+
+
+def table_preview(df: pl.DataFrame, rows: int = 10) -> dg.TableMetadataValue:
+    """The first `rows` rows as a table the UI renders with its columns and types."""
+    head = df.head(rows)
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord({name: _cell(value) for name, value in row.items()})
+            for row in head.iter_rows(named=True)
+        ],
+        schema=dg.TableSchema(
+            columns=[dg.TableColumn(name, str(dtype)) for name, dtype in head.schema.items()]
+        ),
+    )
+
+
 def frame_metadata(
     df: pl.DataFrame, time_column: str = "ts", *, whole_run: bool = False
 ) -> dict[str, Any]:
@@ -85,7 +107,7 @@ def frame_metadata(
         meta["first"] = str(df.get_column(time_column).min())
         meta["last"] = str(df.get_column(time_column).max())
     if df.height and not whole_run:
-        meta["preview"] = dg.MetadataValue.md(df.head(10).to_pandas().to_markdown(index=False))
+        meta["preview"] = table_preview(df)
     return meta
 
 
@@ -159,6 +181,13 @@ def _lake_read(root: str, context: dg.InputContext) -> pl.DataFrame:
     return pl.DataFrame() if frame is None else frame
 
 
+def _table_name(meta: dict[str, Any], key: dg.AssetKey) -> str:
+    """The table within the market's schema: `dagster/table_name` (`schema.table`) when the
+    asset declares one, else the asset's name."""
+    qualified = meta.get("dagster/table_name")
+    return str(qualified).split(".", 1)[-1] if qualified else key.path[-1]
+
+
 def _pg_target(context: dg.OutputContext | dg.InputContext) -> dict[str, Any]:
     meta = (
         _output_metadata(context)
@@ -174,7 +203,7 @@ def _pg_target(context: dg.OutputContext | dg.InputContext) -> dict[str, Any]:
         start, end = start.astimezone(tz).date(), end.astimezone(tz).date()
     return {
         "schema": context.asset_key.path[0],
-        "table": meta.get("table", context.asset_key.path[-1]),
+        "table": _table_name(meta, context.asset_key),
         "time_column": time_column,
         "start": start,
         "end": end,
@@ -190,7 +219,7 @@ def _pg_write(url: str, context: dg.OutputContext, obj: pl.DataFrame) -> dict[st
     chunk = "1d" if isinstance(obj.schema.get(target["time_column"]), pl.Datetime) else None
     deleted = postgres.replace_window(url, obj, chunk=chunk, **target)
     return {
-        "table": f"{target['schema']}.{target['table']}",
+        "dagster/table_name": f"{target['schema']}.{target['table']}",
         "rows_replaced": deleted,
     }
 
