@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -37,17 +38,26 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     return embedded_server_url(tmp_path_factory.mktemp("embedded-pg"))
 
 
+@contextmanager
+def fresh_database(server_url: str, prefix: str = "finance_test") -> Iterator[str]:
+    """A new database on the server, dropped afterwards; yields its URL."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    info = psycopg.conninfo.conninfo_to_dict(server_url)
+    info["dbname"] = name
+    try:
+        yield _as_uri(info)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def pg_url(pg_server_url: str) -> Iterator[str]:
     """A fresh database for this test session, dropped afterwards."""
-    name = f"finance_test_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(pg_server_url)
-    info["dbname"] = name
-    yield _as_uri(info)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(pg_server_url) as url:
+        yield url
 
 
 def _as_uri(info: dict[str, object]) -> str:

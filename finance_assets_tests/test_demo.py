@@ -13,7 +13,6 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 
 import dagster as dg
 import psycopg
@@ -28,16 +27,10 @@ FAKETIME = shutil.which("faketime")
 @pytest.fixture
 def demo_db(pg_server_url):
     """A database of its own: the demo writes both markets' schemas."""
-    from finance_assets_tests.conftest import _as_uri
+    from finance_assets_tests.conftest import fresh_database
 
-    name = f"finance_demo_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    info = psycopg.conninfo.conninfo_to_dict(pg_server_url)
-    info["dbname"] = name
-    yield _as_uri(info)
-    with psycopg.connect(pg_server_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with fresh_database(pg_server_url, "finance_demo") as url:
+        yield url
 
 
 def _demo_env(tmp_path, url: str) -> dict[str, str]:
