@@ -23,6 +23,11 @@ from finance_assets.resources import build_resources, current_env
 
 # Single-run backfills are the point of this project; Dagster flags the parameter as beta.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
+# The daily assets read the session before their first (its close is the base of the return;
+# its posts after the close count): a mapping option Dagster still flags as beta.
+warnings.filterwarnings(
+    "ignore", message=".*allow_nonexistent_upstream_partitions.*", category=dg.BetaWarning
+)
 # Code references in the UI, likewise beta (20 warnings at every load otherwise).
 warnings.filterwarnings(
     "ignore",
