@@ -333,7 +333,8 @@ def dagster_backfill(
     import dagster as dg
     import polars as pl
 
-    from finance_assets.demo import intraday_range, range_tags
+    from finance_assets.demo import range_tags
+    from finance_assets.lib.clock import intraday_range
 
     manifest = read_manifest(cache_dir)
     market = bench_market(manifest["symbols"])

@@ -22,19 +22,16 @@ from dataclasses import dataclass, field
 import dagster as dg
 import polars as pl
 
+from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.launch import failure_reasons, run_job
 from finance_assets.lib import clock
-from finance_assets.lib.clock import intraday_range  # noqa: F401  (tests and the benchmark)
 from finance_assets.lib.io import postgres
 from finance_assets.lib.markets import Market, markets_from_env
 from finance_assets.resources import warehouse_from_env
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
-
 
 def range_tags(start: str, end: str) -> dict[str, str]:
-    return {RANGE_START: start, RANGE_END: end}
+    return {RANGE_START_TAG: start, RANGE_END_TAG: end}
 
 
 @dataclass

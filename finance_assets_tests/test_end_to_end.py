@@ -10,8 +10,9 @@ import pytest
 
 from finance_assets.definitions import build_market_defs
 from finance_assets.defs.market import assets as market_assets
-from finance_assets.demo import intraday_range, range_tags, run_market
+from finance_assets.demo import range_tags, run_market
 from finance_assets.lib import transforms
+from finance_assets.lib.clock import intraday_range
 from finance_assets.resources import build_resources
 
 WEEK = [dt.date(2026, 11, d) for d in (16, 17, 18, 19, 20)]

@@ -19,12 +19,15 @@ import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
 from finance_assets.defs.market.freshness import assets_for_run
-from finance_assets.defs.market.partitions import DAILY_FMT, daily_partitions
+from finance_assets.defs.market.partitions import (
+    DAILY_FMT,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    daily_partitions,
+)
 from finance_assets.lib import landing
 from finance_assets.lib.markets import Market
 
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 LANDING_FILE_TAG = landing.LANDING_FILE_TAG
 LANDING_SHA256_TAG = landing.LANDING_SHA256_TAG
 MAX_FILES_PER_TICK = 10

@@ -19,10 +19,8 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 from dagster._time import get_current_datetime
 
+from finance_assets.lib.clock import DAILY_FMT, INTRADAY_FMT
 from finance_assets.lib.markets import BAR_MINUTES, Market
-
-INTRADAY_FMT = "%Y-%m-%d-%H:%M"
-DAILY_FMT = "%Y-%m-%d"
 
 
 def _non_session_weekdays(market: Market, start: dt.date) -> list[dt.date]:
@@ -72,8 +70,9 @@ def five_minute_partitions(market: Market) -> dg.TimeWindowPartitionsDefinition:
     )
 
 
-RANGE_START = "dagster/asset_partition_range_start"
-RANGE_END = "dagster/asset_partition_range_end"
+# The run tags of a single-run backfill of a partition range.
+RANGE_START_TAG = "dagster/asset_partition_range_start"
+RANGE_END_TAG = "dagster/asset_partition_range_end"
 
 
 def _near(partitions_def: dg.TimeWindowPartitionsDefinition, key: str) -> str:
@@ -107,8 +106,8 @@ def refuse_invalid_partitions(context: dg.AssetExecutionContext, market: Market)
         return
     tags = context.run.tags
     keys = (
-        [tags[RANGE_START], tags[RANGE_END]]
-        if RANGE_START in tags and RANGE_END in tags
+        [tags[RANGE_START_TAG], tags[RANGE_END_TAG]]
+        if RANGE_START_TAG in tags and RANGE_END_TAG in tags
         else [context.partition_key]
     )
     last = partitions_def.get_last_partition_key()

@@ -24,6 +24,7 @@ from typing import Any
 
 import dagster as dg
 
+from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.lib import notify
 from finance_assets.lib.notify import Notification, SendError
 
@@ -38,8 +39,6 @@ ROUTES: Mapping[str, tuple[str, ...]] = {
 RUN_NOTICE_TAG = "finance/notify"
 RUN_PENDING_TAG = "finance/notify_pending"
 PARTITION_TAG = "dagster/partition"
-RANGE_START_TAG = "dagster/asset_partition_range_start"
-RANGE_END_TAG = "dagster/asset_partition_range_end"
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
 

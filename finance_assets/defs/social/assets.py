@@ -18,12 +18,11 @@ from finance_assets.defs.common import (
 )
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib import quality, social
+from finance_assets.lib.clock import HOURLY_FMT
 from finance_assets.lib.io.managers import table_preview
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import RawPayload
 from finance_assets.resources import PostsResource
-
-HOURLY_FMT = "%Y-%m-%d-%H:%M"
 
 
 @functools.cache
