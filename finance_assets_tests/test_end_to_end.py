@@ -134,6 +134,18 @@ def test_single_run_backfill_of_five_days_is_one_run(env, fresh_schema, us):
     assert {m.metadata["dagster/row_count"].value for m in bars_events} == {5}
     assert {m.metadata["run_rows_loaded"].value for m in bars_events} == {5 * 5 * 78}
     assert all("preview" not in m.metadata for m in bars_events)
+    # A range run's check verdicts say which partitions they cover (Dagster records them
+    # without a partition).
+    covers = {
+        c.check_name: c.metadata["verdict_covers"].value
+        for c in result.get_asset_check_evaluations()
+        if c.asset_key == dg.AssetKey(["us", "bars_5min"])
+    }
+    assert set(covers) >= {"stores_agree", "universe_complete", "prices_not_null"}
+    assert all(
+        v.startswith("390 partitions, 2026-11-16-09:30 to 2026-11-20-15:55")
+        for v in covers.values()
+    )
 
 
 def test_long_ranges_carry_the_run_totals_only(env, fresh_schema, us, monkeypatch):
@@ -151,6 +163,8 @@ def test_long_ranges_carry_the_run_totals_only(env, fresh_schema, us, monkeypatc
         assert "dagster/row_count" not in meta and "rows_loaded" not in meta
         assert meta["run_rows_loaded"].value == 5 * 78 and meta["run_partitions"].value == 78
         assert meta["run_row_count"].value == 5 * 78  # the IO manager's, labelled the same way
+        # ... and say why the partition's own counts are missing.
+        assert meta["partition_counts"].value.startswith("not recorded per partition: this run")
 
 
 def test_faults_are_quarantined_with_reasons_and_checks_pass(env, fresh_schema, us, monkeypatch):

@@ -222,9 +222,12 @@ def output_unless_failed(
     frame: pl.DataFrame,
     checks: Sequence[dg.AssetCheckResult],
     metadata: Mapping[str, Any],
+    keys: Sequence[str] = (),
 ) -> Iterator[dg.Output | dg.AssetCheckResult]:
     """The frame and its (blocking) checks; when one fails, the checks say why, nothing is
-    written (the previous rows stay) and the step fails, so downstream assets do not run."""
+    written (the previous rows stay) and the step fails, so downstream assets do not run.
+    `keys`: the run's partition keys (a range's verdicts say what they cover)."""
+    checks = range_verdicts(checks, keys)
     failed = [c.check_name for c in checks if not c.passed]
     if failed:
         yield from checks
@@ -235,3 +238,19 @@ def output_unless_failed(
         )
     yield dg.Output(frame, metadata=dict(metadata))
     yield from checks
+
+
+def range_verdicts(
+    results: Sequence[dg.AssetCheckResult], keys: Sequence[str]
+) -> list[dg.AssetCheckResult]:
+    """Check results of a run, each saying which partitions its verdict covers when the run is
+    a range. Dagster records a range run's verdict without a partition (each partition's
+    planned row then shows SKIPPED); one evaluation per partition instead is an unbatched event
+    each (~21 ms measured: a minute for six checks over the demo's 468 partitions)."""
+    if len(keys) <= 1:
+        return list(results)
+    covers = (
+        f"{len(keys):,} partitions, {keys[0]} to {keys[-1]}: one verdict for the whole range "
+        "(the partitions' own rows in the check history show SKIPPED)"
+    )
+    return [r.with_metadata({**r.metadata, "verdict_covers": covers}) for r in results]

@@ -13,6 +13,7 @@ from finance_assets.defs.common import (
     fails_once_if_permanent,
     output_unless_failed,
     owners,
+    range_verdicts,
     rule_check,
     warehouse_table,
 )
@@ -111,23 +112,28 @@ def _post_sentiment(market: Market) -> dg.AssetsDefinition:
         scores = pl.col("compound", "pos", "neu", "neg")
         out_of_range = scored.filter(pl.any_horizontal((scores < -1) | (scores > 1))).height
         duplicates = scored.height - scored.select("post_id", "symbol").n_unique()
-        yield dg.Output(
+        # Blocking as for bars: when a check fails, nothing is written and the step fails.
+        yield from output_unless_failed(
+            key,
             scored,
-            metadata={
+            [
+                dg.AssetCheckResult(
+                    check_name="scores_in_range",
+                    passed=out_of_range == 0,
+                    metadata={"failing_rows": out_of_range},
+                ),
+                dg.AssetCheckResult(
+                    check_name="unique_post_ids",
+                    passed=duplicates == 0,
+                    metadata={"duplicates": duplicates},
+                ),
+            ],
+            {
                 "posts": scored.height,
                 "companies": scored.get_column("symbol").n_unique(),
                 "mean_compound": float(scored.get_column("compound").mean() or 0.0),
             },
-        )
-        yield dg.AssetCheckResult(
-            check_name="scores_in_range",
-            passed=out_of_range == 0,
-            metadata={"failing_rows": out_of_range},
-        )
-        yield dg.AssetCheckResult(
-            check_name="unique_post_ids",
-            passed=duplicates == 0,
-            metadata={"duplicates": duplicates},
+            keys=context.partition_keys,
         )
 
     return _scored
@@ -187,19 +193,26 @@ def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
         expected = {(d, s) for d in market.sessions(first, last) for s in market.universe}
         silent = sorted(expected - set(daily.select("trading_date", "symbol").iter_rows()))
         yield dg.Output(daily, metadata={"rows": daily.height})
-        yield dg.AssetCheckResult(
-            check_name="every_company_has_posts",
-            passed=not silent,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={
-                "silent": table_preview(
-                    pl.DataFrame(
-                        silent, schema={"trading_date": pl.Date, "symbol": pl.String}, orient="row"
-                    ),
-                    20,
-                ),
-                "silent_count": len(silent),
-            },
+        yield from range_verdicts(
+            [
+                dg.AssetCheckResult(
+                    check_name="every_company_has_posts",
+                    passed=not silent,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={
+                        "silent": table_preview(
+                            pl.DataFrame(
+                                silent,
+                                schema={"trading_date": pl.Date, "symbol": pl.String},
+                                orient="row",
+                            ),
+                            20,
+                        ),
+                        "silent_count": len(silent),
+                    },
+                )
+            ],
+            context.partition_keys,
         )
 
     return _daily
@@ -253,6 +266,7 @@ def _stock_sentiment_daily(market: Market) -> dg.AssetsDefinition:
                 "rows": joined.height,
                 "days_without_posts": joined.filter(pl.col("post_count") == 0).height,
             },
+            keys=context.partition_keys,
         )
 
     return _joined

@@ -96,6 +96,7 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
                 "sessions": summary.get_column("trading_date").n_unique(),
                 "short_sessions": short.height,
             },
+            keys=context.partition_keys,
         )
 
     return _summary
@@ -161,6 +162,7 @@ def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
                 # A setting, not a measurement: text, so the UI does not plot it.
                 "threshold_pct": dg.MetadataValue.text(str(alerts.price_move_threshold_pct)),
             },
+            keys=context.partition_keys,
         )
 
     return _moves

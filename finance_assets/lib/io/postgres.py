@@ -108,16 +108,24 @@ def _window_filter(
     end: dt.datetime | dt.date,
     scope: Mapping[str, str] | None,
     kept: Sequence[Kept] = (),
+    *,
+    literal: bool = False,
 ) -> tuple[sql.Composed, list[object]]:
-    clauses = [
-        sql.SQL("{} >= $1").format(sql.Identifier(time_column)),
-        sql.SQL("{} < $2").format(sql.Identifier(time_column)),
-    ]
-    params: list[object] = [start, end]
+    """The WHERE clause of a window and its parameters. `literal=True` writes the values into
+    the statement instead (quoted by psycopg): ADBC reads a parameterless SELECT through COPY,
+    but runs a parameterised one twice (measured: 0.7 s against 0.35 s for 780k bars)."""
+    params: list[object] = []
 
-    def param(value: object) -> sql.SQL:
+    def param(value: object) -> sql.Composable:
+        if literal:
+            return sql.Literal(value)
         params.append(value)
         return sql.SQL(f"${len(params)}")
+
+    clauses = [
+        sql.SQL("{} >= {}").format(sql.Identifier(time_column), param(start)),
+        sql.SQL("{} < {}").format(sql.Identifier(time_column), param(end)),
+    ]
 
     for column, value in (scope or {}).items():
         clauses.append(sql.SQL("{} = {}").format(sql.Identifier(column), param(value)))
@@ -231,11 +239,11 @@ def read_window(
         cur.execute("SELECT to_regclass($1) IS NOT NULL", [f'"{schema}"."{table}"'])
         if not cur.fetchone()[0]:
             return pl.DataFrame()
-        where, params = _window_filter(time_column, start, end, scope)
+        where, params = _window_filter(time_column, start, end, scope, literal=True)
         query = sql.SQL("SELECT * FROM {} WHERE {}").format(sql.Identifier(schema, table), where)
         if ordered:
             query = sql.SQL("{} ORDER BY {}").format(query, sql.Identifier(time_column))
-        cur.execute(_sql(query), params)
+        cur.execute(_sql(query), params or None)
         frame = pl.from_arrow(cur.fetch_arrow_table())
     assert isinstance(frame, pl.DataFrame)
     return frame.with_columns(

@@ -128,17 +128,22 @@ def read_both(
     table: str,
     time_column: str = "ts",
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The window's rows in the lake and in the warehouse."""
-    in_lake = lake.read_window(lake_dir, start=start, end=end, tz=tz, time_column=time_column)
-    in_warehouse = postgres.read_window(
-        url,
-        schema=schema,
-        table=table,
-        time_column=time_column,
-        start=start,
-        end=end,
-        ordered=False,
-    )
+    """The window's rows in the lake and in the warehouse, read at the same time (Parquet
+    decoding and the COPY both run outside the GIL)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        reading = pool.submit(
+            lake.read_window, lake_dir, start=start, end=end, tz=tz, time_column=time_column
+        )
+        in_warehouse = postgres.read_window(
+            url,
+            schema=schema,
+            table=table,
+            time_column=time_column,
+            start=start,
+            end=end,
+            ordered=False,
+        )
+        in_lake = reading.result()
     return (pl.DataFrame() if in_lake is None else in_lake), in_warehouse
 
 
