@@ -25,9 +25,10 @@ from finance_assets.defs.market.landing import (
     build_landing_sensor,
 )
 from finance_assets.lib import landing, transforms
-from finance_assets.lib import yahoo_csv as yahoo_csv_format
 from finance_assets.lib.markets import Market
+from finance_assets.lib.providers import csv_files as yahoo_csv_format
 from finance_assets.lib.providers.base import ProviderError
+from finance_assets.lib.providers.csv_files import parse_yahoo_csv
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 OLD = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)  # long settled by the time a test runs
@@ -131,7 +132,7 @@ def test_parse_yahoo_csv_gives_raw_text_records() -> None:
         b"2026-11-17,230.10,232.50,229.00,231.70,231.70,41000000\r\n"
         b"2026-11-18,null,null,null,null,null,null\r\n\r\n"
     )
-    records, errors = landing.parse_yahoo_csv(body, "p1")
+    records, errors = parse_yahoo_csv(body, "p1")
     assert errors == {}
     assert records.schema == pl.Schema({**transforms.RAW_RECORD_SCHEMA, "adj_close": pl.String})
     assert records.to_dicts() == [
@@ -166,12 +167,26 @@ def test_parse_yahoo_csv_symbol_column_and_slashed_dates() -> None:
     body = b"Symbol,Date,Open,High,Low,Close,Volume\nBRK-B,11/17/2026,1,2,0.5,1.5,10\n"
     body += b"msft,11/18/2026,1,2,0.5,1.5,10\nBT-A.L,11/18/2026,1,2,0.5,1.5,10\n"
     body += b"RCI-B.TO,11/18/2026,1,2,0.5,1.5,10\n"
-    records, _ = landing.parse_yahoo_csv(body, "p")
+    records, _ = parse_yahoo_csv(body, "p")
     assert records.get_column("symbol").to_list() == ["BRK.B", "MSFT", "BT.A.L", "RCI-B.TO"]
     assert records.get_column("datetime").to_list() == ["2026-11-17"] + ["2026-11-18"] * 3
     assert records.get_column("adj_close").null_count() == 4  # no Adj Close column
     day_first = b"Date,Open,High,Low,Close,Volume\n17/11/2026,1,2,0.5,1.5,10\n"
-    assert landing.parse_yahoo_csv(day_first)[0].get_column("datetime").to_list() == ["2026-11-17"]
+    assert parse_yahoo_csv(day_first)[0].get_column("datetime").to_list() == ["2026-11-17"]
+
+
+def test_the_cleaning_step_does_not_import_the_landing_zone() -> None:
+    # The file format is a provider's (`providers/csv_files.py`); the landing package is the
+    # sensor's side. A fresh process, as this one has imported everything.
+    code = (
+        "import sys, finance_assets.lib.transforms; "
+        "print(sorted(m for m in sys.modules if m.startswith('finance_assets.lib.landing')))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[1]), *sys.path])}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert done.stdout.strip() == "[]"
 
 
 @pytest.mark.parametrize(
@@ -189,7 +204,7 @@ def test_parse_yahoo_csv_symbol_column_and_slashed_dates() -> None:
 )
 def test_parse_yahoo_csv_refuses_what_is_not_such_a_file(body: bytes, message: str) -> None:
     with pytest.raises(transforms.PayloadFormatError, match=message):
-        landing.parse_yahoo_csv(body, "p")
+        parse_yahoo_csv(body, "p")
 
 
 @pytest.mark.parametrize(
@@ -235,7 +250,7 @@ def test_every_shared_ohlcv_sample_ingests_cleanly(samples: Path, us: Market) ->
         data_lines = [line for line in body.decode().splitlines()[1:] if line.strip()]
         assert inspection.rows == len(data_lines), path.name
         # Parse and clean as a run would: every row a bar, none quarantined.
-        records, _ = landing.parse_yahoo_csv(body, path.name)
+        records, _ = parse_yahoo_csv(body, path.name)
         records = records.with_columns(symbol=pl.lit(symbol))
         timed = transforms.with_bar_times(records, market, "1day")
         start = dt.datetime.combine(inspection.first, dt.time(), market.tz)
@@ -711,7 +726,7 @@ def test_a_large_file_parses_into_compact_columns(monkeypatch: pytest.MonkeyPatc
     body = HEADER.encode() + row * 100_000 + b"\n\n"
     tracemalloc.start()
     try:
-        records, _ = landing.parse_yahoo_csv(body, "p")
+        records, _ = parse_yahoo_csv(body, "p")
         _, peak = tracemalloc.get_traced_memory()  # Python objects (polars' columns are not)
     finally:
         tracemalloc.stop()

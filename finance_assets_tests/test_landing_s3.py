@@ -190,6 +190,59 @@ def test_storage_failures_are_os_errors(aws_env: str) -> None:
     assert isinstance(landing.S3LandingStore._os_error(denied, "AAPL.csv"), PermissionError)
 
 
+def test_the_client_is_s3_resources_and_reads_aws_endpoint_url(
+    aws_env: str, bucket: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The generic variable (every AWS service) works as well as the S3 one.
+    monkeypatch.delenv("AWS_ENDPOINT_URL_S3")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws_env)
+    store = landing.open_store(f"s3://{bucket}/landing", "us")
+    assert isinstance(store, landing.S3LandingStore)
+    assert store.client.meta.endpoint_url == aws_env
+    # dagster_aws.s3.S3Resource built it: its standard retry mode, max_attempts=5 retries.
+    assert store.client.meta.config.retries == {"mode": "standard", "total_max_attempts": 6}
+    store.write("AAPL.csv", b"a")
+    assert [o.name for o in store.list_files()] == ["AAPL.csv"]
+
+
+def test_the_landing_resource_configures_the_client(
+    aws_env: str, s3: Any, bucket: str, us: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Endpoint, region and credentials from the resource's S3Resource fields, the secret
+    through `dg.EnvVar`: nothing left in the environment for boto3's chain to find."""
+    for name in ("AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("FINANCE_TEST_S3_SECRET", "testing-secret")
+    resource = LandingZoneResource(
+        root=f"s3://{bucket}/landing",
+        endpoint_url=aws_env,
+        region_name="eu-west-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key=dg.EnvVar("FINANCE_TEST_S3_SECRET"),
+        max_attempts=2,
+    )
+    body = yahoo_csv(("2026-11-17", 231.7))
+    put(s3, bucket, "landing/us/AAPL.csv", body)
+    context = dg.build_sensor_context(resources={"landing_zone": resource})
+    result = build_landing_sensor(us, settle=NO_SETTLE)(context)
+    assert isinstance(result, dg.SensorResult)
+    (request,) = result.run_requests or []
+    assert request.tags[LANDING_SHA256_TAG] == landing.content_hash(body)
+    # As a run sees it (EnvVar resolved); `context.resources` holds the resource itself.
+    with dg.build_resources({"landing_zone": resource}) as resources:
+        resolved = resources.landing_zone
+        assert isinstance(resolved, LandingZoneResource)
+        assert resolved.aws_secret_access_key == "testing-secret"
+        client = resolved.store(us).client
+    assert client.meta.endpoint_url == aws_env
+    assert client.meta.region_name == "eu-west-1"
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 3}
+    # Without the credentials the same listing fails as a local folder's would: an OSError.
+    bare = LandingZoneResource(root=f"s3://{bucket}/landing", endpoint_url=aws_env)
+    with pytest.raises(OSError, match="NoCredentialsError"):
+        bare.store(us).list_files()
+
+
 # --- the sensor over an S3 prefix ------------------------------------------------------------
 
 

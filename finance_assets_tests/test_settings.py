@@ -168,7 +168,7 @@ def test_universe_symbols_follow_the_landing_zones_rule(tmp_path):
     loaded = markets_from_env({"FINANCE_UNIVERSE_US": str(universe)})["us"].universe
     assert loaded == ("AAPL", "BRK.B", "^GSPC", "BT.A.L")
     # One rule: the landing zone's symbols are the universes'.
-    assert landing.is_symbol is markets.is_symbol
+    assert landing.names.is_symbol is markets.is_symbol
 
 
 def test_importing_the_definitions_with_bad_settings_fails_naming_each(tmp_path):

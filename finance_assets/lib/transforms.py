@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 import orjson
 import polars as pl
 
-from finance_assets.lib.landing import PROVIDER as LANDING_PROVIDER
 from finance_assets.lib.markets import BAR_MINUTES, Market
 from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
 from finance_assets.lib.providers.base import PayloadFormatError, RawPayload
+from finance_assets.lib.providers.csv_files import PROVIDER as LANDING_PROVIDER
+from finance_assets.lib.providers.csv_files import parse_yahoo_csv
 from finance_assets.lib.providers.twelve_data import canonical_symbol
 from finance_assets.lib.providers.yahoo import parse_yahoo_chart
 from finance_assets.lib.schema import (
@@ -31,7 +32,6 @@ from finance_assets.lib.schema import (
     conform,
     empty,
 )
-from finance_assets.lib.yahoo_csv import parse_yahoo_csv
 
 
 @dataclass

@@ -2,7 +2,7 @@
 daily assets (`<market>/raw_daily_quotes` -> `<market>/daily_bars`).
 
 `<market>_landing_sensor` lists the folder every 30 seconds. Each new or corrected file that
-validates (`lib/landing.py`) becomes one run of `<market>_landing_job` over the sessions it
+validates (`lib/landing/`) becomes one run of `<market>_landing_job` over the sessions it
 covers (a partition range: the assets backfill in a single run), tagged with the file's name
 and content hash; the raw asset of such a run reads the file (`LandingZoneFiles`) instead of
 the market-data provider. Bad files move to `rejected/` with the reason beside them (files
@@ -17,6 +17,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
+from dagster_aws.s3 import S3Resource
 
 from finance_assets.defs.market.freshness import assets_for_run
 from finance_assets.defs.market.partitions import (
@@ -28,8 +29,9 @@ from finance_assets.defs.market.partitions import (
 from finance_assets.lib import landing
 from finance_assets.lib.markets import Market
 
-LANDING_FILE_TAG = landing.LANDING_FILE_TAG
-LANDING_SHA256_TAG = landing.LANDING_SHA256_TAG
+# Run tags a landing run carries: which file, and the content the sensor validated.
+LANDING_FILE_TAG = "finance/landing_file"
+LANDING_SHA256_TAG = "finance/landing_sha256"
 MAX_FILES_PER_TICK = 10
 # A file modified this recently may still be being written: wait for a later tick.
 SETTLE = dt.timedelta(seconds=10)
@@ -48,17 +50,33 @@ def max_file_bytes_from_env(environ: Mapping[str, str]) -> int:
     return int(text)
 
 
-class LandingZoneResource(dg.ConfigurableResource):
+class LandingZoneResource(S3Resource):
     """Where users drop files: `<root>/<market>/`, a local folder or `s3://bucket/prefix`
-    (`FINANCE_LANDING_URI`)."""
+    (`FINANCE_LANDING_URI`).
+
+    An `S3Resource` with a root: for an `s3://` root its fields (`endpoint_url`, `region_name`,
+    credentials, `max_attempts`) configure the client, and left unset boto3's own chain does
+    (`AWS_ENDPOINT_URL`, `AWS_REGION`, a profile, an instance role). A subclass rather than a
+    nested `S3Resource` field: Dagster treats a resource with a nested one as a context manager,
+    which a sensor evaluated outside `with build_sensor_context(...)` cannot open.
+    """
 
     root: str
     # Files above this are rejected unread (FINANCE_LANDING_MAX_BYTES): it bounds the sensor's
     # memory, which holds one file's bytes at a time and reads its rows one by one.
     max_file_bytes: int = landing.MAX_FILE_BYTES
 
+    @classmethod
+    def _is_dagster_maintained(cls) -> bool:
+        return False  # the subclass is ours, not Dagster's
+
+    def get_object_to_set_on_execution_context(self) -> "LandingZoneResource":
+        # `context.resources.landing_zone` is this resource, as for any of ours (S3Resource
+        # would hand out a boto3 client there).
+        return self
+
     def store(self, market: Market) -> landing.LandingStore:
-        return landing.open_store(self.root, market.key)
+        return landing.open_store(self.root, market.key, s3=self)
 
     def provider_for_run(
         self, market: Market, tags: Mapping[str, str]

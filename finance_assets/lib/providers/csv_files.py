@@ -1,4 +1,5 @@
-"""The Yahoo Finance CSV export (format "yahoo_csv"): the landing zone's file format.
+"""CSV files in Yahoo Finance's export format (format "yahoo_csv"): what users drop into the
+landing zone (`lib/landing/`), read as the payloads of provider "landing_zone".
 
 Two readers over one streaming row reader (`_csv_rows`), so that they accept and refuse the
 same files with the same messages: `parse_yahoo_csv` builds the raw text records a run cleans,
@@ -21,6 +22,11 @@ import polars as pl
 
 from finance_assets.lib.providers import yahoo
 from finance_assets.lib.providers.base import PayloadFormatError
+
+# The payloads of a dropped file: its provider name (how the cleaning step tells a landing
+# file from a market-data response) and its format (which parser reads it).
+PROVIDER = "landing_zone"
+FORMAT = "yahoo_csv"
 
 
 def canonical_symbol(symbol: str) -> str:
