@@ -461,9 +461,10 @@ def data_path(cache_dir: str, data_dir: str, pg_url: str) -> dict[str, Any]:
     """The assets' work, called directly: the same functions, in the same order, same writers."""
     import polars as pl
 
-    from finance_assets.lib import answers, quality, transforms
+    from finance_assets.lib import cleaning, quality
     from finance_assets.lib.io import lake, postgres, stores
     from finance_assets.lib.schema import BAR_KEY
+    from finance_assets.resources import DataQualityResource
 
     manifest = read_manifest(cache_dir)
     market = bench_market(manifest["symbols"])
@@ -488,28 +489,20 @@ def data_path(cache_dir: str, data_dir: str, pg_url: str) -> dict[str, Any]:
     step("raw zone write")
     raw = lake.read_payloads(raw_dir, start, end)
     step("raw zone read")
-    parsed = transforms.parse_payloads(raw)
-    step("parse_payloads")
-    timed = transforms.with_bar_times(parsed.records, market, "5min")
-    step("with_bar_times")
-    records = transforms.supersede(timed, parsed.coverage)
-    del timed
-    step("supersede")
-    valid_starts = pl.Series("ts", market.bar_starts(start, end))
-    result = transforms.clean_bars(
-        records,
+    # The asset's own clean step: parse, supersede, window, clean, kept spans.
+    cleaned = cleaning.clean_window(
+        raw,
+        market,
+        "5min",
         asset="bars_5min",
-        window_start=start,
-        window_end=end,
-        source=",".join(sorted({p.provider for p in raw})),
+        start=start,
+        end=end,
         ingested_at=dt.datetime.now(dt.UTC),
-        valid_starts=valid_starts,
+        max_quarantine_rate=DataQualityResource().max_quarantine_rate,
     )
-    del records, parsed
-    step("clean_bars")
-    result, kept, _ = answers.kept_spans(raw, result, market.universe, start, end)
+    result, kept = cleaned.result, cleaned.kept
     del raw
-    step("kept spans (symbols not answered)")
+    step("clean_window (parse, supersede, clean, kept spans)")
     failing = {name: rule(result.bars).height for name, (rule, _) in quality.BAR_RULES.items()}
     step("quality rules")
 

@@ -39,6 +39,7 @@ from finance_assets.defs.market.reconcile import (
     reconciliation_result,
 )
 from finance_assets.lib import answers, quality, transforms
+from finance_assets.lib.cleaning import clean_window
 from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource, table_preview
 from finance_assets.lib.io.spans import WindowRows
@@ -274,29 +275,17 @@ def _clean_bars_asset(
     ) -> Iterator[dg.Output | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
-        valid_starts = None
-        if interval == "5min":
-            valid_starts = pl.Series(
-                "ts",
-                market.bar_starts(window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)),
-            )
-        result, provider_errors = transforms.clean_payloads(
+        cleaned = clean_window(
             raw,
             market,
             interval,
             asset=name,
-            window_start=window.start,
-            window_end=window.end,
+            start=window.start,
+            end=window.end,
             ingested_at=dt.datetime.now(dt.UTC),
-            valid_starts=valid_starts,
             max_quarantine_rate=data_quality.max_quarantine_rate,
         )
-        # A symbol a provider did not answer keeps its stored rows (and its older payloads'
-        # records are not written again): the same spans in the quarantine, lake and warehouse.
-        result, kept, failures = answers.kept_spans(
-            raw, result, market.universe, window.start, window.end
-        )
-        provider_errors = {**provider_errors, **failures}
+        result, kept, provider_errors = cleaned.result, cleaned.kept, cleaned.provider_errors
         url = warehouse.get_url()
         # The dead-letter store is written whatever the checks say: it is what explains them.
         # (A store, not an asset: per-partition materialisation events for it would cost a
