@@ -5,6 +5,11 @@ record it: with the job's origin in the `finance_assets` code location.
 "Re-execute" for them ("not available in your definitions") and files them under no code
 location. The demo's runs are ordinary runs of the jobs the schedules use, so a user can open,
 re-execute and backfill from each of them.
+
+This is the one module that imports Dagster internals (`dagster._core`): no public API creates
+a run with a remote job origin outside the webserver and the daemon. The demo's tests
+(`test_demo.py`, `test_ui_browser.py`) re-execute such runs, so an upgrade that moves these
+names fails there first.
 """
 
 from __future__ import annotations

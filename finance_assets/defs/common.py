@@ -240,6 +240,11 @@ def output_unless_failed(
     yield from checks
 
 
+# What `dg.define_asset_job` returns (a job resolved against the assets when the definitions
+# load): Dagster does not export its class, so the hints name it through the function.
+AssetJob = type(dg.define_asset_job("asset_job"))
+
+
 def range_verdicts(
     results: Sequence[dg.AssetCheckResult], keys: Sequence[str]
 ) -> list[dg.AssetCheckResult]:

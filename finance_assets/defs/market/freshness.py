@@ -25,14 +25,9 @@ after it was turned on. A fresh `make demo` + `make dev` is not red for a feed n
 import datetime as dt
 import json
 from collections.abc import Sequence
+from typing import Any
 
 import dagster as dg
-from dagster._core.scheduler.instigation import (
-    InstigatorState,
-    InstigatorStatus,
-    InstigatorType,
-    ScheduleInstigatorData,
-)
 
 from finance_assets.defs.common import owners
 from finance_assets.defs.market.partitions import DAILY_FMT, INTRADAY_FMT
@@ -179,14 +174,16 @@ def build_feed_defs(market: Market) -> dg.Definitions:
     )
 
 
-def _schedule_states(context: dg.SensorEvaluationContext) -> dict[str, InstigatorState]:
+def _schedule_states(context: dg.SensorEvaluationContext) -> dict[str, Any]:
     """This code location's stored schedule states by name (a schedule someone turned on or
     off in the UI; `DECLARED_IN_CODE` ones follow their default)."""
     origin = context.code_location_origin
-    states: dict[str, InstigatorState] = {}
+    states: dict[str, Any] = {}  # Dagster's InstigatorState (not exported)
     if context.instance.schedule_storage is None:
         return states  # an ephemeral instance: nothing was turned on or off
-    for state in context.instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE):
+    for state in context.instance.all_instigator_state():
+        if state.instigator_type.value != "SCHEDULE":
+            continue
         repo = state.origin.repository_origin
         if origin is not None and (
             repo.code_location_origin.location_name != origin.location_name
@@ -198,16 +195,15 @@ def _schedule_states(context: dg.SensorEvaluationContext) -> dict[str, Instigato
 
 
 def feed_running_since(
-    context: dg.SensorEvaluationContext, name: str, states: dict[str, InstigatorState]
+    context: dg.SensorEvaluationContext, name: str, states: dict[str, Any]
 ) -> float | None:
     """When the schedule `name` was turned on (0 when unknown), or None while it is stopped."""
     state = states.get(name)
-    if state is not None and state.status in (InstigatorStatus.RUNNING, InstigatorStatus.STOPPED):
-        if state.status == InstigatorStatus.STOPPED:
+    status = state.status.value if state is not None else None
+    if status in ("RUNNING", "STOPPED"):
+        if status == "STOPPED":
             return None
-        data = state.instigator_data
-        started = data.start_timestamp if isinstance(data, ScheduleInstigatorData) else None
-        return started or 0.0
+        return getattr(state.instigator_data, "start_timestamp", None) or 0.0
     repo = context.repository_def
     if repo is None or not repo.has_schedule_def(name):
         return None  # no such schedule here: nothing feeds the asset on a clock

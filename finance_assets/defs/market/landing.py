@@ -16,9 +16,9 @@ import datetime as dt
 from collections.abc import Mapping
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 from dagster_aws.s3 import S3Resource
 
+from finance_assets.defs.common import AssetJob
 from finance_assets.defs.market.freshness import assets_for_run
 from finance_assets.defs.market.partitions import (
     DAILY_FMT,
@@ -94,7 +94,7 @@ class LandingZoneResource(S3Resource):
         )
 
 
-def landing_job(market: Market) -> UnresolvedAssetJobDefinition:
+def landing_job(market: Market) -> AssetJob:
     return dg.define_asset_job(
         f"{market.key}_landing_job",
         selection=assets_for_run(market, "raw_daily_quotes", "daily_bars"),

@@ -15,8 +15,8 @@ import datetime as dt
 import os
 
 import dagster as dg
-from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
 
+from finance_assets.defs.common import AssetJob
 from finance_assets.defs.market.freshness import assets_for_run
 from finance_assets.defs.market.partitions import (
     DAILY_FMT,
@@ -34,7 +34,7 @@ def schedules_default_status() -> dg.DefaultScheduleStatus:
     return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
 
 
-def intraday_job(market: Market) -> UnresolvedAssetJobDefinition:
+def intraday_job(market: Market) -> AssetJob:
     return dg.define_asset_job(
         f"{market.key}_bars_5min_job",
         selection=assets_for_run(market, "raw_intraday_quotes", "bars_5min", "price_moves"),
@@ -51,7 +51,7 @@ DAILY_ASSETS = (
 )
 
 
-def daily_job(market: Market) -> UnresolvedAssetJobDefinition:
+def daily_job(market: Market) -> AssetJob:
     return dg.define_asset_job(
         f"{market.key}_daily_job",
         selection=assets_for_run(market, *DAILY_ASSETS),
