@@ -3,8 +3,10 @@ stand-in (pytest-httpserver speaking `chat.postMessage` with Slack's real bodies
 stand-in (aiosmtpd on loopback) or `notifications.jsonl`; failed sends are kept and delivered
 exactly once later; the token and the SMTP password never show up anywhere."""
 
+import datetime as dt
 import email
 import email.policy
+import email.utils
 import json
 import logging
 import socket
@@ -36,6 +38,7 @@ from finance_assets.defs.ops.notifications import (
     notifier_from_env,
 )
 from finance_assets.lib import notify, redaction
+from finance_assets.lib.providers.http import RateLimited as ProviderRateLimited
 
 TOKEN = "xoxb-4242-unit-test-SECRET-token"
 PASSWORD = "smtp-pa55word-SECRET"
@@ -298,6 +301,23 @@ def test_rate_limit_waits_for_retry_after(
     cursor = _tick(sensor, instance, notifier, cursor)
     assert len(_posts(httpserver)) == 2
     assert cursor.isdigit()
+
+
+def test_slack_and_provider_rate_limits_are_one_type(httpserver, notifier):
+    # Slack's 429 with an HTTP-date Retry-After: the project-wide RateLimited and parser
+    # (lib/redaction.py), the same the market-data providers raise and use.
+    when = email.utils.format_datetime(
+        dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=90), usegmt=True
+    )
+    httpserver.expect_request(POST, method="POST").respond_with_json(
+        {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": when}
+    )
+    notice = notify.run_success_notification(job_name="j", run_id="r", partition=None)
+    with pytest.raises(redaction.RateLimited) as caught:
+        notifier.send(notice, "chat")
+    assert isinstance(caught.value, notify.SendError)
+    assert 80 <= caught.value.retry_after <= 90
+    assert issubclass(ProviderRateLimited, redaction.RateLimited)
 
 
 def test_unreachable_slack_is_retried_after_a_restart(instance, httpserver, slack_bodies, notifier):

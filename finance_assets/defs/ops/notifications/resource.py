@@ -41,7 +41,7 @@ class Notifier(dg.ConfigurableResource):
     notifications_file: str = "data/notifications.jsonl"
     ui_url: str = notify.DEFAULT_UI_URL
     notify_check_warnings: bool = False
-    timeout_seconds: float = 10.0
+    timeout_seconds: float = 10.0  # SMTP; the Slack leg has its own
 
     def __repr_args__(self) -> Any:
         # pydantic's repr would print the password wherever the resource is shown (the Slack
