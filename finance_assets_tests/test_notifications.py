@@ -3,12 +3,16 @@ stand-in (pytest-httpserver speaking `chat.postMessage` with Slack's real bodies
 stand-in (aiosmtpd on loopback) or `notifications.jsonl`; failed sends are kept and delivered
 exactly once later; the token and the SMTP password never show up anywhere."""
 
+import datetime as dt
 import email
 import email.policy
+import email.utils
 import json
 import logging
 import socket
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -18,19 +22,23 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from pytest_httpserver import HTTPServer
 
-from finance_assets.defs.ops import notifications as nt
+from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.defs.ops.notifications import (
     RUN_NOTICE_TAG,
     RUN_PENDING_TAG,
     Notifier,
+    SlackChannel,
     build_check_failure_sensor,
     build_notification_defs,
     build_run_failure_sensor,
     build_run_notice_retry_sensor,
     build_run_success_sensor,
+    content,
+    delivery,
     notifier_from_env,
 )
-from finance_assets.lib import notify
+from finance_assets.lib import notify, redaction
+from finance_assets.lib.providers.http import RateLimited as ProviderRateLimited
 
 TOKEN = "xoxb-4242-unit-test-SECRET-token"
 PASSWORD = "smtp-pa55word-SECRET"
@@ -110,12 +118,14 @@ def slack_bodies(samples: Path) -> dict[str, Any]:
     }
 
 
+def _slack(base_url: str) -> SlackChannel:
+    return SlackChannel(token=TOKEN, channel=CHANNEL, base_url=base_url, timeout_seconds=5)
+
+
 @pytest.fixture
 def notifier(httpserver: HTTPServer, tmp_path: Path) -> Notifier:
     return Notifier(
-        slack_bot_token=TOKEN,
-        slack_channel=CHANNEL,
-        slack_api_url=httpserver.url_for("/api/"),
+        slack=_slack(httpserver.url_for("/api/")),
         notifications_file=str(tmp_path / "notifications.jsonl"),
         ui_url=UI,
         timeout_seconds=5,
@@ -167,30 +177,39 @@ def _tick(
     notifier: Notifier,
     cursor: str | None = None,
 ) -> str | None:
-    context = dg.build_sensor_context(
+    # A context manager: the notifier has a nested resource (its Slack leg) to set up.
+    with dg.build_sensor_context(
         instance=instance,
         cursor=cursor,
         resources={"notifier": notifier},
         definitions=dg.Definitions(assets=[tiny_bars]),
-    )
-    result = sensor(context)
-    assert isinstance(result, dg.SkipReason)  # notifications never request runs
-    return context.cursor
+    ) as context:
+        result = sensor(context)
+        assert isinstance(result, dg.SkipReason)  # notifications never request runs
+        return context.cursor
 
 
+@contextmanager
 def _run_failure_context(
     instance: dg.DagsterInstance, run: dg.DagsterRun, notifier: Notifier
-) -> dg.RunFailureSensorContext:
+) -> Iterator[dg.RunFailureSensorContext]:
     (failure,) = instance.get_records_for_run(
         run.run_id, of_type=dg.DagsterEventType.RUN_FAILURE
     ).records
-    return dg.build_run_status_sensor_context(
+    with dg.build_run_status_sensor_context(
         sensor_name="run_failure_notifications",
         dagster_event=failure.event_log_entry.dagster_event,
         dagster_instance=instance,
         dagster_run=run,
         resources={"notifier": notifier},
-    ).for_run_failure()
+    ) as context:
+        yield context.for_run_failure()
+
+
+def _on_failure(instance: dg.DagsterInstance, run: dg.DagsterRun, notifier: Notifier) -> None:
+    """One evaluation of the run-failure sensor for `run`."""
+    with _run_failure_context(instance, run, notifier) as context:
+        build_run_failure_sensor()(context)
 
 
 # -- failed asset checks ----------------------------------------------------------------------
@@ -270,22 +289,39 @@ def test_rate_limit_waits_for_retry_after(
     )
     httpserver.expect_request(POST, method="POST").respond_with_json(slack_bodies["ok"])
     sensor = build_check_failure_sensor()
-    now = nt._now()
-    monkeypatch.setattr(nt, "_now", lambda: now)
+    now = delivery.now()
+    monkeypatch.setattr(delivery, "now", lambda: now)
     cursor = _tick(sensor, instance, notifier)
     assert json.loads(cursor)["hold"]["chat"] == pytest.approx(now + 30, abs=1)
 
     cursor = _tick(sensor, instance, notifier, cursor)  # 10 s later: still waiting
     assert len(_posts(httpserver)) == 1 and json.loads(cursor)["pending"]
 
-    monkeypatch.setattr(nt, "_now", lambda: now + 31)
+    monkeypatch.setattr(delivery, "now", lambda: now + 31)
     cursor = _tick(sensor, instance, notifier, cursor)
     assert len(_posts(httpserver)) == 2
     assert cursor.isdigit()
 
 
+def test_slack_and_provider_rate_limits_are_one_type(httpserver, notifier):
+    # Slack's 429 with an HTTP-date Retry-After: the project-wide RateLimited and parser
+    # (lib/redaction.py), the same the market-data providers raise and use.
+    when = email.utils.format_datetime(
+        dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(seconds=90), usegmt=True
+    )
+    httpserver.expect_request(POST, method="POST").respond_with_json(
+        {"ok": False, "error": "ratelimited"}, status=429, headers={"Retry-After": when}
+    )
+    notice = notify.run_success_notification(job_name="j", run_id="r", partition=None)
+    with pytest.raises(redaction.RateLimited) as caught:
+        notifier.send(notice, "chat")
+    assert isinstance(caught.value, notify.SendError)
+    assert 80 <= caught.value.retry_after <= 90
+    assert issubclass(ProviderRateLimited, redaction.RateLimited)
+
+
 def test_unreachable_slack_is_retried_after_a_restart(instance, httpserver, slack_bodies, notifier):
-    down = _with(notifier, **{"slack_api_url": f"http://127.0.0.1:{_free_port()}/api/"})
+    down = _with(notifier, slack=_slack(f"http://127.0.0.1:{_free_port()}/api/"))
     sensor = build_check_failure_sensor()
     cursor = _tick(sensor, instance, down)
     assert json.loads(cursor)["pending"]
@@ -296,7 +332,7 @@ def test_unreachable_slack_is_retried_after_a_restart(instance, httpserver, slac
 
 
 def test_first_start_does_not_replay_old_history(instance, httpserver, notifier, monkeypatch):
-    monkeypatch.setattr(nt, "_now", lambda: nt.time.time() + 3 * 86400)
+    monkeypatch.setattr(delivery, "now", lambda: time.time() + 3 * 86400)
     cursor = _tick(build_check_failure_sensor(), instance, notifier)
     assert not httpserver.log and cursor.isdigit()  # read, passed over, not owed
 
@@ -329,7 +365,7 @@ def test_without_a_token_messages_go_to_the_log_and_jsonl(instance, failed_run, 
     local = _with(local, **{"ui_url": UI})
     assert local.chat_backend == "file"
     _tick(build_check_failure_sensor(), instance, local)
-    build_run_failure_sensor()(_run_failure_context(instance, failed_run, local))
+    _on_failure(instance, failed_run, local)
     log = capfd.readouterr().err
     lines = (tmp_path / "notifications.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]
@@ -362,7 +398,7 @@ def test_run_failure_reaches_slack_and_the_smtp_standin(
             "email_to": "ops@example.test, quant@example.test",
         },
     )
-    build_run_failure_sensor()(_run_failure_context(instance, failed_run, mailer))
+    _on_failure(instance, failed_run, mailer)
     (mail,) = inbox.messages
     assert mail["To"] == "ops@example.test, quant@example.test"
     assert mail["Subject"].startswith("[finance_assets] Run failed:")
@@ -384,7 +420,7 @@ def test_undelivered_email_is_retried_without_reposting_to_slack(
     httpserver.expect_request(POST, method="POST").respond_with_json(slack_bodies["ok"])
     settings = {"smtp_host": "127.0.0.1", "smtp_starttls": False, "email_to": "ops@example.test"}
     down = _with(notifier, **{**settings, "smtp_port": _free_port()})
-    build_run_failure_sensor()(_run_failure_context(instance, failed_run, down))
+    _on_failure(instance, failed_run, down)
     tags = instance.get_run_by_id(failed_run.run_id).tags
     assert tags[RUN_PENDING_TAG] == "1" and len(_posts(httpserver)) == 1
 
@@ -404,17 +440,17 @@ def test_run_success_notice(instance, tmp_path):
         job_name="us_daily",
         run_id="5ucce55",
         status=dg.DagsterRunStatus.SUCCESS,
-        tags={nt.PARTITION_TAG: DAY},
+        tags={content.PARTITION_TAG: DAY},
     )
     instance.add_run(run)
-    context = dg.build_run_status_sensor_context(
+    with dg.build_run_status_sensor_context(
         sensor_name="run_success_notifications",
         dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_SUCCESS.value, job_name="us_daily"),
         dagster_instance=instance,
         dagster_run=run,
         resources={"notifier": local},
-    )
-    build_run_success_sensor()(context)
+    ) as context:
+        build_run_success_sensor()(context)
     (record,) = [json.loads(line) for line in (tmp_path / "n.jsonl").read_text().splitlines()]
     assert record["kind"] == "run_success" and record["fields"]["run"] == run.run_id
     assert record["title"] == f"Run succeeded: us_daily [{DAY}]"
@@ -471,7 +507,7 @@ def test_secrets_never_appear_in_logs_files_errors_or_cursors(
             for _ in range(3):
                 cursor = _tick(sensor, instance, secret, cursor)
                 outputs.append(cursor or "")
-            build_run_failure_sensor()(_run_failure_context(instance, failed_run, secret))
+            _on_failure(instance, failed_run, secret)
             outputs.append(_tick(build_run_notice_retry_sensor(), instance, secret) or "")
             for channel in ("chat", "email"):
                 with pytest.raises(notify.SendError) as err:
@@ -530,7 +566,8 @@ def test_settings_come_from_the_environment(monkeypatch, tmp_path):
     assert TOKEN not in repr(raw) and PASSWORD not in repr(raw)
     with dg.build_resources({"notifier": raw}) as resources:
         resolved = resources.notifier
-    assert resolved.slack_bot_token == TOKEN and resolved.smtp_port == 2525
+    assert resolved.slack.token == TOKEN and resolved.smtp_port == 2525
+    assert resolved.slack.base_url == "http://127.0.0.1:9/api/"
     assert resolved.channels("run_failure") == ["chat", "email"]
     assert not resolved.smtp_starttls and resolved.ui_url == UI
 
@@ -567,9 +604,9 @@ def test_message_format_escapes_and_truncates():
     ranged = dg.DagsterRun(
         job_name="backfill",
         run_id="r1",
-        tags={nt.RANGE_START_TAG: "2026-11-16-09:30", nt.RANGE_END_TAG: "2026-11-20-15:55"},
+        tags={RANGE_START_TAG: "2026-11-16-09:30", RANGE_END_TAG: "2026-11-20-15:55"},
     )
-    assert nt._run_partition(ranged) == "2026-11-16-09:30 … 2026-11-20-15:55"
+    assert content.run_partition(ranged) == "2026-11-16-09:30 … 2026-11-20-15:55"
     leaky = notify.run_failure_notification(
         job_name="j",
         run_id="r",
@@ -579,6 +616,7 @@ def test_message_format_escapes_and_truncates():
     )
     assert PASSWORD not in leaky.redacted([]).plain_text()
     assert TOKEN not in leaky.redacted([]).slack_text()
-    assert notify.redact(f"postgresql://u:pw-{PASSWORD}@db/x {TOKEN}", [PASSWORD]) == (
-        f"postgresql://u:{notify.REDACTED}@db/x {notify.REDACTED}"
+    # One redaction for the whole project (lib/redaction.py), one marker: ***.
+    assert redaction.redact(f"postgresql://u:pw-{PASSWORD}@db/x {TOKEN}", [PASSWORD]) == (
+        "postgresql://u:***@db/x ***"
     )

@@ -5,7 +5,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from finance_assets.defs.ops.notifications import Notifier
+from finance_assets.defs.ops.notifications import Notifier, SlackChannel
 from finance_assets.defs.warehouse.alerts import notify_new_alerts
 from finance_assets.lib import transforms
 from finance_assets.lib.io import postgres
@@ -74,9 +74,9 @@ def test_a_failed_send_is_retried_not_lost(pg_url, us, alerts, httpserver, sampl
         content_type="application/json",
     )
     notifier = Notifier(
-        slack_bot_token="xoxb-test-token",
-        slack_channel="C1H9RESGL",
-        slack_api_url=httpserver.url_for("/api/"),
+        slack=SlackChannel(
+            token="xoxb-test-token", channel="C1H9RESGL", base_url=httpserver.url_for("/api/")
+        )
     )
     first = notify_new_alerts(pg_url, us, notifier, NOW)
     # channel_not_found, then no stand-in answer at all: both alerts stay owed.

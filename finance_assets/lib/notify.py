@@ -1,16 +1,15 @@
 """Notifications without Dagster: what a message says, and the channels that carry it.
 
-A `Notification` is rendered once per channel: Slack `chat.postMessage` (mrkdwn text), e-mail
-(plain text over SMTP) and a local file of JSON lines (the default without a Slack token, so the
-demo shows what would have been sent). Every sender raises a `SendError` subclass on failure,
-with a message that never contains a secret: the caller keeps the notification and tries again
-later.
+A `Notification` is rendered once per channel: Slack `chat.postMessage` (mrkdwn text, posted
+by `defs/ops/notifications/slack.py` through dagster-slack), e-mail (plain text over SMTP) and a
+local file of JSON lines (the default without a Slack token, so the demo shows what would have
+been sent). Every sender raises a `SendError` subclass on failure, with a message that never
+contains a secret (masked by `lib/redaction.py`): the caller keeps the notification and tries
+again later.
 """
 
 import datetime as dt
 import json
-import logging
-import re
 import smtplib
 import ssl
 from collections.abc import Iterable, Mapping, Sequence
@@ -18,13 +17,11 @@ from dataclasses import dataclass, field, replace
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
-from urllib.error import URLError
 from urllib.parse import quote
 
-from slack_sdk.errors import SlackApiError
-from slack_sdk.web import WebClient
+from finance_assets.lib import redaction
+from finance_assets.lib.redaction import redact
 
-SLACK_API_URL = "https://slack.com/api/"
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
 
 # Slack shows up to ~4,000 characters of a message's text comfortably; stay well below.
@@ -34,11 +31,6 @@ MAX_DETAIL_CHARS = 900
 MAX_FIELDS = 12
 # Metadata worth reading first when a check fails; the rest follow in their own order.
 KEY_METADATA = ("failing_rows", "rows", "quarantine_rate", "max_quarantine_rate")
-# Slack tokens have a recognisable shape: mask them even where nobody said they were secret.
-_SLACK_TOKEN = re.compile(r"xox[abeoprs]-[A-Za-z0-9-]+")
-# ...and the password of a URL (`postgresql://user:secret@host`), which errors like to quote.
-_URL_PASSWORD = re.compile(r"(\b[a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@", re.IGNORECASE)
-REDACTED = "[redacted]"
 
 
 # -- errors ----------------------------------------------------------------------------------
@@ -65,7 +57,7 @@ class SlackRejected(SendError):
         self.error = error
 
 
-class RateLimited(SendError):
+class SendRateLimited(SendError, redaction.RateLimited):
     """HTTP 429: the service asks us to wait `retry_after` seconds."""
 
 
@@ -75,35 +67,6 @@ class Unreachable(SendError):
 
 class SmtpFailed(SendError):
     """The SMTP server refused the login or the message, or could not be reached."""
-
-
-# -- redaction -------------------------------------------------------------------------------
-
-
-def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """`text` with the given secrets, Slack tokens and URL passwords masked."""
-    for secret in secrets:
-        # Very short values would mask ordinary words; such a "secret" protects nothing anyway.
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, REDACTED)
-    text = _URL_PASSWORD.sub(rf"\1{REDACTED}@", text)
-    return _SLACK_TOKEN.sub(REDACTED, text)
-
-
-class _RedactingFilter(logging.Filter):
-    """Masks token-shaped text in what slack_sdk logs (it quotes unexpected response bodies)."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        masked = redact(message)
-        if masked != message:
-            record.msg, record.args = masked, None
-        return True
-
-
-# slack_sdk logs through the logger it is given: ours, with the filter on it.
-_slack_log = logging.getLogger("finance_assets.notify.slack")
-_slack_log.addFilter(_RedactingFilter())
 
 
 # -- messages --------------------------------------------------------------------------------
@@ -136,7 +99,7 @@ class Notification:
             lines.append(f"*{_slack_escape(label)}:*\n```{_slack_escape(body)}```")
         if self.links:
             lines.append(" | ".join(f"<{url}|{_slack_escape(label)}>" for label, url in self.links))
-        return _fit("\n".join(lines), MAX_TEXT_CHARS)
+        return fit("\n".join(lines), MAX_TEXT_CHARS)
 
     def plain_text(self) -> str:
         lines = [self.title, ""]
@@ -180,7 +143,7 @@ def _slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _fit(text: str, limit: int) -> str:
+def fit(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text
     return text[: limit - 20].rstrip() + f"\n… ({len(text) - limit + 20} more chars)"
@@ -207,7 +170,7 @@ def _split_metadata(
         value = metadata[key]
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         if "\n" in text or len(text) > MAX_FIELD_CHARS:
-            details.append((key, _fit(text, MAX_DETAIL_CHARS)))
+            details.append((key, fit(text, MAX_DETAIL_CHARS)))
         elif len(fields) < MAX_FIELDS:
             fields.append((key, text))
     return fields, details
@@ -233,7 +196,7 @@ def check_failure_notification(
         ("severity", severity),
     ]
     if description:
-        fields.append(("description", _fit(description, MAX_FIELD_CHARS * 2)))
+        fields.append(("description", fit(description, MAX_FIELD_CHARS * 2)))
     meta_fields, details = _split_metadata(metadata)
     fields += meta_fields
     fields.append(("run", run_id or "(none)"))
@@ -265,9 +228,9 @@ def run_failure_notification(
     if partition:
         fields.append(("partition", partition))
     if message:
-        fields.append(("failure", _fit(message.strip().splitlines()[0], MAX_FIELD_CHARS * 2)))
+        fields.append(("failure", fit(message.strip().splitlines()[0], MAX_FIELD_CHARS * 2)))
     details = [
-        (f"step {step}", _fit(error.strip(), MAX_DETAIL_CHARS)) for step, error in step_errors
+        (f"step {step}", fit(error.strip(), MAX_DETAIL_CHARS)) for step, error in step_errors
     ]
     where = f" [{partition}]" if partition else ""
     return Notification(
@@ -304,67 +267,6 @@ def run_success_notification(
 
 
 # -- senders ---------------------------------------------------------------------------------
-
-
-class SlackSender:
-    """`chat.postMessage` through slack_sdk's WebClient, at Slack or at any stand-in URL."""
-
-    name = "slack"
-
-    def __init__(
-        self, token: str, channel: str, *, base_url: str = SLACK_API_URL, timeout: float = 10
-    ) -> None:
-        if not channel:
-            raise ValueError("a Slack channel is required (SLACK_CHANNEL)")
-        self._token = token
-        self.channel = channel
-        # No built-in retry handlers: a failed post is kept by the caller and retried on a later
-        # tick instead of blocking this one (Retry-After can be a minute).
-        self._client = WebClient(
-            token=token,
-            base_url=base_url,
-            timeout=int(max(1, timeout)),
-            retry_handlers=[],
-            logger=_slack_log,
-        )
-
-    def send(self, notification: Notification) -> str:
-        """Posts the message; returns Slack's message ts."""
-        try:
-            response = self._client.chat_postMessage(
-                channel=self.channel,
-                text=notification.slack_text(),
-                unfurl_links=False,
-                unfurl_media=False,
-            )
-        except SlackApiError as err:
-            status = err.response.status_code
-            # A proxy's HTML page ends up here too, quoted by slack_sdk: keep the start of it.
-            error = _fit(str(err.response.get("error") or "unknown_error"), MAX_FIELD_CHARS)
-            if status == 429 or error in ("ratelimited", "rate_limited"):
-                retry_after = _retry_after(err.response.headers)
-                raise RateLimited(
-                    "slack",
-                    f"rate limited (HTTP {status}), retry after "
-                    f"{'?' if retry_after is None else retry_after} s",
-                    retry_after=retry_after,
-                ) from None
-            raise SlackRejected(redact(error, [self._token]), status=status) from None
-        except (URLError, OSError, TimeoutError) as err:
-            raise Unreachable(
-                "slack", redact(f"cannot reach the Slack API: {err}", [self._token])
-            ) from None
-        return str(response.get("ts", ""))
-
-
-def _retry_after(headers: Mapping[str, Any]) -> float | None:
-    for key, value in headers.items():
-        if key.lower() == "retry-after":
-            try:
-                return max(0.0, float(value[0] if isinstance(value, list) else value))
-            except (TypeError, ValueError):
-                return None
-    return None
 
 
 class SmtpSender:

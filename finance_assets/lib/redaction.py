@@ -8,13 +8,18 @@
   loggers' records against it;
 - `scrub_exception` rewrites a driver's exception (ADBC, psycopg, pymongo, botocore) and its
   whole cause/context chain in place, so that what Dagster stores (the event log, the compute
-  logs) never holds the secret, while the exception keeps its type.
+  logs) never holds the secret, while the exception keeps its type;
+- `RateLimited` and `parse_retry_after`: what every client of an outside service (the market
+  data providers, Slack) shares when that service says "slow down", kept here with the rest of
+  what those clients share so that they agree on it.
 
-No Dagster import: the providers, the warehouse, MongoDB and S3 code all use it.
+No Dagster import: the providers, the notifications, the warehouse, MongoDB and S3 code use it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import email.utils
 import logging
 import re
 import threading
@@ -33,6 +38,8 @@ _QUERY_SECRET = re.compile(
     r"(?i)(?<![A-Za-z0-9_])(apikey|api_key|api-key|access_token|auth_token|token"
     r"|password|passwd|sslpassword)=('[^']*'|[^&#\s'\"<>]+)"
 )
+# Slack tokens have a recognisable shape: masked even where nobody said they were secret.
+_SLACK_TOKEN = re.compile(r"xox[abeoprs]-[A-Za-z0-9-]+")
 # A token (no spaces, quotes or brackets) holding an `@`: a URL's user info may be in it.
 _AT_TOKEN = re.compile(r"[^\s\"'<>()\[\]]*@[^\s\"'<>()\[\]]*")
 # The scheme of a URL, also mistyped: `postgresql://`, `postgresql:/`, `postgresql//`.
@@ -78,6 +85,7 @@ class Redactor:
     def text(self, value: str) -> str:
         out = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}={REDACTED}", value)
         out = _AT_TOKEN.sub(_star_password, out)
+        out = _SLACK_TOKEN.sub(REDACTED, out)
         with self._lock:
             secrets = sorted(self._secrets, key=len, reverse=True)
         for secret in secrets:
@@ -162,6 +170,15 @@ def register_secret(secret: str | None) -> None:
             logger.addFilter(_FILTER)
 
 
+def redacting_logger(name: str) -> logging.Logger:
+    """The logger `name`, its records scrubbed like the providers' (for a library that logs
+    through a logger it is given, such as slack_sdk, which quotes unexpected response bodies)."""
+    logger = logging.getLogger(name)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger
+
+
 def register_url_secrets(url: str | None) -> None:
     """Register the password of a connection URL (`scheme://user:password@host/...`, or a
     libpq `password=...` string), when it is long enough to be told from ordinary text."""
@@ -243,3 +260,47 @@ def redacted_errors(secrets: Iterable[str] = ()) -> Iterator[None]:
         if _is_clean(exc, redactor):
             raise
         raise RedactedError(f"{type(exc).__name__}: {redactor(redact(str(exc)))}") from None
+
+
+# --- "slow down": shared by every client of an outside service --------------------------------
+
+
+class RateLimited(Exception):
+    """The service asked us to slow down (HTTP 429, or its own words in a body).
+
+    `retry_after`: the seconds it asked us to wait, when it said. A base for each caller's own
+    error hierarchy (`providers.http.RateLimited`, `notify.SendRateLimited`), so that code
+    handling a rate limit catches one type whichever service answered.
+    """
+
+    retry_after: float | None = None
+
+
+def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date; None if absent
+    or unreadable, never negative."""
+    if value is None or not str(value).strip():
+        return None
+    value = str(value).strip()
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 7231 dates are GMT
+        when = when.replace(tzinfo=dt.UTC)
+    return max((when - now).total_seconds(), 0.0)
+
+
+def retry_after_from_headers(headers: Mapping[str, Any], now: dt.datetime) -> float | None:
+    """`parse_retry_after` of a plain mapping of headers: any case, a value or a list of them
+    (slack_sdk keeps the response's headers so)."""
+    for key, value in headers.items():
+        if str(key).lower() == "retry-after":
+            if isinstance(value, list | tuple):
+                value = value[0] if value else None
+            return parse_retry_after(value, now)
+    return None

@@ -13,7 +13,6 @@ Clock and sleep are injected, so tests run the retry and rate-limit paths withou
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import logging
 import random
 import threading
@@ -29,17 +28,26 @@ import tenacity
 from pyrate_limiter import InMemoryBucket, Rate, RateItem
 from requests.adapters import HTTPAdapter
 
+from finance_assets.lib import redaction
 from finance_assets.lib.providers.base import PermanentProviderError, ProviderError
 from finance_assets.lib.redaction import (
     PROCESS_REDACTOR,
     REDACTED,
     RedactingFilter,
     Redactor,
+    parse_retry_after,
     redact,
     register_secret,
 )
 
-__all__ = ["REDACTED", "RedactingFilter", "Redactor", "redact", "register_secret"]
+__all__ = [
+    "REDACTED",
+    "RedactingFilter",
+    "Redactor",
+    "parse_retry_after",
+    "redact",
+    "register_secret",
+]
 
 LOG = logging.getLogger("finance_assets.providers")
 
@@ -85,8 +93,9 @@ class ProviderRequestError(ProviderError):
         self.args = tuple(redactor.text(str(arg)) for arg in self.args)
 
 
-class RateLimited(ProviderRequestError):
-    """Too many calls for now (HTTP 429, a per-minute credit or call-frequency body)."""
+class RateLimited(ProviderRequestError, redaction.RateLimited):
+    """Too many calls for now (HTTP 429, a per-minute credit or call-frequency body); the
+    project-wide `RateLimited` (lib/redaction.py) of a provider."""
 
     retryable = True
 
@@ -529,25 +538,6 @@ def _default_session() -> requests.Session:
 def _snippet(body: bytes, redactor: Callable[[Any], Any], limit: int = 160) -> str:
     text = " ".join(body[:limit].decode("utf-8", "replace").split())
     return repr(redactor(text) + ("…" if len(body) > limit else ""))
-
-
-def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
-    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date; None if absent
-    or unreadable, never negative."""
-    if value is None or not value.strip():
-        return None
-    value = value.strip()
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:  # RFC 7231 dates are GMT
-        when = when.replace(tzinfo=dt.UTC)
-    return max((when - now).total_seconds(), 0.0)
 
 
 def seconds_to_next_minute(now: dt.datetime, margin: float = 1.0) -> float:
