@@ -4,19 +4,14 @@ of the environment `FINANCE_ENV` names."""
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import dagster as dg
 
-from finance_assets.defs.market.assets import build_market_assets
-from finance_assets.defs.market.freshness import build_feed_defs, build_freshness_sensor
-from finance_assets.defs.market.landing import build_landing_sensor
-from finance_assets.defs.market.schedules import build_market_schedules
-from finance_assets.defs.ops.notifications import build_notification_defs
-from finance_assets.defs.ops.retention import retention_job, retention_schedule
-from finance_assets.defs.social.assets import build_social_assets
-from finance_assets.defs.social.schedules import build_social_schedules
-from finance_assets.defs.warehouse.alerts import build_price_alert_sensor
-from finance_assets.defs.warehouse.assets import build_warehouse_assets
+from finance_assets.defs.market import definitions as market
+from finance_assets.defs.ops import definitions as ops
+from finance_assets.defs.social import definitions as social
+from finance_assets.defs.warehouse import definitions as warehouse
 from finance_assets.lib.markets import Market, markets_from_env
 from finance_assets.lib.settings import SettingsError
 from finance_assets.resources import build_resources, current_env
@@ -36,22 +31,15 @@ warnings.filterwarnings(
 )
 
 
-def build_market_defs(market: Market) -> dg.Definitions:
-    """Everything one market has: assets (each linked to its source code in the UI), their
-    checks, the feeds the freshness checks judge, sensors and schedules (no resources)."""
-    feeds = build_feed_defs(market)
-    return dg.Definitions(
-        assets=dg.with_source_code_references(
-            [
-                *build_market_assets(market),
-                *build_warehouse_assets(market),
-                *build_social_assets(market),
-                *(feeds.assets or []),
-            ]
-        ),
-        asset_checks=feeds.asset_checks,
-        sensors=[build_landing_sensor(market)],
-        schedules=[*build_market_schedules(market), *build_social_schedules(market)],
+def build_domain_defs(
+    markets: Sequence[Market], *, follow_schedules: bool = True
+) -> dg.Definitions:
+    """The data domains' definitions for `markets` (each domain builds its own), without the
+    operations domain and without resources: what the tests run a market with."""
+    return dg.Definitions.merge(
+        market.build_defs(markets, follow_schedules=follow_schedules),
+        warehouse.build_defs(markets),
+        social.build_defs(markets),
     )
 
 
@@ -69,19 +57,10 @@ def build_defs() -> dg.Definitions:
     if problems:
         raise SettingsError(problems)
     # Locally a feed is judged only while its schedule runs; in production always.
-    follow_schedules = current_env() == "local"
     return dg.Definitions.merge(
-        *(build_market_defs(market) for market in markets),
-        dg.Definitions(
-            sensors=[
-                build_freshness_sensor(markets, follow_schedules=follow_schedules),
-                build_price_alert_sensor(markets),
-            ],
-            schedules=[retention_schedule],
-            jobs=[retention_job],
-            resources=resources,
-        ),
-        build_notification_defs(),
+        build_domain_defs(markets, follow_schedules=current_env() == "local"),
+        ops.build_defs(),
+        dg.Definitions(resources=resources),
     )
 
 

@@ -162,7 +162,7 @@ def test_a_failed_part_is_named_with_its_reason_never_an_empty_table(env_defs, u
 
 @pytest.fixture
 def env_defs(monkeypatch, tmp_path, pg_url, us):
-    from finance_assets.definitions import build_market_defs
+    from finance_assets.definitions import build_domain_defs
     from finance_assets.resources import build_resources
 
     monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path / "data"))
@@ -171,6 +171,8 @@ def env_defs(monkeypatch, tmp_path, pg_url, us):
         monkeypatch.delenv(name, raising=False)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS us CASCADE")
-    defs = dg.Definitions.merge(build_market_defs(us), dg.Definitions(resources=build_resources()))
+    defs = dg.Definitions.merge(
+        build_domain_defs([us]), dg.Definitions(resources=build_resources())
+    )
     with dg.instance_for_test() as instance:
         yield defs, instance

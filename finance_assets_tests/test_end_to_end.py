@@ -8,7 +8,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from finance_assets.definitions import build_market_defs
+from finance_assets.definitions import build_domain_defs
 from finance_assets.defs.market import assets as market_assets
 from finance_assets.demo import range_tags, run_market
 from finance_assets.lib import transforms
@@ -37,7 +37,7 @@ def fresh_schema(pg_url, us):
 
 def _defs(market) -> dg.Definitions:
     return dg.Definitions.merge(
-        build_market_defs(market), dg.Definitions(resources=build_resources())
+        build_domain_defs([market]), dg.Definitions(resources=build_resources())
     )
 
 

@@ -4,7 +4,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from finance_assets.definitions import build_market_defs
+from finance_assets.definitions import build_domain_defs
 from finance_assets.defs.market.freshness import (
     build_freshness_sensor,
     due_partition,
@@ -78,7 +78,9 @@ def test_locally_a_feed_is_judged_only_when_its_schedules_run_by_default(
         monkeypatch.delenv("FINANCE_SCHEDULES", raising=False)
     monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path / "data"))
     # Schedules take their default status when built.
-    defs = dg.Definitions.merge(build_market_defs(us), dg.Definitions(resources=build_resources()))
+    defs = dg.Definitions.merge(
+        build_domain_defs([us]), dg.Definitions(resources=build_resources())
+    )
     sensor = build_freshness_sensor([us])
     with dg.instance_for_test(temp_dir=str(tmp_path)) as instance:
         context = dg.build_sensor_context(instance=instance, definitions=defs)

@@ -477,14 +477,14 @@ def env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, pg_url: str, us: Market
 
 
 def _defs(us: Market, data: Path) -> dg.Definitions:
-    from finance_assets.definitions import build_market_defs
+    from finance_assets.definitions import build_domain_defs
     from finance_assets.resources import build_resources
 
     resources = {
         **build_resources(),
         "landing_zone": LandingZoneResource(root=str(data / "landing")),
     }
-    market_defs = build_market_defs(us)
+    market_defs = build_domain_defs([us])
     # Once definitions.py wires the sensor into the market's definitions, it is there already.
     wired = any(s.name == "us_landing_sensor" for s in market_defs.sensors or [])
     sensors = [] if wired else [build_landing_sensor(us)]

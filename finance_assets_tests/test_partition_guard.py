@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 from dagster._core.test_utils import freeze_time
 
-from finance_assets.definitions import build_market_defs
+from finance_assets.definitions import build_domain_defs
 from finance_assets.defs.market.partitions import five_minute_partitions
 from finance_assets.demo import range_tags
 from finance_assets.resources import build_resources
@@ -18,7 +18,9 @@ def defs(monkeypatch, tmp_path, pg_url, us):
     monkeypatch.setenv("FINANCE_PG_URL", pg_url)
     for name in ("FINANCE_SIM_FAULT_RATE", "FINANCE_ENV", "MARKET_DATA_PROVIDER"):
         monkeypatch.delenv(name, raising=False)
-    return dg.Definitions.merge(build_market_defs(us), dg.Definitions(resources=build_resources()))
+    return dg.Definitions.merge(
+        build_domain_defs([us]), dg.Definitions(resources=build_resources())
+    )
 
 
 def _run(defs, job_name, tags=None, partition_key=None):

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 
-from finance_assets.definitions import build_market_defs
+from finance_assets.definitions import build_domain_defs
 from finance_assets.defs.ops.retention import retention_job
 from finance_assets.resources import StorageResource, build_resources
 
@@ -16,7 +16,7 @@ LONDON = ZoneInfo("Europe/London")
 def _schedules(market):
     """The market's schedules inside a repository (run requests are checked against it)."""
     defs = dg.Definitions.merge(
-        build_market_defs(market), dg.Definitions(resources=build_resources({}))
+        build_domain_defs([market]), dg.Definitions(resources=build_resources({}))
     )
     repo = defs.get_repository_def()
     names = [f"{market.key}_bars_5min_schedule", f"{market.key}_daily_schedule"]
@@ -132,7 +132,7 @@ def test_lake_retention_when_configured(tmp_path):
 
 def test_posts_schedule_targets_the_last_hour_every_day(us):
     defs = dg.Definitions.merge(
-        build_market_defs(us), dg.Definitions(resources=build_resources({}))
+        build_domain_defs([us]), dg.Definitions(resources=build_resources({}))
     )
     repo = defs.get_repository_def()
     schedule = repo.get_schedule_def("us_posts_hourly_schedule")
