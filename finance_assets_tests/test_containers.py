@@ -91,9 +91,10 @@ def test_compose_config_resolves_every_service_on_loopback_host_networking():
         assert "ports" not in service, name  # nothing published: all listen on 127.0.0.1
     storage = config["services"]["code"]["environment"]
     # Dagster's storage goes through PgBouncer; the warehouse straight to PostgreSQL.
-    assert storage["DAGSTER_PG_PORT"] == config["services"]["pgbouncer"]["environment"][
-        "PGBOUNCER_PORT"
-    ]
+    assert (
+        storage["DAGSTER_PG_PORT"]
+        == config["services"]["pgbouncer"]["environment"]["PGBOUNCER_PORT"]
+    )
     assert storage["FINANCE_PG_URL"].endswith(
         f"@127.0.0.1:{config['services']['postgres']['environment']['POSTGRES_PORT']}/warehouse"
     )
@@ -124,6 +125,35 @@ def test_the_real_env_file_and_copied_certificates_are_git_ignored():
         ["git", "check-ignore", *paths], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert set(result.stdout.split()) == set(paths), result.stdout + result.stderr
+
+
+def test_every_keyed_provider_runs_one_run_at_a_time_and_the_jobs_carry_its_tag(monkeypatch):
+    import yaml
+
+    from finance_assets.defs.market.schedules import daily_job, intraday_job
+    from finance_assets.defs.social.schedules import build_social_schedules
+    from finance_assets.lib.markets import markets_from_env
+    from finance_assets.resources import POSTS_PROVIDERS, PROVIDERS
+
+    instance = yaml.safe_load((DOCKER_DIR / "dagster.yaml").read_text())
+    coordinator = instance["run_coordinator"]
+    assert coordinator["class"] == "QueuedRunCoordinator"
+    assert instance["run_launcher"]["class"] == "DefaultRunLauncher"
+    limits = {
+        (x["key"], x.get("value")): x["limit"]
+        for x in coordinator["config"]["tag_concurrency_limits"]
+    }
+    keyed = {("finance/market_data_provider", p) for p in PROVIDERS if p != "simulated"}
+    keyed |= {("finance/posts_provider", p) for p in POSTS_PROVIDERS if p != "simulated"}
+    assert {k: limits.get(k) for k in keyed} == dict.fromkeys(keyed, 1)
+
+    monkeypatch.setenv("MARKET_DATA_PROVIDER", "twelve_data")
+    monkeypatch.setenv("POSTS_PROVIDER", "x_api")
+    market = markets_from_env({})["us"]
+    for job in (daily_job(market), intraday_job(market)):
+        assert job.tags["finance/market_data_provider"] == "twelve_data", job.name
+    posts_job = build_social_schedules(market)[0].job
+    assert posts_job.tags["finance/posts_provider"] == "x_api"
 
 
 def test_hadolint_passes_on_the_dockerfiles():
@@ -327,7 +357,9 @@ mutation LaunchRun($params: ExecutionParams!) {
   }
 }
 """
-RUN_STATUS = "query ($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+RUN_STATUS = """
+query ($id: ID!) { runOrError(runId: $id) { ... on Run { status tags { key value } } } }
+"""
 RUN_EVENTS = """
 query ($id: ID!) {
   logsForRun(runId: $id) {
@@ -346,7 +378,10 @@ def test_a_day_of_one_market_materialises_in_the_container_stack(stack):
             "repositoryLocationName": "finance_assets",
             "repositoryName": "__repository__",
             "jobName": "us_daily_job",
-            "assetSelection": [{"path": ["us", "raw_daily_quotes"]}, {"path": ["us", "daily_bars"]}],
+            "assetSelection": [
+                {"path": ["us", "raw_daily_quotes"]},
+                {"path": ["us", "daily_bars"]},
+            ],
         },
         "executionMetadata": {"tags": [{"key": "dagster/partition", "value": SESSION}]},
         "runConfigData": {},
@@ -355,9 +390,10 @@ def test_a_day_of_one_market_materialises_in_the_container_stack(stack):
     launched = _graphql(stack, LAUNCH_RUN, {"params": params})["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
-    status = None
+    status, run = None, {}
     while time.monotonic() - start < 300:
-        status = _graphql(stack, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        run = _graphql(stack, RUN_STATUS, {"id": run_id})["runOrError"]
+        status = run["status"]
         if status in ("SUCCESS", "FAILURE", "CANCELED"):
             break
         time.sleep(1)
@@ -368,6 +404,8 @@ def test_a_day_of_one_market_materialises_in_the_container_stack(stack):
     kinds = {e["__typename"] for e in events}
     # The QueuedRunCoordinator queued it and the daemon dequeued it into the code server.
     assert {"RunEnqueuedEvent", "RunDequeuedEvent", "RunSuccessEvent"} <= kinds, kinds
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert tags["finance/market_data_provider"] == "simulated", tags  # the queue's limits key
 
     settings = stack.settings
     warehouse = (
