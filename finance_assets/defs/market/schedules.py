@@ -34,10 +34,19 @@ def schedules_default_status() -> dg.DefaultScheduleStatus:
     return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
 
 
+def provider_tag(key: str, variable: str) -> dict[str, str]:
+    """The run tag naming the provider a job calls (`finance/market_data_provider`,
+    `finance/posts_provider`): the container instance's QueuedRunCoordinator allows one run at a
+    time per keyed provider (deployment/docker/dagster.yaml), since each client's rate limiter
+    lives in its run's process."""
+    return {key: os.environ.get(variable, "").strip().lower() or "simulated"}
+
+
 def intraday_job(market: Market) -> AssetJob:
     return dg.define_asset_job(
         f"{market.key}_bars_5min_job",
         selection=assets_for_run(market, "raw_intraday_quotes", "bars_5min", "price_moves"),
+        tags=provider_tag("finance/market_data_provider", "MARKET_DATA_PROVIDER"),
         description=f"The latest 5-minute bar of {market.name}: payloads, clean bars, moves.",
     )
 
@@ -55,6 +64,7 @@ def daily_job(market: Market) -> AssetJob:
     return dg.define_asset_job(
         f"{market.key}_daily_job",
         selection=assets_for_run(market, *DAILY_ASSETS),
+        tags=provider_tag("finance/market_data_provider", "MARKET_DATA_PROVIDER"),
         description=f"{market.name} after the close: daily bars, the daily summary, the day's "
         "sentiment and the two joined.",
     )

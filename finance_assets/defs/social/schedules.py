@@ -4,7 +4,7 @@ import datetime as dt
 
 import dagster as dg
 
-from finance_assets.defs.market.schedules import schedules_default_status
+from finance_assets.defs.market.schedules import provider_tag, schedules_default_status
 from finance_assets.defs.social.assets import HOURLY_FMT
 from finance_assets.lib.markets import Market
 
@@ -23,6 +23,7 @@ def build_social_schedules(market: Market) -> list[dg.ScheduleDefinition]:
             [market.key, "raw_posts"], [market.key, "post_sentiment"]
         ),
         description=f"The last hour's posts about the companies of {market.name}, scored.",
+        tags=provider_tag("finance/posts_provider", "POSTS_PROVIDER"),
     )
 
     @dg.schedule(
