@@ -223,7 +223,7 @@ def output_unless_failed(
     checks: Sequence[dg.AssetCheckResult],
     metadata: Mapping[str, Any],
     keys: Sequence[str] = (),
-) -> Iterator[dg.Output | dg.AssetCheckResult]:
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     """The frame and its (blocking) checks; when one fails, the checks say why, nothing is
     written (the previous rows stay) and the step fails, so downstream assets do not run.
     `keys`: the run's partition keys (a range's verdicts say what they cover)."""
@@ -236,8 +236,7 @@ def output_unless_failed(
             f"{', '.join(failed)}; nothing was written",
             metadata={"failed_checks": failed, "rows": frame.height},
         )
-    yield dg.Output(frame, metadata=dict(metadata))
-    yield from checks
+    yield dg.MaterializeResult(value=frame, metadata=dict(metadata), check_results=checks)
 
 
 # What `dg.define_asset_job` returns (a job resolved against the assets when the definitions

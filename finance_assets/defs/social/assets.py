@@ -254,7 +254,7 @@ def _stock_sentiment_daily(market: Market) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext,
         daily_summary: pl.DataFrame,
         daily_sentiment: pl.DataFrame,
-    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         joined = social.stock_sentiment_daily(daily_summary, daily_sentiment)
         duplicates = quality.duplicate_keys(joined, social.STOCK_SENTIMENT_KEY)

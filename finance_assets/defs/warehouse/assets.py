@@ -67,7 +67,7 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
     )
     def _summary(
         context: dg.AssetExecutionContext, bars_5min: pl.DataFrame
-    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
         summary = transforms.daily_summary(bars_5min, market)
@@ -135,7 +135,7 @@ def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
     )
     def _moves(
         context: dg.AssetExecutionContext, storage: StorageResource, alerts: AlertSettingsResource
-    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         window = context.partition_time_window
         # Whole sessions from the previous one on: the reference close and the crossing state
         # at the window's start come from bars before it.
