@@ -7,7 +7,9 @@
 - redaction of API keys from URLs, messages, dicts and log records;
 - typed errors, all `ProviderError`s, whose messages never hold a secret.
 
-Clock and sleep are injected, so tests run the retry and rate-limit paths without waiting.
+`RetryingClient` is the retry engine (the limiter per attempt, tenacity's waits, redaction),
+whatever sends the request; `HttpClient` adds requests. Clock and sleep are injected, so tests
+run the retry and rate-limit paths without waiting.
 """
 
 from __future__ import annotations
