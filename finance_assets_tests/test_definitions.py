@@ -120,12 +120,23 @@ def test_unknown_provider_lists_the_valid_ones():
         build_resources({"FINANCE_SIM_FAULT_RATE": "lots"})
 
 
-def test_an_explicit_mapping_is_taken_literally_and_the_process_env_as_envvars(monkeypatch):
-    explicit = build_resources({"FINANCE_PG_URL": "postgresql://u:p@h/db"})
-    assert explicit["warehouse"].url == "postgresql://u:p@h/db"
+def test_secrets_are_envvars_whichever_mapping_the_settings_come_from(monkeypatch):
+    """Never the value in the resource (and so in the UI): Dagster resolves the variable from
+    the process environment when a run starts."""
+    explicit = build_resources(
+        {"FINANCE_PG_URL": "postgresql://u:p@h/db", "MONGODB_URI": "mongodb://u:p@m:27017/"}
+    )
+    assert isinstance(explicit["warehouse"].url, dg.EnvVar)
+    assert explicit["warehouse"].url == dg.EnvVar("FINANCE_PG_URL")
+    assert isinstance(explicit["raw_zone_io_manager"].mongodb_uri, dg.EnvVar)
     monkeypatch.setenv("FINANCE_PG_URL", "postgresql://u:secret@h/db")
+    monkeypatch.setenv("MARKET_DATA_PROVIDER", "twelve_data")
+    monkeypatch.setenv("TWELVEDATA_API_KEY", "td-secret")
     from_env = build_resources()
     assert isinstance(from_env["warehouse"].url, dg.EnvVar)  # never shown in the UI
+    assert from_env["market_data"].api_key == dg.EnvVar("TWELVEDATA_API_KEY")
+    with dg.build_resources({"market_data": from_env["market_data"]}) as built:
+        assert built.market_data.api_key == "td-secret"  # what a run gets
 
 
 def test_production_instance_config_runs_on_postgresql(pg_server_url, tmp_path, monkeypatch):
@@ -169,13 +180,16 @@ def test_production_instance_config_runs_on_postgresql(pg_server_url, tmp_path, 
 def test_posts_sources_and_scorers_are_chosen_by_name():
     from finance_assets.lib import social
     from finance_assets.lib.providers.x_api import XSearchClient
-    from finance_assets.resources import PostsResource
+    from finance_assets.resources import SimulatedPostsResource, XApiResource
 
-    assert PostsResource().get_scorer() is social.vader_scores
-    x = PostsResource(provider="x_api", x_bearer_token="t0k").get_source()
+    assert SimulatedPostsResource().get_scorer() is social.vader_scores
+    x = XApiResource(bearer_token="t0k").get_source()
     assert isinstance(x, XSearchClient) and "t0k" not in repr(x)
     with pytest.raises(ValueError, match="X_BEARER_TOKEN is not set"):
-        PostsResource(provider="x_api").get_source()
+        XApiResource().get_source()
+    assert isinstance(build_resources({})["posts"], SimulatedPostsResource)
+    chosen = build_resources({"POSTS_PROVIDER": "x_api", "X_BEARER_TOKEN": "t0k"})["posts"]
+    assert isinstance(chosen, XApiResource) and chosen.bearer_token == dg.EnvVar("X_BEARER_TOKEN")
     with pytest.raises(ValueError, match="POSTS_SCORER='bert' is not a scorer"):
         build_resources({"POSTS_SCORER": "bert"})
     with pytest.raises(ValueError, match="POSTS_PROVIDER='reddit' is not a provider"):

@@ -26,7 +26,6 @@ from finance_assets.lib.providers.base import RawPayload
 from finance_assets.lib.providers.http import (
     AuthenticationFailed,
     InvalidSymbol,
-    MissingApiKey,
     QuotaExhausted,
     RateLimited,
 )
@@ -37,6 +36,7 @@ from finance_assets_tests.test_providers_http import (
     av_client,
     av_document,
     base_url,
+    configured,
     json_bytes,
 )
 
@@ -52,8 +52,8 @@ INTRADAY = {
 
 
 @pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime(dt.datetime(2026, 2, 3, 12, 0, tzinfo=dt.UTC))  # the day after DAY
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    return FakeTime(dt.datetime(2026, 2, 3, 12, 0, tzinfo=dt.UTC), monkeypatch)  # the day after DAY
 
 
 @pytest.fixture(scope="module")
@@ -394,13 +394,16 @@ def test_symbol_notation() -> None:
         assert canonical_symbol(to_alpha_vantage(symbol)) == symbol
 
 
-def test_from_env() -> None:
-    with pytest.raises(MissingApiKey, match="ALPHAVANTAGE_API_KEY is not set"):
-        AlphaVantageClient.from_env({"ALPHAVANTAGE_API_KEY": "  "})
-    client = AlphaVantageClient.from_env(
+def test_configured_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    def from_env(environ: dict[str, str]) -> AlphaVantageClient:
+        environ = {"MARKET_DATA_PROVIDER": "alpha_vantage", **environ}
+        return configured(monkeypatch, environ, "market_data")
+
+    with pytest.raises(ValueError, match="ALPHAVANTAGE_API_KEY is not set"):
+        from_env({"ALPHAVANTAGE_API_KEY": "  "})
+    client = from_env(
         {"ALPHAVANTAGE_API_KEY": API_KEY, "ALPHAVANTAGE_BASE_URL": "http://127.0.0.1:9"}
     )
     assert client.base_url == "http://127.0.0.1:9" and API_KEY not in repr(client)
-    assert AlphaVantageClient.from_env({"ALPHAVANTAGE_API_KEY": API_KEY}).base_url == (
-        "https://www.alphavantage.co"
-    )
+    monkeypatch.delenv("ALPHAVANTAGE_BASE_URL")
+    assert from_env({"ALPHAVANTAGE_API_KEY": API_KEY}).base_url == "https://www.alphavantage.co"

@@ -96,12 +96,12 @@ def test_twelve_data_provider_end_to_end(monkeypatch, tmp_path, pg_url, us, http
 
 
 def test_unknown_provider_and_missing_key_are_clear(monkeypatch):
-    from finance_assets.resources import MarketDataResource
+    from finance_assets.resources import TwelveDataResource, build_resources
 
     with pytest.raises(ValueError, match="TWELVEDATA_API_KEY is not set"):
-        MarketDataResource(provider="twelve_data").get_provider()
+        TwelveDataResource().get_provider()
     with pytest.raises(ValueError, match="valid: simulated, twelve_data, alpha_vantage"):
-        MarketDataResource(provider="bloomberg").get_provider()
+        build_resources({"MARKET_DATA_PROVIDER": "bloomberg"})
 
 
 def _td_env(monkeypatch, tmp_path, pg_url, httpserver):

@@ -17,7 +17,9 @@ from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import dagster as dg
 import orjson
+import pyrate_limiter.limiter
 import pytest
 from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
@@ -33,12 +35,13 @@ from finance_assets.lib.providers.http import (
     ProviderUnavailable,
     RateLimited,
     RateLimiter,
-    RetryPolicy,
+    RequestRetries,
     parse_retry_after,
     redact,
     register_secret,
 )
 from finance_assets.lib.providers.twelve_data import TwelveDataClient
+from finance_assets.resources import build_resources
 
 # Distinctive, so that finding it anywhere it should not be is unambiguous.
 API_KEY = "tk-9F3a7Q2w-SECRET-51b8"
@@ -50,9 +53,12 @@ _NY = ZoneInfo("America/New_York")
 class FakeTime:
     """A clock that only moves when something sleeps; records every sleep."""
 
-    def __init__(self, now: dt.datetime) -> None:
+    def __init__(self, now: dt.datetime, monkeypatch: pytest.MonkeyPatch | None = None) -> None:
         self.now = now
         self.sleeps: list[float] = []
+        if monkeypatch is not None:
+            # pyrate-limiter's blocking acquire sleeps with `time.sleep`: on this fake instead.
+            monkeypatch.setattr(pyrate_limiter.limiter, "sleep", self.sleep)
 
     def clock(self) -> dt.datetime:
         return self.now
@@ -62,13 +68,25 @@ class FakeTime:
         self.now += dt.timedelta(seconds=seconds)
 
 
+def configured(monkeypatch: pytest.MonkeyPatch, environ: dict[str, str], key: str) -> Any:
+    """The client a run gets from the environment: the variables set as a user sets them, the
+    resources built by `build_resources` and initialised by Dagster (EnvVars resolved)."""
+    for name in ("MARKET_DATA_PROVIDER", "POSTS_PROVIDER"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    with dg.build_resources({key: build_resources()[key]}) as built:
+        resource = getattr(built, key)
+        return resource.get_source() if key == "posts" else resource.get_provider()
+
+
 def base_url(server: HTTPServer) -> str:
     return server.url_for("/").rstrip("/")
 
 
 def td_client(server_url: str, fake: FakeTime, **kwargs: Any) -> TwelveDataClient:
     credits = kwargs.pop("credits_per_minute", 8)
-    limiter = RateLimiter("twelve_data", credits, clock=fake.clock, sleep=fake.sleep)
+    limiter = RateLimiter("twelve_data", credits, clock=fake.clock)
     kwargs.setdefault("timeout", (2.0, 2.0))
     return TwelveDataClient(
         API_KEY,
@@ -82,7 +100,7 @@ def td_client(server_url: str, fake: FakeTime, **kwargs: Any) -> TwelveDataClien
 
 
 def av_client(server_url: str, fake: FakeTime, **kwargs: Any) -> AlphaVantageClient:
-    limiter = RateLimiter("alpha_vantage", 5, clock=fake.clock, sleep=fake.sleep)
+    limiter = RateLimiter("alpha_vantage", 5, clock=fake.clock)
     kwargs.setdefault("timeout", (2.0, 2.0))
     return AlphaVantageClient(
         API_KEY, server_url, limiter=limiter, clock=fake.clock, sleep=fake.sleep, **kwargs
@@ -248,9 +266,9 @@ def test_parse_retry_after_seconds_and_http_dates() -> None:
     assert parse_retry_after(None, now) is None
 
 
-def test_rate_limiter_waits_exactly_for_the_next_slot() -> None:
-    fake = FakeTime(dt.datetime(2026, 3, 2, 15, 0, 0, tzinfo=dt.UTC))
-    limiter = RateLimiter("test", 5, 60, clock=fake.clock, sleep=fake.sleep, buffer=0.0)
+def test_rate_limiter_waits_exactly_for_the_next_slot(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeTime(dt.datetime(2026, 3, 2, 15, 0, 0, tzinfo=dt.UTC), monkeypatch)
+    limiter = RateLimiter("test", 5, 60, clock=fake.clock, buffer=0.0)
     for _ in range(5):
         assert limiter.acquire() == 0.0
         fake.now += dt.timedelta(seconds=1)
@@ -261,9 +279,9 @@ def test_rate_limiter_waits_exactly_for_the_next_slot() -> None:
         limiter.acquire(weight=6)
 
 
-def test_rate_limiter_weights_and_saturate() -> None:
-    fake = FakeTime(dt.datetime(2026, 3, 2, 15, 0, 0, tzinfo=dt.UTC))
-    limiter = RateLimiter("credits", 8, 60, clock=fake.clock, sleep=fake.sleep, buffer=0.0)
+def test_rate_limiter_weights_and_saturate(monkeypatch: pytest.MonkeyPatch) -> None:
+    fake = FakeTime(dt.datetime(2026, 3, 2, 15, 0, 0, tzinfo=dt.UTC), monkeypatch)
+    limiter = RateLimiter("credits", 8, 60, clock=fake.clock, buffer=0.0)
     assert limiter.acquire(weight=5) == 0.0
     assert limiter.acquire(weight=4) == pytest.approx(60.0, abs=0.01)  # 5 + 4 > 8: wait a window
     fake.sleeps.clear()
@@ -276,7 +294,7 @@ def test_rate_limiter_weights_and_saturate() -> None:
 
 
 def _http(server: HTTPServer, fake: FakeTime, **kwargs: Any) -> HttpClient:
-    limiter = RateLimiter("http_test", 100, clock=fake.clock, sleep=fake.sleep)
+    limiter = RateLimiter("http_test", 100, clock=fake.clock)
     return HttpClient(
         "http_test",
         limiter=limiter,
@@ -289,8 +307,8 @@ def _http(server: HTTPServer, fake: FakeTime, **kwargs: Any) -> HttpClient:
 
 
 @pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime(dt.datetime(2026, 3, 2, 15, 0, 20, 500000, tzinfo=dt.UTC))
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    return FakeTime(dt.datetime(2026, 3, 2, 15, 0, 20, 500000, tzinfo=dt.UTC), monkeypatch)
 
 
 def test_429_with_retry_after_seconds_is_retried_then_succeeds(
@@ -333,7 +351,7 @@ def test_retry_after_longer_than_the_cap_fails_at_once(
     httpserver.expect_request("/q").respond_with_data(
         "", status=429, headers={"Retry-After": "3600"}
     )
-    client = _http(httpserver, fake, retry=RetryPolicy(max_retry_after=120))
+    client = _http(httpserver, fake, retry=RequestRetries(max_retry_after=120))
     with pytest.raises(RateLimited) as info:
         client.get_json(httpserver.url_for("/q"), {})
     assert info.value.retry_after == 3600
@@ -343,7 +361,7 @@ def test_retry_after_longer_than_the_cap_fails_at_once(
 def test_backoff_is_exponential_with_full_jitter(httpserver: HTTPServer, fake: FakeTime) -> None:
     httpserver.expect_request("/q").respond_with_json({"code": 500}, status=500)
     client = _http(
-        httpserver, fake, retry=RetryPolicy(attempts=4, backoff_initial=1, backoff_max=3)
+        httpserver, fake, retry=RequestRetries(attempts=4, backoff_initial=1, backoff_max=3)
     )
     with pytest.raises(ProviderUnavailable) as info:
         client.get_json(httpserver.url_for("/q"), {})
@@ -386,9 +404,9 @@ CLIENTS = pytest.mark.parametrize("kind", ["twelve_data", "alpha_vantage"])
 
 
 @pytest.fixture
-def fake_recent() -> FakeTime:
+def fake_recent(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
     # The day after _DAY: Alpha Vantage serves it without `month`.
-    return FakeTime(dt.datetime(2026, 2, 3, 12, 0, 0, tzinfo=dt.UTC))
+    return FakeTime(dt.datetime(2026, 2, 3, 12, 0, 0, tzinfo=dt.UTC), monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -452,7 +470,7 @@ def test_html_page_with_status_200_is_malformed(
     httpserver.expect_request(_PATH[kind]).respond_with_data(
         "<html>maintenance</html>", content_type="text/html"
     )
-    client = _make(kind, base_url(httpserver), fake_recent, retry=RetryPolicy(attempts=1))
+    client = _make(kind, base_url(httpserver), fake_recent, retry=RequestRetries(attempts=1))
     with pytest.raises(MalformedResponse, match=r"HTTP 200.*not JSON"):
         _fetch_one(client, us)
 
@@ -531,7 +549,7 @@ def test_no_api_key_in_logs_errors_or_payloads(
     with caplog.at_level(logging.DEBUG):
         payloads = _fetch_one(av_client(base_url(httpserver), fake_recent), us)
         payloads += _fetch_one(td_client(base_url(httpserver), fake_recent), us)
-        one_try = RetryPolicy(attempts=1)
+        one_try = RequestRetries(attempts=1)
         for client in (
             av_client(base_url(httpserver), fake_recent, retry=one_try),
             av_client(f"http://127.0.0.1:{free_port()}", fake_recent, retry=one_try),

@@ -17,7 +17,6 @@ from finance_assets.lib import transforms
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.http import (
     InvalidSymbol,
-    MissingApiKey,
     QuotaExhausted,
     RateLimited,
 )
@@ -30,6 +29,7 @@ from finance_assets_tests.test_providers_http import (
     API_KEY,
     FakeTime,
     base_url,
+    configured,
     json_bytes,
     td_client,
     td_document,
@@ -52,8 +52,8 @@ def _query(symbol: str, interval: str, start_date: str, end_date: str, **extra: 
 
 
 @pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime(NOW)
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    return FakeTime(NOW, monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -355,19 +355,20 @@ def test_no_call_for_a_window_without_bars(
     assert httpserver.log == []
 
 
-def test_from_env() -> None:
-    with pytest.raises(MissingApiKey, match="TWELVEDATA_API_KEY is not set"):
-        TwelveDataClient.from_env({})
-    client = TwelveDataClient.from_env(
-        {"TWELVEDATA_API_KEY": API_KEY, "TWELVEDATA_BASE_URL": "http://127.0.0.1:9/"}
-    )
+def test_configured_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    def from_env(environ: dict[str, str]) -> TwelveDataClient:
+        environ = {"MARKET_DATA_PROVIDER": "twelve_data", **environ}
+        return configured(monkeypatch, environ, "market_data")
+
+    with pytest.raises(ValueError, match="TWELVEDATA_API_KEY is not set"):
+        from_env({})
+    client = from_env({"TWELVEDATA_API_KEY": API_KEY, "TWELVEDATA_BASE_URL": "http://127.0.0.1:9/"})
     assert client.base_url == "http://127.0.0.1:9" and client.batch_size == 8
     assert API_KEY not in repr(client)
-    paid = TwelveDataClient.from_env(
-        {"TWELVEDATA_API_KEY": API_KEY, "TWELVEDATA_CREDITS_PER_MINUTE": "610"}
-    )
+    monkeypatch.delenv("TWELVEDATA_BASE_URL")
+    paid = from_env({"TWELVEDATA_API_KEY": API_KEY, "TWELVEDATA_CREDITS_PER_MINUTE": "610"})
     assert paid.base_url == "https://api.twelvedata.com" and paid.batch_size == 120
     with pytest.raises(ValueError, match="TWELVEDATA_BASE_URL"):
-        TwelveDataClient.from_env({"TWELVEDATA_API_KEY": API_KEY, "TWELVEDATA_BASE_URL": "ftp:x"})
+        from_env({"TWELVEDATA_API_KEY": API_KEY, "TWELVEDATA_BASE_URL": "ftp:x"})
     with pytest.raises(ValueError, match="interval"):
         client.fetch_bars(None, ["AAPL"], "1h", NOW, NOW + dt.timedelta(hours=1))  # type: ignore[arg-type]

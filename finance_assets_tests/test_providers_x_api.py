@@ -22,7 +22,6 @@ from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.http import (
     AuthenticationFailed,
     InvalidRequest,
-    MissingApiKey,
     QuotaExhausted,
     RateLimited,
 )
@@ -30,6 +29,7 @@ from finance_assets.lib.providers.x_api import (
     OutsideSearchWindow,
     XSearchClient,
 )
+from finance_assets_tests.test_providers_http import FakeTime, configured
 
 # Shaped like a real app bearer token (percent-encoded characters included) and distinctive, so
 # that finding it anywhere it should not be is unambiguous.
@@ -42,24 +42,9 @@ END = dt.datetime(2026, 3, 2, 15, 0, tzinfo=dt.UTC)
 AAPL_QUERY = "(#Apple OR $AAPL) -is:retweet lang:en"
 
 
-class FakeTime:
-    """A clock that only moves when something sleeps; records every sleep."""
-
-    def __init__(self, now: dt.datetime) -> None:
-        self.now = now
-        self.sleeps: list[float] = []
-
-    def clock(self) -> dt.datetime:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += dt.timedelta(seconds=seconds)
-
-
 @pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime(NOW)
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    return FakeTime(NOW, monkeypatch)
 
 
 def client(server: HTTPServer, fake: FakeTime, **kwargs: Any) -> XSearchClient:
@@ -542,12 +527,17 @@ def test_token_appears_in_no_log_error_or_stored_request(
 # --- construction ----------------------------------------------------------------------------
 
 
-def test_from_env_needs_the_token_and_reads_the_base_url() -> None:
-    with pytest.raises(MissingApiKey, match="X_BEARER_TOKEN"):
-        XSearchClient.from_env({})
-    with pytest.raises(MissingApiKey, match="X_BEARER_TOKEN"):
-        XSearchClient.from_env({"X_BEARER_TOKEN": "  "})
-    x = XSearchClient.from_env(
+def test_the_environment_needs_the_token_and_gives_the_base_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def from_env(environ: dict[str, str]) -> XSearchClient:
+        return configured(monkeypatch, {"POSTS_PROVIDER": "x_api", **environ}, "posts")
+
+    with pytest.raises(ValueError, match="X_BEARER_TOKEN"):
+        from_env({})
+    with pytest.raises(ValueError, match="X_BEARER_TOKEN"):
+        from_env({"X_BEARER_TOKEN": "  "})
+    x = from_env(
         {
             "X_BEARER_TOKEN": TOKEN,
             "X_API_BASE_URL": "http://127.0.0.1:9/",
@@ -556,10 +546,12 @@ def test_from_env_needs_the_token_and_reads_the_base_url() -> None:
         }
     )
     assert (x.base_url, x.max_pages, x.max_wait_seconds) == ("http://127.0.0.1:9", 3, 60.0)
-    assert XSearchClient.from_env({"X_BEARER_TOKEN": TOKEN}).base_url == "https://api.twitter.com"
+    for name in ("X_API_BASE_URL", "X_MAX_PAGES", "X_MAX_WAIT_SECONDS"):
+        monkeypatch.delenv(name)
+    assert from_env({"X_BEARER_TOKEN": TOKEN}).base_url == "https://api.twitter.com"
     assert TOKEN not in repr(x)
     with pytest.raises(ValueError, match="X_API_BASE_URL"):
-        XSearchClient.from_env({"X_BEARER_TOKEN": TOKEN, "X_API_BASE_URL": "api.twitter.com"})
+        from_env({"X_BEARER_TOKEN": TOKEN, "X_API_BASE_URL": "api.twitter.com"})
     with pytest.raises(ValueError, match="max_pages"):
         XSearchClient(TOKEN, max_pages=0)
 

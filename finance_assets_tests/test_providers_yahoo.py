@@ -15,7 +15,6 @@ import dataclasses
 import datetime as dt
 import logging
 import math
-import random
 import re
 import urllib.parse
 from collections.abc import Iterator
@@ -50,7 +49,7 @@ from finance_assets.lib.providers.yahoo import (
     rebase_url,
     to_yahoo,
 )
-from finance_assets_tests.test_providers_http import FakeTime
+from finance_assets_tests.test_providers_http import FakeTime, configured
 
 # yfinance's history() (run once, to compare readings) uses pandas' deprecated inplace calls.
 pytestmark = pytest.mark.filterwarnings("ignore:The inplace keyword:Warning")
@@ -148,8 +147,8 @@ def yahoo(httpserver: HTTPServer) -> FakeYahoo:
 
 
 @pytest.fixture
-def fake() -> FakeTime:
-    return FakeTime(dt.datetime(2026, 2, 3, 12, 0, tzinfo=dt.UTC))  # the day after DAY
+def fake(monkeypatch: pytest.MonkeyPatch) -> FakeTime:
+    return FakeTime(dt.datetime(2026, 2, 3, 12, 0, tzinfo=dt.UTC), monkeypatch)  # the day after DAY
 
 
 @pytest.fixture(scope="module")
@@ -173,14 +172,13 @@ def yahoo_client(server: HTTPServer, fake: FakeTime, **kwargs: Any) -> YahooClie
 
     # trust_env=False: a proxy variable in the environment must not carry local requests away.
     session = curl_requests.Session(impersonate="chrome", trust_env=False)
-    kwargs.setdefault("limiter", RateLimiter("yfinance", 60, clock=fake.clock, sleep=fake.sleep))
+    kwargs.setdefault("limiter", RateLimiter("yfinance", 60, clock=fake.clock))
     return YahooClient(
         session,
         base_url=base_url(server),
         timeout=5.0,
         clock=fake.clock,
         sleep=fake.sleep,
-        rng=random.Random(7),
         **kwargs,
     )
 
@@ -734,7 +732,7 @@ def test_odd_values_reach_the_quarantine_as_received(us: Market) -> None:
 # --- configuration -------------------------------------------------------------------------------
 
 
-def test_sessions_and_environment(httpserver: HTTPServer) -> None:
+def test_sessions_and_environment(httpserver: HTTPServer, monkeypatch: pytest.MonkeyPatch) -> None:
     assert (
         rebase_url("https://query2.finance.yahoo.com/v8/finance/chart/AAPL?a=1", "http://h:1/m")
         == "http://h:1/m/v8/finance/chart/AAPL?a=1"
@@ -745,17 +743,20 @@ def test_sessions_and_environment(httpserver: HTTPServer) -> None:
         "http": "http://proxy.internal:3128",
         "https": "http://proxy.internal:3128",
     }
-    client = YahooClient.from_env(
-        {"YFINANCE_BASE_URL": base_url(httpserver), "YFINANCE_CALLS_PER_MINUTE": "30"}
-    )
+    environ = {
+        "MARKET_DATA_PROVIDER": "yfinance",
+        "YFINANCE_BASE_URL": base_url(httpserver),
+        "YFINANCE_CALLS_PER_MINUTE": "30",
+    }
+    client = configured(monkeypatch, environ, "market_data")
     assert client.base_url == base_url(httpserver)
     assert client.session.rebase_to == base_url(httpserver)
     assert client.limiter.calls == 30
     assert repr(YahooClient()) == "YahooClient(base_url='https://query2.finance.yahoo.com')"
-    with pytest.raises(ValueError, match="whole number"):
-        YahooClient.from_env({"YFINANCE_CALLS_PER_MINUTE": "many"})
-    with pytest.raises(ValueError, match="not an http"):
-        YahooClient.from_env({"YFINANCE_BASE_URL": "ftp://mirror"})
+    with pytest.raises(ValueError, match=r"YFINANCE_CALLS_PER_MINUTE='many'.*whole number"):
+        configured(monkeypatch, {**environ, "YFINANCE_CALLS_PER_MINUTE": "many"}, "market_data")
+    with pytest.raises(ValueError, match=r"YFINANCE_BASE_URL='ftp://mirror' is not a URL"):
+        configured(monkeypatch, {**environ, "YFINANCE_BASE_URL": "ftp://mirror"}, "market_data")
     with pytest.raises(ValueError, match="serves"):
         YahooClient().fetch_bars(
             None,  # type: ignore[arg-type]

@@ -15,7 +15,7 @@ from werkzeug import Request, Response
 from finance_assets.defs.market.assets import build_market_assets
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers import SimulatedMarket
-from finance_assets.resources import MarketDataResource, build_resources
+from finance_assets.resources import TwelveDataResource, build_resources
 
 SECRET = "td-key-9d41c7e2-retry-budget"
 DAY = "2026-11-18"
@@ -24,6 +24,12 @@ DAY = "2026-11-18"
 def _raw_daily(market: Market) -> dg.AssetsDefinition:
     (asset,) = [a for a in build_market_assets(market) if a.key.path[-1] == "raw_daily_quotes"]
     return asset
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set as a user sets it: the resource holds `dg.EnvVar("TWELVEDATA_API_KEY")`."""
+    monkeypatch.setenv("TWELVEDATA_API_KEY", SECRET)
 
 
 def _resources(tmp_path, httpserver: HTTPServer) -> dict:
@@ -127,9 +133,7 @@ def test_a_missing_key_at_run_time_fails_once_without_a_request(tmp_path, us, ht
     """A resource built without `build_resources` (which refuses it at load): still one step
     attempt, no request."""
     resources = _resources(tmp_path, httpserver)
-    resources["market_data"] = MarketDataResource(
-        provider="twelve_data", twelvedata_base_url=httpserver.url_for("").rstrip("/")
-    )
+    resources["market_data"] = TwelveDataResource(base_url=httpserver.url_for("").rstrip("/"))
     result = _materialize(us, resources)
     assert not result.success
     assert len(httpserver.log) == 0

@@ -16,8 +16,9 @@ from finance_assets.lib.markets import markets_from_env
 from finance_assets.resources import (
     AlertSettingsResource,
     DataQualityResource,
-    MarketDataResource,
-    PostsResource,
+    SimulatedMarketResource,
+    TwelveDataResource,
+    XApiResource,
     build_resources,
 )
 
@@ -53,7 +54,11 @@ def test_the_edges_of_each_range_are_accepted():
         {
             "FINANCE_MAX_QUARANTINE_RATE": "1",
             "FINANCE_SIM_FAULT_RATE": "0",
+            "MARKET_DATA_PROVIDER": "twelve_data",
+            "TWELVEDATA_API_KEY": "k",
             "TWELVEDATA_CREDITS_PER_MINUTE": "800",
+            "POSTS_PROVIDER": "x_api",
+            "X_BEARER_TOKEN": "t",
             "FINANCE_TOP_POSTS": "1000",
             "X_MAX_PAGES": "100",
             "X_MAX_WAIT_SECONDS": "0",
@@ -61,8 +66,8 @@ def test_the_edges_of_each_range_are_accepted():
         }
     )
     assert resources["data_quality"].max_quarantine_rate == 1.0
-    assert resources["market_data"].twelvedata_credits_per_minute == 800
-    assert resources["posts"].top_n == 1000 and resources["posts"].x_max_pages == 100
+    assert resources["market_data"].credits_per_minute == 800
+    assert resources["posts"].top_n == 1000 and resources["posts"].max_pages == 100
     assert resources["alerts"].price_move_threshold_pct == 100.0
 
 
@@ -71,9 +76,9 @@ def test_resources_built_in_code_are_held_to_the_same_ranges():
     for build in (
         lambda: DataQualityResource(max_quarantine_rate=2),
         lambda: DataQualityResource(max_quarantine_rate=float("nan")),
-        lambda: MarketDataResource(sim_fault_rate=-1),
-        lambda: MarketDataResource(twelvedata_credits_per_minute=0),
-        lambda: PostsResource(x_max_pages=0),
+        lambda: SimulatedMarketResource(fault_rate=-1),
+        lambda: TwelveDataResource(api_key="k", credits_per_minute=0),
+        lambda: XApiResource(bearer_token="t", max_pages=0),
         lambda: AlertSettingsResource(price_move_threshold_pct=0),
     ):
         with pytest.raises(ValueError):

@@ -9,7 +9,6 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-import orjson
 import polars as pl
 
 from finance_assets.lib.markets import BAR_MINUTES, Market
@@ -17,7 +16,10 @@ from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
 from finance_assets.lib.providers.base import PayloadFormatError, RawPayload
 from finance_assets.lib.providers.csv_files import PROVIDER as LANDING_PROVIDER
 from finance_assets.lib.providers.csv_files import parse_yahoo_csv
-from finance_assets.lib.providers.twelve_data import canonical_symbol
+from finance_assets.lib.providers.twelve_data import (
+    parse_twelve_data,
+    twelve_data_errors,
+)
 from finance_assets.lib.providers.yahoo import parse_yahoo_chart
 from finance_assets.lib.schema import (
     BAR_SCHEMA,
@@ -45,114 +47,6 @@ class ParsedPayloads:
 
 
 # --- parsing ---------------------------------------------------------------------------------
-
-
-def parse_twelve_data(
-    body: bytes | str, payload_id: str = ""
-) -> tuple[pl.DataFrame, dict[str, str]]:
-    """Read a Twelve Data `/time_series` body, single-symbol or batch, into raw text records.
-
-    Returns (records, errors): errors maps symbol -> provider message for symbols that failed
-    inside a batch (or for the one symbol of a failed single request).
-    """
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError as exc:
-        raise PayloadFormatError(f"payload {payload_id or '?'} is not JSON: {exc}") from None
-    if not isinstance(document, dict):
-        raise PayloadFormatError(
-            f"payload {payload_id or '?'}: expected a JSON object, got {type(document).__name__}"
-        )
-    if "values" in document or "meta" in document or document.get("status") == "error":
-        series = {str((document.get("meta") or {}).get("symbol", "")): document}
-    else:
-        series = document
-    frames: list[pl.DataFrame] = []
-    errors: dict[str, str] = {}
-    for symbol, item in series.items():
-        if not isinstance(item, dict):
-            raise PayloadFormatError(
-                f"payload {payload_id or '?'}: entry {symbol!r} is not an object"
-            )
-        if item.get("status") == "error":
-            errors[symbol or "?"] = f"{item.get('code', '?')}: {item.get('message', 'error')}"
-            continue
-        values = item.get("values")
-        if not isinstance(values, list):
-            raise PayloadFormatError(
-                f"payload {payload_id or '?'}: symbol {symbol!r} has no 'values' list"
-            )
-        meta = item.get("meta") or {}
-        if not values:
-            continue
-        frame = _text_records(values, payload_id, symbol)
-        # London answers `BT.A` with exchange LSE: back to the canonical `BT.A.L`.
-        canonical = canonical_symbol(
-            str(meta.get("symbol") or symbol), meta.get("exchange"), meta.get("mic_code")
-        )
-        frames.append(
-            frame.with_columns(
-                payload_id=pl.lit(payload_id),
-                symbol=pl.lit(canonical),
-                currency=pl.lit(meta.get("currency"), dtype=pl.String),
-            )
-        )
-    if not frames:
-        return empty(RAW_RECORD_SCHEMA), errors
-    return pl.concat(frames, how="vertical").select(list(RAW_RECORD_SCHEMA)), errors
-
-
-def _text_records(values: list[object], payload_id: str, symbol: str) -> pl.DataFrame:
-    """Twelve Data's `values` as raw text records.
-
-    The provider sends every field as a string, which polars takes as is (the fast path). A
-    field sent as a JSON number polars cannot hold as text (an integer beyond 64 bits, a list)
-    is converted here, one value at a time, so that the cleaning step quarantines the record
-    with its reason instead of the whole payload failing.
-    """
-    schema = dict.fromkeys(RAW_RECORD_FIELDS, pl.String)
-    try:
-        return pl.DataFrame(values, schema=schema, strict=False)
-    except (TypeError, ValueError, pl.exceptions.PolarsError):
-        pass
-    if not all(isinstance(value, dict) for value in values):
-        raise PayloadFormatError(
-            f"payload {payload_id or '?'}: symbol {symbol!r} values are not records"
-        )
-    rows = [{name: _as_text(value.get(name)) for name in RAW_RECORD_FIELDS} for value in values]  # type: ignore[union-attr]
-    return pl.DataFrame(rows, schema=schema)
-
-
-def _as_text(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
-    return str(value)
-
-
-def twelve_data_errors(body: bytes | str) -> dict[str, str]:
-    """The per-symbol errors of a Twelve Data body, without building any frame."""
-    # An error entry carries `"status": "error"`: a body without that string has none, and a
-    # 100 MB backfill batch need not be decoded twice to find that out.
-    marker = b'"error"' if isinstance(body, bytes) else '"error"'
-    if marker not in body:
-        return {}
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return {}
-    if not isinstance(document, dict):
-        return {}
-    if document.get("status") == "error":
-        return {"?": f"{document.get('code', '?')}: {document.get('message', 'error')}"}
-    if "values" in document or "meta" in document:
-        return {}
-    return {
-        str(symbol): f"{item.get('code', '?')}: {item.get('message', 'error')}"
-        for symbol, item in document.items()
-        if isinstance(item, dict) and item.get("status") == "error"
-    }
 
 
 def failed_symbols(payloads: Iterable[RawPayload]) -> dict[str, str]:

@@ -46,7 +46,8 @@ from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA
-from finance_assets.resources import DataQualityResource, MarketDataResource, StorageResource
+from finance_assets.resources.market_data import MarketDataResource
+from finance_assets.resources.thresholds import DataQualityResource, StorageResource
 
 SAMPLE_ROWS = 5
 # A range run gives each partition its own counts up to this many partitions (six UK sessions

@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from finance_assets.lib.io import lake
-from finance_assets.resources import StorageResource
+from finance_assets.resources.thresholds import StorageResource
 
 
 class RetentionConfig(dg.Config):

@@ -23,7 +23,7 @@ from finance_assets.lib.clock import HOURLY_FMT
 from finance_assets.lib.io.managers import table_preview
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import RawPayload
-from finance_assets.resources import PostsResource
+from finance_assets.resources.posts import PostsResource
 
 
 @functools.cache

@@ -3,13 +3,13 @@
 Each reads `context.asset_partitions_time_window`, so a single-run backfill of 20 days writes and
 reads those 20 days in one call. Where an asset's rows go:
 - `RawZoneIOManager`: provider payloads exactly as received (JSON) in the raw zone.
-- `ParquetLakeIOManager`: frames in the Parquet lake.
 - `PostgresIOManager`: frames in the warehouse, schema = market, table = asset (or the
   `dagster/table_name` metadata, `schema.table`); output metadata `partition_expr` names the
   time column that maps to the window, `primary_key` the key, `scope` the column values that
   share a table between assets.
-- `LakeWarehouseIOManager`: both of the above (the clean bars), reading from the lake; written
-  so that a fault on either side leaves both with the same rows (`stores.write_window`).
+- `LakeWarehouseIOManager`: the Parquet lake and the warehouse (the clean bars), reading from
+  the lake; written so that a fault on either side leaves both with the same rows
+  (`stores.write_window`).
 """
 
 import datetime as dt
@@ -229,23 +229,6 @@ def _pg_read(url: str, context: dg.InputContext) -> pl.DataFrame:
     for key in ("primary_key", "index"):
         target.pop(key)
     return postgres.read_window(url, **target)
-
-
-class ParquetLakeIOManager(dg.ConfigurableIOManager):
-    """Frames in `<root>/<market>/<asset>/dt=YYYY-MM-DD/part-0.parquet`."""
-
-    root: str
-
-    def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame) -> None:
-        context.add_output_metadata(
-            {
-                **frame_metadata(obj, whole_run=_spans_partitions(context)),
-                **_lake_write(self.root, context, obj),
-            }
-        )
-
-    def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        return _lake_read(self.root, context)
 
 
 class PostgresIOManager(dg.ConfigurableIOManager):

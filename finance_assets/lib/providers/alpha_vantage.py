@@ -35,10 +35,9 @@ the parser maps Meta Data symbols back to the canonical ones.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import os
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -46,30 +45,22 @@ import polars as pl
 import requests
 
 from finance_assets.lib.markets import Market
+from finance_assets.lib.providers.bars import BarClient, BarRequest, Call
 from finance_assets.lib.providers.base import (
     Interval,
     PayloadFormatError,
     RawPayload,
-    check_bar_request,
     load_json_object,
     payload_window,
 )
 from finance_assets.lib.providers.http import (
-    DEFAULT_RETRY,
     AuthenticationFailed,
-    Clock,
-    HttpClient,
     InvalidSymbol,
     MalformedResponse,
     QuotaExhausted,
     RateLimited,
-    RateLimiter,
-    RetryPolicy,
-    Sleep,
-    check_base_url,
-    settings_from_env,
-    utc_now,
 )
+from finance_assets.lib.providers.keyed import KeyedClient
 from finance_assets.lib.schema import RAW_RECORD_FIELDS, RAW_RECORD_SCHEMA, empty
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co"
@@ -118,10 +109,12 @@ def _exchange_timezone(av_symbol: str, default: str) -> str:
 # --- the client ----------------------------------------------------------------------------
 
 
-class AlphaVantageClient:
+class AlphaVantageClient(KeyedClient, BarClient):
     """`BarProvider` over Alpha Vantage's time series (format "alpha_vantage")."""
 
     name = "alpha_vantage"
+    key_variable = "ALPHAVANTAGE_API_KEY"
+    skip_known_invalid = True  # a symbol's other months would fail the same way
 
     def __init__(
         self,
@@ -131,89 +124,27 @@ class AlphaVantageClient:
         *,
         calls_per_minute: int = FREE_CALLS_PER_MINUTE,
         recent_days: int = 25,
-        timeout: tuple[float, float] = (5.0, 60.0),
-        retry: RetryPolicy = DEFAULT_RETRY,
-        limiter: RateLimiter | None = None,
         on_invalid_symbol: Literal["skip", "raise"] = "skip",
-        clock: Clock | None = None,
-        sleep: Sleep | None = None,
+        **client: Any,
     ) -> None:
-        if not api_key:
-            raise ValueError("AlphaVantageClient needs an API key")
+        """`client`: `KeyedClient`'s timeout, retry, limiter, clock and sleep."""
         if not 1 <= recent_days <= TRAILING_DAYS:
             raise ValueError(f"recent_days must be within [1, {TRAILING_DAYS}], got {recent_days}")
-        self.base_url = check_base_url(base_url, "base_url")
+        super().__init__(api_key, base_url, session, calls=calls_per_minute, **client)
         self.recent_days = recent_days
         self.on_invalid_symbol = on_invalid_symbol
-        self._clock = clock or utc_now
-        self._api_key = api_key
-        self.http = HttpClient.for_provider(
-            self.name,
-            api_key,
-            calls_per_minute,
-            session=session,
-            timeout=timeout,
-            retry=retry,
-            limiter=limiter,
-            clock=clock,
-            sleep=sleep,
-        )
-
-    def __repr__(self) -> str:  # never the key
-        return f"AlphaVantageClient(base_url={self.base_url!r})"
-
-    @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, **kwargs: Any
-    ) -> AlphaVantageClient:
-        """`ALPHAVANTAGE_API_KEY` (required), `ALPHAVANTAGE_BASE_URL`, and optionally
-        `ALPHAVANTAGE_CALLS_PER_MINUTE` (premium plans; default 5)."""
-        key, base_url = settings_from_env(
-            os.environ if environ is None else environ,
-            "ALPHAVANTAGE",
-            "Alpha Vantage",
-            DEFAULT_BASE_URL,
-            "ALPHAVANTAGE_CALLS_PER_MINUTE",
-            "calls_per_minute",
-            kwargs,
-        )
-        return cls(key, base_url, **kwargs)
 
     # --- the provider interface -----------------------------------------------------------
 
-    def fetch_bars(
-        self,
-        market: Market,
-        symbols: Sequence[str],
-        interval: Interval,
-        start: dt.datetime,
-        end: dt.datetime,
-    ) -> list[RawPayload]:
-        """Bars with start <= bar start < end: one call per symbol (per month for old ranges).
-
-        A symbol Alpha Vantage does not know is skipped with a warning (the others go on), unless
-        `on_invalid_symbol="raise"` or every symbol failed.
-        """
-        check_bar_request(interval, start, end)
+    def _plan(self, request: BarRequest) -> list[Call]:
+        """One call per symbol (per month for old ranges)."""
+        market, symbols, interval, start, end = request
         calls = self._calls(market, interval, start, end)
-        payloads: list[RawPayload] = []
-        skipped: list[InvalidSymbol] = []
-        batch = 0
-        for symbol in dict.fromkeys(symbols):
-            for w_start, w_end, params in calls:
-                try:
-                    payloads.append(self._fetch(symbol, interval, w_start, w_end, params, batch))
-                except InvalidSymbol as exc:
-                    if self.on_invalid_symbol == "raise":
-                        raise
-                    skipped.append(exc)
-                    self.http.log(logging.WARNING, "%s: skipping %s: %s", self.name, symbol, exc)
-                    break  # the symbol's other months would fail the same way
-                finally:
-                    batch += 1
-        if skipped and not payloads:
-            raise skipped[-1]
-        return payloads
+        return [
+            (symbol, functools.partial(self._fetch, symbol, interval, w_start, w_end, params))
+            for symbol in symbols
+            for w_start, w_end, params in calls
+        ]
 
     # --- internals ------------------------------------------------------------------------
 
@@ -293,12 +224,7 @@ class AlphaVantageClient:
 
     def _classify(self, status: int, document: Any, symbol: str) -> None:
         """Alpha Vantage answers failures with HTTP 200 and one telling key."""
-        if not isinstance(document, dict):
-            raise MalformedResponse(
-                f"{self.name}: expected a JSON object, got {type(document).__name__}",
-                provider=self.name,
-                status=status,
-            )
+        document = self._json_object(status, document)
         if "Error Message" in document:
             message = f"{self.name}: {symbol}: Error Message: {document['Error Message']}"
             if "apikey" in str(document["Error Message"]).lower():

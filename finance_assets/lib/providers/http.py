@@ -7,25 +7,33 @@
 - redaction of API keys from URLs, messages, dicts and log records;
 - typed errors, all `ProviderError`s, whose messages never hold a secret.
 
-Clock and sleep are injected, so tests run the retry and rate-limit paths without waiting.
+`RetryingClient` is the retry engine (the limiter per attempt, tenacity's waits, redaction),
+whatever sends the request; `HttpClient` adds requests. Clock and sleep are injected, so tests
+run the retry and rate-limit paths without waiting.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import random
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 import requests
 import tenacity
-from pyrate_limiter import InMemoryBucket, Rate, RateItem
+from pyrate_limiter import (
+    AbstractClock,
+    InMemoryBucket,
+    Limiter,
+    Rate,
+    RateItem,
+    SingleBucketFactory,
+)
 from requests.adapters import HTTPAdapter
 
 from finance_assets.lib import redaction
@@ -143,12 +151,13 @@ _PROCESS_REDACTOR = PROCESS_REDACTOR
 
 
 class RateLimiter:
-    """At most `calls` weight units per `period` seconds (a sliding window, pyrate-limiter).
+    """At most `calls` weight units per `period` seconds (a sliding window): pyrate-limiter's
+    `Limiter`, blocking in `try_acquire` for exactly as long as its bucket says.
 
-    `acquire` waits until the bucket has room, for exactly as long as the bucket says, using the
-    injected clock and sleep. `saturate` marks the current window as used up, for when the
-    provider says we are over its limit although our own count says otherwise (another process,
-    another client on the same key).
+    The bucket reads the injected clock, so tests run on a fake one (pyrate-limiter sleeps with
+    `time.sleep`: the tests swap `pyrate_limiter.limiter.sleep` for their fake). `saturate`
+    marks the current window as used up, for when the provider says we are over its limit
+    although our own count says otherwise (another process, another client on the same key).
     """
 
     _shared: dict[str, RateLimiter] = {}  # noqa: RUF012 (a process-wide registry, on purpose)
@@ -161,7 +170,6 @@ class RateLimiter:
         period: float = 60.0,
         *,
         clock: Clock = utc_now,
-        sleep: Sleep = time.sleep,
         buffer: float = 0.05,
     ) -> None:
         if calls < 1 or period <= 0:
@@ -172,10 +180,12 @@ class RateLimiter:
         self.calls = calls
         self.period = period
         self._clock = clock
-        self._sleep = sleep
-        self._buffer = buffer
         self._bucket = InMemoryBucket([Rate(calls, int(period * 1000))])
-        self._lock = threading.Lock()
+        self._bucket._clock = _BucketClock(clock)  # pyrate's hook for another time source
+        # Leaked on each acquire (no leaker thread per limiter): the bucket only holds a window.
+        self._limiter = Limiter(
+            SingleBucketFactory(self._bucket, schedule_leak=False), buffer_ms=int(buffer * 1000)
+        )
 
     @classmethod
     def shared(cls, name: str, calls: int, period: float = 60.0) -> RateLimiter:
@@ -185,6 +195,15 @@ class RateLimiter:
             if limiter is None or (limiter.calls, limiter.period) != (calls, period):
                 limiter = cls._shared[name] = cls(name, calls, period)
             return limiter
+
+    @classmethod
+    def for_client(
+        cls, name: str, calls: int, period: float = 60.0, *, clock: Clock | None = None
+    ) -> RateLimiter:
+        """The shared limiter of `name`, or a private one on an injected (test) clock."""
+        if clock is None:
+            return cls.shared(name, calls, period)
+        return cls(name, calls, period, clock=clock)
 
     def _now_ms(self) -> int:
         return int(self._clock().timestamp() * 1000)
@@ -196,23 +215,25 @@ class RateLimiter:
                 f"{self.name}: a call of weight {weight} can never fit a limit of "
                 f"{self.calls} per {self.period:g}s; use smaller batches"
             )
-        waited = 0.0
-        while True:
-            with self._lock:
-                now = self._now_ms()
-                self._bucket.leak(now)
-                item = RateItem(self.name, now, weight=weight)
-                if self._bucket.put(item):
-                    return waited
-                wait_ms = self._bucket.waiting(item)
-            delay = max(wait_ms, 0) / 1000 + self._buffer
-            LOG.debug("%s: rate limit reached, waiting %.2fs for a slot", self.name, delay)
-            self._sleep(delay)
-            waited += delay
+        started = self._clock()
+        with self._limiter.lock:
+            self._bucket.leak(self._now_ms())
+        # A slot frees within one window; beyond two, something else holds the key.
+        if not self._limiter.try_acquire(
+            self.name, weight, blocking=True, timeout=2 * self.period + 1
+        ):
+            raise RateLimited(
+                f"{self.name}: no room for a call within {2 * self.period + 1:g}s",
+                provider=self.name,
+            )
+        waited = (self._clock() - started).total_seconds()
+        if waited > 0:
+            LOG.debug("%s: rate limit reached, waited %.2fs for a slot", self.name, waited)
+        return waited
 
     def saturate(self) -> None:
         """Treat the current window as full: the next `acquire` waits a whole window."""
-        with self._lock:
+        with self._limiter.lock:
             now = self._now_ms()
             self._bucket.leak(now)
             free = self.calls - self._bucket.count()
@@ -220,25 +241,36 @@ class RateLimiter:
                 self._bucket.put(RateItem(self.name, now, weight=free))
 
 
+class _BucketClock(AbstractClock):
+    """The injected clock in pyrate-limiter's unit (epoch milliseconds)."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def now(self) -> int:
+        return int(self._clock().timestamp() * 1000)
+
+
 # --- the client ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RequestRetries:
     """Attempts per request, exponential backoff with full jitter between them, and the longest
-    `Retry-After` worth waiting for (a longer one fails at once, naming the wait)."""
+    `Retry-After` worth waiting for (a longer one fails at once, naming the wait). A client's
+    own retries, inside one step attempt; not `dg.RetryPolicy`, which retries the step."""
 
     attempts: int = 3
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     max_retry_after: float = 120.0
 
-    def backoff(self, attempt: int, rng: random.Random) -> float:
-        """Seconds before the next try: full jitter, uniform in [0, min(max, initial·2^(n−1))]."""
-        return rng.uniform(0, min(self.backoff_max, self.backoff_initial * 2 ** (attempt - 1)))
+    def __post_init__(self) -> None:
+        if self.attempts < 1:
+            raise ValueError(f"attempts must be >= 1, got {self.attempts}")
 
 
-DEFAULT_RETRY = RetryPolicy()
+DEFAULT_RETRY = RequestRetries()
 
 
 @dataclass(frozen=True)
@@ -257,7 +289,132 @@ class JsonResponse:
 Classifier = Callable[[int, Any], None]
 
 
-class HttpClient:
+T = TypeVar("T")
+
+
+class RetryingClient:
+    """Calls to one provider through its rate limiter, with tenacity's retries and redaction:
+    what every client shares, whatever sends its requests (`HttpClient`: requests; the Yahoo
+    client: yfinance's data layer)."""
+
+    def __init__(
+        self,
+        provider: str,
+        *,
+        limiter: RateLimiter,
+        retry: RequestRetries = DEFAULT_RETRY,
+        secrets: Iterable[str] = (),
+        clock: Clock = utc_now,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self.provider = provider
+        self.limiter = limiter
+        self.retry = retry
+        self.redactor = Redactor(secrets)
+        for secret in secrets:
+            register_secret(secret)
+        self.clock = clock
+        self.sleep = sleep
+        # The provider's own word on when to come back, else exponential backoff, full jitter.
+        self._retry_after = tenacity.wait_exception(_asked_wait)  # type: ignore[arg-type]
+        self._backoff = tenacity.wait_full_jitter(
+            multiplier=retry.backoff_initial, max=retry.backoff_max
+        )
+
+    def call(self, attempt: Callable[[], T], shown: str, *, weight: int = 1) -> T:
+        """`attempt()` once the limiter has room for `weight`, retried while it raises a
+        retryable `ProviderRequestError`; what it raises comes out scrubbed of every secret.
+        `shown` (the request, redacted) names it in logs and errors."""
+
+        def limited() -> T:
+            self.limiter.acquire(weight)
+            return attempt()
+
+        retrying = tenacity.Retrying(
+            stop=tenacity.stop_after_attempt(self.retry.attempts),
+            wait=self._wait,
+            retry=tenacity.retry_if_exception(self._should_retry),
+            sleep=self.sleep,
+            before_sleep=lambda state: self._log_retry(state, shown),
+            retry_error_callback=lambda state: self._give_up(state, shown),
+            reraise=True,
+        )
+        try:
+            return retrying(limited)
+        except ProviderRequestError as exc:
+            self._beyond_budget(exc)
+            exc._scrub(self.redactor)
+            exc._scrub(_PROCESS_REDACTOR)
+            raise
+
+    def redact(self, value: Any) -> Any:
+        return _PROCESS_REDACTOR(self.redactor(value))
+
+    def log(self, level: int, message: str, *args: object) -> None:
+        """Log through the redactor: nothing a client logs can carry its key."""
+        LOG.log(level, "%s", self.redact(message % args if args else message))
+
+    # --- retry plumbing ---------------------------------------------------------------------
+
+    def _should_retry(self, exc: BaseException) -> bool:
+        if not isinstance(exc, ProviderRequestError) or not exc.retryable:
+            return False
+        # A provider asking for a long pause: fail now and say so, rather than block a run.
+        return exc.retry_after is None or exc.retry_after <= self.retry.max_retry_after
+
+    def _beyond_budget(self, exc: ProviderRequestError) -> None:
+        """A pause longer than `max_retry_after` is not waited for, by the client or by a step
+        retry: the error becomes permanent and says when to try again."""
+        wait = exc.retry_after
+        if not exc.retryable or wait is None or wait <= self.retry.max_retry_after:
+            return
+        exc.retryable = False
+        exc.retry_at = self.clock() + dt.timedelta(seconds=wait)
+        if "try again" not in str(exc):
+            exc.args = (
+                f"{exc}; the provider asks for a pause of {wait:.0f}s, more than the "
+                f"{self.retry.max_retry_after:g}s a run waits: try again after "
+                f"{exc.retry_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC",
+            )
+
+    def _wait(self, state: tenacity.RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if exc is not None and _asked_wait(exc) is not None:
+            return self._retry_after(state)
+        return self._backoff(state)
+
+    def _log_retry(self, state: tenacity.RetryCallState, shown: str) -> None:
+        exc = state.outcome.exception() if state.outcome else None
+        wait = state.next_action.sleep if state.next_action else 0.0
+        self.log(
+            logging.WARNING,
+            "%s: attempt %d/%d of GET %s failed (%s: %s); retrying in %.2fs",
+            self.provider,
+            state.attempt_number,
+            self.retry.attempts,
+            shown,
+            type(exc).__name__,
+            exc,
+            wait,
+        )
+
+    def _give_up(self, state: tenacity.RetryCallState, shown: str) -> Any:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, ProviderRequestError):
+            exc.args = (f"{exc} (gave up after {state.attempt_number} attempts)",)
+            exc._scrub(self.redactor)
+            raise exc from None
+        raise ProviderUnavailable(f"{self.provider}: GET {shown} failed", provider=self.provider)
+
+
+def _asked_wait(exc: BaseException) -> float | None:
+    """The seconds a provider asked to wait (Retry-After, a body saying when), never negative;
+    None when it did not say."""
+    wait = getattr(exc, "retry_after", None)
+    return None if wait is None else max(float(wait), 0.0)
+
+
+class HttpClient(RetryingClient):
     """GET JSON from one provider with timeouts, retries, rate limiting and redaction."""
 
     def __init__(
@@ -267,58 +424,16 @@ class HttpClient:
         limiter: RateLimiter,
         session: requests.Session | None = None,
         timeout: tuple[float, float] = (5.0, 30.0),
-        retry: RetryPolicy = DEFAULT_RETRY,
+        retry: RequestRetries = DEFAULT_RETRY,
         secrets: Iterable[str] = (),
         clock: Clock = utc_now,
         sleep: Sleep = time.sleep,
-        rng: random.Random | None = None,
     ) -> None:
-        self.provider = provider
-        self.limiter = limiter
+        super().__init__(
+            provider, limiter=limiter, retry=retry, secrets=secrets, clock=clock, sleep=sleep
+        )
         self.session = session or _default_session()
         self.timeout = timeout
-        self.retry = retry
-        self.redactor = Redactor(secrets)
-        for secret in secrets:
-            register_secret(secret)
-        self.clock = clock
-        self.sleep = sleep
-        self._rng = rng or random.Random()
-
-    @classmethod
-    def for_provider(
-        cls,
-        provider: str,
-        api_key: str,
-        calls_per_minute: int,
-        *,
-        session: requests.Session | None = None,
-        timeout: tuple[float, float] = (5.0, 60.0),
-        retry: RetryPolicy = DEFAULT_RETRY,
-        limiter: RateLimiter | None = None,
-        clock: Clock | None = None,
-        sleep: Sleep | None = None,
-    ) -> HttpClient:
-        """The client of one keyed provider: its key redacted everywhere, and its call budget
-        shared by every client of the process (unless a test injects a clock or a sleep)."""
-        if limiter is None:
-            limiter = (
-                RateLimiter.shared(provider, calls_per_minute)
-                if clock is None and sleep is None
-                else RateLimiter(
-                    provider, calls_per_minute, clock=clock or utc_now, sleep=sleep or time.sleep
-                )
-            )
-        return cls(
-            provider,
-            limiter=limiter,
-            session=session,
-            timeout=timeout,
-            retry=retry,
-            secrets=[api_key],
-            clock=clock or utc_now,
-            sleep=sleep or time.sleep,
-        )
 
     # --- public -----------------------------------------------------------------------------
 
@@ -333,29 +448,9 @@ class HttpClient:
     ) -> JsonResponse:
         """GET `url`; retry what is transient; return the JSON answer or raise a typed error."""
         shown = self.redact(requests.Request("GET", url, params=dict(params)).prepare().url or url)
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.retry.attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(self._should_retry),
-            sleep=self.sleep,
-            before_sleep=lambda state: self._log_retry(state, shown),
-            retry_error_callback=lambda state: self._give_up(state, shown),
-            reraise=True,
+        return self.call(
+            lambda: self._attempt(url, params, headers, classify, shown), shown, weight=weight
         )
-        try:
-            return retrying(self._attempt, url, params, headers, weight, classify, shown)
-        except ProviderRequestError as exc:
-            self._beyond_budget(exc)
-            exc._scrub(self.redactor)
-            exc._scrub(_PROCESS_REDACTOR)
-            raise
-
-    def redact(self, value: Any) -> Any:
-        return _PROCESS_REDACTOR(self.redactor(value))
-
-    def log(self, level: int, message: str, *args: object) -> None:
-        """Log through the redactor: nothing a client logs can carry its key."""
-        LOG.log(level, "%s", self.redact(message % args if args else message))
 
     # --- one attempt ------------------------------------------------------------------------
 
@@ -364,11 +459,9 @@ class HttpClient:
         url: str,
         params: Mapping[str, str],
         headers: Mapping[str, str] | None,
-        weight: int,
         classify: Classifier | None,
         shown: str,
     ) -> JsonResponse:
-        self.limiter.acquire(weight)
         started = time.perf_counter()
         response, failure = self._send(url, params, headers, shown)
         if failure is not None:
@@ -472,58 +565,6 @@ class HttpClient:
             f"{self.provider}: GET {shown} {detail}", provider=self.provider
         )
 
-    # --- retry plumbing ---------------------------------------------------------------------
-
-    def _should_retry(self, exc: BaseException) -> bool:
-        if not isinstance(exc, ProviderRequestError) or not exc.retryable:
-            return False
-        # A provider asking for a long pause: fail now and say so, rather than block a run.
-        return exc.retry_after is None or exc.retry_after <= self.retry.max_retry_after
-
-    def _beyond_budget(self, exc: ProviderRequestError) -> None:
-        """A pause longer than `max_retry_after` is not waited for, by the client or by a step
-        retry: the error becomes permanent and says when to try again."""
-        wait = exc.retry_after
-        if not exc.retryable or wait is None or wait <= self.retry.max_retry_after:
-            return
-        exc.retryable = False
-        exc.retry_at = self.clock() + dt.timedelta(seconds=wait)
-        if "try again" not in str(exc):
-            exc.args = (
-                f"{exc}; the provider asks for a pause of {wait:.0f}s, more than the "
-                f"{self.retry.max_retry_after:g}s a run waits: try again after "
-                f"{exc.retry_at.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC",
-            )
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, ProviderRequestError) and exc.retry_after is not None:
-            return max(exc.retry_after, 0.0)
-        return self.retry.backoff(state.attempt_number, self._rng)
-
-    def _log_retry(self, state: tenacity.RetryCallState, shown: str) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        self.log(
-            logging.WARNING,
-            "%s: attempt %d/%d of GET %s failed (%s: %s); retrying in %.2fs",
-            self.provider,
-            state.attempt_number,
-            self.retry.attempts,
-            shown,
-            type(exc).__name__,
-            exc,
-            wait,
-        )
-
-    def _give_up(self, state: tenacity.RetryCallState, shown: str) -> Any:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, ProviderRequestError):
-            exc.args = (f"{exc} (gave up after {state.attempt_number} attempts)",)
-            exc._scrub(self.redactor)
-            raise exc from None
-        raise ProviderUnavailable(f"{self.provider}: GET {shown} failed", provider=self.provider)
-
 
 def _default_session() -> requests.Session:
     session = requests.Session()
@@ -548,40 +589,6 @@ def seconds_to_next_minute(now: dt.datetime, margin: float = 1.0) -> float:
 def local_text(moment: dt.datetime, tz: dt.tzinfo) -> str:
     """`moment` as an exchange-local 'YYYY-MM-DD HH:MM:SS' wall time."""
     return moment.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def api_key_from_env(environ: Mapping[str, str], variable: str, provider: str) -> str:
-    key = (environ.get(variable) or "").strip()
-    if not key:
-        raise MissingApiKey(
-            f"{variable} is not set: the {provider} client needs an API key "
-            f"(export {variable}=...; it is never logged)"
-        )
-    return key
-
-
-def settings_from_env(
-    environ: Mapping[str, str],
-    prefix: str,
-    provider: str,
-    default_base_url: str,
-    rate_variable: str,
-    rate_argument: str,
-    kwargs: dict[str, Any],
-) -> tuple[str, str]:
-    """`<PREFIX>_API_KEY` (required) and `<PREFIX>_BASE_URL`; the plan's call budget from
-    `rate_variable` goes into `kwargs[rate_argument]` unless given. Returns (key, base URL)."""
-    key = api_key_from_env(environ, f"{prefix}_API_KEY", provider)
-    base_url = check_base_url(
-        environ.get(f"{prefix}_BASE_URL") or default_base_url, f"{prefix}_BASE_URL"
-    )
-    rate = environ.get(rate_variable)
-    if rate and rate_argument not in kwargs:
-        try:
-            kwargs[rate_argument] = int(rate)
-        except ValueError:
-            raise ValueError(f"{rate_variable}={rate!r} is not a whole number") from None
-    return key, base_url
 
 
 def check_base_url(url: str, variable: str) -> str:

@@ -1,4 +1,5 @@
-"""Twelve Data `/time_series`: batches of symbols per call, bodies kept exactly as received.
+"""Twelve Data `/time_series`: batches of symbols per call, bodies kept exactly as received,
+and the parser of those bodies (format "twelve_data").
 
 One call per batch of up to 120 symbols (and per exchange), `timezone=Exchange`,
 `outputsize=5000`: a 20-day 5-minute backfill is one call per batch; a range needing more than
@@ -21,36 +22,36 @@ The API key travels in the `Authorization: apikey ...` header, never in the URL.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-import os
+import functools
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import orjson
+import polars as pl
 import requests
 
 from finance_assets.lib.markets import BAR_MINUTES, Market
-from finance_assets.lib.providers.base import Interval, RawPayload, check_bar_request
+from finance_assets.lib.providers.bars import BarClient, BarRequest, Call
+from finance_assets.lib.providers.base import (
+    Interval,
+    PayloadFormatError,
+    RawPayload,
+    load_json_object,
+)
 from finance_assets.lib.providers.http import (
-    DEFAULT_RETRY,
     AuthenticationFailed,
-    Clock,
-    HttpClient,
     InvalidRequest,
     InvalidSymbol,
     MalformedResponse,
     ProviderUnavailable,
     QuotaExhausted,
     RateLimited,
-    RateLimiter,
-    RetryPolicy,
-    Sleep,
-    check_base_url,
     local_text,
     seconds_to_next_minute,
-    settings_from_env,
-    utc_now,
 )
+from finance_assets.lib.providers.keyed import KeyedClient
+from finance_assets.lib.schema import RAW_RECORD_FIELDS, RAW_RECORD_SCHEMA, empty
 
 DEFAULT_BASE_URL = "https://api.twelvedata.com"
 FORMAT = "twelve_data"
@@ -91,10 +92,11 @@ class _Window:
     end_date: str
 
 
-class TwelveDataClient:
+class TwelveDataClient(KeyedClient, BarClient):
     """`BarProvider` over Twelve Data's `/time_series` (format "twelve_data")."""
 
     name = "twelve_data"
+    key_variable = "TWELVEDATA_API_KEY"
 
     def __init__(
         self,
@@ -105,15 +107,10 @@ class TwelveDataClient:
         credits_per_minute: int = FREE_CREDITS_PER_MINUTE,
         batch_size: int | None = None,
         outputsize: int = MAX_OUTPUTSIZE,
-        timeout: tuple[float, float] = (5.0, 60.0),
-        retry: RetryPolicy = DEFAULT_RETRY,
-        limiter: RateLimiter | None = None,
         on_invalid_symbol: Literal["skip", "raise"] = "skip",
-        clock: Clock | None = None,
-        sleep: Sleep | None = None,
+        **client: Any,
     ) -> None:
-        if not api_key:
-            raise ValueError("TwelveDataClient needs an API key")
+        """`client`: `KeyedClient`'s timeout, retry, limiter, clock and sleep."""
         # A batch costs one credit per symbol, so a batch can never exceed a minute's credits.
         batch_size = batch_size or min(MAX_BATCH_SYMBOLS, credits_per_minute)
         if not 1 <= batch_size <= min(MAX_BATCH_SYMBOLS, credits_per_minute):
@@ -123,71 +120,27 @@ class TwelveDataClient:
             )
         if not 1 <= outputsize <= MAX_OUTPUTSIZE:
             raise ValueError(f"outputsize must be within [1, {MAX_OUTPUTSIZE}], got {outputsize}")
-        self.base_url = check_base_url(base_url, "base_url")
+        super().__init__(api_key, base_url, session, calls=credits_per_minute, **client)
         self.batch_size = batch_size
         self.outputsize = outputsize
         self.on_invalid_symbol = on_invalid_symbol
-        self._clock = clock or utc_now
-        self._api_key = api_key
-        self.http = HttpClient.for_provider(
-            self.name,
-            api_key,
-            credits_per_minute,
-            session=session,
-            timeout=timeout,
-            retry=retry,
-            limiter=limiter,
-            clock=clock,
-            sleep=sleep,
-        )
 
-    def __repr__(self) -> str:  # never the key
-        return f"TwelveDataClient(base_url={self.base_url!r}, batch_size={self.batch_size})"
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> TwelveDataClient:
-        """`TWELVEDATA_API_KEY` (required), `TWELVEDATA_BASE_URL`, and optionally
-        `TWELVEDATA_CREDITS_PER_MINUTE` (your plan's per-minute credits; default 8)."""
-        key, base_url = settings_from_env(
-            os.environ if environ is None else environ,
-            "TWELVEDATA",
-            "Twelve Data",
-            DEFAULT_BASE_URL,
-            "TWELVEDATA_CREDITS_PER_MINUTE",
-            "credits_per_minute",
-            kwargs,
-        )
-        return cls(key, base_url, **kwargs)
+    def _shown(self) -> dict[str, Any]:
+        return {**super()._shown(), "batch_size": self.batch_size}
 
     # --- the provider interface -----------------------------------------------------------
 
-    def fetch_bars(
-        self,
-        market: Market,
-        symbols: Sequence[str],
-        interval: Interval,
-        start: dt.datetime,
-        end: dt.datetime,
-    ) -> list[RawPayload]:
-        """Bars with start <= bar start < end: one call per (window slice, exchange, batch)."""
-        check_bar_request(interval, start, end)
-        symbols = list(dict.fromkeys(symbols))
-        payloads: list[RawPayload] = []
-        skipped: list[InvalidSymbol] = []
-        batch = 0
-        for window in self._windows(market, interval, start, end):
-            for exchange, chunk in self._batches(symbols):
-                try:
-                    payloads.append(self._fetch(interval, window, exchange, chunk, batch))
-                except InvalidSymbol as exc:
-                    if self.on_invalid_symbol == "raise":
-                        raise
-                    skipped.append(exc)
-                    self.http.log(logging.WARNING, "%s: skipping symbol: %s", self.name, exc)
-                batch += 1
-        if skipped and not payloads:
-            raise skipped[-1]
-        return payloads
+    def _plan(self, request: BarRequest) -> list[Call]:
+        """One call per (window slice, exchange, batch)."""
+        market, symbols, interval, start, end = request
+        return [
+            (
+                f"symbol {','.join(chunk)}",
+                functools.partial(self._fetch, interval, window, exchange, chunk),
+            )
+            for window in self._windows(market, interval, start, end)
+            for exchange, chunk in self._batches(symbols)
+        ]
 
     # --- internals ------------------------------------------------------------------------
 
@@ -292,12 +245,7 @@ class TwelveDataClient:
 
     def _classify(self, status: int, document: Any, chunk: list[str]) -> None:
         """Typed errors for the bodies Twelve Data reports failures in (often with HTTP 200)."""
-        if not isinstance(document, dict):
-            raise MalformedResponse(
-                f"{self.name}: expected a JSON object, got {type(document).__name__}",
-                provider=self.name,
-                status=status,
-            )
+        document = self._json_object(status, document)
         if document.get("status") == "error" and "code" in document:
             self._raise_for_error(status, document, chunk)
             return
@@ -352,3 +300,107 @@ def _code(item: Mapping[str, Any]) -> int | None:
         return int(item.get("code"))  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
+
+
+# --- the parser ----------------------------------------------------------------------------
+
+
+def parse_twelve_data(
+    body: bytes | str, payload_id: str = ""
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Read a Twelve Data `/time_series` body, single-symbol or batch, into raw text records.
+
+    Returns (records, errors): errors maps symbol -> provider message for symbols that failed
+    inside a batch (or for the one symbol of a failed single request).
+    """
+    document = load_json_object(body, payload_id)
+    if "values" in document or "meta" in document or document.get("status") == "error":
+        series = {str((document.get("meta") or {}).get("symbol", "")): document}
+    else:
+        series = document
+    frames: list[pl.DataFrame] = []
+    errors: dict[str, str] = {}
+    for symbol, item in series.items():
+        if not isinstance(item, dict):
+            raise PayloadFormatError(
+                f"payload {payload_id or '?'}: entry {symbol!r} is not an object"
+            )
+        if item.get("status") == "error":
+            errors[symbol or "?"] = f"{item.get('code', '?')}: {item.get('message', 'error')}"
+            continue
+        values = item.get("values")
+        if not isinstance(values, list):
+            raise PayloadFormatError(
+                f"payload {payload_id or '?'}: symbol {symbol!r} has no 'values' list"
+            )
+        meta = item.get("meta") or {}
+        if not values:
+            continue
+        frame = _text_records(values, payload_id, symbol)
+        # London answers `BT.A` with exchange LSE: back to the canonical `BT.A.L`.
+        canonical = canonical_symbol(
+            str(meta.get("symbol") or symbol), meta.get("exchange"), meta.get("mic_code")
+        )
+        frames.append(
+            frame.with_columns(
+                payload_id=pl.lit(payload_id),
+                symbol=pl.lit(canonical),
+                currency=pl.lit(meta.get("currency"), dtype=pl.String),
+            )
+        )
+    if not frames:
+        return empty(RAW_RECORD_SCHEMA), errors
+    return pl.concat(frames, how="vertical").select(list(RAW_RECORD_SCHEMA)), errors
+
+
+def _text_records(values: list[object], payload_id: str, symbol: str) -> pl.DataFrame:
+    """Twelve Data's `values` as raw text records.
+
+    The provider sends every field as a string, which polars takes as is (the fast path). A
+    field sent as a JSON number polars cannot hold as text (an integer beyond 64 bits, a list)
+    is converted here, one value at a time, so that the cleaning step quarantines the record
+    with its reason instead of the whole payload failing.
+    """
+    schema = dict.fromkeys(RAW_RECORD_FIELDS, pl.String)
+    try:
+        return pl.DataFrame(values, schema=schema, strict=False)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):
+        pass
+    if not all(isinstance(value, dict) for value in values):
+        raise PayloadFormatError(
+            f"payload {payload_id or '?'}: symbol {symbol!r} values are not records"
+        )
+    rows = [{name: _as_text(value.get(name)) for name in RAW_RECORD_FIELDS} for value in values]  # type: ignore[union-attr]
+    return pl.DataFrame(rows, schema=schema)
+
+
+def _as_text(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
+def twelve_data_errors(body: bytes | str) -> dict[str, str]:
+    """The per-symbol errors of a Twelve Data body, without building any frame."""
+    # An error entry carries `"status": "error"`: a body without that string has none, and a
+    # 100 MB backfill batch need not be decoded twice to find that out.
+    marker = b'"error"' if isinstance(body, bytes) else '"error"'
+    if marker not in body:
+        return {}
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return {}
+    if not isinstance(document, dict):
+        return {}
+    if document.get("status") == "error":
+        return {"?": f"{document.get('code', '?')}: {document.get('message', 'error')}"}
+    if "values" in document or "meta" in document:
+        return {}
+    return {
+        str(symbol): f"{item.get('code', '?')}: {item.get('message', 'error')}"
+        for symbol, item in document.items()
+        if isinstance(item, dict) and item.get("status") == "error"
+    }

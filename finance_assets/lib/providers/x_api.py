@@ -42,9 +42,7 @@ import datetime as dt
 import functools
 import logging
 import math
-import os
 import threading
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -55,19 +53,13 @@ from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import RawPayload
 from finance_assets.lib.providers.http import (
     AuthenticationFailed,
-    Clock,
-    HttpClient,
     InvalidRequest,
     MalformedResponse,
-    MissingApiKey,
     QuotaExhausted,
     RateLimited,
-    RateLimiter,
-    RetryPolicy,
-    Sleep,
-    check_base_url,
-    utc_now,
+    RequestRetries,
 )
+from finance_assets.lib.providers.keyed import KeyedClient
 
 DEFAULT_BASE_URL = "https://api.twitter.com"
 ENDPOINT = "2/tweets/search/recent"
@@ -145,10 +137,11 @@ def _ceil_second(moment: dt.datetime) -> dt.datetime:
     return floored if floored == moment else floored + dt.timedelta(seconds=1)
 
 
-class XSearchClient:
+class XSearchClient(KeyedClient):
     """Posts source over X API v2 recent search (format "x_search")."""
 
     name = "x_api"
+    key_variable = "X_BEARER_TOKEN"
 
     def __init__(
         self,
@@ -162,53 +155,35 @@ class XSearchClient:
         requests_per_window: int = DEFAULT_REQUESTS_PER_WINDOW,
         window_seconds: float = DEFAULT_WINDOW_SECONDS,
         timeout: tuple[float, float] = (5.0, 30.0),
-        retry: RetryPolicy | None = None,
-        limiter: RateLimiter | None = None,
-        clock: Clock | None = None,
-        sleep: Sleep | None = None,
+        retry: RequestRetries | None = None,
+        **client: Any,
     ) -> None:
+        """`client`: `KeyedClient`'s limiter, clock and sleep."""
         token = (bearer_token or "").strip()
         # A token pasted with its scheme still works (and is still redacted whole).
         if token.lower().startswith("bearer "):
             token = token[len("bearer ") :].strip()
-        if not token:
-            raise MissingApiKey("XSearchClient needs a bearer token (X_BEARER_TOKEN)")
         if max_pages < 1:
             raise ValueError(f"max_pages must be >= 1, got {max_pages}")
         if not 10 <= max_results <= MAX_RESULTS:
             raise ValueError(f"max_results must be within [10, {MAX_RESULTS}], got {max_results}")
         if max_wait_seconds < 0:
             raise ValueError(f"max_wait_seconds must be >= 0, got {max_wait_seconds}")
-        self.base_url = check_base_url(base_url, "base_url")
+        super().__init__(
+            token,
+            base_url,
+            session,
+            calls=requests_per_window,
+            period=window_seconds,
+            timeout=timeout,
+            # A 429's reset is worth waiting for as long as a spent limit is.
+            retry=retry or RequestRetries(max_retry_after=float(max_wait_seconds)),
+            **client,
+        )
         self.max_pages = max_pages
         self.max_results = max_results
         self.max_wait_seconds = float(max_wait_seconds)
-        self._clock = clock or utc_now
-        self._sleep = sleep or time.sleep
-        if limiter is None:
-            limiter = (
-                RateLimiter.shared(self.name, requests_per_window, window_seconds)
-                if clock is None and sleep is None
-                else RateLimiter(
-                    self.name,
-                    requests_per_window,
-                    window_seconds,
-                    clock=self._clock,
-                    sleep=self._sleep,
-                )
-            )
         self._auth = {"Authorization": f"Bearer {token}"}
-        self.http = HttpClient(
-            self.name,
-            limiter=limiter,
-            session=session,
-            timeout=timeout,
-            # A 429's reset is worth waiting for as long as a spent limit is.
-            retry=retry or RetryPolicy(max_retry_after=self.max_wait_seconds),
-            secrets=[token],
-            clock=self._clock,
-            sleep=self._sleep,
-        )
         # HttpClient hands `classify` the status and document only: the rate-limit headers
         # are taken from each response as it arrives (a requests hook on the session).
         self._last = threading.local()
@@ -216,35 +191,12 @@ class XSearchClient:
         self._lock = threading.Lock()
         self.http.session.hooks.setdefault("response", []).append(self._observe)
 
-    def __repr__(self) -> str:  # never the token
-        return (
-            f"XSearchClient(base_url={self.base_url!r}, max_pages={self.max_pages}, "
-            f"max_wait_seconds={self.max_wait_seconds:g})"
-        )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> XSearchClient:
-        """`X_BEARER_TOKEN` (required), `X_API_BASE_URL` (default https://api.twitter.com),
-        and optionally `X_MAX_PAGES` and `X_MAX_WAIT_SECONDS`."""
-        env = os.environ if environ is None else environ
-        token = (env.get("X_BEARER_TOKEN") or "").strip()
-        if not token:
-            raise MissingApiKey(
-                "X_BEARER_TOKEN is not set: the X API client needs an app bearer token "
-                "(export X_BEARER_TOKEN=...; it is never logged)"
-            )
-        base_url = check_base_url(env.get("X_API_BASE_URL") or DEFAULT_BASE_URL, "X_API_BASE_URL")
-        for variable, key, kind in (
-            ("X_MAX_PAGES", "max_pages", int),
-            ("X_MAX_WAIT_SECONDS", "max_wait_seconds", float),
-        ):
-            value = env.get(variable)
-            if value and key not in kwargs:
-                try:
-                    kwargs[key] = kind(value)
-                except ValueError:
-                    raise ValueError(f"{variable}={value!r} is not a number") from None
-        return cls(token, base_url, **kwargs)
+    def _shown(self) -> dict[str, Any]:
+        return {
+            **super()._shown(),
+            "max_pages": self.max_pages,
+            "max_wait_seconds": self.max_wait_seconds,
+        }
 
     @property
     def rate_limits(self) -> dict[str, RateWindow]:

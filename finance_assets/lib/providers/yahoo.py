@@ -13,7 +13,7 @@ body, and may cost extra chart calls per symbol (a time-zone lookup, trading per
 - 5-minute bars exist for the last 60 days only: an older start is refused with
   `InvalidRequest` before any call.
 - yfinance itself re-asks once after any 4xx/5xx (with its other cookie strategy) and raises
-  `YFRateLimitError` on a second 429; that is retried with `http.RetryPolicy`'s backoff
+  `YFRateLimitError` on a second 429; that is retried by the shared `http.RetryingClient`
   (tenacity, full jitter), then raised as `RateLimited`. Transport failures, 5xx and HTML pages
   are retried the same way, then raised as `ProviderUnavailable` / `MalformedResponse`.
 - A symbol Yahoo does not know (HTTP 404, chart error "Not Found") is skipped with a warning,
@@ -40,22 +40,21 @@ per process: the client installs its session on it for each call, under a lock.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import math
-import os
-import random
 import threading
 import time
 import urllib.parse
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 import polars as pl
-import tenacity
 
 from finance_assets.lib.markets import Market
+from finance_assets.lib.providers.bars import BarClient, BarRequest, Call
 from finance_assets.lib.providers.base import (
     Interval,
     PayloadFormatError,
@@ -75,7 +74,8 @@ from finance_assets.lib.providers.http import (
     ProviderUnavailable,
     RateLimited,
     RateLimiter,
-    RetryPolicy,
+    RequestRetries,
+    RetryingClient,
     Sleep,
     check_base_url,
     redact,
@@ -195,7 +195,7 @@ def _data_layer(session: Any) -> Any:
 # --- the client ------------------------------------------------------------------------------
 
 
-class YahooClient:
+class YahooClient(BarClient):
     """`BarProvider` over Yahoo's v8 chart API through yfinance (format "yahoo_chart")."""
 
     name = PROVIDER
@@ -208,21 +208,18 @@ class YahooClient:
         proxy: str | None = None,
         calls_per_minute: int = DEFAULT_CALLS_PER_MINUTE,
         timeout: float = DEFAULT_TIMEOUT,
-        retry: RetryPolicy = DEFAULT_RETRY,
+        retry: RequestRetries = DEFAULT_RETRY,
         limiter: RateLimiter | None = None,
         on_invalid_symbol: Literal["skip", "raise"] = "skip",
         cache_dir: str | None = None,
         clock: Clock | None = None,
         sleep: Sleep | None = None,
-        rng: random.Random | None = None,
     ) -> None:
         """`session`: a curl_cffi (or requests) Session yfinance accepts, e.g. with proxies
         (default: yfinance's own kind); `proxy`: a proxy URL set on it; `base_url`: a mirror of
         Yahoo's hosts every request of the session is sent to.
         `cache_dir`: where yfinance keeps its cookie cache (process-wide; default
         ~/.cache/py-yfinance), effective only before yfinance first uses it."""
-        if retry.attempts < 1:
-            raise ValueError(f"retry.attempts must be >= 1, got {retry.attempts}")
         self.base_url = check_base_url(base_url, "base_url") if base_url else YAHOO_BASE_URL
         if proxy:  # a proxy URL may carry a password: scrubbed from our logs and errors
             register_secret(urllib.parse.urlsplit(proxy).password)
@@ -235,18 +232,17 @@ class YahooClient:
                 rebase_session(session, base_url)
         self.session = session
         self.timeout = timeout
-        self.retry = retry
         self.on_invalid_symbol = on_invalid_symbol
         self._clock = clock or utc_now
-        self._sleep = sleep or time.sleep
-        self._rng = rng or random.Random()
-        if limiter is None:
-            limiter = (
-                RateLimiter.shared(self.name, calls_per_minute)
-                if clock is None and sleep is None
-                else RateLimiter(self.name, calls_per_minute, clock=self._clock, sleep=self._sleep)
-            )
-        self.limiter = limiter
+        self.limiter = limiter or RateLimiter.for_client(self.name, calls_per_minute, clock=clock)
+        # The shared retry engine (HttpClient's): the limiter per attempt, tenacity's backoff.
+        self.calls = RetryingClient(
+            self.name,
+            limiter=self.limiter,
+            retry=retry,
+            clock=self._clock,
+            sleep=sleep or time.sleep,
+        )
         if cache_dir:
             import yfinance
 
@@ -255,59 +251,20 @@ class YahooClient:
     def __repr__(self) -> str:
         return f"YahooClient(base_url={self.base_url!r})"
 
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, **kwargs: Any) -> YahooClient:
-        """`YFINANCE_BASE_URL` (a mirror; default Yahoo), `YFINANCE_PROXY`,
-        `YFINANCE_CALLS_PER_MINUTE` (default 60), `YFINANCE_CACHE_DIR`. No key: Yahoo has none.
-        The usual `HTTPS_PROXY`/`NO_PROXY` variables are honoured by curl as well."""
-        env = os.environ if environ is None else environ
-        base_url = (env.get("YFINANCE_BASE_URL") or "").strip() or None
-        if base_url:
-            check_base_url(base_url, "YFINANCE_BASE_URL")
-        kwargs.setdefault("base_url", base_url)
-        kwargs.setdefault("proxy", (env.get("YFINANCE_PROXY") or "").strip() or None)
-        kwargs.setdefault("cache_dir", (env.get("YFINANCE_CACHE_DIR") or "").strip() or None)
-        calls = env.get("YFINANCE_CALLS_PER_MINUTE")
-        if calls and "calls_per_minute" not in kwargs:
-            try:
-                kwargs["calls_per_minute"] = int(calls)
-            except ValueError:
-                raise ValueError(
-                    f"YFINANCE_CALLS_PER_MINUTE={calls!r} is not a whole number"
-                ) from None
-        return cls(**kwargs)
-
     # --- the provider interface -----------------------------------------------------------
 
-    def fetch_bars(
-        self,
-        market: Market,
-        symbols: Sequence[str],
-        interval: Interval,
-        start: dt.datetime,
-        end: dt.datetime,
-    ) -> list[RawPayload]:
-        """Bars with start <= bar start < end: one chart call per symbol, none for a window
-        without a session. Unknown symbols are skipped with a warning (the others go on) unless
-        `on_invalid_symbol="raise"` or every symbol failed."""
+    def _plan(self, request: BarRequest) -> list[Call]:
+        """One chart call per symbol, none for a window without a session."""
+        market, symbols, interval, start, end = request
         _check_request(interval, start, end)
         if interval == "5min":
             self._check_intraday_age(start)
         if not _has_bars(market, interval, start, end):
             return []
-        payloads: list[RawPayload] = []
-        skipped: list[InvalidSymbol] = []
-        for batch, symbol in enumerate(dict.fromkeys(symbols)):
-            try:
-                payloads.append(self._fetch(symbol, interval, start, end, batch))
-            except InvalidSymbol as exc:
-                if self.on_invalid_symbol == "raise":
-                    raise
-                skipped.append(exc)
-                LOG.warning("%s: skipping %s: %s", self.name, symbol, exc)
-        if skipped and not payloads:
-            raise skipped[-1]
-        return payloads
+        return [
+            (symbol, functools.partial(self._fetch, symbol, interval, start, end))
+            for symbol in symbols
+        ]
 
     # --- internals ------------------------------------------------------------------------
 
@@ -335,18 +292,9 @@ class YahooClient:
         # Yahoo's URL, whatever the session rebases it to: yfinance keys its caches on it.
         url = YAHOO_BASE_URL + CHART_PATH + urllib.parse.quote(yahoo_symbol, safe="")
         shown = f"{self.base_url}{CHART_PATH}{yahoo_symbol}"
-        retrying = tenacity.Retrying(
-            stop=tenacity.stop_after_attempt(self.retry.attempts),
-            wait=self._wait,
-            retry=tenacity.retry_if_exception(
-                lambda exc: isinstance(exc, ProviderRequestError) and exc.retryable
-            ),
-            sleep=self._sleep,
-            before_sleep=lambda state: self._log_retry(state, shown),
-            retry_error_callback=self._give_up,
-            reraise=True,
+        body, content_type, fetched_at = self.calls.call(
+            lambda: self._attempt(url, params, symbol, shown), shown
         )
-        body, content_type, fetched_at = retrying(self._attempt, url, params, symbol, shown)
         return RawPayload(
             provider=self.name,
             format=FORMAT,
@@ -371,7 +319,6 @@ class YahooClient:
     ) -> tuple[bytes, str, dt.datetime]:
         from yfinance.exceptions import YFException, YFRateLimitError
 
-        self.limiter.acquire()
         started = time.perf_counter()
         failure: ProviderRequestError | None = None
         with _YF_LOCK:
@@ -475,33 +422,6 @@ class YahooClient:
                 symbol=symbol,
                 status=status,
             )
-
-    # --- retry plumbing (http.RetryPolicy's semantics) ----------------------------------------
-
-    def _wait(self, state: tenacity.RetryCallState) -> float:
-        # Yahoo sends no Retry-After: the policy's jittered backoff alone.
-        return self.retry.backoff(state.attempt_number, self._rng)
-
-    def _log_retry(self, state: tenacity.RetryCallState, shown: str) -> None:
-        exc = state.outcome.exception() if state.outcome else None
-        wait = state.next_action.sleep if state.next_action else 0.0
-        LOG.warning(
-            "%s: attempt %d/%d of GET %s failed (%s: %s); retrying in %.2fs",
-            self.name,
-            state.attempt_number,
-            self.retry.attempts,
-            shown,
-            type(exc).__name__,
-            exc,
-            wait,
-        )
-
-    def _give_up(self, state: tenacity.RetryCallState) -> Any:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, ProviderRequestError):
-            exc.args = (f"{exc} (gave up after {state.attempt_number} attempts)",)
-            raise exc from None
-        raise ProviderUnavailable(f"{self.name}: chart request failed", provider=self.name)
 
 
 def _check_request(interval: str, start: dt.datetime, end: dt.datetime) -> None:

@@ -1,0 +1,270 @@
+"""Resources per environment: one dict per environment, the same keys in each, built here from
+the environment variables (the one place that reads them for resources).
+
+`FINANCE_ENV` picks the dict (`local` by default); an unknown value is an error, never a silent
+fallback to shared infrastructure. Each provider is its own resource class (market_data.py,
+posts.py); `MARKET_DATA_PROVIDER` and `POSTS_PROVIDER` choose which one sits under the keys the
+assets ask for (`market_data`, `posts`). Every secret is a `dg.EnvVar`: Dagster resolves it
+from the process environment at run time and the UI shows only the variable's name.
+"""
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from finance_assets.defs.market.landing import LandingZoneResource, max_file_bytes_from_env
+from finance_assets.lib import landing
+from finance_assets.lib.io import mongo, postgres
+from finance_assets.lib.io.managers import (
+    LakeWarehouseIOManager,
+    PostgresIOManager,
+    RawZoneIOManager,
+    WarehouseResource,
+)
+from finance_assets.lib.providers import alpha_vantage, twelve_data, x_api
+from finance_assets.lib.providers.yahoo import DEFAULT_CALLS_PER_MINUTE
+from finance_assets.lib.settings import EnvSettings
+from finance_assets.resources.bounds import (
+    CALLS_PER_MINUTE,
+    PRICE_MOVE_PCT,
+    QUARANTINE_RATE,
+    SIM_FAULT_RATE,
+    TOP_POSTS,
+    X_PAGES,
+    X_WAIT,
+)
+from finance_assets.resources.market_data import (
+    BAR_PROVIDERS,
+    AlphaVantageResource,
+    MarketDataResource,
+    SimulatedMarketResource,
+    TwelveDataResource,
+    YFinanceResource,
+)
+from finance_assets.resources.posts import (
+    POSTS_PROVIDERS,
+    POSTS_SCORERS,
+    PostsResource,
+    SimulatedPostsResource,
+    XApiResource,
+)
+from finance_assets.resources.thresholds import (
+    AlertSettingsResource,
+    DataQualityResource,
+    StorageResource,
+)
+
+__all__ = [
+    "ENVIRONMENTS",
+    "AlertSettingsResource",
+    "AlphaVantageResource",
+    "DataQualityResource",
+    "MarketDataResource",
+    "PostsResource",
+    "SimulatedMarketResource",
+    "SimulatedPostsResource",
+    "StorageResource",
+    "TwelveDataResource",
+    "XApiResource",
+    "YFinanceResource",
+    "build_resources",
+    "current_env",
+    "data_dir",
+    "warehouse_from_env",
+]
+
+PROVIDERS = tuple(BAR_PROVIDERS)
+PROXY_SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
+_AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
+
+
+def current_env(environ: Mapping[str, str] | None = None) -> str:
+    env = (os.environ if environ is None else environ).get("FINANCE_ENV", "local").strip().lower()
+    if env not in ENVIRONMENTS:
+        raise ValueError(
+            f"FINANCE_ENV={env!r} is not an environment; valid: {', '.join(ENVIRONMENTS)}"
+        )
+    return env
+
+
+def data_dir(environ: Mapping[str, str] | None = None) -> str:
+    return (os.environ if environ is None else environ).get("FINANCE_DATA_DIR", "data")
+
+
+def warehouse_from_env(environ: Mapping[str, str] | None = None) -> WarehouseResource:
+    """The warehouse outside a Dagster run (the demo script): the URL itself, not an EnvVar."""
+    environ = os.environ if environ is None else environ
+    return WarehouseResource(url=environ.get("FINANCE_PG_URL") or None, data_dir=data_dir(environ))
+
+
+def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The resources of the environment `FINANCE_ENV` names.
+
+    `environ` is what the settings are read and checked from (the process environment unless
+    given); a secret it names becomes a `dg.EnvVar` all the same, resolved from the process
+    environment when a run starts. Every setting is checked here, when the definitions load,
+    against its valid range: a bad value (or a missing key, or a URL that is not one) fails the
+    code location with one error listing each variable, its value and what is valid, rather
+    than a run, retries later.
+    """
+    settings = EnvSettings(os.environ if environ is None else environ)
+    resources = ENVIRONMENTS[current_env(settings.environ)](settings)
+    # Read by the schedules' factory; a typo would leave every schedule silently stopped.
+    settings.choice("FINANCE_SCHEDULES", "stopped", ("running", "stopped"), "a schedule status")
+    settings.check()
+    return resources
+
+
+def _local(settings: EnvSettings) -> dict[str, Any]:
+    """A laptop: an embedded PostgreSQL under the data folder unless `FINANCE_PG_URL` names
+    one."""
+    return _resources(settings, warehouse_url=_secret(settings, "FINANCE_PG_URL"))
+
+
+def _prod(settings: EnvSettings) -> dict[str, Any]:
+    """Shared infrastructure: the warehouse is `FINANCE_PG_URL`'s, never an embedded one."""
+    if not settings.raw("FINANCE_PG_URL"):
+        settings.problem("FINANCE_ENV=prod needs FINANCE_PG_URL (the RDS PostgreSQL URL)")
+    return _resources(settings, warehouse_url=dg.EnvVar("FINANCE_PG_URL"))
+
+
+# hooli's `resource_defs[get_env()]`: one builder per environment, the same keys from each.
+ENVIRONMENTS: dict[str, Callable[[EnvSettings], dict[str, Any]]] = {
+    "local": _local,
+    "prod": _prod,
+}
+
+
+def _resources(settings: EnvSettings, warehouse_url: str | None) -> dict[str, Any]:
+    root = Path(settings.raw("FINANCE_DATA_DIR") or "data")
+    _check_stores(settings)
+    warehouse = WarehouseResource(url=warehouse_url, data_dir=str(root))
+    return {
+        "market_data": _market_data(settings),
+        "data_quality": DataQualityResource(
+            max_quarantine_rate=settings.number(
+                "FINANCE_MAX_QUARANTINE_RATE", 0.05, QUARANTINE_RATE
+            )
+        ),
+        "alerts": AlertSettingsResource(
+            price_move_threshold_pct=settings.number("FINANCE_PRICE_MOVE_PCT", 1.0, PRICE_MOVE_PCT)
+        ),
+        "posts": _posts(settings),
+        "warehouse": warehouse,
+        "storage": StorageResource(raw_root=str(root / "raw"), lake_root=str(root / "lake")),
+        # `s3://bucket/prefix` in production; the same sensor and ledger code either way.
+        "landing_zone": LandingZoneResource(
+            root=settings.raw("FINANCE_LANDING_URI") or str(root / "landing"),
+            max_file_bytes=max_file_bytes_from_env(settings.environ),
+        ),
+        "raw_zone_io_manager": RawZoneIOManager(
+            root=str(root / "raw"),
+            mongodb_uri=_secret(settings, "MONGODB_URI"),
+            mongodb_database=settings.raw("MONGODB_DATABASE") or "finance_raw",
+        ),
+        "warehouse_io_manager": PostgresIOManager(warehouse=warehouse),
+        "lake_warehouse_io_manager": LakeWarehouseIOManager(
+            lake_root=str(root / "lake"), warehouse=warehouse
+        ),
+    }
+
+
+def _secret(settings: EnvSettings, name: str) -> Any:
+    """`dg.EnvVar(name)` when the variable is set, else None (the field's default)."""
+    return dg.EnvVar(name) if settings.raw(name) else None
+
+
+def _market_data(settings: EnvSettings) -> MarketDataResource:
+    """The chosen provider's resource. Every provider's settings are checked, chosen or not:
+    a bad value waits for no one to switch providers."""
+    provider = settings.choice("MARKET_DATA_PROVIDER", "simulated", PROVIDERS, "a provider")
+    if provider == "twelve_data":
+        settings.require("TWELVEDATA_API_KEY", "MARKET_DATA_PROVIDER=twelve_data needs its key")
+    if provider == "alpha_vantage":
+        settings.require("ALPHAVANTAGE_API_KEY", "MARKET_DATA_PROVIDER=alpha_vantage needs its key")
+    proxy = settings.url("YFINANCE_PROXY", None, PROXY_SCHEMES)
+    config: dict[str, dict[str, Any]] = {
+        "simulated": {
+            "fault_rate": settings.number("FINANCE_SIM_FAULT_RATE", 0.0, SIM_FAULT_RATE),
+        },
+        "twelve_data": {
+            "api_key": _secret(settings, "TWELVEDATA_API_KEY"),
+            "base_url": settings.url("TWELVEDATA_BASE_URL", twelve_data.DEFAULT_BASE_URL),
+            "credits_per_minute": settings.whole(
+                "TWELVEDATA_CREDITS_PER_MINUTE",
+                twelve_data.FREE_CREDITS_PER_MINUTE,
+                CALLS_PER_MINUTE,
+            ),
+        },
+        "alpha_vantage": {
+            "api_key": _secret(settings, "ALPHAVANTAGE_API_KEY"),
+            "base_url": settings.url("ALPHAVANTAGE_BASE_URL", alpha_vantage.DEFAULT_BASE_URL),
+            "calls_per_minute": settings.whole(
+                "ALPHAVANTAGE_CALLS_PER_MINUTE",
+                alpha_vantage.FREE_CALLS_PER_MINUTE,
+                CALLS_PER_MINUTE,
+            ),
+        },
+        "yfinance": {
+            "base_url": settings.url("YFINANCE_BASE_URL", None),
+            "proxy": _secret(settings, "YFINANCE_PROXY") if proxy else None,
+            "calls_per_minute": settings.whole(
+                "YFINANCE_CALLS_PER_MINUTE", DEFAULT_CALLS_PER_MINUTE, CALLS_PER_MINUTE
+            ),
+            "cache_dir": settings.raw("YFINANCE_CACHE_DIR"),
+        },
+    }
+    return BAR_PROVIDERS[provider](**config[provider])
+
+
+def _posts(settings: EnvSettings) -> PostsResource:
+    provider = settings.choice("POSTS_PROVIDER", "simulated", tuple(POSTS_PROVIDERS), "a provider")
+    scorer = settings.choice("POSTS_SCORER", "vader", POSTS_SCORERS, "a scorer")
+    if provider == "x_api":
+        settings.require("X_BEARER_TOKEN", "POSTS_PROVIDER=x_api needs an app bearer token")
+    region = settings.raw("COMPREHEND_REGION")
+    if region and not _AWS_REGION.fullmatch(region):
+        settings.problem(f"COMPREHEND_REGION={region!r} is not an AWS region (e.g. us-east-1)")
+        region = None
+    shared = {
+        "top_n": settings.whole("FINANCE_TOP_POSTS", 10, TOP_POSTS),
+        "scorer": scorer,
+        "comprehend_region": region,
+    }
+    x = {
+        "bearer_token": _secret(settings, "X_BEARER_TOKEN"),
+        "base_url": settings.url("X_API_BASE_URL", x_api.DEFAULT_BASE_URL),
+        "max_pages": settings.whole("X_MAX_PAGES", 10, X_PAGES),
+        "max_wait_seconds": settings.number("X_MAX_WAIT_SECONDS", 900.0, X_WAIT),
+    }
+    return POSTS_PROVIDERS[provider](**shared, **(x if provider == "x_api" else {}))
+
+
+def _check_stores(settings: EnvSettings) -> None:
+    """The warehouse URL, MongoDB and the landing zone: their form, with passwords starred."""
+    url = settings.raw("FINANCE_PG_URL")
+    if url:
+        try:
+            postgres.check_url(url)
+        except postgres.WarehouseUrlError as exc:
+            settings.problem(str(exc))
+    mongodb_uri = settings.raw("MONGODB_URI")
+    if mongodb_uri:
+        try:
+            mongo.check_uri(mongodb_uri)
+        except ValueError as exc:
+            settings.problem(str(exc))
+    try:
+        mongo.check_database(settings.raw("MONGODB_DATABASE") or "finance_raw")
+    except ValueError as exc:
+        settings.problem(str(exc))
+    landing_uri = settings.raw("FINANCE_LANDING_URI")
+    if landing_uri:
+        try:
+            landing.open_store(landing_uri, "check")
+        except (ValueError, NotImplementedError) as exc:
+            settings.problem(f"FINANCE_LANDING_URI={landing_uri!r}: {exc}")
