@@ -1,201 +1,35 @@
-"""Pure transformations over polars frames: parse payloads, clean and validate, aggregate.
-
-No Dagster imports: the assets, the asset checks, the benchmarks and the tests all call these.
-"""
+"""Cleaning: raw records to canonical bars, every invalid record quarantined with its reasons;
+whole-file rejection and the grouped clean step over a window's payloads."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
 from finance_assets.lib.markets import BAR_MINUTES, Market
-from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
-from finance_assets.lib.providers.base import PayloadFormatError, RawPayload
+from finance_assets.lib.providers.base import RawPayload
 from finance_assets.lib.providers.csv_files import PROVIDER as LANDING_PROVIDER
-from finance_assets.lib.providers.csv_files import parse_yahoo_csv
-from finance_assets.lib.providers.twelve_data import (
-    parse_twelve_data,
-    twelve_data_errors,
-)
-from finance_assets.lib.providers.yahoo import parse_yahoo_chart
 from finance_assets.lib.schema import (
     BAR_SCHEMA,
-    DAILY_SUMMARY_SCHEMA,
     MAX_PRICE,
     MAX_VOLUME,
     PRICE_COLUMNS,
     QUARANTINE_SCHEMA,
     RAW_RECORD_FIELDS,
-    RAW_RECORD_SCHEMA,
     UTC_TS,
     conform,
     empty,
 )
-
-
-@dataclass
-class ParsedPayloads:
-    """Raw records (all fields still text) plus per-symbol errors the provider reported."""
-
-    records: pl.DataFrame
-    errors: dict[str, str] = field(default_factory=dict)
-    # (payload_id, symbol) pairs a payload answered for, with its window and fetch time.
-    coverage: pl.DataFrame = field(default_factory=lambda: pl.DataFrame())
-
-
-# --- parsing ---------------------------------------------------------------------------------
-
-
-def failed_symbols(payloads: Iterable[RawPayload]) -> dict[str, str]:
-    """Symbols the providers answered with an error, for the formats that report them inline
-    (a 200 response whose batch holds an error per symbol). Other formats' clients raise."""
-    scanners = {"twelve_data": twelve_data_errors}
-    errors: dict[str, str] = {}
-    for payload in payloads:
-        scan = scanners.get(payload.format)
-        if scan:
-            errors.update(scan(payload.body))
-    return errors
-
-
-PARSERS: dict[str, Callable[[bytes | str, str], tuple[pl.DataFrame, dict[str, str]]]] = {
-    "twelve_data": parse_twelve_data,
-    "alpha_vantage": parse_alpha_vantage,
-    "yahoo_csv": parse_yahoo_csv,
-    "yahoo_chart": parse_yahoo_chart,
-}
-
-
-def parse_payloads(payloads: Iterable[RawPayload]) -> ParsedPayloads:
-    """Parse every payload with its format's parser and keep, for each (symbol, time), only the
-    newest payload that covers it: re-fetching a window supersedes what an earlier, wider fetch
-    said about it, so re-running a partition never duplicates."""
-    record_frames: list[pl.DataFrame] = []
-    coverage_rows: list[dict[str, object]] = []
-    errors: dict[str, str] = {}
-    for payload in payloads:
-        parser = PARSERS.get(payload.format)
-        if parser is None:
-            raise PayloadFormatError(
-                f"payload {payload.payload_id} has unknown format {payload.format!r}; "
-                f"known: {sorted(PARSERS)}"
-            )
-        records, payload_errors = parser(payload.body, payload.payload_id)
-        if len(payload.symbols) == 1:
-            # A body that does not name its symbol (a Yahoo CSV export) is for the one symbol
-            # its envelope names.
-            records = records.with_columns(pl.col("symbol").fill_null(payload.symbols[0]))
-        errors.update(payload_errors)
-        record_frames.append(records)
-        for symbol in records.get_column("symbol").unique().to_list():
-            coverage_rows.append(
-                {
-                    "payload_id": payload.payload_id,
-                    "symbol": symbol,
-                    "fetched_at": payload.fetched_at,
-                    "window_start": payload.window_start,
-                    "window_end": payload.window_end,
-                }
-            )
-    coverage = pl.DataFrame(
-        coverage_rows,
-        schema={
-            "payload_id": pl.String,
-            "symbol": pl.String,
-            "fetched_at": UTC_TS,
-            "window_start": UTC_TS,
-            "window_end": UTC_TS,
-        },
-    )
-    # Diagonal: a parser may add optional columns (yahoo_chart's adj_close); others get nulls.
-    records = (
-        pl.concat(record_frames, how="diagonal") if record_frames else empty(RAW_RECORD_SCHEMA)
-    )
-    return ParsedPayloads(records=records, errors=errors, coverage=coverage)
-
-
-def supersede(
-    records: pl.DataFrame, coverage: pl.DataFrame, winners: pl.DataFrame | None = None
-) -> pl.DataFrame:
-    """Drop records that a newer payload for the same symbol also covers.
-
-    `records` must carry `payload_id`, `symbol` and a typed `ts` (null when unparseable). A record
-    with no usable `ts` is dropped when a newer payload for its symbol overlaps its payload's
-    window at all. `winners` (rows of `coverage`, default all) are the payloads that may
-    supersede: a file rejected as a whole must not take the place of the data it would replace.
-    """
-    if coverage.is_empty() or coverage.get_column("symbol").is_unique().all():
-        return records  # every symbol came in one payload: nothing to supersede
-    winners = coverage if winners is None else winners
-    mine = coverage.select(
-        "payload_id",
-        "symbol",
-        pl.col("fetched_at").alias("_mine_fetched"),
-        pl.col("window_start").alias("_mine_start"),
-        pl.col("window_end").alias("_mine_end"),
-    )
-    newer = winners.select(
-        "symbol",
-        pl.col("fetched_at").alias("_new_fetched"),
-        pl.col("window_start").alias("_new_start"),
-        pl.col("window_end").alias("_new_end"),
-    )
-    keyed = records.with_row_index("_row").join(mine, on=["payload_id", "symbol"], how="left")
-    pairs = keyed.select("_row", "ts", "symbol", "_mine_fetched", "_mine_start", "_mine_end").join(
-        newer, on="symbol", how="inner"
-    )
-    beaten = (
-        pairs.filter(
-            (pl.col("_new_fetched") > pl.col("_mine_fetched"))
-            & pl.when(pl.col("ts").is_not_null())
-            .then((pl.col("_new_start") <= pl.col("ts")) & (pl.col("ts") < pl.col("_new_end")))
-            .otherwise(
-                (pl.col("_new_start") < pl.col("_mine_end"))
-                & (pl.col("_mine_start") < pl.col("_new_end"))
-            )
-        )
-        .select("_row")
-        .unique()
-    )
-    return keyed.join(beaten, on="_row", how="anti").sort("_row").select(records.columns)
-
-
-def window_records(
-    records: pl.DataFrame, coverage: pl.DataFrame, start: dt.datetime, end: dt.datetime
-) -> pl.DataFrame:
-    """The records that belong to the partition window [start, end).
-
-    Payloads overlapping the window may cover other partitions too (a wider backfill): their
-    bars outside the window belong to those partitions and are left out. A record that has no
-    usable time, or lies outside what its own payload asked for, belongs to the partition its
-    payload's window starts in (column `_home`), so it is quarantined exactly once.
-    """
-    start, end = _utc(start), _utc(end)
-    windows = coverage.select(
-        "payload_id", "symbol", _p_start="window_start", _p_end="window_end"
-    ).unique(["payload_id", "symbol"])
-    keyed = records.join(windows, on=["payload_id", "symbol"], how="left", maintain_order="left")
-    home_here = (pl.col("_p_start") >= start) & (pl.col("_p_start") < end)
-    in_window = (pl.col("ts") >= start) & (pl.col("ts") < end)
-    asked = (pl.col("ts") >= pl.col("_p_start")) & (pl.col("ts") < pl.col("_p_end"))
-    keep = (
-        pl.when(pl.col("_p_start").is_null())
-        .then(True)  # no coverage known: judge it here
-        .when(pl.col("ts").is_null())
-        .then(home_here)
-        .otherwise(in_window | (~asked & home_here))
-    )
-    return (
-        keyed.filter(keep)
-        .with_columns(
-            _home=pl.coalesce(pl.col("_p_start"), pl.lit(start)).clip(start, None).cast(UTC_TS)
-        )
-        .drop("_p_start", "_p_end")
-    )
-
+from finance_assets.lib.transforms.parsing import (
+    as_utc,
+    parse_payloads,
+    payload_groups,
+    supersede,
+    window_records,
+)
 
 # --- cleaning --------------------------------------------------------------------------------
 
@@ -356,8 +190,8 @@ def clean_bars(
     occurrence that makes another payload's record a duplicate.
     """
     received = records.height
-    start = _utc(window_start)
-    end = _utc(window_end)
+    start = as_utc(window_start)
+    end = as_utc(window_end)
     has_adj_close = "adj_close" in records.columns
     typed = typed_fields(records)
     checks = record_checks()
@@ -438,161 +272,6 @@ def clean_bars(
     )
 
 
-def _utc(value: dt.datetime) -> dt.datetime:
-    if value.tzinfo is None:
-        raise ValueError(f"expected a timezone-aware datetime, got {value!r}")
-    return value.astimezone(dt.UTC)
-
-
-# --- aggregation -----------------------------------------------------------------------------
-
-
-def daily_summary(bars: pl.DataFrame, market: Market) -> pl.DataFrame:
-    """One row per (trading_date, symbol) from a session's 5-minute bars.
-
-    vwap = Σ(typical price × volume) / Σ volume with typical price = (high + low + close) / 3;
-    open_to_close_pct = close / open − 1; range_pct = (high − low) / open; return_pct = close /
-    previous session's close − 1 (null when that session is not in `bars`). Percentages × 100.
-    """
-    if bars.is_empty():
-        return empty(DAILY_SUMMARY_SCHEMA)
-    sessions = (
-        bars.lazy()
-        .with_columns(trading_date=pl.col("ts").dt.convert_time_zone(market.timezone).dt.date())
-        .sort("symbol", "ts")
-        .group_by("trading_date", "symbol")
-        .agg(
-            open=pl.col("open").first(),
-            high=pl.col("high").max(),
-            low=pl.col("low").min(),
-            close=pl.col("close").last(),
-            volume=pl.col("volume").sum(),
-            _pv=((pl.col("high") + pl.col("low") + pl.col("close")) / 3 * pl.col("volume")).sum(),
-            bar_count=pl.len(),
-        )
-        .collect()
-    )
-    dates = sessions.get_column("trading_date").unique().to_list()
-    previous = pl.DataFrame(
-        {"trading_date": dates, "_prev_date": [market.previous_session(d) for d in dates]},
-        schema={"trading_date": pl.Date, "_prev_date": pl.Date},
-    )
-    prev_close = sessions.select(
-        pl.col("trading_date").alias("_prev_date"), "symbol", prev_close="close"
-    )
-    summary = (
-        sessions.join(previous, on="trading_date", how="left")
-        .join(prev_close, on=["_prev_date", "symbol"], how="left")
-        .with_columns(
-            vwap=pl.when(pl.col("volume") > 0).then(pl.col("_pv") / pl.col("volume")),
-            open_to_close_pct=(pl.col("close") / pl.col("open") - 1) * 100,
-            range_pct=(pl.col("high") - pl.col("low")) / pl.col("open") * 100,
-            return_pct=(pl.col("close") / pl.col("prev_close") - 1) * 100,
-        )
-        .sort("trading_date", "symbol")
-    )
-    return conform(summary, DAILY_SUMMARY_SCHEMA)
-
-
-# --- price moves -----------------------------------------------------------------------------
-
-PRICE_ALERT_SCHEMA: dict[str, pl.DataType] = {
-    "ts": UTC_TS,  # start of the bar that made the move
-    "symbol": pl.String(),
-    "kind": pl.String(),  # vs_prev_close | vs_prev_bar
-    "direction": pl.String(),  # up | down
-    "price": pl.Float64(),
-    "reference": pl.Float64(),
-    "change_pct": pl.Float64(),
-    "threshold_pct": pl.Float64(),
-}
-PRICE_ALERT_KEY = ["ts", "symbol", "kind"]
-
-
-def detect_price_moves(bars: pl.DataFrame, market: Market, threshold_pct: float) -> pl.DataFrame:
-    """Moves of at least `threshold_pct` (e.g. 1.0 for 1 %), per symbol:
-
-    - `vs_prev_close`: the close against the previous session's close, alerted once per crossing:
-      when it first reaches the threshold (up or down), not again while it stays beyond, again
-      after it came back inside and crossed anew.
-    - `vs_prev_bar`: a bar's close against the bar before it in the same session.
-
-    `bars` must cover whole sessions from the previous session's last bar on (the caller filters
-    the alerts to its window); the first session in `bars` serves only as the reference close.
-    """
-    if threshold_pct <= 0:
-        raise ValueError(f"threshold_pct must be positive, got {threshold_pct}")
-    if bars.is_empty():
-        return empty(PRICE_ALERT_SCHEMA)
-    limit = threshold_pct / 100
-    frame = (
-        bars.select("symbol", "ts", "close")
-        .sort("symbol", "ts")
-        .with_columns(session=pl.col("ts").dt.convert_time_zone(market.timezone).dt.date())
-    )
-    closes = frame.group_by("symbol", "session").agg(session_close=pl.col("close").last())
-    sessions = frame.get_column("session").unique().to_list()
-    previous = pl.DataFrame(
-        {"session": sessions, "_prev": [market.previous_session(d) for d in sessions]},
-        schema={"session": pl.Date, "_prev": pl.Date},
-    )
-    frame = (
-        frame.join(previous, on="session", how="left")
-        .join(
-            closes.rename({"session": "_prev", "session_close": "prev_close"}),
-            on=["symbol", "_prev"],
-            how="left",
-        )
-        .with_columns(
-            prev_bar=pl.col("close").shift(1).over("symbol", "session"),
-            vs_close=pl.col("close") / pl.col("prev_close") - 1,
-        )
-        .with_columns(
-            # -1 below, 0 inside, +1 beyond the threshold; an alert where the state changes
-            # into -1 or +1 from anything else (including the session's first bar).
-            _state=pl.when(pl.col("vs_close") >= limit)
-            .then(1)
-            .when(pl.col("vs_close") <= -limit)
-            .then(-1)
-            .otherwise(0)
-        )
-        .with_columns(_before=pl.col("_state").shift(1).over("symbol", "session").fill_null(0))
-    )
-    crossings = frame.filter(
-        pl.col("prev_close").is_not_null()
-        & (pl.col("_state") != 0)
-        & (pl.col("_state") != pl.col("_before"))
-    ).select(
-        "ts",
-        "symbol",
-        kind=pl.lit("vs_prev_close"),
-        direction=pl.when(pl.col("_state") > 0).then(pl.lit("up")).otherwise(pl.lit("down")),
-        price="close",
-        reference="prev_close",
-        change_pct=pl.col("vs_close") * 100,
-    )
-    bar_moves = (
-        frame.with_columns(vs_bar=pl.col("close") / pl.col("prev_bar") - 1)
-        .filter(pl.col("vs_bar").abs() >= limit)
-        .select(
-            "ts",
-            "symbol",
-            kind=pl.lit("vs_prev_bar"),
-            direction=pl.when(pl.col("vs_bar") > 0).then(pl.lit("up")).otherwise(pl.lit("down")),
-            price="close",
-            reference="prev_bar",
-            change_pct=pl.col("vs_bar") * 100,
-        )
-    )
-    alerts = pl.concat([crossings, bar_moves]).with_columns(
-        threshold_pct=pl.lit(float(threshold_pct))
-    )
-    return conform(alerts, PRICE_ALERT_SCHEMA).sort("ts", "symbol", "kind")
-
-
-# --- the whole clean step --------------------------------------------------------------------
-
-
 def rows_per_window(times: pl.Series, starts: Sequence[dt.datetime]) -> list[int]:
     """How many of `times` fall in each window: window i runs from `starts[i]` (ascending) to
     the next start, the last one open-ended. Times before the first start count for none.
@@ -604,36 +283,13 @@ def rows_per_window(times: pl.Series, starts: Sequence[dt.datetime]) -> list[int
         return []
     if times.dtype.time_zone is None:  # type: ignore[attr-defined]
         raise ValueError(f"{times.name!r} must be timezone-aware, got {times.dtype}")
-    bounds = pl.Series("start", [_utc(s) for s in starts]).cast(pl.Datetime("us", "UTC"))
+    bounds = pl.Series("start", [as_utc(s) for s in starts]).cast(pl.Datetime("us", "UTC"))
     if not bounds.is_sorted():
         raise ValueError("window starts must be ascending")
     index = bounds.search_sorted(times.cast(pl.Datetime("us", "UTC")), side="right") - 1
     counts = index.filter(index >= 0).value_counts()
     found = dict(zip(counts[:, 0].to_list(), counts[:, 1].to_list(), strict=True))
     return [found.get(i, 0) for i in range(len(starts))]
-
-
-def payload_groups(payloads: list[RawPayload]) -> list[list[RawPayload]]:
-    """Payloads that share a symbol, directly or through others: one group is cleaned at a
-    time (supersession only ever compares payloads of the same symbol), so a large backfill
-    never holds every batch's intermediate frames at once."""
-    parent: dict[str, str] = {}
-
-    def find(symbol: str) -> str:
-        while parent.setdefault(symbol, symbol) != symbol:
-            parent[symbol] = parent[parent[symbol]]
-            symbol = parent[symbol]
-        return symbol
-
-    for payload in payloads:
-        roots = [find(s) for s in payload.symbols]
-        for root in roots[1:]:
-            parent[root] = roots[0]
-    groups: dict[str, list[RawPayload]] = {}
-    for payload in payloads:
-        key = find(payload.symbols[0]) if payload.symbols else f"#{payload.payload_id}"
-        groups.setdefault(key, []).append(payload)
-    return list(groups.values())
 
 
 def rejected_files(

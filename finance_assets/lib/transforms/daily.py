@@ -1,0 +1,158 @@
+"""Aggregation over clean bars: the daily summary and the price moves worth an alert."""
+
+from __future__ import annotations
+
+import polars as pl
+
+from finance_assets.lib.markets import Market
+from finance_assets.lib.schema import (
+    DAILY_SUMMARY_SCHEMA,
+    UTC_TS,
+    conform,
+    empty,
+)
+
+# --- aggregation -----------------------------------------------------------------------------
+
+
+def daily_summary(bars: pl.DataFrame, market: Market) -> pl.DataFrame:
+    """One row per (trading_date, symbol) from a session's 5-minute bars.
+
+    vwap = Σ(typical price × volume) / Σ volume with typical price = (high + low + close) / 3;
+    open_to_close_pct = close / open − 1; range_pct = (high − low) / open; return_pct = close /
+    previous session's close − 1 (null when that session is not in `bars`). Percentages × 100.
+    """
+    if bars.is_empty():
+        return empty(DAILY_SUMMARY_SCHEMA)
+    sessions = (
+        bars.lazy()
+        .with_columns(trading_date=pl.col("ts").dt.convert_time_zone(market.timezone).dt.date())
+        .sort("symbol", "ts")
+        .group_by("trading_date", "symbol")
+        .agg(
+            open=pl.col("open").first(),
+            high=pl.col("high").max(),
+            low=pl.col("low").min(),
+            close=pl.col("close").last(),
+            volume=pl.col("volume").sum(),
+            _pv=((pl.col("high") + pl.col("low") + pl.col("close")) / 3 * pl.col("volume")).sum(),
+            bar_count=pl.len(),
+        )
+        .collect()
+    )
+    dates = sessions.get_column("trading_date").unique().to_list()
+    previous = pl.DataFrame(
+        {"trading_date": dates, "_prev_date": [market.previous_session(d) for d in dates]},
+        schema={"trading_date": pl.Date, "_prev_date": pl.Date},
+    )
+    prev_close = sessions.select(
+        pl.col("trading_date").alias("_prev_date"), "symbol", prev_close="close"
+    )
+    summary = (
+        sessions.join(previous, on="trading_date", how="left")
+        .join(prev_close, on=["_prev_date", "symbol"], how="left")
+        .with_columns(
+            vwap=pl.when(pl.col("volume") > 0).then(pl.col("_pv") / pl.col("volume")),
+            open_to_close_pct=(pl.col("close") / pl.col("open") - 1) * 100,
+            range_pct=(pl.col("high") - pl.col("low")) / pl.col("open") * 100,
+            return_pct=(pl.col("close") / pl.col("prev_close") - 1) * 100,
+        )
+        .sort("trading_date", "symbol")
+    )
+    return conform(summary, DAILY_SUMMARY_SCHEMA)
+
+
+# --- price moves -----------------------------------------------------------------------------
+
+PRICE_ALERT_SCHEMA: dict[str, pl.DataType] = {
+    "ts": UTC_TS,  # start of the bar that made the move
+    "symbol": pl.String(),
+    "kind": pl.String(),  # vs_prev_close | vs_prev_bar
+    "direction": pl.String(),  # up | down
+    "price": pl.Float64(),
+    "reference": pl.Float64(),
+    "change_pct": pl.Float64(),
+    "threshold_pct": pl.Float64(),
+}
+PRICE_ALERT_KEY = ["ts", "symbol", "kind"]
+
+
+def detect_price_moves(bars: pl.DataFrame, market: Market, threshold_pct: float) -> pl.DataFrame:
+    """Moves of at least `threshold_pct` (e.g. 1.0 for 1 %), per symbol:
+
+    - `vs_prev_close`: the close against the previous session's close, alerted once per crossing:
+      when it first reaches the threshold (up or down), not again while it stays beyond, again
+      after it came back inside and crossed anew.
+    - `vs_prev_bar`: a bar's close against the bar before it in the same session.
+
+    `bars` must cover whole sessions from the previous session's last bar on (the caller filters
+    the alerts to its window); the first session in `bars` serves only as the reference close.
+    """
+    if threshold_pct <= 0:
+        raise ValueError(f"threshold_pct must be positive, got {threshold_pct}")
+    if bars.is_empty():
+        return empty(PRICE_ALERT_SCHEMA)
+    limit = threshold_pct / 100
+    frame = (
+        bars.select("symbol", "ts", "close")
+        .sort("symbol", "ts")
+        .with_columns(session=pl.col("ts").dt.convert_time_zone(market.timezone).dt.date())
+    )
+    closes = frame.group_by("symbol", "session").agg(session_close=pl.col("close").last())
+    sessions = frame.get_column("session").unique().to_list()
+    previous = pl.DataFrame(
+        {"session": sessions, "_prev": [market.previous_session(d) for d in sessions]},
+        schema={"session": pl.Date, "_prev": pl.Date},
+    )
+    frame = (
+        frame.join(previous, on="session", how="left")
+        .join(
+            closes.rename({"session": "_prev", "session_close": "prev_close"}),
+            on=["symbol", "_prev"],
+            how="left",
+        )
+        .with_columns(
+            prev_bar=pl.col("close").shift(1).over("symbol", "session"),
+            vs_close=pl.col("close") / pl.col("prev_close") - 1,
+        )
+        .with_columns(
+            # -1 below, 0 inside, +1 beyond the threshold; an alert where the state changes
+            # into -1 or +1 from anything else (including the session's first bar).
+            _state=pl.when(pl.col("vs_close") >= limit)
+            .then(1)
+            .when(pl.col("vs_close") <= -limit)
+            .then(-1)
+            .otherwise(0)
+        )
+        .with_columns(_before=pl.col("_state").shift(1).over("symbol", "session").fill_null(0))
+    )
+    crossings = frame.filter(
+        pl.col("prev_close").is_not_null()
+        & (pl.col("_state") != 0)
+        & (pl.col("_state") != pl.col("_before"))
+    ).select(
+        "ts",
+        "symbol",
+        kind=pl.lit("vs_prev_close"),
+        direction=pl.when(pl.col("_state") > 0).then(pl.lit("up")).otherwise(pl.lit("down")),
+        price="close",
+        reference="prev_close",
+        change_pct=pl.col("vs_close") * 100,
+    )
+    bar_moves = (
+        frame.with_columns(vs_bar=pl.col("close") / pl.col("prev_bar") - 1)
+        .filter(pl.col("vs_bar").abs() >= limit)
+        .select(
+            "ts",
+            "symbol",
+            kind=pl.lit("vs_prev_bar"),
+            direction=pl.when(pl.col("vs_bar") > 0).then(pl.lit("up")).otherwise(pl.lit("down")),
+            price="close",
+            reference="prev_bar",
+            change_pct=pl.col("vs_bar") * 100,
+        )
+    )
+    alerts = pl.concat([crossings, bar_moves]).with_columns(
+        threshold_pct=pl.lit(float(threshold_pct))
+    )
+    return conform(alerts, PRICE_ALERT_SCHEMA).sort("ts", "symbol", "kind")

@@ -1,0 +1,214 @@
+"""Parsing: payloads as received to raw records (every field text), the newest payload
+winning for each (symbol, time), and the records of one window."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
+from finance_assets.lib.providers.base import PayloadFormatError, RawPayload
+from finance_assets.lib.providers.csv_files import parse_yahoo_csv
+from finance_assets.lib.providers.twelve_data import (
+    parse_twelve_data,
+    twelve_data_errors,
+)
+from finance_assets.lib.providers.yahoo import parse_yahoo_chart
+from finance_assets.lib.schema import (
+    RAW_RECORD_SCHEMA,
+    UTC_TS,
+    empty,
+)
+
+
+def as_utc(value: dt.datetime) -> dt.datetime:
+    if value.tzinfo is None:
+        raise ValueError(f"expected a timezone-aware datetime, got {value!r}")
+    return value.astimezone(dt.UTC)
+
+
+@dataclass
+class ParsedPayloads:
+    """Raw records (all fields still text) plus per-symbol errors the provider reported."""
+
+    records: pl.DataFrame
+    errors: dict[str, str] = field(default_factory=dict)
+    # (payload_id, symbol) pairs a payload answered for, with its window and fetch time.
+    coverage: pl.DataFrame = field(default_factory=lambda: pl.DataFrame())
+
+
+# --- parsing ---------------------------------------------------------------------------------
+
+
+def failed_symbols(payloads: Iterable[RawPayload]) -> dict[str, str]:
+    """Symbols the providers answered with an error, for the formats that report them inline
+    (a 200 response whose batch holds an error per symbol). Other formats' clients raise."""
+    scanners = {"twelve_data": twelve_data_errors}
+    errors: dict[str, str] = {}
+    for payload in payloads:
+        scan = scanners.get(payload.format)
+        if scan:
+            errors.update(scan(payload.body))
+    return errors
+
+
+PARSERS: dict[str, Callable[[bytes | str, str], tuple[pl.DataFrame, dict[str, str]]]] = {
+    "twelve_data": parse_twelve_data,
+    "alpha_vantage": parse_alpha_vantage,
+    "yahoo_csv": parse_yahoo_csv,
+    "yahoo_chart": parse_yahoo_chart,
+}
+
+
+def parse_payloads(payloads: Iterable[RawPayload]) -> ParsedPayloads:
+    """Parse every payload with its format's parser and keep, for each (symbol, time), only the
+    newest payload that covers it: re-fetching a window supersedes what an earlier, wider fetch
+    said about it, so re-running a partition never duplicates."""
+    record_frames: list[pl.DataFrame] = []
+    coverage_rows: list[dict[str, object]] = []
+    errors: dict[str, str] = {}
+    for payload in payloads:
+        parser = PARSERS.get(payload.format)
+        if parser is None:
+            raise PayloadFormatError(
+                f"payload {payload.payload_id} has unknown format {payload.format!r}; "
+                f"known: {sorted(PARSERS)}"
+            )
+        records, payload_errors = parser(payload.body, payload.payload_id)
+        if len(payload.symbols) == 1:
+            # A body that does not name its symbol (a Yahoo CSV export) is for the one symbol
+            # its envelope names.
+            records = records.with_columns(pl.col("symbol").fill_null(payload.symbols[0]))
+        errors.update(payload_errors)
+        record_frames.append(records)
+        for symbol in records.get_column("symbol").unique().to_list():
+            coverage_rows.append(
+                {
+                    "payload_id": payload.payload_id,
+                    "symbol": symbol,
+                    "fetched_at": payload.fetched_at,
+                    "window_start": payload.window_start,
+                    "window_end": payload.window_end,
+                }
+            )
+    coverage = pl.DataFrame(
+        coverage_rows,
+        schema={
+            "payload_id": pl.String,
+            "symbol": pl.String,
+            "fetched_at": UTC_TS,
+            "window_start": UTC_TS,
+            "window_end": UTC_TS,
+        },
+    )
+    # Diagonal: a parser may add optional columns (yahoo_chart's adj_close); others get nulls.
+    records = (
+        pl.concat(record_frames, how="diagonal") if record_frames else empty(RAW_RECORD_SCHEMA)
+    )
+    return ParsedPayloads(records=records, errors=errors, coverage=coverage)
+
+
+def supersede(
+    records: pl.DataFrame, coverage: pl.DataFrame, winners: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """Drop records that a newer payload for the same symbol also covers.
+
+    `records` must carry `payload_id`, `symbol` and a typed `ts` (null when unparseable). A record
+    with no usable `ts` is dropped when a newer payload for its symbol overlaps its payload's
+    window at all. `winners` (rows of `coverage`, default all) are the payloads that may
+    supersede: a file rejected as a whole must not take the place of the data it would replace.
+    """
+    if coverage.is_empty() or coverage.get_column("symbol").is_unique().all():
+        return records  # every symbol came in one payload: nothing to supersede
+    winners = coverage if winners is None else winners
+    mine = coverage.select(
+        "payload_id",
+        "symbol",
+        pl.col("fetched_at").alias("_mine_fetched"),
+        pl.col("window_start").alias("_mine_start"),
+        pl.col("window_end").alias("_mine_end"),
+    )
+    newer = winners.select(
+        "symbol",
+        pl.col("fetched_at").alias("_new_fetched"),
+        pl.col("window_start").alias("_new_start"),
+        pl.col("window_end").alias("_new_end"),
+    )
+    keyed = records.with_row_index("_row").join(mine, on=["payload_id", "symbol"], how="left")
+    pairs = keyed.select("_row", "ts", "symbol", "_mine_fetched", "_mine_start", "_mine_end").join(
+        newer, on="symbol", how="inner"
+    )
+    beaten = (
+        pairs.filter(
+            (pl.col("_new_fetched") > pl.col("_mine_fetched"))
+            & pl.when(pl.col("ts").is_not_null())
+            .then((pl.col("_new_start") <= pl.col("ts")) & (pl.col("ts") < pl.col("_new_end")))
+            .otherwise(
+                (pl.col("_new_start") < pl.col("_mine_end"))
+                & (pl.col("_mine_start") < pl.col("_new_end"))
+            )
+        )
+        .select("_row")
+        .unique()
+    )
+    return keyed.join(beaten, on="_row", how="anti").sort("_row").select(records.columns)
+
+
+def window_records(
+    records: pl.DataFrame, coverage: pl.DataFrame, start: dt.datetime, end: dt.datetime
+) -> pl.DataFrame:
+    """The records that belong to the partition window [start, end).
+
+    Payloads overlapping the window may cover other partitions too (a wider backfill): their
+    bars outside the window belong to those partitions and are left out. A record that has no
+    usable time, or lies outside what its own payload asked for, belongs to the partition its
+    payload's window starts in (column `_home`), so it is quarantined exactly once.
+    """
+    start, end = as_utc(start), as_utc(end)
+    windows = coverage.select(
+        "payload_id", "symbol", _p_start="window_start", _p_end="window_end"
+    ).unique(["payload_id", "symbol"])
+    keyed = records.join(windows, on=["payload_id", "symbol"], how="left", maintain_order="left")
+    home_here = (pl.col("_p_start") >= start) & (pl.col("_p_start") < end)
+    in_window = (pl.col("ts") >= start) & (pl.col("ts") < end)
+    asked = (pl.col("ts") >= pl.col("_p_start")) & (pl.col("ts") < pl.col("_p_end"))
+    keep = (
+        pl.when(pl.col("_p_start").is_null())
+        .then(True)  # no coverage known: judge it here
+        .when(pl.col("ts").is_null())
+        .then(home_here)
+        .otherwise(in_window | (~asked & home_here))
+    )
+    return (
+        keyed.filter(keep)
+        .with_columns(
+            _home=pl.coalesce(pl.col("_p_start"), pl.lit(start)).clip(start, None).cast(UTC_TS)
+        )
+        .drop("_p_start", "_p_end")
+    )
+
+
+def payload_groups(payloads: list[RawPayload]) -> list[list[RawPayload]]:
+    """Payloads that share a symbol, directly or through others: one group is cleaned at a
+    time (supersession only ever compares payloads of the same symbol), so a large backfill
+    never holds every batch's intermediate frames at once."""
+    parent: dict[str, str] = {}
+
+    def find(symbol: str) -> str:
+        while parent.setdefault(symbol, symbol) != symbol:
+            parent[symbol] = parent[parent[symbol]]
+            symbol = parent[symbol]
+        return symbol
+
+    for payload in payloads:
+        roots = [find(s) for s in payload.symbols]
+        for root in roots[1:]:
+            parent[root] = roots[0]
+    groups: dict[str, list[RawPayload]] = {}
+    for payload in payloads:
+        key = find(payload.symbols[0]) if payload.symbols else f"#{payload.payload_id}"
+        groups.setdefault(key, []).append(payload)
+    return list(groups.values())
