@@ -67,6 +67,26 @@ def apply_stack(
     return found
 
 
+def default_network(args: argparse.Namespace) -> dict[str, str]:
+    """The account's default VPC: its id, range and subnets (one per zone)."""
+    ec2 = stacks.client("ec2", args)
+    vpcs = ec2.describe_vpcs(Filters=[{"Name": "is-default", "Values": ["true"]}])["Vpcs"]
+    if not vpcs:
+        raise SystemExit(
+            "no default VPC in this region: pass --param VpcId=... SubnetIds=a,b VpcCidr=..."
+        )
+    vpc = vpcs[0]
+    subnets = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])
+    by_zone = {s["AvailabilityZone"]: s["SubnetId"] for s in subnets["Subnets"]}
+    if len(by_zone) < 2:
+        raise SystemExit(f"{vpc['VpcId']} has subnets in fewer than two zones")
+    return {
+        "VpcId": vpc["VpcId"],
+        "VpcCidr": vpc["CidrBlock"],
+        "SubnetIds": ",".join(by_zone[z] for z in sorted(by_zone)),
+    }
+
+
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -100,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
         args,
     )
     stored = stacks.outputs(storage)
+    chosen = dict(args.param)
+    network = {} if "VpcId" in chosen else default_network(args)
     platform = apply_stack(
         cfn,
         names.platform,
@@ -112,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             "AlertsTopicArn": stored["AlertsTopicArn"],
             "CodeImageUri": args.code_image,
             "DagsterImageUri": args.dagster_image,
-            **dict(args.param),
+            **network,
+            **chosen,
         },
         args,
     )
