@@ -15,6 +15,7 @@ from finance_assets.defs.ops.notifications import build_notification_defs
 from finance_assets.defs.ops.retention import retention_job, retention_schedule
 from finance_assets.defs.social.assets import build_social_assets
 from finance_assets.defs.social.schedules import build_social_schedules
+from finance_assets.defs.spark.assets import build_spark_assets
 from finance_assets.defs.warehouse.alerts import build_price_alert_sensor
 from finance_assets.defs.warehouse.assets import build_warehouse_assets
 from finance_assets.lib.markets import Market, markets_from_env
@@ -46,6 +47,7 @@ def build_market_defs(market: Market) -> dg.Definitions:
                 *build_market_assets(market),
                 *build_warehouse_assets(market),
                 *build_social_assets(market),
+                *build_spark_assets(market),  # the PySpark job (spark/), through Dagster Pipes
                 *(feeds.assets or []),
             ]
         ),

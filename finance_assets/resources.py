@@ -16,6 +16,7 @@ import polars as pl
 from pydantic import Field
 
 from finance_assets.defs.market.landing import LandingZoneResource, max_file_bytes_from_env
+from finance_assets.defs.spark.pipes import spark_pipes_from_env
 from finance_assets.lib import landing, social
 from finance_assets.lib.comprehend import comprehend_client, comprehend_scores
 from finance_assets.lib.io import mongo, postgres
@@ -236,6 +237,7 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         price_move_threshold_pct=settings.number("FINANCE_PRICE_MOVE_PCT", 1.0, PRICE_MOVE_PCT)
     )
     _check_stores(settings, env)
+    spark_pipes = spark_pipes_from_env(settings, root)  # the Spark job's Pipes client
     # Read by the schedules' factory; a typo would leave every schedule silently stopped.
     settings.choice("FINANCE_SCHEDULES", "stopped", ("running", "stopped"), "a schedule status")
     settings.check()
@@ -259,6 +261,7 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             mongodb_database=environ.get("MONGODB_DATABASE") or "finance_raw",
         ),
         "lake_io_manager": ParquetLakeIOManager(root=str(root / "lake")),
+        "spark_pipes": spark_pipes,
         "warehouse_io_manager": PostgresIOManager(warehouse=warehouse),
         "lake_warehouse_io_manager": LakeWarehouseIOManager(
             lake_root=str(root / "lake"), warehouse=warehouse

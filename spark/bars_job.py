@@ -198,14 +198,15 @@ def pipes_session() -> Iterator[Any]:
     stdout (EMR Serverless: CloudWatch reads the driver's stdout) or a file (local).
     """
     try:
-        from dagster_pipes import is_dagster_pipes_process, open_dagster_pipes
+        from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
     except ImportError:
         yield None
         return
-    if not is_dagster_pipes_process():
+    loader = PipesEnvVarParamsLoader()
+    if not loader.is_dagster_pipes_process():
         yield None
         return
-    with open_dagster_pipes(message_writer=_message_writer()) as pipes:
+    with open_dagster_pipes(message_writer=_message_writer(), params_loader=loader) as pipes:
         yield pipes
 
 
