@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+import dagster_pipes
 import polars as pl
 import pytest
 
@@ -172,6 +173,9 @@ class ClusterDouble:
         error = None
         saved = dict(os.environ)
         os.environ.update(env)
+        # A cluster runs each step in a new process; here the previous step's closed Pipes
+        # context would be reused: start from none, as a new process does.
+        dagster_pipes.PipesContext._instance = None
         try:
             with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
                 bars_job.main(argv, spark=self.spark)
