@@ -653,6 +653,77 @@ def reload_day(data_dir: str, pg_url: str, day: str, symbols: list[str]) -> dict
 # --- the parent ------------------------------------------------------------------------------
 
 
+def spark_vs_polars(cache_dir: str, data_dir: str) -> dict[str, Any]:
+    """The clean step on the same payloads: polars (`clean_payloads`, one Parquet file per
+    day) against the PySpark job on local[2] (`spark/bars_job.py`, Parquet by symbol and
+    date); the Spark session's start-up timed apart."""
+    import sys
+
+    import polars as pl
+
+    from finance_assets.lib import transforms
+    from finance_assets.lib.io import lake
+
+    manifest = read_manifest(cache_dir)
+    market = bench_market(manifest["symbols"])
+    start, end = window_of(manifest)
+    raw_dir = Path(data_dir) / "raw" / MARKET_KEY / "raw_intraday_quotes"
+    lake.write_payloads(raw_dir, replay_payloads(cache_dir, manifest), start, end, market.tz)
+    first = start.astimezone(market.tz).date()
+    last = (end - dt.timedelta(microseconds=1)).astimezone(market.tz).date()
+    day_start = dt.datetime.combine(first, dt.time(), market.tz)
+    day_end = dt.datetime.combine(last + dt.timedelta(days=1), dt.time(), market.tz)
+
+    began = time.perf_counter()
+    result, _ = transforms.clean_payloads(
+        lake.read_payloads(raw_dir, day_start, day_end),
+        market,
+        "5min",
+        asset="bars_5min",
+        window_start=day_start,
+        window_end=day_end,
+        ingested_at=dt.datetime.now(dt.UTC),
+        valid_starts=pl.Series("ts", market.bar_starts(day_start, day_end)),
+    )
+    out = Path(data_dir) / "polars"
+    for (day,), frame in result.bars.with_columns(
+        _day=pl.col("ts").dt.convert_time_zone(market.timezone).dt.date()
+    ).group_by("_day"):
+        (out / f"dt={day}").mkdir(parents=True, exist_ok=True)
+        frame.drop("_day").write_parquet(out / f"dt={day}" / "part-0.parquet")
+    polars_s = time.perf_counter() - began
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "spark"))
+    import bars_job
+    from pyspark.sql import SparkSession
+
+    began = time.perf_counter()
+    builder = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+    builder = builder.config("spark.ui.showConsoleProgress", "false")
+    for key, value in {**bars_job.SPARK_CONF, "spark.sql.shuffle.partitions": "4"}.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("ERROR")
+    startup_s = time.perf_counter() - began
+    argv = ["--raw", str(raw_dir), "--out", str(Path(data_dir) / "spark"), "--market", MARKET_KEY]
+    argv += ["--start", first.isoformat(), "--end", last.isoformat(), "--steps", "raw_to_parquet"]
+    args = bars_job.parse_args(argv)
+    began = time.perf_counter()
+    figures = bars_job.run(spark, args)
+    spark_s = time.perf_counter() - began
+    spark.stop()
+    assert figures["rows_loaded"] == result.bars.height, (
+        figures["rows_loaded"],
+        result.bars.height,
+    )
+    return {
+        "rows": result.bars.height,
+        "polars_s": polars_s,
+        "spark_startup_s": startup_s,
+        "spark_s": spark_s,
+    }
+
+
 def answers(url: str) -> bool:
     import psycopg
 
@@ -743,6 +814,17 @@ def main(argv: list[str] | None = None) -> int:
         "(e.g. a PgBouncer in front of the same server; the benchmark database keeps its name)",
     )
     parser.add_argument(
+        "--spark",
+        action="store_true",
+        help="also time the PySpark job on local[2] against the polars clean step (needs the "
+        "spark extra and Java 17+; slow: a minute or more)",
+    )
+    parser.add_argument(
+        "--spark-only",
+        action="store_true",
+        help="prepare the payloads and run only the Spark-vs-polars phase",
+    )
+    parser.add_argument(
         "--skip-floor",
         action="store_true",
         help="do not measure the no-op twin run (Dagster's bookkeeping alone)",
@@ -776,6 +858,31 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def report_floor(floor: dict[str, Any], rows: int, say: Callable[[str], None]) -> bool:
+    """Print the no-op twin run's figures; False when it failed."""
+    if not floor["success"]:
+        say(f"dagster floor run FAILED: {floor['failures']}")
+        return False
+    say(
+        f"dagster floor          {floor['seconds']:7.1f} s  {rows / floor['seconds']:>10,.0f} "
+        f"rows/s  (the same assets, partitions and checks doing nothing: Dagster's "
+        f"bookkeeping alone caps a run of this range at that rate)"
+    )
+    for name, seconds in floor["spans"]:
+        say(f"  {name:<52} {seconds:7.2f} s")
+    return True
+
+
+def spark_phase(cache_dir: str, path_dir: str) -> str:
+    """Spark `local[2]` against the polars path on the same payloads, as one line."""
+    spark = run_in_child(spark_vs_polars, cache_dir, str(Path(path_dir) / "spark-phase"))
+    return (
+        f"spark local[2]         {spark['spark_s']:7.1f} s  vs polars {spark['polars_s']:.1f} s"
+        f" on {spark['rows']:,} bars: ratio {spark['spark_s'] / spark['polars_s']:.1f}x "
+        f"(polars faster when > 1); session start-up {spark['spark_startup_s']:.1f} s apart"
+    )
+
+
 def run(
     args: argparse.Namespace,
     n_symbols: int,
@@ -795,6 +902,10 @@ def run(
         f" = {rows:,} bars of 5 min; {prep['batches']} payloads, {prep['bytes'] / 1e6:.0f} MB"
     )
     say(f"prepare (untimed)      {prep['seconds']:7.1f} s")
+    if args.spark or args.spark_only:
+        say(spark_phase(cache_dir, path_dir))
+        if args.spark_only:
+            return 0
 
     storage_url = (
         with_database(args.storage_server, urlsplit(pg_url).path.lstrip("/"))
@@ -846,18 +957,8 @@ def run(
         f"{quarantined} quarantined"
     )
 
-    if not args.skip_floor:
-        floor = backfill(floor=True)
-        if not floor["success"]:
-            say(f"dagster floor run FAILED: {floor['failures']}")
-            return 1
-        say(
-            f"dagster floor          {floor['seconds']:7.1f} s  {rows / floor['seconds']:>10,.0f} "
-            f"rows/s  (the same assets, partitions and checks doing nothing: Dagster's "
-            f"bookkeeping alone caps a run of this range at that rate)"
-        )
-        for name, seconds in floor["spans"]:
-            say(f"  {name:<52} {seconds:7.2f} s")
+    if not args.skip_floor and not report_floor(backfill(floor=True), rows, say):
+        return 1
 
     path = run_in_child(data_path, cache_dir, path_dir, pg_url)
     path_rows = count(pg_url, path["table"])

@@ -92,3 +92,33 @@ def samples() -> Path:
     if not SAMPLES.is_dir():
         pytest.skip(f"shared samples not found at {SAMPLES} (CI has them beside the repo)")
     return SAMPLES
+
+
+# --- Spark (the `.[spark]` extra) --------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def spark_session():
+    """One local[2] SparkSession for every Spark test (a session costs ~10 s to start), built by
+    dagster-pyspark from the settings the job itself runs with."""
+    import sys
+
+    from dagster_pyspark.resources import spark_session_from_config
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "spark"))
+    import bars_job
+
+    session = spark_session_from_config(
+        {
+            "spark.master": "local[2]",
+            "spark.app.name": "finance_assets tests",
+            "spark.ui.enabled": "false",
+            # Test data is small: 200 shuffle partitions would cost more than the work.
+            "spark.sql.shuffle.partitions": "2",
+            "spark.default.parallelism": "2",
+            **bars_job.SPARK_CONF,
+        }
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    yield session
+    session.stop()

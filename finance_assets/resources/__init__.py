@@ -17,6 +17,7 @@ from typing import Any
 import dagster as dg
 
 from finance_assets.defs.market.landing import LandingZoneResource, max_file_bytes_from_env
+from finance_assets.defs.spark.pipes import spark_pipes_from_env
 from finance_assets.lib import landing
 from finance_assets.lib.io import mongo, postgres
 from finance_assets.lib.io.managers import (
@@ -166,6 +167,7 @@ def _resources(settings: EnvSettings, warehouse_url: str | None) -> dict[str, An
             mongodb_uri=_secret(settings, "MONGODB_URI"),
             mongodb_database=settings.raw("MONGODB_DATABASE") or "finance_raw",
         ),
+        "spark_pipes": spark_pipes_from_env(settings, root),  # the Spark job's Pipes client
         "warehouse_io_manager": PostgresIOManager(warehouse=warehouse),
         "lake_warehouse_io_manager": LakeWarehouseIOManager(
             lake_root=str(root / "lake"), warehouse=warehouse

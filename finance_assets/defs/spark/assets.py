@@ -1,0 +1,54 @@
+"""`<market>/bars_by_symbol`: the 5-minute bars of the raw zone cleaned by the PySpark job
+(`spark/bars_job.py`) into Parquet partitioned by symbol and date, for users who outgrow one
+machine. Where Spark runs (local spark-submit, EMR, EMR Serverless) is the `spark_pipes`
+resource's choice; the job reports its counts back through Dagster Pipes."""
+
+import datetime as dt
+
+import dagster as dg
+
+from finance_assets.defs.common import owners
+from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
+from finance_assets.defs.spark.pipes import SparkPipesResource
+from finance_assets.lib.markets import Market
+
+ASSET = "bars_by_symbol"
+
+
+def build_spark_assets(market: Market) -> list[dg.AssetsDefinition]:
+    @dg.asset(
+        key=[market.key, ASSET],
+        # Reads the raw zone the 5-minute quotes asset writes, day by day.
+        deps=[
+            dg.AssetDep(
+                dg.AssetKey([market.key, "raw_intraday_quotes"]),
+                partition_mapping=dg.TimeWindowPartitionMapping(),
+            )
+        ],
+        partitions_def=daily_partitions(market),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        group_name=f"{market.key}_market",
+        kinds={"spark", "parquet"},
+        owners=owners("market"),
+        tags={"market": market.key},
+        description=(
+            f"Clean 5-minute bars of {market.name} made by the PySpark job `spark/bars_job.py` "
+            "from the raw zone: the canonical bar schema and the same validation and quarantine "
+            "reasons as `bars_5min`, written as Parquet partitioned by company and day "
+            f"(`spark/{market.key}/{ASSET}/symbol=AAPL/date=YYYY-MM-DD/`, TIMESTAMP_MICROS), "
+            f"with `spark/{market.key}/quarantine/` and `spark/{market.key}/daily_summary/`. "
+            "A partition range runs as one Spark application."
+        ),
+    )
+    def _bars_by_symbol(
+        context: dg.AssetExecutionContext, spark_pipes: SparkPipesResource
+    ) -> dg.MaterializeResult:
+        refuse_invalid_partitions(context, market)
+        window = context.partition_time_window
+        first = window.start.astimezone(market.tz).date()
+        last = (window.end - dt.timedelta(microseconds=1)).astimezone(market.tz).date()
+        args = spark_pipes.job_args(market.key, first.isoformat(), last.isoformat())
+        context.log.info(f"spark mode {spark_pipes.mode}: bars_job.py {' '.join(args)}")
+        return spark_pipes.run(context, args).get_materialize_result()
+
+    return [_bars_by_symbol]

@@ -1,0 +1,348 @@
+"""Where the Spark job runs: a resource that picks a Dagster Pipes client.
+
+- `local` (default): `PipesSubprocessClient` running `spark-submit --master local[*]` (Java 17+);
+- `emr`: `dagster_aws.pipes.PipesEMRClient`: a job flow per run, the job and a bootstrap that
+  installs `dagster-pipes` and `exchange-calendars` uploaded to S3, messages through S3;
+- `emr_serverless`: `PipesEMRServerlessClient` on an existing application, messages through
+  the driver's stdout in CloudWatch Logs.
+
+Settings come from the environment (`spark_pipes_from_env`, checked when definitions load):
+FINANCE_SPARK_MODE, FINANCE_SPARK_RAW_URI / FINANCE_SPARK_OUT_URI (S3 for the clusters),
+FINANCE_SPARK_CODE_URI, FINANCE_SPARK_EMR_* and FINANCE_SPARK_SERVERLESS_*. AWS credentials
+are boto3's own chain (never a setting here).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+
+from finance_assets.lib.settings import EnvSettings
+
+MODES = ("local", "emr", "emr_serverless")
+JOB_DIR = Path(__file__).resolve().parents[3] / "spark"  # the top-level spark/ folder
+JOB_FILES = ("bars_job.py", "bars_spark.py")
+BOOTSTRAP = "bootstrap.sh"
+# What the cluster's Python needs besides pyspark: the Pipes protocol and the calendar.
+CLUSTER_PACKAGES = ("dagster-pipes>=1.13,<1.14", "exchange-calendars>=4.5,<5", "boto3")
+_TERMINATED = ("TERMINATED", "TERMINATED_WITH_ERRORS")
+_FAILED_STEP = ("FAILED", "CANCELLED", "INTERRUPTED")
+
+
+class SparkPipesResource(dg.ConfigurableResource):
+    """Runs `spark/bars_job.py` through the Pipes client of `mode` (local, emr, emr_serverless)."""
+
+    mode: str = "local"
+    raw_root: str  # the raw zone: `<raw_root>/<market>/raw_intraday_quotes/dt=.../`
+    out_root: str  # the job's output: `<out_root>/<market>/bars_by_symbol/symbol=.../date=.../`
+    # local
+    spark_submit: str | None = None  # default: the spark-submit beside this Python
+    master: str = "local[*]"
+    shuffle_partitions: int = 8
+    # emr and emr_serverless
+    code_uri: str | None = None  # s3://bucket/prefix the job files and the bootstrap go to
+    region: str | None = None
+    emr_release: str = "emr-7.5.0"
+    emr_instance_type: str = "m5.xlarge"
+    emr_instance_count: int = 3
+    emr_log_uri: str | None = None
+    emr_job_flow_role: str = "EMR_EC2_DefaultRole"
+    emr_service_role: str = "EMR_DefaultRole"
+    serverless_application_id: str | None = None
+    serverless_execution_role_arn: str | None = None
+    serverless_venv_archive_uri: str | None = None  # a packed venv with dagster-pipes
+    poll_seconds: float = 15.0
+
+    def job_args(self, market: str, start: str, end: str) -> list[str]:
+        """The command line a person would type after `spark-submit ... bars_job.py`."""
+        raw = f"{self.raw_root.rstrip('/')}/{market}/raw_intraday_quotes"
+        out = f"{self.out_root.rstrip('/')}/{market}"
+        return ["--raw", raw, "--out", out, "--market", market, "--start", start, "--end", end]
+
+    def run(
+        self, context: dg.AssetExecutionContext, args: Sequence[str]
+    ) -> dg.PipesClientCompletedInvocation:
+        if self.mode == "local":
+            return self._run_local(context, args)
+        if self.mode == "emr":
+            return self._run_emr(context, args)
+        if self.mode == "emr_serverless":
+            return self._run_serverless(context, args)
+        raise ValueError(f"unknown spark mode {self.mode!r}; valid: {', '.join(MODES)}")
+
+    # --- local -----------------------------------------------------------------------------
+
+    def local_command(self, args: Sequence[str]) -> list[str]:
+        submit = self.spark_submit or _default_spark_submit()
+        return [
+            submit,
+            "--master",
+            self.master,
+            "--conf",
+            f"spark.sql.shuffle.partitions={self.shuffle_partitions}",
+            "--conf",
+            "spark.ui.showConsoleProgress=false",
+            "--conf",
+            "spark.log.level=WARN",
+            "--py-files",
+            str(JOB_DIR / "bars_spark.py"),
+            str(JOB_DIR / "bars_job.py"),
+            *args,
+        ]
+
+    def _run_local(self, context, args):
+        # The driver and the workers run this Python (it has dagster-pipes and the calendar).
+        env = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
+        return dg.PipesSubprocessClient(env=env).run(
+            command=self.local_command(args), context=context
+        )
+
+    # --- EMR -------------------------------------------------------------------------------
+
+    def upload_code(self, s3: Any) -> dict[str, str]:
+        """Put the job files and the bootstrap under `code_uri`; returns name -> s3 URI."""
+        bucket, prefix = split_s3_uri(_required(self.code_uri, "FINANCE_SPARK_CODE_URI"))
+        uris = {}
+        bootstrap = "#!/bin/bash\nset -euo pipefail\nsudo python3 -m pip install --quiet " + (
+            " ".join(f"'{p}'" for p in CLUSTER_PACKAGES) + "\n"
+        )
+        files = {name: (JOB_DIR / name).read_bytes() for name in JOB_FILES}
+        files[BOOTSTRAP] = bootstrap.encode()
+        for name, body in files.items():
+            key = f"{prefix}/{name}".lstrip("/")
+            s3.put_object(Bucket=bucket, Key=key, Body=body)
+            uris[name] = f"s3://{bucket}/{key}"
+        return uris
+
+    def emr_job_flow(self, context, args: Sequence[str], code: dict[str, str]) -> dict[str, Any]:
+        """run_job_flow parameters: one step, spark-submit in cluster mode."""
+        # No `Configurations` of our own: PipesEMRClient merges its env-var classifications into
+        # ours and, when a classification is already there, drops our properties
+        # (dagster_aws.pipes.clients.utils.add_emr_configuration). Spark settings go on the
+        # spark-submit line instead.
+        step = {
+            "Name": f"bars_by_symbol {' '.join(args[-4:])}",
+            "ActionOnFailure": "TERMINATE_CLUSTER",
+            "HadoopJarStep": {
+                "Jar": "command-runner.jar",
+                "Args": [
+                    "spark-submit",
+                    "--deploy-mode",
+                    "cluster",
+                    "--py-files",
+                    code["bars_spark.py"],
+                    code["bars_job.py"],
+                    *args,
+                ],
+            },
+        }
+        params: dict[str, Any] = {
+            "Name": f"finance_assets {context.asset_key.to_user_string()} {context.run.run_id[:8]}",
+            "ReleaseLabel": self.emr_release,
+            "Applications": [{"Name": "Spark"}],
+            "Instances": {
+                "MasterInstanceType": self.emr_instance_type,
+                "SlaveInstanceType": self.emr_instance_type,
+                "InstanceCount": self.emr_instance_count,
+                "KeepJobFlowAliveWhenNoSteps": False,
+            },
+            "BootstrapActions": [
+                {
+                    "Name": "dagster-pipes and exchange-calendars",
+                    "ScriptBootstrapAction": {"Path": code[BOOTSTRAP]},
+                }
+            ],
+            "Steps": [step],
+            "JobFlowRole": self.emr_job_flow_role,
+            "ServiceRole": self.emr_service_role,
+            "VisibleToAllUsers": True,
+        }
+        if self.emr_log_uri:
+            params["LogUri"] = self.emr_log_uri
+        return params
+
+    def _run_emr(self, context, args):
+        import boto3
+        from dagster_aws.pipes import PipesS3MessageReader
+
+        s3 = boto3.client("s3", region_name=self.region)
+        bucket, _ = split_s3_uri(_required(self.code_uri, "FINANCE_SPARK_CODE_URI"))
+        client = CheckedEMRClient(
+            client=boto3.client("emr", region_name=self.region),
+            message_reader=PipesS3MessageReader(
+                bucket=bucket, client=s3, include_stdio_in_messages=True
+            ),
+            wait_for_s3_logs_seconds=0,
+            poll_seconds=self.poll_seconds,
+        )
+        code = self.upload_code(s3)
+        return client.run(
+            context=context, run_job_flow_params=self.emr_job_flow(context, args, code)
+        )
+
+    # --- EMR Serverless --------------------------------------------------------------------
+
+    def serverless_job_run(self, context, args: Sequence[str], code: dict[str, str]) -> dict:
+        submit = f"--py-files {code['bars_spark.py']}"
+        if self.serverless_venv_archive_uri:
+            submit += (
+                f" --conf spark.archives={self.serverless_venv_archive_uri}#environment"
+                + "".join(
+                    f" --conf {name}=./environment/bin/python"
+                    for name in (
+                        "spark.emr-serverless.driverEnv.PYSPARK_DRIVER_PYTHON",
+                        "spark.emr-serverless.driverEnv.PYSPARK_PYTHON",
+                        "spark.executorEnv.PYSPARK_PYTHON",
+                    )
+                )
+            )
+        return {
+            "applicationId": _required(
+                self.serverless_application_id, "FINANCE_SPARK_SERVERLESS_APPLICATION_ID"
+            ),
+            "executionRoleArn": _required(
+                self.serverless_execution_role_arn, "FINANCE_SPARK_SERVERLESS_ROLE_ARN"
+            ),
+            "name": f"finance_assets {context.asset_key.to_user_string()} {context.run.run_id[:8]}",
+            "jobDriver": {
+                "sparkSubmit": {
+                    "entryPoint": code["bars_job.py"],
+                    "entryPointArguments": list(args),
+                    "sparkSubmitParameters": submit,
+                }
+            },
+            # No `logTypes`: PipesEMRServerlessClient intersects the upper-case names AWS takes
+            # (STDOUT, STDERR) with lower-case ones and then reads no stream at all. Without it,
+            # the driver's stdout and stderr are logged, and read, by default.
+            "configurationOverrides": {
+                "monitoringConfiguration": {"cloudWatchLoggingConfiguration": {"enabled": True}}
+            },
+        }
+
+    def _run_serverless(self, context, args):
+        import boto3
+        from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesEMRServerlessClient
+
+        client = PipesEMRServerlessClient(
+            client=boto3.client("emr-serverless", region_name=self.region),
+            message_reader=PipesCloudWatchMessageReader(
+                client=boto3.client("logs", region_name=self.region)
+            ),
+            poll_interval=self.poll_seconds,
+        )
+        code = self.upload_code(boto3.client("s3", region_name=self.region))
+        return client.run(
+            context=context, start_job_run_params=self.serverless_job_run(context, args, code)
+        )
+
+
+def _emr_client_class() -> type:
+    from dagster_aws.pipes import PipesEMRClient
+
+    class _Checked(PipesEMRClient):
+        """PipesEMRClient that notices a failed cluster.
+
+        Workaround: PipesEMRClient._wait_for_completion compares the state string with
+        `EmrClusterState` enums (`state in EMR_CLUSTER_TERMINATED_STATES`), which is never
+        true, so TERMINATED_WITH_ERRORS never raises; its boto3 waiters also poll every 30 s.
+        This polls at `poll_seconds`, compares strings and fails on a failed step too.
+        """
+
+        def __init__(self, *, poll_seconds: float = 15.0, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.poll_seconds = poll_seconds
+
+        def _wait_for_completion(self, context, response):
+            cluster_id = response["JobFlowId"]
+            while True:
+                cluster = self.client.describe_cluster(ClusterId=cluster_id)
+                state = cluster["Cluster"]["Status"]["State"]
+                if state in _TERMINATED:
+                    break
+                time.sleep(self.poll_seconds)
+            steps = self.client.list_steps(ClusterId=cluster_id)["Steps"]
+            failed = [s["Name"] for s in steps if s["Status"]["State"] in _FAILED_STEP]
+            context.log.info(f"[pipes] EMR cluster {cluster_id} completed with state: {state}")
+            if state == "TERMINATED_WITH_ERRORS" or failed:
+                reason = cluster["Cluster"]["Status"].get("StateChangeReason", {})
+                raise dg.Failure(
+                    description=f"EMR cluster {cluster_id} ended {state}"
+                    + (f", failed step(s) {failed}" if failed else "")
+                    + (f": {reason.get('Message')}" if reason.get("Message") else ""),
+                    metadata={"cluster_id": cluster_id, "state": state},
+                )
+            return cluster
+
+    return _Checked
+
+
+def CheckedEMRClient(**kwargs: Any) -> Any:
+    """dagster_aws is imported only when the EMR mode runs."""
+    return _emr_client_class()(**kwargs)
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    if not uri.startswith("s3://") or len(uri) <= 5:
+        raise ValueError(f"{uri!r} is not an s3://bucket/prefix URI")
+    bucket, _, prefix = uri[5:].partition("/")
+    return bucket, prefix.rstrip("/")
+
+
+def _required(value: str | None, variable: str) -> str:
+    if not value:
+        raise ValueError(f"{variable} is not set: the Spark mode needs it")
+    return value
+
+
+def _default_spark_submit() -> str:
+    beside = Path(sys.executable).with_name("spark-submit")
+    return str(beside) if beside.exists() else (shutil.which("spark-submit") or "spark-submit")
+
+
+def spark_pipes_from_env(settings: EnvSettings, data_root: Path) -> SparkPipesResource:
+    """The resource for `build_resources`: local paths under the data folder by default; the
+    clusters need S3 URIs for the raw zone, the output and the code (reported, not raised)."""
+    mode = settings.choice("FINANCE_SPARK_MODE", "local", MODES, "a Spark mode")
+    raw = settings.raw("FINANCE_SPARK_RAW_URI") or str(data_root / "raw")
+    out = settings.raw("FINANCE_SPARK_OUT_URI") or str(data_root / "spark")
+    needed = {
+        "emr": ["FINANCE_SPARK_CODE_URI"],
+        "emr_serverless": [
+            "FINANCE_SPARK_CODE_URI",
+            "FINANCE_SPARK_SERVERLESS_APPLICATION_ID",
+            "FINANCE_SPARK_SERVERLESS_ROLE_ARN",
+        ],
+    }.get(mode, [])
+    for name in needed:
+        settings.require(name, f"FINANCE_SPARK_MODE={mode} needs it")
+    if mode != "local":
+        for name, value in (
+            ("FINANCE_SPARK_RAW_URI", raw),
+            ("FINANCE_SPARK_OUT_URI", out),
+            ("FINANCE_SPARK_CODE_URI", settings.raw("FINANCE_SPARK_CODE_URI") or "s3://"),
+        ):
+            if not value.startswith("s3://") or len(value) <= 5:
+                settings.problem(
+                    f"{name}={value!r}: FINANCE_SPARK_MODE={mode} reads and writes S3 "
+                    "(s3://bucket/prefix)"
+                )
+    environ = settings.environ
+    return SparkPipesResource(
+        mode=mode,
+        raw_root=raw,
+        out_root=out,
+        code_uri=settings.raw("FINANCE_SPARK_CODE_URI"),
+        region=settings.raw("FINANCE_SPARK_REGION") or environ.get("AWS_REGION") or None,
+        emr_log_uri=settings.raw("FINANCE_SPARK_EMR_LOG_URI"),
+        serverless_application_id=settings.raw("FINANCE_SPARK_SERVERLESS_APPLICATION_ID"),
+        serverless_execution_role_arn=settings.raw("FINANCE_SPARK_SERVERLESS_ROLE_ARN"),
+        serverless_venv_archive_uri=settings.raw("FINANCE_SPARK_SERVERLESS_VENV_URI"),
+        shuffle_partitions=max(2, 2 * (os.cpu_count() or 1)),
+    )
