@@ -19,6 +19,7 @@ from finance_assets.defs.market.landing import LandingZoneResource, max_file_byt
 from finance_assets.lib import landing, social
 from finance_assets.lib.comprehend import comprehend_client, comprehend_scores
 from finance_assets.lib.io import mongo, postgres
+from finance_assets.lib.io.locations import StorageResource, check_locations
 from finance_assets.lib.io.managers import (
     LakeWarehouseIOManager,
     ParquetLakeIOManager,
@@ -121,13 +122,6 @@ def _required_key(value: str | None, variable: str) -> str:
         # Typed as permanent: the step fails once, without retries (see defs/common.py).
         raise MissingApiKey(f"{variable} is not set: the provider needs an API key")
     return value
-
-
-class StorageResource(dg.ConfigurableResource):
-    """Where the raw zone and the lake live (for jobs that manage them, such as retention)."""
-
-    raw_root: str
-    lake_root: str
 
 
 class PostsResource(dg.ConfigurableResource):
@@ -236,6 +230,8 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         price_move_threshold_pct=settings.number("FINANCE_PRICE_MOVE_PCT", 1.0, PRICE_MOVE_PCT)
     )
     _check_stores(settings, env)
+    # FINANCE_RAW_URI / FINANCE_LAKE_URI: folders under the data dir, or S3 (required in prod).
+    zones = check_locations(settings, env, root)
     # Read by the schedules' factory; a typo would leave every schedule silently stopped.
     settings.choice("FINANCE_SCHEDULES", "stopped", ("running", "stopped"), "a schedule status")
     settings.check()
@@ -247,21 +243,21 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
         "alerts": alert_settings,
         "posts": posts,
         "warehouse": warehouse,
-        "storage": StorageResource(raw_root=str(root / "raw"), lake_root=str(root / "lake")),
+        "storage": StorageResource(raw_root=zones.raw, lake_root=zones.lake),
         # `s3://bucket/prefix` in production; the same sensor and ledger code either way.
         "landing_zone": LandingZoneResource(
             root=environ.get("FINANCE_LANDING_URI") or str(root / "landing"),
             max_file_bytes=max_file_bytes_from_env(environ),
         ),
         "raw_zone_io_manager": RawZoneIOManager(
-            root=str(root / "raw"),
+            root=zones.raw,
             mongodb_uri=_secret(environ, "MONGODB_URI"),
             mongodb_database=environ.get("MONGODB_DATABASE") or "finance_raw",
         ),
-        "lake_io_manager": ParquetLakeIOManager(root=str(root / "lake")),
+        "lake_io_manager": ParquetLakeIOManager(root=zones.lake),
         "warehouse_io_manager": PostgresIOManager(warehouse=warehouse),
         "lake_warehouse_io_manager": LakeWarehouseIOManager(
-            lake_root=str(root / "lake"), warehouse=warehouse
+            lake_root=zones.lake, warehouse=warehouse
         ),
     }
 

@@ -13,7 +13,6 @@ the blocking `stores_agree` check compares the lake with the warehouse, row for 
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -413,7 +412,7 @@ def _clean_bars_asset(
         )
         reconciliation = reconciliation_result(
             bars_key,
-            Path(storage.lake_root).joinpath(*bars_key.path),
+            storage.lake(bars_key),
             url,
             window,
             market.tz,

@@ -2,7 +2,6 @@
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -141,7 +140,7 @@ def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
         # at the window's start come from bars before it.
         first = market.previous_session(window.start.astimezone(market.tz).date())
         history = lake.read_window(
-            Path(storage.lake_root).joinpath(*bars_key.path),
+            storage.lake(bars_key),
             start=market.session_bounds(first)[0],
             end=window.end,
             tz=market.tz,
