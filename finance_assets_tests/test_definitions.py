@@ -106,7 +106,12 @@ def test_unknown_environment_is_an_error(value):
 def test_environments_have_the_same_resource_keys(tmp_path):
     local = build_resources({"FINANCE_DATA_DIR": str(tmp_path)})
     prod = build_resources(
-        {"FINANCE_ENV": "prod", "FINANCE_PG_URL": "postgresql://u@db/x", "FINANCE_DATA_DIR": "/x"}
+        {
+            "FINANCE_ENV": "prod",
+            "FINANCE_PG_URL": "postgresql://u@db/x",
+            "FINANCE_RAW_URI": "s3://finance-raw/raw",
+            "FINANCE_LAKE_URI": "s3://finance-lake/lake",
+        }
     )
     assert set(local) == set(prod)
     with pytest.raises(ValueError, match="FINANCE_PG_URL"):
