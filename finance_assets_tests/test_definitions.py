@@ -133,8 +133,11 @@ def test_an_explicit_mapping_is_taken_literally_and_the_process_env_as_envvars(m
     assert isinstance(from_env["warehouse"].url, dg.EnvVar)  # never shown in the UI
 
 
-def test_production_instance_config_runs_on_postgresql(pg_server_url, tmp_path, monkeypatch):
-    """The repository's dagster.yaml, against a real server (catches driver mismatches)."""
+def test_production_instance_config_runs_on_postgresql(
+    pg_server_url, tmp_path, monkeypatch, s3, bucket
+):
+    """The repository's dagster.yaml, against a real server (catches driver mismatches), its
+    compute logs in moto's S3 (test_compute_logs_s3.py reads them back)."""
     import shutil
     import uuid
     from pathlib import Path
@@ -156,6 +159,8 @@ def test_production_instance_config_runs_on_postgresql(pg_server_url, tmp_path, 
             "DAGSTER_PG_DB": name,
             "DAGSTER_PG_USERNAME": str(info.get("user", "postgres")),
             "DAGSTER_PG_PASSWORD": str(info.get("password", "unused")),
+            "DAGSTER_COMPUTE_LOG_BUCKET": bucket,
+            "DAGSTER_COMPUTE_LOG_PREFIX": "dagster/compute",
         }.items():
             monkeypatch.setenv(key, value)
 
@@ -165,6 +170,7 @@ def test_production_instance_config_runs_on_postgresql(pg_server_url, tmp_path, 
 
         with dg.DagsterInstance.get() as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
             assert dg.materialize([ping], instance=instance).success
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as conn:
