@@ -954,9 +954,7 @@ def run(
             f"{rows / on_s3['seconds']:>10,.0f} rows/s  (raw zone and lake on s3:// through "
             f"moto on loopback; {on_s3['seconds'] / path['seconds']:.1f}x the local folder's)"
         )
-        for (name, seconds, _), (_, local_s, _) in zip(
-            on_s3["steps"], path["steps"], strict=True
-        ):
+        for (name, seconds, _), (_, local_s, _) in zip(on_s3["steps"], path["steps"], strict=True):
             say(f"  {name:<52} {seconds:7.2f} s  (local {local_s:.2f} s)")
 
     base = run_in_child(baseline, cache_dir, pg_url, args.baseline_symbols)
