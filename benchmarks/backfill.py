@@ -1,7 +1,7 @@
 """Benchmark the 5-minute backfill path against a seed-style pandas baseline, in one run.
 
     python benchmarks/backfill.py [--scale 4] [--symbols 500] [--days 20] [--end 2026-10-30]
-                                  [--pg-url URL] [--baseline-symbols K]
+                                  [--pg-url URL] [--baseline-symbols K] [--lake local|s3]
 
 Phases, each in a fresh `spawn` child so that its peak RSS is its own (the parent stays small:
 on Linux a child's ru_maxrss starts from its parent's high-water mark at spawn):
@@ -9,7 +9,9 @@ on Linux a child's ru_maxrss starts from its parent's high-water mark at spawn):
 2. dagster: one single-run backfill of raw_intraday_quotes -> bars_5min (+ quarantine) over the
    whole range, in process (SQLite instance in the temp folder unless --instance says otherwise),
    the provider replaying the cache;
-3. data path: the same transforms and writers called directly, without Dagster;
+3. data path: the same transforms and writers called directly, without Dagster (with
+   `--lake s3` a second time with the raw zone and the lake on S3: moto's server on loopback,
+   started by the parent);
 4. baseline: per-document pandas frames, type conversion, concat, drop_duplicates, to_sql;
 5. reload: replace one session of the populated us.bars_5min.
 
@@ -457,21 +459,31 @@ def dagster_spans(records: Sequence[Any], wall_start: float, wall_end: float) ->
 # --- phase 3: the data path without Dagster --------------------------------------------------
 
 
-def data_path(cache_dir: str, data_dir: str, pg_url: str) -> dict[str, Any]:
-    """The assets' work, called directly: the same functions, in the same order, same writers."""
+def data_path(
+    cache_dir: str,
+    data_dir: str,
+    pg_url: str,
+    raw_root: str | None = None,
+    lake_root: str | None = None,
+    schema: str = "datapath",  # beside the Dagster run's tables, same server
+) -> dict[str, Any]:
+    """The assets' work, called directly: the same functions, in the same order, same writers.
+    The raw zone and the lake under `data_dir`, or at `raw_root` / `lake_root` (`s3://...`)."""
     import polars as pl
 
     from finance_assets.lib import cleaning, quality
     from finance_assets.lib.io import lake, postgres, stores
+    from finance_assets.lib.io.objects import open_location
     from finance_assets.lib.schema import BAR_KEY
     from finance_assets.resources import DataQualityResource
 
     manifest = read_manifest(cache_dir)
     market = bench_market(manifest["symbols"])
     start, end = window_of(manifest)
-    schema = "datapath"  # beside the Dagster run's tables, same server
-    raw_dir = Path(data_dir) / "raw" / MARKET_KEY / "raw_intraday_quotes"
-    lake_dir = Path(data_dir) / "lake" / MARKET_KEY / "bars_5min"
+    raw_dir = open_location(raw_root or Path(data_dir) / "raw").child(
+        MARKET_KEY, "raw_intraday_quotes"
+    )
+    lake_dir = open_location(lake_root or Path(data_dir) / "lake").child(MARKET_KEY, "bars_5min")
     steps: list[tuple[str, float, float | None]] = []
     began = mark = time.perf_counter()
 
@@ -543,7 +555,8 @@ def data_path(cache_dir: str, data_dir: str, pg_url: str) -> dict[str, Any]:
     step("quarantine replace_window")
     seconds = time.perf_counter() - began
     rss, hwm = peak_rss_mb(), vm_hwm_mb()
-    lake_rows = pl.scan_parquet(str(lake_dir / "*" / "*.parquet")).select(pl.len()).collect()
+    parquet = [o.name for o in lake_dir.list_tree() if o.name.endswith(".parquet")]
+    lake_rows = lake_dir.read_parquet(parquet).select(pl.len())
     return {
         "seconds": seconds,
         "steps": steps,
@@ -556,6 +569,47 @@ def data_path(cache_dir: str, data_dir: str, pg_url: str) -> dict[str, Any]:
         "rss_mb": rss,
         "hwm_mb": hwm,
     }
+
+
+def s3_data_path(cache_dir: str, path_dir: str, pg_url: str) -> dict[str, Any]:
+    """`data_path` with the raw zone and the lake on S3: moto's server on loopback in this
+    process (the child reaches it through AWS_ENDPOINT_URL_S3, with dummy credentials)."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    settings = {
+        "AWS_ENDPOINT_URL_S3": f"http://{host}:{port}",
+        "AWS_ACCESS_KEY_ID": "bench-dummy",
+        "AWS_SECRET_ACCESS_KEY": "bench-dummy",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "NO_PROXY": "127.0.0.1",
+    }
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    try:
+        client = boto3.client("s3")
+        for bucket in ("bench-raw", "bench-lake"):
+            client.create_bucket(Bucket=bucket)
+        return run_in_child(
+            data_path,
+            cache_dir,
+            path_dir,
+            pg_url,
+            "s3://bench-raw/raw",
+            "s3://bench-lake/lake",
+            "datapath_s3",
+        )
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        server.stop()
 
 
 # --- phase 4: the seed-style baseline --------------------------------------------------------
@@ -825,6 +879,13 @@ def main(argv: list[str] | None = None) -> int:
         help="prepare the payloads and run only the Spark-vs-polars phase",
     )
     parser.add_argument(
+        "--lake",
+        choices=("local", "s3"),
+        default="local",
+        help="s3: measure the data path a second time with the raw zone and the lake on S3 "
+        "(moto's server on loopback, in this process), beside the local folder",
+    )
+    parser.add_argument(
         "--skip-floor",
         action="store_true",
         help="do not measure the no-op twin run (Dagster's bookkeeping alone)",
@@ -856,6 +917,60 @@ def main(argv: list[str] | None = None) -> int:
         with psycopg.connect(server, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def report_data_path(
+    cache_dir: str,
+    path_dir: str,
+    pg_url: str,
+    rows: int,
+    dagster_s: float,
+    say: Callable[[str], None],
+) -> dict[str, Any] | None:
+    """The assets' work without Dagster, printed beside the Dagster run; None when the stores
+    differ afterwards."""
+    path = run_in_child(data_path, cache_dir, path_dir, pg_url)
+    path_rows = count(pg_url, path["table"])
+    assert path["rows"] == path_rows == path["lake_rows"] == rows, (path, path_rows, rows)
+    if path["failing_checks"]:
+        say(f"  data path quality rules failed: {path['failing_checks']}")
+    if path["stores_differ"]:
+        say("  data path: the lake and the warehouse differ after the write")
+        return 1
+    say(
+        f"data path (no dagster) {path['seconds']:7.1f} s  {rows / path['seconds']:>10,.0f} "
+        f"rows/s  (dagster adds {dagster_s - path['seconds']:.1f} s, "
+        f"{dagster_s / path['seconds']:.1f}x)"
+    )
+    for name, seconds, hwm in path["steps"]:
+        say(f"  {name:<52} {seconds:7.2f} s" + (f"  (peak so far {hwm:,.0f} MB)" if hwm else ""))
+    return path
+
+
+def report_s3_path(
+    cache_dir: str,
+    path_dir: str,
+    pg_url: str,
+    rows: int,
+    path: dict[str, Any],
+    say: Callable[[str], None],
+) -> bool:
+    """The data path again with the raw zone and the lake on S3 (moto), beside the local one;
+    False when the stores differ afterwards."""
+    on_s3 = s3_data_path(cache_dir, path_dir, pg_url)
+    on_s3_rows = count(pg_url, on_s3["table"])
+    assert on_s3["rows"] == on_s3_rows == on_s3["lake_rows"] == rows, (on_s3, rows)
+    if on_s3["stores_differ"]:
+        say("  data path on S3: the lake and the warehouse differ after the write")
+        return False
+    say(
+        f"data path, S3 (moto)   {on_s3['seconds']:7.1f} s  "
+        f"{rows / on_s3['seconds']:>10,.0f} rows/s  (raw zone and lake on s3:// through "
+        f"moto on loopback; {on_s3['seconds'] / path['seconds']:.1f}x the local folder's)"
+    )
+    for (name, seconds, _), (_, local_s, _) in zip(on_s3["steps"], path["steps"], strict=True):
+        say(f"  {name:<52} {seconds:7.2f} s  (local {local_s:.2f} s)")
+    return True
 
 
 def report_floor(floor: dict[str, Any], rows: int, say: Callable[[str], None]) -> bool:
@@ -960,21 +1075,11 @@ def run(
     if not args.skip_floor and not report_floor(backfill(floor=True), rows, say):
         return 1
 
-    path = run_in_child(data_path, cache_dir, path_dir, pg_url)
-    path_rows = count(pg_url, path["table"])
-    assert path["rows"] == path_rows == path["lake_rows"] == rows, (path, path_rows, rows)
-    if path["failing_checks"]:
-        say(f"  data path quality rules failed: {path['failing_checks']}")
-    if path["stores_differ"]:
-        say("  data path: the lake and the warehouse differ after the write")
+    path = report_data_path(cache_dir, path_dir, pg_url, rows, dag["seconds"], say)
+    if path is None:
         return 1
-    say(
-        f"data path (no dagster) {path['seconds']:7.1f} s  {rows / path['seconds']:>10,.0f} "
-        f"rows/s  (dagster adds {dag['seconds'] - path['seconds']:.1f} s, "
-        f"{dag['seconds'] / path['seconds']:.1f}x)"
-    )
-    for name, seconds, hwm in path["steps"]:
-        say(f"  {name:<52} {seconds:7.2f} s" + (f"  (peak so far {hwm:,.0f} MB)" if hwm else ""))
+    if args.lake == "s3" and not report_s3_path(cache_dir, path_dir, pg_url, rows, path, say):
+        return 1
 
     base = run_in_child(baseline, cache_dir, pg_url, args.baseline_symbols)
     assert base["landed"] == base["rows"], base

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real PostgreSQL database per test session, the shared samples, markets."""
+"""Shared fixtures: a real PostgreSQL database per test session, moto's S3 server on loopback,
+the shared samples, markets."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -92,6 +94,70 @@ def samples() -> Path:
     if not SAMPLES.is_dir():
         pytest.skip(f"shared samples not found at {SAMPLES} (CI has them beside the repo)")
     return SAMPLES
+
+
+# --- S3: moto's server on loopback -----------------------------------------------------------
+
+# moto accepts any credentials: these dummies are distinctive, so a test can show that they
+# never reach a log line or metadata.
+DUMMY_KEY_ID = "AKIAMOTODUMMYKEY0001"
+DUMMY_SECRET = "moto-dummy-secret-0f3c9a7e"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free loopback port, for the session (its state is process-wide
+    anyway: every test uses buckets of its own). Stopped at the end."""
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def aws_test_environment(endpoint: str, folder: Path) -> dict[str, str]:
+    """Dummy credentials and the endpoint, from the environment only: a store builds its client
+    exactly as in production, and nothing on this machine (a profile, a proxy, the instance
+    metadata service) is consulted."""
+    return {
+        "AWS_ACCESS_KEY_ID": DUMMY_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": DUMMY_SECRET,
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(folder / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(folder / "no-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "NO_PROXY": "127.0.0.1",
+        "no_proxy": "127.0.0.1",
+        "AWS_ENDPOINT_URL_S3": endpoint,
+    }
+
+
+@pytest.fixture
+def aws_env(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`aws_test_environment` in this test's environment; the endpoint."""
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in aws_test_environment(s3_endpoint, tmp_path).items():
+        monkeypatch.setenv(name, value)
+    return s3_endpoint
+
+
+@pytest.fixture
+def s3(aws_env: str) -> Any:
+    """A client of our own, to arrange and inspect buckets beside the stores."""
+    import boto3
+
+    return boto3.client("s3")
+
+
+@pytest.fixture
+def bucket(s3: Any) -> str:
+    name = f"finance-{uuid.uuid4().hex[:12]}"
+    s3.create_bucket(Bucket=name)
+    return name
 
 
 # --- Spark (the `.[spark]` extra) --------------------------------------------------------------

@@ -20,6 +20,8 @@ def test_backfill_benchmark_runs_every_phase(pg_server_url: str) -> None:
             "1",
             "--pg-url",
             pg_server_url,
+            "--lake",
+            "s3",
         ],
         capture_output=True,
         text=True,
@@ -28,7 +30,8 @@ def test_backfill_benchmark_runs_every_phase(pg_server_url: str) -> None:
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     out = done.stdout
-    for phase in ("dagster run", "dagster floor", "data path", "baseline", "one-day reload"):
+    phases = ("dagster run", "dagster floor", "data path", "data path, S3 (moto)", "baseline")
+    for phase in (*phases, "one-day reload"):
         assert phase in out, out
     # 3 symbols x one session of 78 bars, landed by every path (the script asserts the counts).
     last = out.strip().splitlines()[-1]

@@ -106,7 +106,12 @@ def test_unknown_environment_is_an_error(value):
 def test_environments_have_the_same_resource_keys(tmp_path):
     local = build_resources({"FINANCE_DATA_DIR": str(tmp_path)})
     prod = build_resources(
-        {"FINANCE_ENV": "prod", "FINANCE_PG_URL": "postgresql://u@db/x", "FINANCE_DATA_DIR": "/x"}
+        {
+            "FINANCE_ENV": "prod",
+            "FINANCE_PG_URL": "postgresql://u@db/x",
+            "FINANCE_RAW_URI": "s3://finance-raw/raw",
+            "FINANCE_LAKE_URI": "s3://finance-lake/lake",
+        }
     )
     assert set(local) == set(prod)
     with pytest.raises(ValueError, match="FINANCE_PG_URL"):
@@ -139,8 +144,11 @@ def test_secrets_are_envvars_whichever_mapping_the_settings_come_from(monkeypatc
         assert built.market_data.api_key == "td-secret"  # what a run gets
 
 
-def test_production_instance_config_runs_on_postgresql(pg_server_url, tmp_path, monkeypatch):
-    """The repository's dagster.yaml, against a real server (catches driver mismatches)."""
+def test_production_instance_config_runs_on_postgresql(
+    pg_server_url, tmp_path, monkeypatch, s3, bucket
+):
+    """The repository's dagster.yaml, against a real server (catches driver mismatches), its
+    compute logs in moto's S3 (test_compute_logs_s3.py reads them back)."""
     import shutil
     import uuid
     from pathlib import Path
@@ -162,6 +170,8 @@ def test_production_instance_config_runs_on_postgresql(pg_server_url, tmp_path, 
             "DAGSTER_PG_DB": name,
             "DAGSTER_PG_USERNAME": str(info.get("user", "postgres")),
             "DAGSTER_PG_PASSWORD": str(info.get("password", "unused")),
+            "DAGSTER_COMPUTE_LOG_BUCKET": bucket,
+            "DAGSTER_COMPUTE_LOG_PREFIX": "dagster/compute",
         }.items():
             monkeypatch.setenv(key, value)
 
@@ -171,6 +181,7 @@ def test_production_instance_config_runs_on_postgresql(pg_server_url, tmp_path, 
 
         with dg.DagsterInstance.get() as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
             assert dg.materialize([ping], instance=instance).success
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as conn:

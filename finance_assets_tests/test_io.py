@@ -121,8 +121,8 @@ def test_postgres_read_of_a_missing_table_is_empty(pg_url):
 def test_lake_writes_one_sorted_file_per_day_and_reads_ranges(tmp_path, week):
     start, end = _day(24)[0], _day(26)[1]
     files = lake.write_window(tmp_path, week, start=start, end=end, tz=NY)
-    assert [f.parent.name for f in files] == ["dt=2025-11-24", "dt=2025-11-25", "dt=2025-11-26"]
-    one = pl.read_parquet(files[1])
+    assert [f.name for f in files] == [f"dt=2025-11-{d}/{lake.LAKE_FILE}" for d in (24, 25, 26)]
+    one = pl.read_parquet(tmp_path / files[1].name)
     assert one.equals(one.sort("symbol", "ts"))
     back = lake.read_window(tmp_path, start=start, end=end, tz=NY)
     assert back.sort("symbol", "ts").equals(week.sort("symbol", "ts"))

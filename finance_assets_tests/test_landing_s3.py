@@ -5,18 +5,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
 
-boto3 = pytest.importorskip("boto3")
-moto_server = pytest.importorskip("moto.server")
+pytest.importorskip("moto.server")
 
-from finance_assets.defs.market.landing import (  # noqa: E402  (after the skips)
+from finance_assets.defs.market.landing import (
     LANDING_FILE_TAG,
     LANDING_SHA256_TAG,
     RANGE_END_TAG,
@@ -24,8 +21,8 @@ from finance_assets.defs.market.landing import (  # noqa: E402  (after the skips
     LandingZoneResource,
     build_landing_sensor,
 )
-from finance_assets.lib import landing  # noqa: E402
-from finance_assets.lib.markets import Market  # noqa: E402
+from finance_assets.lib import landing
+from finance_assets.lib.markets import Market
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 
@@ -37,51 +34,6 @@ def yahoo_csv(*rows: tuple[str, float]) -> bytes:
         lines.append(f"{day},{close - 1:.6f},{close + 2:.6f},{close - 2:.6f},{close:.6f},")
         lines.append(f"{close:.6f},{int(close * 100_000)}\n")
     return "".join(lines).encode()
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port, for the module (starting one takes ~0.1 s,
-    but its state is process-wide anyway: every test uses a bucket of its own)."""
-    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def aws_env(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Fake credentials and the endpoint, from the environment only: the store builds its
-    client exactly as in production, and nothing on this machine (a profile, a proxy, the
-    instance metadata service) is consulted."""
-    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
-    monkeypatch.setenv("no_proxy", "127.0.0.1")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3_endpoint)
-    return s3_endpoint
-
-
-@pytest.fixture
-def s3(aws_env: str) -> Any:
-    """A client of our own, to arrange and inspect the bucket beside the store."""
-    return boto3.client("s3")
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    name = f"landing-{uuid.uuid4().hex[:12]}"
-    s3.create_bucket(Bucket=name)
-    return name
 
 
 def keys(s3: Any, bucket: str) -> list[str]:

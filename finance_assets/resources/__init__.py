@@ -20,6 +20,7 @@ from finance_assets.defs.market.landing import LandingZoneResource, max_file_byt
 from finance_assets.defs.spark.pipes import spark_pipes_from_env
 from finance_assets.lib import landing
 from finance_assets.lib.io import mongo, postgres
+from finance_assets.lib.io.locations import check_locations
 from finance_assets.lib.io.managers import (
     LakeWarehouseIOManager,
     PostgresIOManager,
@@ -53,11 +54,8 @@ from finance_assets.resources.posts import (
     SimulatedPostsResource,
     XApiResource,
 )
-from finance_assets.resources.thresholds import (
-    AlertSettingsResource,
-    DataQualityResource,
-    StorageResource,
-)
+from finance_assets.resources.storage import StorageResource
+from finance_assets.resources.thresholds import AlertSettingsResource, DataQualityResource
 
 __all__ = [
     "ENVIRONMENTS",
@@ -143,6 +141,8 @@ ENVIRONMENTS: dict[str, Callable[[EnvSettings], dict[str, Any]]] = {
 def _resources(settings: EnvSettings, warehouse_url: str | None) -> dict[str, Any]:
     root = Path(settings.raw("FINANCE_DATA_DIR") or "data")
     _check_stores(settings)
+    # FINANCE_RAW_URI / FINANCE_LAKE_URI: folders under the data dir, or S3 (required in prod).
+    zones = check_locations(settings, current_env(settings.environ), root)
     warehouse = WarehouseResource(url=warehouse_url, data_dir=str(root))
     return {
         "market_data": _market_data(settings),
@@ -156,21 +156,21 @@ def _resources(settings: EnvSettings, warehouse_url: str | None) -> dict[str, An
         ),
         "posts": _posts(settings),
         "warehouse": warehouse,
-        "storage": StorageResource(raw_root=str(root / "raw"), lake_root=str(root / "lake")),
+        "storage": StorageResource(raw_root=zones.raw, lake_root=zones.lake),
         # `s3://bucket/prefix` in production; the same sensor and ledger code either way.
         "landing_zone": LandingZoneResource(
             root=settings.raw("FINANCE_LANDING_URI") or str(root / "landing"),
             max_file_bytes=max_file_bytes_from_env(settings.environ),
         ),
         "raw_zone_io_manager": RawZoneIOManager(
-            root=str(root / "raw"),
+            root=zones.raw,
             mongodb_uri=_secret(settings, "MONGODB_URI"),
             mongodb_database=settings.raw("MONGODB_DATABASE") or "finance_raw",
         ),
         "spark_pipes": spark_pipes_from_env(settings, root),  # the Spark job's Pipes client
         "warehouse_io_manager": PostgresIOManager(warehouse=warehouse),
         "lake_warehouse_io_manager": LakeWarehouseIOManager(
-            lake_root=str(root / "lake"), warehouse=warehouse
+            lake_root=zones.lake, warehouse=warehouse
         ),
     }
 

@@ -15,10 +15,3 @@ class DataQualityResource(dg.ConfigurableResource):
     """Thresholds of the asset checks."""
 
     max_quarantine_rate: float = bounded(0.05, QUARANTINE_RATE, "FINANCE_MAX_QUARANTINE_RATE")
-
-
-class StorageResource(dg.ConfigurableResource):
-    """Where the raw zone and the lake live (for jobs that manage them, such as retention)."""
-
-    raw_root: str
-    lake_root: str

@@ -13,7 +13,6 @@ the blocking `stores_agree` check compares the lake with the warehouse, row for 
 
 import datetime as dt
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -47,7 +46,8 @@ from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA
 from finance_assets.resources.market_data import MarketDataResource
-from finance_assets.resources.thresholds import DataQualityResource, StorageResource
+from finance_assets.resources.storage import StorageResource
+from finance_assets.resources.thresholds import DataQualityResource
 
 SAMPLE_ROWS = 5
 # A range run gives each partition its own counts up to this many partitions (six UK sessions
@@ -403,7 +403,7 @@ def _clean_bars_asset(
         )
         reconciliation = reconciliation_result(
             bars_key,
-            Path(storage.lake_root).joinpath(*bars_key.path),
+            storage.lake(bars_key),
             url,
             window,
             market.tz,

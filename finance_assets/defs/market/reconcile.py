@@ -9,7 +9,6 @@ over 1,560 partitions, ~2 s for the benchmark's 780k bars (measured).
 
 import datetime as dt
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -17,6 +16,7 @@ import dagster as dg
 import polars as pl
 
 from finance_assets.lib.io import stores
+from finance_assets.lib.io.objects import ObjectStore
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval
 
@@ -39,7 +39,7 @@ def expected_bar_starts(
 
 def reconciliation_result(
     asset_key: dg.AssetKey,
-    lake_dir: Path,
+    lake_dir: ObjectStore,
     url: str,
     window: dg.TimeWindow,
     tz: ZoneInfo,

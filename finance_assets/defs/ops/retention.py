@@ -2,17 +2,19 @@
 
 Seed practice was raw data removed after 30 days, clean data archived at 90 and removed at 180.
 Here the job deletes whole `dt=` partitions of the raw zone older than `raw_max_age_days`
-(default 30) and, only when `lake_max_age_days` is set, of the lake. Each deletion is logged;
-`dry_run` lists what would go and deletes nothing. The warehouse keeps its history.
+(default 30) and, only when `lake_max_age_days` is set, of the lake: folders locally, every
+object under the `dt=` prefix on S3 (one listing and one batch delete per 1,000 objects). Each
+deletion is logged; `dry_run` lists what would go and deletes nothing. The warehouse keeps its
+history.
 """
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 
 from finance_assets.lib.io import lake
-from finance_assets.resources.thresholds import StorageResource
+from finance_assets.lib.io.objects import ObjectStore
+from finance_assets.resources.storage import StorageResource
 
 
 class RetentionConfig(dg.Config):
@@ -21,13 +23,18 @@ class RetentionConfig(dg.Config):
     dry_run: bool = False
 
 
-def expired_partitions(root: Path, cutoff: dt.date) -> list[Path]:
-    """`dt=` folders older than `cutoff` under `<root>/<market>/<asset>/`."""
-    if not root.is_dir():
-        return []
+def expired_partitions(root: ObjectStore, cutoff: dt.date) -> list[tuple[ObjectStore, str]]:
+    """`dt=` folders older than `cutoff` under `<root>/<market>/<asset>/`: (the asset's
+    store, the folder's name)."""
     found = []
-    for asset_dir in sorted(p for p in root.glob("*/*") if p.is_dir()):
-        found += [folder for day, folder in lake.dt_partitions(asset_dir) if day < cutoff]
+    for market in root.list_folders():
+        for asset in root.list_folders(market):
+            asset_store = root.child(market, asset)
+            found += [
+                (asset_store, folder)
+                for day, folder in lake.dt_partitions(asset_store)
+                if day < cutoff
+            ]
     return found
 
 
@@ -40,18 +47,19 @@ def purge_expired_partitions(
     ):
         raise dg.Failure("retention ages must be at least 1 day")
     today = dt.datetime.now(dt.UTC).date()
-    targets = [(Path(storage.raw_root), config.raw_max_age_days)]
+    targets = [(storage.raw(), config.raw_max_age_days)]
     if config.lake_max_age_days is not None:
-        targets.append((Path(storage.lake_root), config.lake_max_age_days))
+        targets.append((storage.lake(), config.lake_max_age_days))
     removed: list[str] = []
     for root, age in targets:
         cutoff = today - dt.timedelta(days=age)
-        for folder in expired_partitions(root, cutoff):
+        for asset_store, folder in expired_partitions(root, cutoff):
+            where = asset_store.uri(folder)
             verb = "would delete" if config.dry_run else "deleting"
-            context.log.info(f"{verb} {folder} (older than {cutoff})")
+            context.log.info(f"{verb} {where} (older than {cutoff})")
             if not config.dry_run:
-                lake.remove_partition(folder)
-            removed.append(str(folder))
+                lake.remove_partition(asset_store, folder)
+            removed.append(where)
     return dg.Output(
         removed,
         metadata={

@@ -2,7 +2,6 @@
 
 import datetime as dt
 from collections.abc import Iterator
-from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -17,7 +16,8 @@ from finance_assets.lib import quality, transforms
 from finance_assets.lib.io import lake
 from finance_assets.lib.markets import Market
 from finance_assets.lib.schema import DAILY_SUMMARY_KEY, DAILY_SUMMARY_SCHEMA, UTC_TS
-from finance_assets.resources.thresholds import AlertSettingsResource, StorageResource
+from finance_assets.resources.storage import StorageResource
+from finance_assets.resources.thresholds import AlertSettingsResource
 
 
 def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
@@ -141,7 +141,7 @@ def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
         # at the window's start come from bars before it.
         first = market.previous_session(window.start.astimezone(market.tz).date())
         history = lake.read_window(
-            Path(storage.lake_root).joinpath(*bars_key.path),
+            storage.lake(bars_key),
             start=market.session_bounds(first)[0],
             end=window.end,
             tz=market.tz,

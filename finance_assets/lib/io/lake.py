@@ -1,4 +1,5 @@
-"""The raw zone and the Parquet lake on a local folder.
+"""The raw zone and the Parquet lake, on a local folder or an S3 prefix (`objects.py`): the
+same code, the same layout, on both.
 
 Layout (hive style, so DuckDB and Athena read it as partitioned tables):
 - raw zone: `<root>/<market>/<asset>/dt=YYYY-MM-DD/<payload_id>.json` holds a body exactly as
@@ -8,11 +9,14 @@ Layout (hive style, so DuckDB and Athena read it as partitioned tables):
   sorted by (symbol, ts): few, large files (10,000 small files wrote 15-45x slower), and row-group
   statistics prune by symbol. Replacing a window rewrites the day files it touches.
 
-Every file is written to a temporary name (`.<name>.tmp-<pid>...`) and renamed into place, so a
-reader never sees half a file and a failure leaves the previous file. A failed write removes its
-temporary files (a full disk leaves nothing behind); those of a killed process are removed by
-the next write to the same folder. The lake's files can be staged and published later
-(`stage_window`), which is how the lake follows the warehouse's commit (`stores.py`).
+Every object is written whole or not at all (a local file goes to a temporary name and is
+renamed; an S3 PUT is atomic), so a reader never sees half a file and a failure leaves the
+previous one. The lake's day files are staged under hidden temporary names and published later
+(`stage_window`; on S3 publishing is a server-side copy): that is how the lake follows the
+warehouse's commit (`stores.py`). Temporary objects of a killed writer are removed by the next
+write to the same folder (locally when their PID is gone, on S3 after an hour).
+
+Each function takes the asset's store (`ObjectStore`), or a path / `s3://` URI to open one.
 """
 
 from __future__ import annotations
@@ -20,65 +24,55 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
-import uuid
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from finance_assets.lib.answers import answered_symbols
+from finance_assets.lib.io.objects import (
+    TEMP_MARK,
+    LocalObjectStore,
+    ObjectInfo,
+    ObjectStore,
+    open_location,
+    temp_key,
+)
 from finance_assets.lib.io.spans import Kept, kept_expr, refuse_kept_rows
 from finance_assets.lib.providers.base import RawPayload
 
 LAKE_FILE = "part-0.parquet"
-TEMP_MARK = ".tmp-"
+# Objects fetched at once from S3 (one GET each); a local folder reads one by one.
+S3_READERS = 16
+
+Location = ObjectStore | str | os.PathLike[str]
+
+__all__ = [
+    "LAKE_FILE",
+    "TEMP_MARK",
+    "StagedWindow",
+    "dt_partitions",
+    "read_payloads",
+    "read_window",
+    "remove_partition",
+    "stage_window",
+    "store_of",
+    "write_payloads",
+    "write_window",
+]
 
 
-def _dt_dir(base: Path, day: dt.date) -> Path:
-    return base / f"dt={day.isoformat()}"
+def store_of(base: Location) -> ObjectStore:
+    """`base` as a store: a store as it is, a path or URI opened (boto3's chain for S3)."""
+    if isinstance(base, (str, os.PathLike)):
+        return open_location(base)
+    return base
 
 
-def _temp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}{TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def remove_stale_temps(folder: Path) -> list[Path]:
-    """Remove temporary files in `folder` left by processes that no longer run (a kill between
-    writing and renaming); those of running writers are left alone. (PIDs are this machine's:
-    the lake and raw zone are local folders, not shared between hosts.)"""
-    removed = []
-    if not folder.is_dir():
-        return removed
-    for tmp in folder.glob(f".*{TEMP_MARK}*"):
-        pid = tmp.name.rsplit(TEMP_MARK, 1)[1].split("-")[0]
-        if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-            tmp.unlink(missing_ok=True)
-            removed.append(tmp)
-    return removed
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_name(path)
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)  # ENOSPC half-way: no partial file stays behind
-        raise
+def _dt(day: dt.date) -> str:
+    return f"dt={day.isoformat()}"
 
 
 def _days(start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> list[dt.date]:
@@ -88,41 +82,79 @@ def _days(start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> list[dt.date]:
     return [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
 
 
-def dt_partitions(base: Path) -> list[tuple[dt.date, Path]]:
-    if not base.is_dir():
-        return []
+def dt_partitions(base: Location) -> list[tuple[dt.date, str]]:
+    """The `dt=` folders under `base`: (date, folder name), oldest first."""
     found = []
-    for child in base.iterdir():
-        if child.is_dir() and child.name.startswith("dt="):
+    for name in store_of(base).list_folders():
+        if name.startswith("dt="):
             try:
-                found.append((dt.date.fromisoformat(child.name[3:]), child))
+                found.append((dt.date.fromisoformat(name[3:]), name))
             except ValueError:
                 continue  # not ours
     return sorted(found)
+
+
+def _day_files(store: ObjectStore, last: dt.date | None = None) -> dict[str, list[str]]:
+    """The objects of each `dt=` folder up to `last` (all when None), by folder: locally a
+    listing per folder, on S3 one listing of the whole prefix (a request per 1,000 objects,
+    rather than one per folder)."""
+    if isinstance(store, LocalObjectStore):
+        out: dict[str, list[str]] = {}
+        for day, folder in dt_partitions(store):
+            if last is not None and day > last:
+                break
+            out[folder] = [o.name for o in store.list_files(folder)]
+        return out
+    out = {}
+    for obj in store.list_tree():
+        folder, _, name = obj.name.partition("/")
+        if not folder.startswith("dt=") or "/" in name:
+            continue
+        try:
+            day = dt.date.fromisoformat(folder[3:])
+        except ValueError:
+            continue  # not ours
+        if last is None or day <= last:
+            out.setdefault(folder, []).append(obj.name)
+    return dict(sorted(out.items()))
+
+
+def _read_all(store: ObjectStore, keys: Sequence[str]) -> list[bytes]:
+    if isinstance(store, LocalObjectStore) or len(keys) < 2:
+        return [store.read(k) for k in keys]
+    # One GET per object: a few at once hide the round trips.
+    with ThreadPoolExecutor(max_workers=min(S3_READERS, len(keys))) as pool:
+        return list(pool.map(store.read, keys))
 
 
 # --- raw zone --------------------------------------------------------------------------------
 
 
 def write_payloads(
-    base: Path, payloads: Iterable[RawPayload], start: dt.datetime, end: dt.datetime, tz: ZoneInfo
-) -> list[Path]:
+    base: Location,
+    payloads: Iterable[RawPayload],
+    start: dt.datetime,
+    end: dt.datetime,
+    tz: ZoneInfo,
+) -> list[str]:
     """Store each payload's body as received; drop older payloads that the window supersedes
     entirely (same window or inside it), and only for symbols the new payloads *answered*: a
     file dropped for one symbol keeps the others', and a symbol a batch answered with an error
-    keeps its previous payloads until a later one answers it.
+    keeps its previous payloads until a later one answers it. Returns the bodies' keys.
 
-    All or nothing: when a write fails (a full disk), the files this call created are removed
-    and nothing older is dropped."""
-    written: list[Path] = []
-    created: list[Path] = []
+    All or nothing: when a write fails (a full disk, S3 refusing a PUT), the objects this call
+    created are removed and nothing older is dropped."""
+    store = store_of(base)
+    written: list[str] = []
+    created: list[str] = []
     new_ids: set[str] = set()
     answered: set[str] = set()
+    existing: dict[str, set[str]] = {}  # folder -> names, listed once per folder
     try:
         for payload in payloads:
-            folder = _dt_dir(base, payload.window_start.astimezone(tz).date())
-            body_path = folder / f"{payload.payload_id}.json"
-            meta_path = folder / f"{payload.payload_id}.meta.json"
+            folder = _dt(payload.window_start.astimezone(tz).date())
+            body_key = f"{folder}/{payload.payload_id}.json"
+            meta_key = f"{folder}/{payload.payload_id}.meta.json"
             meta = {
                 "provider": payload.provider,
                 "format": payload.format,
@@ -136,62 +168,68 @@ def write_payloads(
                 "content_type": payload.content_type,
                 "bytes": len(payload.body),
             }
-            remove_stale_temps(folder)
+            if folder not in existing:
+                store.remove_stale_temps(folder)
+                existing[folder] = {o.name for o in store.list_files(folder)}
             # The body before its metadata: readers find payloads by their metadata.
-            for path, data in (
-                (body_path, payload.body),
-                (meta_path, json.dumps(meta, indent=1).encode()),
+            for key, data in (
+                (body_key, payload.body),
+                (meta_key, json.dumps(meta, indent=1).encode()),
             ):
-                if not path.exists():
-                    created.append(path)
-                _atomic_write(path, data)
-            written.append(body_path)
+                if key not in existing[folder]:
+                    created.append(key)
+                store.write(key, data)
+                existing[folder].add(key)
+            written.append(body_key)
             new_ids.add(payload.payload_id)
             answered.update(answered_symbols(payload))
     except BaseException:
-        for path in created:
-            path.unlink(missing_ok=True)
+        for key in created:
+            store.delete(key)
         raise
-    for old in _payload_metas(base, start, end):
+    for old in _payload_metas(store, start, end):
         if old["payload_id"] in new_ids:
             continue
         inside = start <= old["window_start"] and old["window_end"] <= end
         if inside and set(old["symbols"]) <= answered:
-            old["path"].unlink(missing_ok=True)
-            old["meta_path"].unlink(missing_ok=True)
+            store.delete(old["key"])
+            store.delete(old["meta_key"])
     return written
 
 
-def _payload_metas(base: Path, start: dt.datetime, end: dt.datetime) -> list[dict]:
+def _payload_metas(store: ObjectStore, start: dt.datetime, end: dt.datetime) -> list[dict]:
     """Metadata of payloads whose window overlaps [start, end)."""
+    # A payload starts on its dt: none that starts after `end` can overlap.
+    listing = _day_files(store, end.date() + dt.timedelta(days=1))
+    meta_keys = [k for keys in listing.values() for k in keys if k.endswith(".meta.json")]
     found = []
-    for day, folder in dt_partitions(base):
-        # A payload starts on its dt: none that starts after `end` can overlap.
-        if day > end.date() + dt.timedelta(days=1):
-            break
-        for meta_path in folder.glob("*.meta.json"):
-            meta = json.loads(meta_path.read_text())
-            window_start = dt.datetime.fromisoformat(meta["window_start"])
-            window_end = dt.datetime.fromisoformat(meta["window_end"])
-            if window_start < end and start < window_end:
-                payload_id = meta_path.name.removesuffix(".meta.json")
-                found.append(
-                    {
-                        **meta,
-                        "payload_id": payload_id,
-                        "window_start": window_start,
-                        "window_end": window_end,
-                        "path": folder / f"{payload_id}.json",
-                        "meta_path": meta_path,
-                    }
-                )
+    for meta_key, text in zip(meta_keys, _read_all(store, meta_keys), strict=True):
+        meta = json.loads(text)
+        window_start = dt.datetime.fromisoformat(meta["window_start"])
+        window_end = dt.datetime.fromisoformat(meta["window_end"])
+        if window_start < end and start < window_end:
+            folder, _, name = meta_key.rpartition("/")
+            payload_id = name.removesuffix(".meta.json")
+            found.append(
+                {
+                    **meta,
+                    "payload_id": payload_id,
+                    "window_start": window_start,
+                    "window_end": window_end,
+                    "key": f"{folder}/{payload_id}.json",
+                    "meta_key": meta_key,
+                }
+            )
     return sorted(found, key=lambda m: m["payload_id"])
 
 
-def read_payloads(base: Path, start: dt.datetime, end: dt.datetime) -> list[RawPayload]:
+def read_payloads(base: Location, start: dt.datetime, end: dt.datetime) -> list[RawPayload]:
     """Every stored payload whose window overlaps [start, end), oldest fetch first."""
+    store = store_of(base)
+    metas = _payload_metas(store, start, end)
+    bodies = _read_all(store, [m["key"] for m in metas])
     payloads = []
-    for meta in _payload_metas(base, start, end):
+    for meta, body in zip(metas, bodies, strict=True):
         payloads.append(
             RawPayload(
                 provider=meta["provider"],
@@ -201,7 +239,7 @@ def read_payloads(base: Path, start: dt.datetime, end: dt.datetime) -> list[RawP
                 window_start=meta["window_start"],
                 window_end=meta["window_end"],
                 fetched_at=dt.datetime.fromisoformat(meta["fetched_at"]),
-                body=meta["path"].read_bytes(),
+                body=body,
                 batch=meta["batch"],
                 request=meta["request"],
                 content_type=meta.get("content_type", "application/json"),
@@ -210,11 +248,12 @@ def read_payloads(base: Path, start: dt.datetime, end: dt.datetime) -> list[RawP
     return sorted(payloads, key=lambda p: (p.fetched_at, p.batch))
 
 
-def remove_partition(folder: Path) -> None:
-    """Delete one `dt=` folder (retention); refuses anything else."""
-    if not folder.name.startswith("dt="):
+def remove_partition(base: Location, folder: str) -> int:
+    """Delete one `dt=` folder under `base` (retention); refuses anything else. The number
+    of objects removed."""
+    if not folder.startswith("dt=") or "/" in folder:
         raise ValueError(f"{folder} is not a dt= partition folder")
-    shutil.rmtree(folder)
+    return store_of(base).delete_folder(folder)
 
 
 # --- Parquet lake ----------------------------------------------------------------------------
@@ -222,21 +261,25 @@ def remove_partition(folder: Path) -> None:
 
 @dataclass
 class StagedWindow:
-    """Day files written under temporary names, waiting to be published (renamed into place)
-    or discarded; `removals` are the day files the window leaves empty."""
+    """Day files written under temporary names, waiting to be published (moved into place:
+    a rename locally, a server-side copy on S3) or discarded; `removals` are the day files the
+    window leaves empty; `sizes` the bytes of each staged file."""
 
-    moves: list[tuple[Path, Path]] = field(default_factory=list)
-    removals: list[Path] = field(default_factory=list)
+    store: ObjectStore
+    moves: list[tuple[str, str]] = field(default_factory=list)
+    removals: list[str] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
 
-    def publish(self) -> list[Path]:
-        """Rename every staged file into place (a rename per day: microseconds each)."""
+    def publish(self) -> list[ObjectInfo]:
+        """Move every staged file into place (a rename per day locally: microseconds each)."""
         done = []
+        now = dt.datetime.now(dt.UTC)
         try:
-            for tmp, path in self.moves:
-                tmp.replace(path)
-                done.append(path)
-            for path in self.removals:
-                path.unlink(missing_ok=True)
+            for tmp, key in self.moves:
+                self.store.move(tmp, key)
+                done.append(ObjectInfo(key, self.sizes.get(tmp, 0), now))
+            for key in self.removals:
+                self.store.delete(key)
         except BaseException:
             self.discard()
             raise
@@ -244,11 +287,14 @@ class StagedWindow:
 
     def discard(self) -> None:
         for tmp, _ in self.moves:
-            tmp.unlink(missing_ok=True)
+            try:
+                self.store.delete(tmp)
+            except OSError:
+                continue  # left for the next write to the folder (remove_stale_temps)
 
 
 def stage_window(
-    base: Path,
+    base: Location,
     df: pl.DataFrame,
     *,
     start: dt.datetime,
@@ -261,17 +307,18 @@ def stage_window(
     """Write the day files that replace the rows of [start, end) with `df` (except the rows in
     `kept` spans, which stay) under temporary names; nothing is visible until `publish`.
     A failure removes what was staged."""
+    store = store_of(base)
     start_utc, end_utc = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
     ts = pl.col(time_column)
     outside = df.filter((ts < start_utc) | (ts >= end_utc)).height
     if outside:
         raise ValueError(f"{outside} row(s) have {time_column} outside [{start}, {end})")
-    refuse_kept_rows(df, kept, time_column, str(base))
+    refuse_kept_rows(df, kept, time_column, store.uri())
     stays = (ts < start_utc) | (ts >= end_utc) | kept_expr(kept, time_column)
-    staged = StagedWindow()
+    staged = StagedWindow(store)
     try:
         for day in _days(start, end, tz):
-            path = _dt_dir(base, day) / LAKE_FILE
+            key = f"{_dt(day)}/{LAKE_FILE}"
             day_start = dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
             day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz).astimezone(
                 dt.UTC
@@ -280,19 +327,21 @@ def stage_window(
             new = df.filter((ts >= day_start) & (ts < day_end))
             partial = not (start_utc <= day_start and day_end <= end_utc)
             touches_kept = any(k.start < day_end and day_start < k.end for k in kept)
-            if path.exists() and (partial or touches_kept):
-                # Keep the day's rows outside the window, and those of kept spans.
-                old = pl.scan_parquet(path).filter(stays).collect()
-                new = pl.concat([old, new.select(old.columns)], how="vertical")
+            # Whether the day file exists matters only when rows of it stay, or none come.
+            if (partial or touches_kept or new.is_empty()) and store.exists(key):
+                if partial or touches_kept:
+                    # Keep the day's rows outside the window, and those of kept spans.
+                    old = store.read_parquet([key], stays)
+                    new = pl.concat([old, new.select(old.columns)], how="vertical")
+                if new.is_empty():
+                    staged.removals.append(key)
+                    continue
             if new.is_empty():
-                if path.exists():
-                    staged.removals.append(path)
                 continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            remove_stale_temps(path.parent)
-            tmp = _temp_name(path)
-            staged.moves.append((tmp, path))  # before writing: a failed write is discarded
-            new.sort(list(sort_by)).write_parquet(tmp, compression="zstd", statistics=True)
+            store.remove_stale_temps(_dt(day))
+            tmp = temp_key(key)
+            staged.moves.append((tmp, key))  # before writing: a failed write is discarded
+            staged.sizes[tmp] = store.write_parquet(new.sort(list(sort_by)), tmp)
     except BaseException:
         staged.discard()
         raise
@@ -300,7 +349,7 @@ def stage_window(
 
 
 def write_window(
-    base: Path,
+    base: Location,
     df: pl.DataFrame,
     *,
     start: dt.datetime,
@@ -309,7 +358,7 @@ def write_window(
     time_column: str = "ts",
     sort_by: tuple[str, ...] = ("symbol", "ts"),
     kept: Sequence[Kept] = (),
-) -> list[Path]:
+) -> list[ObjectInfo]:
     """Replace the rows of [start, end) with `df`, one file per local day (stage, publish)."""
     staged = stage_window(
         base, df, start=start, end=end, tz=tz, time_column=time_column, sort_by=sort_by, kept=kept
@@ -318,17 +367,20 @@ def write_window(
 
 
 def read_window(
-    base: Path, *, start: dt.datetime, end: dt.datetime, tz: ZoneInfo, time_column: str = "ts"
+    base: Location, *, start: dt.datetime, end: dt.datetime, tz: ZoneInfo, time_column: str = "ts"
 ) -> pl.DataFrame | None:
     """Rows of [start, end) from the day files it touches; None when there are none."""
-    files = [
-        path for day in _days(start, end, tz) if (path := _dt_dir(base, day) / LAKE_FILE).exists()
-    ]
+    store = store_of(base)
+    days = _days(start, end, tz)
+    if isinstance(store, LocalObjectStore) or len(days) <= 2:
+        files = [key for day in days if store.exists(key := f"{_dt(day)}/{LAKE_FILE}")]
+    else:
+        # A range on S3: one listing instead of a HEAD per day.
+        present = {k for keys in _day_files(store, days[-1]).values() for k in keys}
+        files = [key for day in days if (key := f"{_dt(day)}/{LAKE_FILE}") in present]
     if not files:
         return None
     ts = pl.col(time_column)
-    return (
-        pl.scan_parquet(files)
-        .filter((ts >= start.astimezone(dt.UTC)) & (ts < end.astimezone(dt.UTC)))
-        .collect()
+    return store.read_parquet(
+        files, (ts >= start.astimezone(dt.UTC)) & (ts < end.astimezone(dt.UTC))
     )

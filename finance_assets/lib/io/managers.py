@@ -10,6 +10,10 @@ reads those 20 days in one call. Where an asset's rows go:
 - `LakeWarehouseIOManager`: the Parquet lake and the warehouse (the clean bars), reading from
   the lake; written so that a fault on either side leaves both with the same rows
   (`stores.write_window`).
+
+The raw zone's and the lake's roots are a path or an `s3://bucket/prefix` URI; the scheme only
+chooses the object store (`objects.open_location`, S3 clients from the `s3` S3Resource, boto3's
+chain when unset), the code that moves the data is the same.
 """
 
 import datetime as dt
@@ -19,9 +23,11 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import polars as pl
+from dagster_aws.s3 import S3Resource
 
 from finance_assets.lib.io import lake, postgres, stores
 from finance_assets.lib.io.mongo import MongoRawStore
+from finance_assets.lib.io.objects import ObjectStore, open_location
 from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.providers.base import RawPayload
 
@@ -62,8 +68,9 @@ def _window(
     return window.start, window.end, tz
 
 
-def _asset_dir(root: str, key: dg.AssetKey) -> Path:
-    return Path(root).joinpath(*key.path)
+def asset_store(root: str, key: dg.AssetKey, s3: S3Resource | None = None) -> ObjectStore:
+    """The objects of asset `key` under `root`: `<root>/<market>/<asset>/`."""
+    return open_location(root, s3).child(*key.path)
 
 
 def _output_metadata(context: dg.OutputContext) -> dict[str, Any]:
@@ -125,14 +132,16 @@ class RawZoneIOManager(dg.ConfigurableIOManager):
     root: str
     mongodb_uri: str | None = None
     mongodb_database: str = "finance_raw"
+    s3: S3Resource | None = None  # the client of an s3:// root; unset: boto3's chain
 
     def handle_output(self, context: dg.OutputContext, obj: list[RawPayload]) -> None:
         start, end, tz = _window(context)
-        written = lake.write_payloads(_asset_dir(self.root, context.asset_key), obj, start, end, tz)
+        store = asset_store(self.root, context.asset_key, self.s3)
+        written = lake.write_payloads(store, obj, start, end, tz)
         metadata: dict[str, Any] = {
             "payloads": len(written),
-            "bytes": sum(p.stat().st_size for p in written),
-            "dagster/uri": str(_asset_dir(self.root, context.asset_key)),
+            "bytes": sum(len(p.body) for p in obj),
+            "dagster/uri": store.uri(),
         }
         if self.mongodb_uri:
             store = MongoRawStore(self.mongodb_uri, self.mongodb_database)
@@ -145,14 +154,14 @@ class RawZoneIOManager(dg.ConfigurableIOManager):
 
     def load_input(self, context: dg.InputContext) -> list[RawPayload]:
         start, end, _ = _window(context)
-        return lake.read_payloads(_asset_dir(self.root, context.asset_key), start, end)
+        return lake.read_payloads(asset_store(self.root, context.asset_key, self.s3), start, end)
 
 
-def _lake_write(root: str, context: dg.OutputContext, obj: pl.DataFrame) -> dict[str, Any]:
+def _lake_write(store: ObjectStore, context: dg.OutputContext, obj: pl.DataFrame) -> dict[str, Any]:
     start, end, tz = _window(context)
     meta = _output_metadata(context)
     files = lake.write_window(
-        _asset_dir(root, context.asset_key),
+        store,
         obj,
         start=start,
         end=end,
@@ -161,18 +170,18 @@ def _lake_write(root: str, context: dg.OutputContext, obj: pl.DataFrame) -> dict
     )
     return {
         "lake_files": len(files),
-        "lake_bytes": sum(f.stat().st_size for f in files),
-        "dagster/uri": str(_asset_dir(root, context.asset_key)),
+        "lake_bytes": sum(f.size for f in files),
+        "dagster/uri": store.uri(),
     }
 
 
-def _lake_read(root: str, context: dg.InputContext) -> pl.DataFrame:
+def _lake_read(store: ObjectStore, context: dg.InputContext) -> pl.DataFrame:
     start, end, tz = _window(context)
     meta = (
         dict(context.upstream_output.definition_metadata or {}) if context.upstream_output else {}
     )
     frame = lake.read_window(
-        _asset_dir(root, context.asset_key),
+        store,
         start=start,
         end=end,
         tz=tz,
@@ -257,6 +266,7 @@ class LakeWarehouseIOManager(dg.ConfigurableIOManager):
 
     lake_root: str
     warehouse: dg.ResourceDependency[WarehouseResource]
+    s3: S3Resource | None = None  # the client of an s3:// root; unset: boto3's chain
 
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | WindowRows) -> None:
         rows = obj if isinstance(obj, WindowRows) else WindowRows(obj)
@@ -267,8 +277,9 @@ class LakeWarehouseIOManager(dg.ConfigurableIOManager):
                 "LakeWarehouseIOManager keys both stores by a timestamp column, not a date"
             )
         time_type = rows.frame.schema.get(target["time_column"])
+        store = asset_store(self.lake_root, context.asset_key, self.s3)
         written = stores.write_window(
-            _asset_dir(self.lake_root, context.asset_key),
+            store,
             self.warehouse.get_url(),
             rows.frame,
             start=start,
@@ -286,8 +297,8 @@ class LakeWarehouseIOManager(dg.ConfigurableIOManager):
             {
                 **frame_metadata(rows.frame, whole_run=_spans_partitions(context)),
                 "lake_files": len(written.lake_files),
-                "lake_bytes": sum(f.stat().st_size for f in written.lake_files),
-                "dagster/uri": str(_asset_dir(self.lake_root, context.asset_key)),
+                "lake_bytes": sum(f.size for f in written.lake_files),
+                "dagster/uri": store.uri(),
                 "table": f"{target['schema']}.{target['table']}",
                 "rows_replaced": written.rows_deleted,
                 "kept_symbols": sorted({k.symbol for k in rows.kept}),
@@ -295,4 +306,4 @@ class LakeWarehouseIOManager(dg.ConfigurableIOManager):
         )
 
     def load_input(self, context: dg.InputContext) -> pl.DataFrame:
-        return _lake_read(self.lake_root, context)
+        return _lake_read(asset_store(self.lake_root, context.asset_key, self.s3), context)

@@ -5,12 +5,19 @@ Write order (one window, both stores):
    deletes the window and COPYs the new rows in one open transaction;
 2. the warehouse commits only once the lake's files are all staged: a lake that cannot be
    written (read-only, full) rolls the transaction back;
-3. the staged files are renamed into place once the commit has returned. A warehouse that
-   fails (connection killed mid-COPY, statement timeout) discards them.
+3. the staged files are moved into place once the commit has returned (a rename locally, a
+   server-side copy on S3: the upload, the slow and fallible part, happened before the
+   commit). A warehouse that fails (connection killed mid-COPY, statement timeout) discards
+   them.
 
-What remains: a process killed between the commit and the last rename (microseconds per day
-file) leaves those days' lake files behind the warehouse, and a commit whose answer is lost
-(the connection dies during COMMIT) may have committed while the staged files are discarded.
+The lake is a local folder or an S3 prefix (`objects.py`): the same order on both, and S3
+refusing a PUT (500, 503 SlowDown beyond the client's retries) while staging rolls the
+warehouse back like a full disk does.
+
+What remains: a process killed between the commit and the last move (microseconds per day
+file locally, a copy request on S3) leaves those days' lake files behind the warehouse, and a
+commit whose answer is lost (the connection dies during COMMIT) may have committed while the
+staged files are discarded.
 Either is repaired by the next run of those partitions, and the reconciliation check
 (`differing_partitions`) names any partition where the stores disagree.
 """
@@ -21,12 +28,13 @@ import datetime as dt
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import polars as pl
 
 from finance_assets.lib.io import lake, postgres
+from finance_assets.lib.io.lake import Location
+from finance_assets.lib.io.objects import ObjectInfo
 from finance_assets.lib.io.spans import Kept
 
 
@@ -36,7 +44,7 @@ class StoresOutOfStep(RuntimeError):
 
 @dataclass(frozen=True)
 class WindowWrite:
-    lake_files: list[Path]
+    lake_files: list[ObjectInfo]
     rows_deleted: int
 
 
@@ -49,7 +57,7 @@ def _discard(staging: Future[lake.StagedWindow]) -> None:
 
 
 def write_window(
-    lake_dir: Path,
+    lake_dir: Location,
     url: str,
     df: pl.DataFrame,
     *,
@@ -65,6 +73,7 @@ def write_window(
 ) -> WindowWrite:
     """Replace [start, end) in the lake and the warehouse so that, whatever fails, both hold the
     same rows: stage the lake, commit the warehouse, publish the lake (module docstring)."""
+    lake_dir = lake.store_of(lake_dir)
     # Both writers spend their time outside the GIL (Parquet encoding, binary COPY).
     with ThreadPoolExecutor(max_workers=1) as pool:
         staging = pool.submit(
@@ -106,10 +115,10 @@ def write_window(
     try:
         files = staged.publish()
     except OSError as exc:
-        days = ", ".join(path.parent.name for _, path in staged.moves)
+        days = ", ".join(key.split("/")[0] for _, key in staged.moves)
         raise StoresOutOfStep(
             f"{schema}.{table} committed [{start}, {end}) but the lake files of {days} under "
-            f"{lake_dir} could not be published ({exc}); re-run these partitions"
+            f"{lake_dir.uri()} could not be published ({exc}); re-run these partitions"
         ) from exc
     return WindowWrite(lake_files=files, rows_deleted=deleted)
 
@@ -118,7 +127,7 @@ def write_window(
 
 
 def read_both(
-    lake_dir: Path,
+    lake_dir: Location,
     url: str,
     *,
     start: dt.datetime,

@@ -1,0 +1,603 @@
+"""Objects under a root, one interface over a local folder (`LocalObjectStore`) and an S3
+prefix (`S3ObjectStore`, its client from `dagster_aws.s3.S3Resource`), chosen by `open_location`
+from the root's scheme. The landing zone, the raw zone and the lake all go through it, so the
+code above (layout, supersession, day-file rewrites, retention) is the same on both.
+
+Keys are relative, `/`-separated (`dt=2026-11-18/part-0.parquet`); a segment that is empty,
+`.` or `..`, or holds a backslash or NUL is refused (`UnsafeKey`): a key means the same on both
+stores. Failures surface as OSError on both (FileNotFoundError for a missing key or bucket,
+PermissionError when access is denied), never with a credential in the text. Parquet goes
+through polars: a local path, or `s3://` through polars' own object store, configured from the
+same S3Resource (endpoint, region, credentials of boto3's chain, the retry budget).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import polars as pl
+from botocore.exceptions import BotoCoreError, ClientError
+from dagster_aws.s3 import S3Resource
+
+from finance_assets.lib.redaction import (
+    redact,
+    redacted_errors,
+    register_secret,
+    register_url_secrets,
+    scrub_exception,
+)
+
+TEMP_MARK = ".tmp-"
+# An S3 temporary object older than this is a dead writer's (S3 has no PIDs to ask).
+STALE_AFTER = dt.timedelta(hours=1)
+# Where boto3 reads an endpoint from the environment (the service's own variable first).
+_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "statistics": True}
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """An object (a file): its key relative to the store, size and modification time."""
+
+    name: str
+    size: int
+    modified: dt.datetime  # UTC
+
+
+class UnsafeKey(ValueError):
+    """A key that would leave its root (`..`, absolute, a symlink out)."""
+
+
+def check_parts(text: str, what: str = "key") -> list[str]:
+    """`text`'s path segments, refused when one is empty, `.` or `..`, or holds a backslash or
+    a NUL. (`..` and empty segments are literal names on S3, but tools that map keys to paths,
+    the CLI's sync or s3fs mounts, read them as steps.)"""
+    parts = text.split("/")
+    for part in parts:
+        if part in ("", ".", "..") or "\\" in part or "\x00" in part:
+            raise UnsafeKey(f"unsafe {what} {text!r}")
+    return parts
+
+
+def temp_key(key: str) -> str:
+    """A hidden name beside `key` for writing it (`.<name>.tmp-<pid>-<random>`): Athena,
+    DuckDB's globs and polars skip hidden files."""
+    folder, _, name = key.rpartition("/")
+    return f"{folder + '/' if folder else ''}.{name}{TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def _join(*parts: str) -> str:
+    return "/".join(p.strip("/") for p in parts if p.strip("/"))
+
+
+class ObjectStore(Protocol):
+    """The calls the zones make; `LocalObjectStore` and `S3ObjectStore` implement them."""
+
+    def child(self, *parts: str) -> ObjectStore:
+        """The store rooted at `parts` under this one."""
+        ...
+
+    def uri(self, key: str = "") -> str:
+        """Where `key` lives, for lineage (never a secret)."""
+        ...
+
+    def list_files(self, folder: str = "") -> list[ObjectInfo]:
+        """Objects directly in `folder` (not deeper), names relative to the store, sorted."""
+        ...
+
+    def list_folders(self, folder: str = "") -> list[str]:
+        """Names of the sub-folders directly in `folder`, sorted."""
+        ...
+
+    def list_tree(self, folder: str = "") -> list[ObjectInfo]:
+        """Every object under `folder`, at any depth, names relative to the store, sorted."""
+        ...
+
+    def exists(self, key: str) -> bool: ...
+
+    def read(self, key: str) -> bytes:
+        """The bytes of `key`; FileNotFoundError when absent."""
+        ...
+
+    def write(self, key: str, data: bytes) -> None:
+        """Replace `key` with `data`, all or nothing."""
+        ...
+
+    def move(self, source: str, target: str) -> None:
+        """Move `source` to `target`, replacing it."""
+        ...
+
+    def delete(self, key: str) -> None:
+        """Remove `key` (nothing when absent)."""
+        ...
+
+    def delete_folder(self, folder: str) -> int:
+        """Remove everything under `folder`; the number of objects removed."""
+        ...
+
+    def write_parquet(self, frame: pl.DataFrame, key: str) -> int:
+        """Write `frame` as Parquet (zstd, statistics) to `key`; its size in bytes."""
+        ...
+
+    def read_parquet(self, keys: Sequence[str], predicate: pl.Expr | None = None) -> pl.DataFrame:
+        """The rows of the Parquet objects `keys` that match `predicate`."""
+        ...
+
+    def remove_stale_temps(self, folder: str) -> list[str]:
+        """Remove temporary objects in `folder` left by writers that died."""
+        ...
+
+
+# --- a local folder --------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class LocalObjectStore:
+    """Objects as files under a folder. Every write goes to a temporary name and is renamed
+    into place, so a reader never sees half a file; a failed write removes its temporary file
+    (a full disk leaves nothing behind)."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.root)!r})"
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_parts(key)) if key else self.root
+
+    def child(self, *parts: str) -> LocalObjectStore:
+        return LocalObjectStore(self._path(_join(*parts)))
+
+    def uri(self, key: str = "") -> str:
+        return str(self._path(key))
+
+    def list_files(self, folder: str = "") -> list[ObjectInfo]:
+        base = self._path(folder)
+        if not base.is_dir():
+            return []
+        found = []
+        with os.scandir(base) as entries:
+            for entry in entries:
+                try:
+                    # Regular files only: a symlink could point anywhere on the machine.
+                    if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
+                        continue
+                    stat = entry.stat(follow_symlinks=False)
+                except FileNotFoundError:
+                    continue  # removed while we listed
+                modified = dt.datetime.fromtimestamp(stat.st_mtime_ns / 1e9, dt.UTC)
+                found.append(ObjectInfo(_join(folder, entry.name), stat.st_size, modified))
+        return sorted(found, key=lambda o: o.name)
+
+    def list_folders(self, folder: str = "") -> list[str]:
+        base = self._path(folder)
+        if not base.is_dir():
+            return []
+        return sorted(child.name for child in base.iterdir() if child.is_dir())
+
+    def list_tree(self, folder: str = "") -> list[ObjectInfo]:
+        found = list(self.list_files(folder))
+        for sub in self.list_folders(folder):
+            found += self.list_tree(_join(folder, sub))
+        return sorted(found, key=lambda o: o.name)
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).is_file()
+
+    def read(self, key: str) -> bytes:
+        return self._path(key).read_bytes()
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(temp_key(path.name))
+        try:
+            tmp.write_bytes(data)
+            tmp.replace(path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # ENOSPC half-way: no partial file stays behind
+            raise
+
+    def move(self, source: str, target: str) -> None:
+        dst = self._path(target)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        self._path(source).replace(dst)
+
+    def delete(self, key: str) -> None:
+        self._path(key).unlink(missing_ok=True)
+
+    def delete_folder(self, folder: str) -> int:
+        path = self._path(folder)
+        if not folder or not path.is_dir():
+            return 0
+        count = sum(1 for p in path.rglob("*") if p.is_file())
+        shutil.rmtree(path)
+        return count
+
+    def write_parquet(self, frame: pl.DataFrame, key: str) -> int:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(path, **PARQUET_OPTIONS)
+        return path.stat().st_size
+
+    def read_parquet(self, keys: Sequence[str], predicate: pl.Expr | None = None) -> pl.DataFrame:
+        scan = pl.scan_parquet([self._path(k) for k in keys])
+        return (scan if predicate is None else scan.filter(predicate)).collect()
+
+    def remove_stale_temps(self, folder: str) -> list[str]:
+        """Temporary files of processes that no longer run (a kill between writing and
+        renaming); those of running writers stay. (PIDs are this machine's: a local folder is
+        not shared between hosts.)"""
+        removed: list[str] = []
+        base = self._path(folder)
+        if not base.is_dir():
+            return removed
+        for tmp in base.glob(f".*{TEMP_MARK}*"):
+            pid = tmp.name.rsplit(TEMP_MARK, 1)[1].split("-")[0]
+            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+                tmp.unlink(missing_ok=True)
+                removed.append(_join(folder, tmp.name))
+        return removed
+
+
+# --- an S3 prefix ----------------------------------------------------------------------------
+
+
+class _Clients:
+    """One boto3 client (and polars' storage options) shared by a store and its children, built
+    on first use: opening a store costs no request and needs no credentials until it is used.
+    S3Resource builds a boto3 session of its own per client: boto3's default session is not
+    thread-safe, and Dagster may evaluate several sensors at once."""
+
+    def __init__(self, s3: S3Resource | None, client: Any | None = None) -> None:
+        self.s3 = s3
+        self._client = client
+        self._options: dict[str, Any] | None = None
+        self._lock = threading.Lock()
+
+    def _resource(self) -> S3Resource:
+        if self.s3 is None:
+            self.s3 = S3Resource()
+        return self.s3
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                s3 = self._resource()
+                # Secrets botocore may quote in an error: an endpoint URL can carry credentials
+                # (`AWS_ENDPOINT_URL_S3=http://user:pw@minio:9000`).
+                for secret in (s3.aws_secret_access_key, s3.aws_session_token):
+                    register_secret(secret)
+                for name in ("AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+                    register_secret(os.environ.get(name))
+                for url in (s3.endpoint_url, *map(os.environ.get, _ENDPOINT_VARIABLES)):
+                    register_url_secrets(url)
+                with redacted_errors():
+                    self._client = s3.get_client()
+            return self._client
+
+    def storage_options(self) -> dict[str, Any]:
+        """polars' object-store settings for the same endpoint, region and credentials as the
+        boto3 client (a profile or an instance role included: resolved by boto3's chain)."""
+        if self._options is not None:
+            return self._options
+        import boto3
+
+        client = self.client()
+        s3 = self._resource()
+        options: dict[str, Any] = {
+            "aws_region": client.meta.region_name or "us-east-1",
+            "max_retries": s3.max_attempts,
+        }
+        endpoint = client.meta.endpoint_url
+        if s3.endpoint_url or any(os.environ.get(v) for v in _ENDPOINT_VARIABLES):
+            options["aws_endpoint_url"] = endpoint
+            if endpoint.startswith("http://"):
+                options["aws_allow_http"] = "true"
+        if s3.aws_access_key_id and s3.aws_secret_access_key:
+            key, secret, token = (
+                s3.aws_access_key_id,
+                s3.aws_secret_access_key,
+                s3.aws_session_token,
+            )
+        else:
+            with redacted_errors():
+                found = boto3.session.Session(profile_name=s3.profile_name).get_credentials()
+            if found is None:
+                raise PermissionError("S3: no AWS credentials found (boto3's chain is empty)")
+            frozen = found.get_frozen_credentials()
+            key, secret, token = frozen.access_key, frozen.secret_key, frozen.token
+            # Temporary credentials (a role) expire: read them again for the next call.
+            if token:
+                return {**options, **_keys(key, secret, token)}
+        self._options = {**options, **_keys(key, secret, token)}
+        return self._options
+
+
+def _keys(key: str, secret: str, token: str | None) -> dict[str, str]:
+    register_secret(secret)
+    register_secret(token)
+    out = {"aws_access_key_id": key, "aws_secret_access_key": secret}
+    if token:
+        out["aws_session_token"] = token
+    return out
+
+
+def os_error(exc: BaseException, what: str, bucket: str | None = None) -> OSError:
+    """A boto3 or polars failure as the OSError a local folder would raise, without
+    credentials (botocore quotes the endpoint URL)."""
+    scrub_exception(exc)
+    error = getattr(exc, "response", {}).get("Error", {})
+    code = str(error.get("Code", ""))
+    text = str(exc)
+    if not code:
+        # polars' object store quotes S3's XML answer: take its code from there.
+        found = re.search(r"<Code>([A-Za-z]+)</Code>", text)
+        code = found.group(1) if found else ""
+    if code == "NoSuchBucket":
+        return FileNotFoundError(f"{what}: NoSuchBucket: the bucket {bucket!r} does not exist")
+    if code in ("NoSuchKey", "404", "NotFound"):
+        return FileNotFoundError(f"{what}: no such object")
+    if code in ("AccessDenied", "403", "Forbidden"):
+        return PermissionError(f"{what}: access denied")
+    message = error.get("Message") or (text if code or not text else text[:500])
+    return OSError(f"{what}: {code or type(exc).__name__}: {redact(str(message))}")
+
+
+class S3ObjectStore:
+    """Objects under `s3://<bucket>/<prefix>/`. Each call is one request (a listing one per
+    1,000 keys, a folder's deletion one per 1,000 objects), through the client of
+    `dagster_aws.s3.S3Resource`: endpoint, region and credentials from its config, else boto3's
+    chain (`AWS_ENDPOINT_URL_S3` / `AWS_ENDPOINT_URL`, a profile, an instance role), its
+    standard retry mode backing off throttling (503 SlowDown) and transient errors. A PUT
+    replaces an object whole or not at all: no temporary object is needed for `write`."""
+
+    # Keys a listing request returns at most (S3's maximum); tests lower it to page.
+    page_size: int = 1000
+
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str = "",
+        client: Any | None = None,
+        *,
+        s3: S3Resource | None = None,
+        _clients: _Clients | None = None,
+    ) -> None:
+        if not _BUCKET.fullmatch(bucket):
+            raise ValueError(f"{bucket!r} is not an S3 bucket name")
+        prefix = prefix.strip("/")
+        if prefix:
+            check_parts(prefix, "prefix")
+        self.bucket = bucket
+        self.prefix = f"{prefix}/" if prefix else ""
+        self._clients = _clients or _Clients(s3, client)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}('s3://{self.bucket}/{self.prefix}')"
+
+    @property
+    def client(self) -> Any:
+        return self._clients.client()
+
+    def _key(self, key: str) -> str:
+        check_parts(key)
+        return self.prefix + key
+
+    def _folder(self, folder: str) -> str:
+        return self.prefix + (folder.strip("/") + "/" if folder else "")
+
+    def _error(self, exc: BaseException, what: str) -> OSError:
+        return os_error(exc, what, self.bucket)
+
+    # The landing zone's tests reach the mapping under this name.
+    @staticmethod
+    def _os_error(exc: Exception, key: str) -> OSError:
+        return os_error(exc, key)
+
+    def child(self, *parts: str) -> S3ObjectStore:
+        return S3ObjectStore(self.bucket, self.prefix + _join(*parts), _clients=self._clients)
+
+    def uri(self, key: str = "") -> str:
+        return f"s3://{self.bucket}/{self._key(key) if key else self.prefix}"
+
+    def _pages(self, prefix: str, delimiter: bool) -> Any:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix}
+        if delimiter:
+            # Direct children only: deeper keys come back as CommonPrefixes.
+            args["Delimiter"] = "/"
+        return self.client.get_paginator("list_objects_v2").paginate(
+            **args, PaginationConfig={"PageSize": self.page_size}
+        )
+
+    def list_files(self, folder: str = "") -> list[ObjectInfo]:
+        prefix = self._folder(folder)
+        found = []
+        try:
+            for page in self._pages(prefix, delimiter=True):
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(prefix) :]
+                    if not name:
+                        continue  # the "folder" marker the console creates: no file
+                    modified = obj["LastModified"].astimezone(dt.UTC)
+                    found.append(ObjectInfo(_join(folder, name), int(obj["Size"]), modified))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, self.uri(folder)) from exc
+        return sorted(found, key=lambda o: o.name)
+
+    def list_folders(self, folder: str = "") -> list[str]:
+        prefix = self._folder(folder)
+        found = []
+        try:
+            for page in self._pages(prefix, delimiter=True):
+                for common in page.get("CommonPrefixes", []):
+                    name = common["Prefix"][len(prefix) :].rstrip("/")
+                    if name:
+                        found.append(name)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, self.uri(folder)) from exc
+        return sorted(found)
+
+    def list_tree(self, folder: str = "") -> list[ObjectInfo]:
+        base = self._folder(folder)
+        found = []
+        try:
+            for page in self._pages(base, delimiter=False):
+                for obj in page.get("Contents", []):
+                    name = obj["Key"][len(self.prefix) :]
+                    if name and not name.endswith("/"):
+                        modified = obj["LastModified"].astimezone(dt.UTC)
+                        found.append(ObjectInfo(name, int(obj["Size"]), modified))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, self.uri(folder)) from exc
+        return sorted(found, key=lambda o: o.name)
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise self._error(exc, self.uri(key)) from exc
+        except BotoCoreError as exc:
+            raise self._error(exc, self.uri(key)) from exc
+        return True
+
+    def read(self, key: str) -> bytes:
+        full = self._key(key)
+        try:
+            body = self.client.get_object(Bucket=self.bucket, Key=full)["Body"]
+            try:
+                return body.read()
+            finally:
+                body.close()
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, key) from exc
+
+    def write(self, key: str, data: bytes) -> None:
+        full = self._key(key)
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=full, Body=data)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, key) from exc
+
+    def move(self, source: str, target: str) -> None:
+        src, dst = self._key(source), self._key(target)
+        try:
+            # S3 has no rename. Copy first: should the delete fail, the object is in both
+            # places rather than nowhere. (copy_object takes up to 5 GB.)
+            self.client.copy_object(
+                Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src}
+            )
+            self.client.delete_object(Bucket=self.bucket, Key=src)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, source) from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, key) from exc
+
+    def delete_folder(self, folder: str) -> int:
+        if not folder:
+            return 0
+        prefix = self._folder(folder)
+        removed = 0
+        try:
+            for page in self._pages(prefix, delimiter=False):
+                batch = [{"Key": o["Key"]} for o in page.get("Contents", [])]
+                if not batch:
+                    continue
+                answer = self.client.delete_objects(
+                    Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
+                )
+                if answer.get("Errors"):
+                    first = answer["Errors"][0]
+                    raise OSError(
+                        f"{self.uri(folder)}: {len(answer['Errors'])} object(s) not deleted, "
+                        f"first {first.get('Key')}: {first.get('Code')}"
+                    )
+                removed += len(batch)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, self.uri(folder)) from exc
+        return removed
+
+    def write_parquet(self, frame: pl.DataFrame, key: str) -> int:
+        uri = self.uri(key)
+        try:
+            with redacted_errors():
+                frame.write_parquet(
+                    uri, storage_options=self._clients.storage_options(), **PARQUET_OPTIONS
+                )
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError, pl.exceptions.PolarsError, OSError) as exc:
+            raise self._error(exc, uri) from exc
+        return int(head["ContentLength"])
+
+    def read_parquet(self, keys: Sequence[str], predicate: pl.Expr | None = None) -> pl.DataFrame:
+        uris = [self.uri(k) for k in keys]
+        try:
+            with redacted_errors():
+                scan = pl.scan_parquet(uris, storage_options=self._clients.storage_options())
+                return (scan if predicate is None else scan.filter(predicate)).collect()
+        except (pl.exceptions.PolarsError, OSError) as exc:
+            raise self._error(exc, uris[0] if len(uris) == 1 else self.uri()) from exc
+
+    def remove_stale_temps(self, folder: str) -> list[str]:
+        """Temporary objects older than STALE_AFTER: S3 has no PIDs to ask, and a staged
+        object lives for one write (seconds)."""
+        cutoff = dt.datetime.now(dt.UTC) - STALE_AFTER
+        stale = [
+            o.name
+            for o in self.list_files(folder)
+            if TEMP_MARK in o.name.rsplit("/", 1)[-1] and o.modified < cutoff
+        ]
+        for key in stale:
+            self.delete(key)
+        return stale
+
+
+# --- choosing one ----------------------------------------------------------------------------
+
+
+def is_s3(root: str) -> bool:
+    return root.startswith("s3://")
+
+
+def open_location(root: str | os.PathLike[str], s3: S3Resource | None = None) -> ObjectStore:
+    """The store at `root`: a path, a `file://` URI, or `s3://bucket[/prefix]` (through `s3`'s
+    client; boto3's chain when None)."""
+    text = os.fspath(root)
+    if "://" in text:
+        scheme, _, rest = text.partition("://")
+        if scheme == "s3":
+            bucket, _, prefix = rest.partition("/")
+            return S3ObjectStore(bucket, prefix, s3=s3)
+        if scheme != "file":
+            raise NotImplementedError(
+                f"{text!r}: only local folders (a path or file://) and S3 (s3://bucket/prefix) "
+                "are implemented"
+            )
+        text = rest
+    return LocalObjectStore(text)
