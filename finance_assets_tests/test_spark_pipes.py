@@ -29,9 +29,9 @@ import polars as pl
 import pytest
 
 from finance_assets.defs.spark.assets import build_spark_assets
-from finance_assets.defs.spark.pipes import JOB_DIR, SparkPipesResource, split_s3_uri
 from finance_assets.lib.io import lake
 from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.resources.spark import JOB_DIR, SparkPipesResource, split_s3_uri
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")

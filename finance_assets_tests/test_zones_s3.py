@@ -177,7 +177,9 @@ def _run_day(monkeypatch, raw_root: str, lake_root: str, pg_url: str, us) -> Any
     monkeypatch.setenv("FINANCE_RAW_URI", raw_root)
     monkeypatch.setenv("FINANCE_LAKE_URI", lake_root)
     monkeypatch.setenv("FINANCE_PG_URL", pg_url)
-    defs = dg.Definitions.merge(build_domain_defs([us]), dg.Definitions(resources=build_resources()))
+    defs = dg.Definitions.merge(
+        build_domain_defs([us]), dg.Definitions(resources=build_resources())
+    )
     instance = dg.DagsterInstance.ephemeral()
     outcome = run_market(defs, us, [dt.date(2026, 11, 18)], instance)
     assert all(r.success for r in outcome.outcomes), [r for r in outcome.outcomes]

@@ -16,9 +16,6 @@ from typing import Any
 
 import dagster as dg
 
-from finance_assets.defs.market.landing import LandingZoneResource, max_file_bytes_from_env
-from finance_assets.defs.spark.pipes import spark_pipes_from_env
-from finance_assets.lib import landing
 from finance_assets.lib.io import mongo, postgres
 from finance_assets.lib.io.locations import check_locations
 from finance_assets.lib.io.managers import (
@@ -27,6 +24,7 @@ from finance_assets.lib.io.managers import (
     RawZoneIOManager,
     WarehouseResource,
 )
+from finance_assets.lib.landing import open_store as open_landing_store
 from finance_assets.lib.providers import alpha_vantage, twelve_data, x_api
 from finance_assets.lib.providers.yahoo import DEFAULT_CALLS_PER_MINUTE
 from finance_assets.lib.settings import EnvSettings
@@ -39,6 +37,7 @@ from finance_assets.resources.bounds import (
     X_PAGES,
     X_WAIT,
 )
+from finance_assets.resources.landing import LandingZoneResource, max_file_bytes_from_env
 from finance_assets.resources.market_data import (
     BAR_PROVIDERS,
     AlphaVantageResource,
@@ -54,6 +53,7 @@ from finance_assets.resources.posts import (
     SimulatedPostsResource,
     XApiResource,
 )
+from finance_assets.resources.spark import spark_pipes_from_env
 from finance_assets.resources.storage import StorageResource
 from finance_assets.resources.thresholds import AlertSettingsResource, DataQualityResource
 
@@ -267,6 +267,6 @@ def _check_stores(settings: EnvSettings) -> None:
     landing_uri = settings.raw("FINANCE_LANDING_URI")
     if landing_uri:
         try:
-            landing.open_store(landing_uri, "check")
+            open_landing_store(landing_uri, "check")
         except (ValueError, NotImplementedError) as exc:
             settings.problem(f"FINANCE_LANDING_URI={landing_uri!r}: {exc}")

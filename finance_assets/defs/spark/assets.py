@@ -9,8 +9,8 @@ import dagster as dg
 
 from finance_assets.defs.common import owners
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
-from finance_assets.defs.spark.pipes import SparkPipesResource
 from finance_assets.lib.markets import Market
+from finance_assets.resources.spark import SparkPipesResource
 
 ASSET = "bars_by_symbol"
 
