@@ -20,7 +20,7 @@ from finance_assets.lib.providers.twelve_data import (
     parse_twelve_data,
     twelve_data_errors,
 )
-from finance_assets.lib.providers.yahoo import parse_yahoo_chart
+from finance_assets.lib.providers.yahoo_chart import parse_yahoo_chart
 from finance_assets.lib.schema import (
     BAR_SCHEMA,
     DAILY_SUMMARY_SCHEMA,
