@@ -16,7 +16,7 @@ from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
 from finance_assets.lib.providers.base import PayloadFormatError, RawPayload
 from finance_assets.lib.providers.csv_files import PROVIDER as LANDING_PROVIDER
 from finance_assets.lib.providers.csv_files import parse_yahoo_csv
-from finance_assets.lib.providers.twelve_data import (
+from finance_assets.lib.providers.twelve_data_series import (
     parse_twelve_data,
     twelve_data_errors,
 )

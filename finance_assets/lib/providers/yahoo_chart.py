@@ -13,10 +13,14 @@ from collections.abc import Mapping
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import orjson
 import polars as pl
 
-from finance_assets.lib.providers.base import PayloadFormatError, load_json_object, payload_window
+from finance_assets.lib.providers.base import (
+    PayloadFormatError,
+    load_json_object,
+    payload_window,
+    raw_text,
+)
 from finance_assets.lib.schema import RAW_RECORD_SCHEMA, empty
 
 FORMAT = "yahoo_chart"
@@ -162,15 +166,7 @@ def _column(values: Any, n: int, pid: str, symbol: str, name: str) -> list[str |
         raise PayloadFormatError(
             f"payload {pid}: {symbol}: '{name}' is not a list of {n} values (one per timestamp)"
         )
-    return [_text(value) for value in values]
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, dict | list):  # not a number: kept as received for the quarantine
-        return orjson.dumps(value).decode()
-    return str(value)  # ints as digits, floats as their shortest round-trip repr
+    return [raw_text(value) for value in values]
 
 
 def _stamp(
@@ -182,7 +178,7 @@ def _stamp(
     """(exchange-local text, inside the payload window). An unreadable stamp passes as received:
     the cleaning step quarantines it with the reason."""
     if stamp is None or isinstance(stamp, bool) or not isinstance(stamp, int | float):
-        return (None if stamp is None else _text(stamp)), True
+        return (None if stamp is None else raw_text(stamp)), True
     try:
         moment = dt.datetime.fromtimestamp(stamp, tz)
     except (OverflowError, OSError, ValueError):
