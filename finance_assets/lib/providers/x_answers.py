@@ -1,0 +1,183 @@
+"""What X's recent-search answers say: the rate limits in their headers, and the typed error
+each failed answer is (with X's own words for it, from its problem bodies). Apart from the
+client (`x_api.py`), which pages and waits on them."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from finance_assets.lib.providers.errors import (
+    AuthenticationFailed,
+    InvalidRequest,
+    MalformedResponse,
+    QuotaExhausted,
+    RateLimited,
+)
+
+# Resets are whole epoch seconds: a second more makes sure the window has turned.
+RESET_MARGIN = 1.0
+# Rate-limit header families, most specific (15-minute window) first.
+_LIMIT_HEADERS = ("x-rate-limit", "x-app-limit-24hour", "x-user-limit-24hour")
+_DETAIL_LIMIT = 300
+
+
+@dataclass(frozen=True)
+class RateWindow:
+    """One rate limit as the last response told it."""
+
+    name: str  # the header family, e.g. "x-rate-limit"
+    limit: int | None
+    remaining: int
+    reset: dt.datetime
+
+
+def rate_windows(headers: Mapping[str, str]) -> list[RateWindow]:
+    """The rate limits a response's headers state (readable `-remaining` and `-reset` only)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    found = []
+    for name in _LIMIT_HEADERS:
+        try:
+            remaining = int(lowered[f"{name}-remaining"])
+            reset = dt.datetime.fromtimestamp(int(lowered[f"{name}-reset"]), dt.UTC)
+        except (KeyError, ValueError, OverflowError, OSError):
+            continue
+        try:
+            limit: int | None = int(lowered[f"{name}-limit"])
+        except (KeyError, ValueError):
+            limit = None
+        found.append(RateWindow(name, limit, remaining, reset))
+    return found
+
+
+def spent_window(windows: Sequence[RateWindow], now: dt.datetime) -> RateWindow | None:
+    """The spent limit (0 remaining) that resets last after `now`, if any."""
+    spent = [w for w in windows if w.remaining <= 0 and w.reset > now]
+    return max(spent, key=lambda w: w.reset) if spent else None
+
+
+def rfc3339(moment: dt.datetime) -> str:
+    """`moment` in UTC as X wants it: `YYYY-MM-DDTHH:MM:SSZ` (second granularity)."""
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def classify_search(
+    status: int,
+    document: Any,
+    *,
+    provider: str,
+    symbol: str,
+    headers: Mapping[str, str],
+    now: dt.datetime,
+    max_wait_seconds: float,
+) -> None:
+    """Typed errors with X's own words for them (problem bodies: title, detail, errors);
+    returns for an answer to keep. `headers` are the response's (its rate limits)."""
+    if status == 429:
+        _raise_rate_limited(document, provider, symbol, headers, now, max_wait_seconds)
+    if status >= 500:
+        return  # HttpClient: unavailable, retried
+    if status >= 400:
+        error = AuthenticationFailed if status in (401, 403) else InvalidRequest
+        hint = (
+            " (check X_BEARER_TOKEN: an app bearer token of a project with access to recent search)"
+            if status in (401, 403)
+            else ""
+        )
+        raise error(
+            f"{provider}: search for {symbol} -> HTTP {status} {problem(document)}{hint}",
+            provider=provider,
+            status=status,
+            symbol=symbol,
+        )
+    if not isinstance(document, dict):
+        raise MalformedResponse(
+            f"{provider}: search for {symbol}: expected a JSON object, got "
+            f"{type(document).__name__}",
+            provider=provider,
+            status=status,
+            symbol=symbol,
+        )
+    if "data" not in document and "meta" not in document:
+        if document.get("errors") or document.get("title"):
+            raise InvalidRequest(
+                f"{provider}: search for {symbol} -> HTTP {status} {problem(document)}",
+                provider=provider,
+                status=status,
+                symbol=symbol,
+            )
+        raise MalformedResponse(
+            f"{provider}: search for {symbol}: neither 'data' nor 'meta' in the body",
+            provider=provider,
+            status=status,
+            symbol=symbol,
+        )
+
+
+def _raise_rate_limited(
+    document: Any,
+    provider: str,
+    symbol: str,
+    headers: Mapping[str, str],
+    now: dt.datetime,
+    max_wait_seconds: float,
+) -> None:
+    if isinstance(document, dict) and (
+        document.get("title") == "UsageCapExceeded"
+        or str(document.get("type", "")).endswith("/usage-capped")
+    ):
+        raise QuotaExhausted(
+            f"{provider}: search for {symbol} -> HTTP 429 {problem(document)}: the plan's "
+            "post cap is spent until its period renews",
+            provider=provider,
+            status=429,
+            symbol=symbol,
+        )
+    windows = rate_windows(headers)
+    spent = spent_window(windows, now) or next(
+        (w for w in windows if w.name == "x-rate-limit"), None
+    )
+    if spent is None:
+        # No reset to go by: HttpClient backs off exponentially, with jitter.
+        raise RateLimited(
+            f"{provider}: search for {symbol} -> HTTP 429 {problem(document)}",
+            provider=provider,
+            status=429,
+            symbol=symbol,
+        )
+    wait = max((spent.reset - now).total_seconds(), 0.0) + RESET_MARGIN
+    plan = (
+        f"more than max_wait_seconds={max_wait_seconds:g}: try again after the reset"
+        if wait > max_wait_seconds
+        else "waiting for it"
+    )
+    raise RateLimited(
+        f"{provider}: search for {symbol} -> HTTP 429 {problem(document)}; the rate limit "
+        f"({spent.name}) resets at {rfc3339(spent.reset)}, in {math.ceil(wait)}s, {plan}",
+        provider=provider,
+        retry_after=wait,
+        status=429,
+        symbol=symbol,
+    )
+
+
+def problem(document: Any) -> str:
+    """X's words for a failure: `title: detail`, then the first per-parameter messages."""
+    if not isinstance(document, dict):
+        return "(no JSON problem body)"
+    title = str(document.get("title") or "").strip()
+    detail = str(document.get("detail") or "").strip()
+    text = f"{title}: {detail}" if title and detail and detail != title else title or detail
+    messages = [
+        str(error.get("message") or error.get("detail") or "")
+        for error in document.get("errors") or []
+        if isinstance(error, dict)
+    ]
+    messages = [m for m in messages if m][:3]
+    if messages:
+        text = f"{text} ({'; '.join(messages)})" if text else "; ".join(messages)
+    text = " ".join((text or "(no detail)").split())
+    return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 1] + "…"
