@@ -25,8 +25,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import requests
-
 from finance_assets.lib.markets import BAR_MINUTES, Market
 from finance_assets.lib.providers.bars import BarClient, BarRequest, Call
 from finance_assets.lib.providers.base import Interval, RawPayload
@@ -81,13 +79,11 @@ class TwelveDataClient(KeyedClient, BarClient):
     """`BarProvider` over Twelve Data's `/time_series` (format "twelve_data")."""
 
     name = "twelve_data"
-    key_variable = "TWELVEDATA_API_KEY"
 
     def __init__(
         self,
         api_key: str,
         base_url: str = DEFAULT_BASE_URL,
-        session: requests.Session | None = None,
         *,
         credits_per_minute: int = FREE_CREDITS_PER_MINUTE,
         batch_size: int | None = None,
@@ -95,7 +91,7 @@ class TwelveDataClient(KeyedClient, BarClient):
         on_invalid_symbol: Literal["skip", "raise"] = "skip",
         **client: Any,
     ) -> None:
-        """`client`: `KeyedClient`'s timeout, retry, limiter, clock and sleep."""
+        """`client`: `KeyedClient`'s session, timeout, retry, limiter, clock and sleep."""
         # A batch costs one credit per symbol, so a batch can never exceed a minute's credits.
         batch_size = batch_size or min(MAX_BATCH_SYMBOLS, credits_per_minute)
         if not 1 <= batch_size <= min(MAX_BATCH_SYMBOLS, credits_per_minute):
@@ -105,7 +101,7 @@ class TwelveDataClient(KeyedClient, BarClient):
             )
         if not 1 <= outputsize <= MAX_OUTPUTSIZE:
             raise ValueError(f"outputsize must be within [1, {MAX_OUTPUTSIZE}], got {outputsize}")
-        super().__init__(api_key, base_url, session, calls=credits_per_minute, **client)
+        super().__init__(api_key, base_url, calls=credits_per_minute, **client)
         self.batch_size = batch_size
         self.outputsize = outputsize
         self.on_invalid_symbol = on_invalid_symbol

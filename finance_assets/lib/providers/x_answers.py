@@ -14,6 +14,7 @@ from finance_assets.lib.providers.errors import (
     AuthenticationFailed,
     InvalidRequest,
     MalformedResponse,
+    ProviderRequestError,
     QuotaExhausted,
     RateLimited,
 )
@@ -64,104 +65,86 @@ def rfc3339(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def classify_search(
-    status: int,
-    document: Any,
-    *,
-    provider: str,
-    symbol: str,
-    headers: Mapping[str, str],
-    now: dt.datetime,
-    max_wait_seconds: float,
-) -> None:
-    """Typed errors with X's own words for them (problem bodies: title, detail, errors);
-    returns for an answer to keep. `headers` are the response's (its rate limits)."""
-    if status == 429:
-        _raise_rate_limited(document, provider, symbol, headers, now, max_wait_seconds)
-    if status >= 500:
-        return  # HttpClient: unavailable, retried
-    if status >= 400:
-        error = AuthenticationFailed if status in (401, 403) else InvalidRequest
-        hint = (
-            " (check X_BEARER_TOKEN: an app bearer token of a project with access to recent search)"
-            if status in (401, 403)
-            else ""
-        )
-        raise error(
-            f"{provider}: search for {symbol} -> HTTP {status} {problem(document)}{hint}",
-            provider=provider,
-            status=status,
-            symbol=symbol,
-        )
-    if not isinstance(document, dict):
-        raise MalformedResponse(
-            f"{provider}: search for {symbol}: expected a JSON object, got "
-            f"{type(document).__name__}",
-            provider=provider,
-            status=status,
-            symbol=symbol,
-        )
-    if "data" not in document and "meta" not in document:
-        if document.get("errors") or document.get("title"):
-            raise InvalidRequest(
-                f"{provider}: search for {symbol} -> HTTP {status} {problem(document)}",
-                provider=provider,
-                status=status,
-                symbol=symbol,
+@dataclass(frozen=True)
+class SearchAnswer:
+    """One recent-search answer about `symbol`, with what judging it needs: the response's
+    headers (its rate limits), the time it came, and the longest wait the client accepts."""
+
+    provider: str
+    symbol: str
+    headers: Mapping[str, str]
+    now: dt.datetime
+    max_wait_seconds: float
+
+    def classify(self, status: int, document: Any) -> None:
+        """Typed errors with X's own words for them (problem bodies: title, detail, errors);
+        returns for an answer to keep."""
+        if status == 429:
+            self._raise_rate_limited(document)
+        if status >= 500:
+            return  # HttpClient: unavailable, retried
+        if status >= 400:
+            error = AuthenticationFailed if status in (401, 403) else InvalidRequest
+            hint = (
+                " (check X_BEARER_TOKEN: an app bearer token of a project with access to "
+                "recent search)"
+                if status in (401, 403)
+                else ""
             )
-        raise MalformedResponse(
-            f"{provider}: search for {symbol}: neither 'data' nor 'meta' in the body",
-            provider=provider,
+            raise self._error(error, f" -> HTTP {status} {problem(document)}{hint}", status)
+        if not isinstance(document, dict):
+            raise self._error(
+                MalformedResponse,
+                f": expected a JSON object, got {type(document).__name__}",
+                status,
+            )
+        if "data" not in document and "meta" not in document:
+            if document.get("errors") or document.get("title"):
+                raise self._error(InvalidRequest, f" -> HTTP {status} {problem(document)}", status)
+            raise self._error(MalformedResponse, ": neither 'data' nor 'meta' in the body", status)
+
+    def _error(
+        self, error: type[ProviderRequestError], what: str, status: int, **more: Any
+    ) -> ProviderRequestError:
+        return error(
+            f"{self.provider}: search for {self.symbol}{what}",
+            provider=self.provider,
             status=status,
-            symbol=symbol,
+            symbol=self.symbol,
+            **more,
         )
 
-
-def _raise_rate_limited(
-    document: Any,
-    provider: str,
-    symbol: str,
-    headers: Mapping[str, str],
-    now: dt.datetime,
-    max_wait_seconds: float,
-) -> None:
-    if isinstance(document, dict) and (
-        document.get("title") == "UsageCapExceeded"
-        or str(document.get("type", "")).endswith("/usage-capped")
-    ):
-        raise QuotaExhausted(
-            f"{provider}: search for {symbol} -> HTTP 429 {problem(document)}: the plan's "
-            "post cap is spent until its period renews",
-            provider=provider,
-            status=429,
-            symbol=symbol,
+    def _raise_rate_limited(self, document: Any) -> None:
+        if isinstance(document, dict) and (
+            document.get("title") == "UsageCapExceeded"
+            or str(document.get("type", "")).endswith("/usage-capped")
+        ):
+            raise self._error(
+                QuotaExhausted,
+                f" -> HTTP 429 {problem(document)}: the plan's post cap is spent until its "
+                "period renews",
+                429,
+            )
+        windows = rate_windows(self.headers)
+        spent = spent_window(windows, self.now) or next(
+            (w for w in windows if w.name == "x-rate-limit"), None
         )
-    windows = rate_windows(headers)
-    spent = spent_window(windows, now) or next(
-        (w for w in windows if w.name == "x-rate-limit"), None
-    )
-    if spent is None:
-        # No reset to go by: HttpClient backs off exponentially, with jitter.
-        raise RateLimited(
-            f"{provider}: search for {symbol} -> HTTP 429 {problem(document)}",
-            provider=provider,
-            status=429,
-            symbol=symbol,
+        if spent is None:
+            # No reset to go by: HttpClient backs off exponentially, with jitter.
+            raise self._error(RateLimited, f" -> HTTP 429 {problem(document)}", 429)
+        wait = max((spent.reset - self.now).total_seconds(), 0.0) + RESET_MARGIN
+        plan = (
+            f"more than max_wait_seconds={self.max_wait_seconds:g}: try again after the reset"
+            if wait > self.max_wait_seconds
+            else "waiting for it"
         )
-    wait = max((spent.reset - now).total_seconds(), 0.0) + RESET_MARGIN
-    plan = (
-        f"more than max_wait_seconds={max_wait_seconds:g}: try again after the reset"
-        if wait > max_wait_seconds
-        else "waiting for it"
-    )
-    raise RateLimited(
-        f"{provider}: search for {symbol} -> HTTP 429 {problem(document)}; the rate limit "
-        f"({spent.name}) resets at {rfc3339(spent.reset)}, in {math.ceil(wait)}s, {plan}",
-        provider=provider,
-        retry_after=wait,
-        status=429,
-        symbol=symbol,
-    )
+        raise self._error(
+            RateLimited,
+            f" -> HTTP 429 {problem(document)}; the rate limit ({spent.name}) resets at "
+            f"{rfc3339(spent.reset)}, in {math.ceil(wait)}s, {plan}",
+            429,
+            retry_after=wait,
+        )
 
 
 def problem(document: Any) -> str:

@@ -57,7 +57,7 @@ from finance_assets.lib.providers.retrying import RequestRetries
 from finance_assets.lib.providers.x_answers import (
     RESET_MARGIN,
     RateWindow,
-    classify_search,
+    SearchAnswer,
     rate_windows,
     rfc3339,
     spent_window,
@@ -101,13 +101,11 @@ class XSearchClient(KeyedClient):
     """Posts source over X API v2 recent search (format "x_search")."""
 
     name = "x_api"
-    key_variable = "X_BEARER_TOKEN"
 
     def __init__(
         self,
         bearer_token: str,
         base_url: str = DEFAULT_BASE_URL,
-        session: requests.Session | None = None,
         *,
         max_pages: int = DEFAULT_MAX_PAGES,
         max_results: int = MAX_RESULTS,
@@ -118,7 +116,7 @@ class XSearchClient(KeyedClient):
         retry: RequestRetries | None = None,
         **client: Any,
     ) -> None:
-        """`client`: `KeyedClient`'s limiter, clock and sleep."""
+        """`client`: `KeyedClient`'s session, limiter, clock and sleep."""
         token = (bearer_token or "").strip()
         # A token pasted with its scheme still works (and is still redacted whole).
         if token.lower().startswith("bearer "):
@@ -132,7 +130,6 @@ class XSearchClient(KeyedClient):
         super().__init__(
             token,
             base_url,
-            session,
             calls=requests_per_window,
             period=window_seconds,
             timeout=timeout,
@@ -348,12 +345,10 @@ class XSearchClient(KeyedClient):
 
     def _classify(self, status: int, document: Any, *, symbol: str) -> None:
         # HttpClient hands over the status and document; the headers came by the session hook.
-        classify_search(
-            status,
-            document,
-            provider=self.name,
-            symbol=symbol,
-            headers=getattr(self._last, "headers", None) or {},
-            now=self._clock(),
-            max_wait_seconds=self.max_wait_seconds,
-        )
+        SearchAnswer(
+            self.name,
+            symbol,
+            getattr(self._last, "headers", None) or {},
+            self._clock(),
+            self.max_wait_seconds,
+        ).classify(status, document)
