@@ -79,3 +79,8 @@ class AuthenticationFailed(InvalidRequest):
 
 class MissingApiKey(PermanentProviderError, ValueError):
     """A client was configured from the environment without its key."""
+
+
+def refused(status: int) -> type[InvalidRequest]:
+    """The error of a 4xx answer: the key refused (401, 403), else the request."""
+    return AuthenticationFailed if status in (401, 403) else InvalidRequest

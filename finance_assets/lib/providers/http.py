@@ -31,6 +31,7 @@ from finance_assets.lib.providers.errors import (
     ProviderUnavailable,
     QuotaExhausted,
     RateLimited,
+    refused,
 )
 from finance_assets.lib.providers.rate_limit import Clock, RateLimiter, Sleep, utc_now
 from finance_assets.lib.providers.retrying import DEFAULT_RETRY, RequestRetries, RetryingClient
@@ -196,14 +197,8 @@ class HttpClient(RetryingClient):
                 status=status,
                 retryable=True,
             )
-        if status in (401, 403):
-            raise AuthenticationFailed(
-                f"{self.provider}: GET {shown} -> HTTP {status}: {_snippet(body, self.redact)}",
-                provider=self.provider,
-                status=status,
-            )
         if status >= 300:
-            raise InvalidRequest(
+            raise refused(status)(
                 f"{self.provider}: GET {shown} -> HTTP {status}: {_snippet(body, self.redact)}",
                 provider=self.provider,
                 status=status,

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from finance_assets.lib.providers.errors import (
-    AuthenticationFailed,
     InvalidRequest,
     MalformedResponse,
     ProviderRequestError,
     QuotaExhausted,
     RateLimited,
+    refused,
 )
 
 # Resets are whole epoch seconds: a second more makes sure the window has turned.
@@ -84,7 +84,7 @@ class SearchAnswer:
         if status >= 500:
             return  # HttpClient: unavailable, retried
         if status >= 400:
-            error = AuthenticationFailed if status in (401, 403) else InvalidRequest
+            error = refused(status)
             hint = (
                 " (check X_BEARER_TOKEN: an app bearer token of a project with access to "
                 "recent search)"
