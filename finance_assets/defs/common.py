@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 import dagster as dg
 import polars as pl
 
+from finance_assets.lib import quality
 from finance_assets.lib.io.managers import table_preview
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import is_permanent
@@ -209,12 +210,35 @@ def warehouse_table(
     }
 
 
+def raw_zone_payloads(
+    market: Market, domain: str, partitions_def: dg.PartitionsDefinition, *, name: str
+) -> dict[str, Any]:
+    """The `@dg.asset` arguments of a provider's answers kept in the raw zone (`<market>/<name>`):
+    single-run backfills, `API_RETRY` for transient faults, the raw-zone IO manager, owners."""
+    return {
+        "key": [market.key, name],
+        "partitions_def": partitions_def,
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "retry_policy": API_RETRY,
+        "io_manager_key": "raw_zone_io_manager",
+        "group_name": f"{market.key}_{domain}",
+        "kinds": {"json"},
+        "owners": owners(domain),
+        "tags": {"market": market.key},
+    }
+
+
 def rule_check(check_name: str, failing: pl.DataFrame, rows: int) -> dg.AssetCheckResult:
     """A check from a rule's violating rows: their count and a sample."""
     metadata: dict[str, Any] = {"failing_rows": failing.height, "rows": rows}
     if failing.height:
         metadata["sample"] = table_preview(failing, 5)
     return dg.AssetCheckResult(check_name=check_name, passed=failing.is_empty(), metadata=metadata)
+
+
+def unique_keys_check(frame: pl.DataFrame, primary_key: Sequence[str]) -> dg.AssetCheckResult:
+    """The `unique_keys` check: each primary key once (a join or a detector multiplied none)."""
+    return rule_check("unique_keys", quality.duplicate_keys(frame, primary_key), frame.height)
 
 
 def output_unless_failed(

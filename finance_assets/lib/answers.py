@@ -15,12 +15,11 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable, Sequence
 
-import orjson
 import polars as pl
 
 from finance_assets.lib.io.spans import Kept, kept_expr
-from finance_assets.lib.providers.base import RawPayload
-from finance_assets.lib.providers.twelve_data import to_twelve_data
+from finance_assets.lib.providers.base import RawPayload, json_object_or_none
+from finance_assets.lib.providers.twelve_data_series import to_twelve_data
 from finance_assets.lib.transforms import CleanResult, failed_symbols
 
 
@@ -54,11 +53,8 @@ def _empty_series(payload: RawPayload) -> dict[str, str]:
     body = payload.body
     if payload.format != "twelve_data" or not any(m in body for m in _EMPTY_SERIES):
         return {}  # most bodies: one substring scan, no decoding
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return {}
-    if not isinstance(document, dict):
+    document = json_object_or_none(body)
+    if document is None:
         return {}
     series = {"?": document} if "values" in document else document
     return _canonical(

@@ -224,22 +224,22 @@ def run_failure_notification(
     ui_url: str = DEFAULT_UI_URL,
 ) -> Notification:
     """A failed run: the job, partition, the failure message and each failed step's error."""
-    fields = [("job", job_name), ("run", run_id)]
-    if partition:
-        fields.append(("partition", partition))
+    fields = _run_fields(job_name, run_id, partition)
     if message:
         fields.append(("failure", fit(message.strip().splitlines()[0], MAX_FIELD_CHARS * 2)))
     details = [
         (f"step {step}", fit(error.strip(), MAX_DETAIL_CHARS)) for step, error in step_errors
     ]
-    where = f" [{partition}]" if partition else ""
-    return Notification(
-        kind="run_failure",
-        severity="ERROR",
-        title=f"Run failed: {job_name}{where}",
-        fields=tuple(fields),
+    return _run_notification(
+        "run_failure",
+        "ERROR",
+        "Run failed",
+        job_name,
+        run_id,
+        partition,
+        fields,
+        ui_url,
         details=tuple(details[:5]),
-        links=(("run in Dagster", run_url(ui_url, run_id)),),
     )
 
 
@@ -251,17 +251,40 @@ def run_success_notification(
     duration_seconds: float | None = None,
     ui_url: str = DEFAULT_UI_URL,
 ) -> Notification:
+    fields = _run_fields(job_name, run_id, partition)
+    if duration_seconds is not None:
+        fields.append(("duration", f"{duration_seconds:.1f} s"))
+    return _run_notification(
+        "run_success", "INFO", "Run succeeded", job_name, run_id, partition, fields, ui_url
+    )
+
+
+def _run_fields(job_name: str, run_id: str, partition: str | None) -> list[tuple[str, str]]:
     fields = [("job", job_name), ("run", run_id)]
     if partition:
         fields.append(("partition", partition))
-    if duration_seconds is not None:
-        fields.append(("duration", f"{duration_seconds:.1f} s"))
+    return fields
+
+
+def _run_notification(
+    kind: str,
+    severity: str,
+    what: str,
+    job_name: str,
+    run_id: str,
+    partition: str | None,
+    fields: Sequence[tuple[str, str]],
+    ui_url: str,
+    details: tuple[tuple[str, str], ...] = (),
+) -> Notification:
+    """A run's notification: titled `what: job [partition]`, linking to the run."""
     where = f" [{partition}]" if partition else ""
     return Notification(
-        kind="run_success",
-        severity="INFO",
-        title=f"Run succeeded: {job_name}{where}",
+        kind=kind,
+        severity=severity,
+        title=f"{what}: {job_name}{where}",
         fields=tuple(fields),
+        details=details,
         links=(("run in Dagster", run_url(ui_url, run_id)),),
     )
 

@@ -19,10 +19,10 @@ import dagster as dg
 import polars as pl
 
 from finance_assets.defs.common import (
-    API_RETRY,
     fails_once_if_permanent,
     owners,
     range_verdicts,
+    raw_zone_payloads,
     table_metadata,
 )
 from finance_assets.defs.market.landing import LANDING_SHA256_TAG, LandingZoneResource
@@ -66,15 +66,7 @@ def _raw_quotes_asset(
     market: Market, name: str, interval: Interval, partitions_def: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
     @dg.asset(
-        key=[market.key, name],
-        partitions_def=partitions_def,
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=API_RETRY,
-        io_manager_key="raw_zone_io_manager",
-        group_name=f"{market.key}_market",
-        kinds={"json"},
-        owners=owners("market"),
-        tags=_market_tags(market),
+        **raw_zone_payloads(market, "market", partitions_def, name=name),
         description=(
             f"{interval} bars for the {market.name} universe ({len(market.universe)} symbols), "
             "every provider response kept exactly as received in the raw zone "

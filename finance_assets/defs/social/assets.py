@@ -3,22 +3,22 @@ sentiment -> joined with the day's prices."""
 
 import datetime as dt
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import dagster as dg
 import polars as pl
 
 from finance_assets.defs.common import (
-    API_RETRY,
     fails_once_if_permanent,
     output_unless_failed,
-    owners,
     range_verdicts,
-    rule_check,
+    raw_zone_payloads,
+    unique_keys_check,
     warehouse_table,
 )
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
-from finance_assets.lib import quality, social
+from finance_assets.lib import social
 from finance_assets.lib.clock import HOURLY_FMT
 from finance_assets.lib.io.managers import table_preview
 from finance_assets.lib.markets import Market
@@ -38,15 +38,7 @@ def hourly_partitions(market: Market) -> dg.TimeWindowPartitionsDefinition:
 
 def _raw_posts(market: Market) -> dg.AssetsDefinition:
     @dg.asset(
-        key=[market.key, "raw_posts"],
-        partitions_def=hourly_partitions(market),
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        retry_policy=API_RETRY,
-        io_manager_key="raw_zone_io_manager",
-        group_name=f"{market.key}_social",
-        kinds={"json"},
-        owners=owners("social"),
-        tags={"market": market.key},
+        **raw_zone_payloads(market, "social", hourly_partitions(market), name="raw_posts"),
         description=(
             f"Recent posts about each company of {market.name} (its hashtag or cashtag, "
             "original posts in English), every search page kept exactly as received in the raw "
@@ -139,6 +131,22 @@ def _post_sentiment(market: Market) -> dg.AssetsDefinition:
     return _scored
 
 
+def _daily_table(
+    market: Market, name: str, primary_key: Sequence[str], schema: Mapping[str, pl.DataType]
+) -> dict[str, Any]:
+    """A social table with a row per company and trading day (`trading_date`)."""
+    return warehouse_table(
+        market,
+        "social",
+        daily_partitions(market),
+        name=name,
+        partition_expr="trading_date",
+        by_date=True,
+        primary_key=primary_key,
+        schema=schema,
+    )
+
+
 def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
     key = dg.AssetKey([market.key, "daily_sentiment"])
 
@@ -152,15 +160,8 @@ def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
                 ),
             )
         },
-        **warehouse_table(
-            market,
-            "social",
-            daily_partitions(market),
-            name="daily_sentiment",
-            partition_expr="trading_date",
-            by_date=True,
-            primary_key=social.DAILY_SENTIMENT_KEY,
-            schema=social.DAILY_SENTIMENT_SCHEMA,
+        **_daily_table(
+            market, "daily_sentiment", social.DAILY_SENTIMENT_KEY, social.DAILY_SENTIMENT_SCHEMA
         ),
         check_specs=[
             dg.AssetCheckSpec(
@@ -226,15 +227,11 @@ def _stock_sentiment_daily(market: Market) -> dg.AssetsDefinition:
             "daily_summary": dg.AssetIn([market.key, "daily_summary"]),
             "daily_sentiment": dg.AssetIn([market.key, "daily_sentiment"]),
         },
-        **warehouse_table(
+        **_daily_table(
             market,
-            "social",
-            daily_partitions(market),
-            name="stock_sentiment_daily",
-            partition_expr="trading_date",
-            by_date=True,
-            primary_key=social.STOCK_SENTIMENT_KEY,
-            schema=social.STOCK_SENTIMENT_SCHEMA,
+            "stock_sentiment_daily",
+            social.STOCK_SENTIMENT_KEY,
+            social.STOCK_SENTIMENT_SCHEMA,
         ),
         check_specs=[
             dg.AssetCheckSpec(
@@ -257,11 +254,10 @@ def _stock_sentiment_daily(market: Market) -> dg.AssetsDefinition:
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         joined = social.stock_sentiment_daily(daily_summary, daily_sentiment)
-        duplicates = quality.duplicate_keys(joined, social.STOCK_SENTIMENT_KEY)
         yield from output_unless_failed(
             key,
             joined,
-            [rule_check("unique_keys", duplicates, joined.height)],
+            [unique_keys_check(joined, social.STOCK_SENTIMENT_KEY)],
             {
                 "rows": joined.height,
                 "days_without_posts": joined.filter(pl.col("post_count") == 0).height,

@@ -6,7 +6,12 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import output_unless_failed, rule_check, warehouse_table
+from finance_assets.defs.common import (
+    output_unless_failed,
+    rule_check,
+    unique_keys_check,
+    warehouse_table,
+)
 from finance_assets.defs.market.partitions import (
     daily_partitions,
     five_minute_partitions,
@@ -151,11 +156,10 @@ def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
         moves = transforms.detect_price_moves(history, market, alerts.price_move_threshold_pct)
         start, end = window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)
         moves = moves.filter((pl.col("ts") >= start) & (pl.col("ts") < end))
-        duplicates = quality.duplicate_keys(moves, transforms.PRICE_ALERT_KEY)
         yield from output_unless_failed(
             key,
             moves,
-            [rule_check("unique_keys", duplicates, moves.height)],
+            [unique_keys_check(moves, transforms.PRICE_ALERT_KEY)],
             {
                 "alerts": moves.height,
                 "symbols_alerted": moves.get_column("symbol").n_unique(),

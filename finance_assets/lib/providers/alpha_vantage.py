@@ -42,7 +42,6 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import polars as pl
-import requests
 
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.bars import BarClient, BarRequest, Call
@@ -113,24 +112,22 @@ class AlphaVantageClient(KeyedClient, BarClient):
     """`BarProvider` over Alpha Vantage's time series (format "alpha_vantage")."""
 
     name = "alpha_vantage"
-    key_variable = "ALPHAVANTAGE_API_KEY"
     skip_known_invalid = True  # a symbol's other months would fail the same way
 
     def __init__(
         self,
         api_key: str,
         base_url: str = DEFAULT_BASE_URL,
-        session: requests.Session | None = None,
         *,
         calls_per_minute: int = FREE_CALLS_PER_MINUTE,
         recent_days: int = 25,
         on_invalid_symbol: Literal["skip", "raise"] = "skip",
         **client: Any,
     ) -> None:
-        """`client`: `KeyedClient`'s timeout, retry, limiter, clock and sleep."""
+        """`client`: `KeyedClient`'s session, timeout, retry, limiter, clock and sleep."""
         if not 1 <= recent_days <= TRAILING_DAYS:
             raise ValueError(f"recent_days must be within [1, {TRAILING_DAYS}], got {recent_days}")
-        super().__init__(api_key, base_url, session, calls=calls_per_minute, **client)
+        super().__init__(api_key, base_url, calls=calls_per_minute, **client)
         self.recent_days = recent_days
         self.on_invalid_symbol = on_invalid_symbol
 

@@ -83,6 +83,27 @@ def load_json_object(body: bytes | str, payload_id: str) -> dict[str, Any]:
     return document
 
 
+def json_object_or_none(body: bytes | str) -> dict[str, Any] | None:
+    """A body's JSON object, or None for anything else (not JSON, another JSON type): for the
+    quick looks at a payload that must not fail on one it cannot read."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def raw_text(value: Any) -> str | None:
+    """One JSON value as raw-record text: strings as sent, ints as digits, floats as their
+    shortest round-trip repr; an object or list (not a number) as its JSON, kept as received
+    for the cleaning step to quarantine with its reason."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict | list):
+        return orjson.dumps(value).decode()
+    return str(value)
+
+
 @dataclass(frozen=True)
 class RawPayload:
     """One response body exactly as received, with what was asked for and when.

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from finance_assets.lib.providers import yahoo
+from finance_assets.lib.providers import yahoo_chart
 from finance_assets.lib.providers.base import PayloadFormatError
 
 # The payloads of a dropped file: its provider name (how the cleaning step tells a landing
@@ -32,7 +32,7 @@ FORMAT = "yahoo_csv"
 def canonical_symbol(symbol: str) -> str:
     """Yahoo notation -> canonical, upper case (`brk-b` -> `BRK.B`, `BT-A.L` -> `BT.A.L`), by
     the yfinance provider's rule."""
-    return yahoo.canonical_symbol(symbol.strip().upper())
+    return yahoo_chart.canonical_symbol(symbol.strip().upper())
 
 
 _HEADER = {
@@ -47,7 +47,7 @@ _HEADER = {
 }
 _REQUIRED = ("date", "open", "high", "low", "close", "volume")
 # The raw-record columns plus adj_close (text), as the yfinance provider's records.
-RECORD_SCHEMA = yahoo.YAHOO_RECORD_SCHEMA
+RECORD_SCHEMA = yahoo_chart.YAHOO_RECORD_SCHEMA
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _SLASH_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 

@@ -31,16 +31,15 @@ class KeyedClient:
     """
 
     name: ClassVar[str]
-    key_variable: ClassVar[str]  # where users set the key: named in the error when it is missing
 
     def __init__(
         self,
         api_key: str,
         base_url: str,
-        session: requests.Session | None = None,
         *,
         calls: int,
         period: float = 60.0,
+        session: requests.Session | None = None,
         timeout: tuple[float, float] = (5.0, 60.0),
         retry: RequestRetries = DEFAULT_RETRY,
         limiter: RateLimiter | None = None,
@@ -48,7 +47,8 @@ class KeyedClient:
         sleep: Sleep | None = None,
     ) -> None:
         if not api_key:
-            raise MissingApiKey(f"{type(self).__name__} needs an API key ({self.key_variable})")
+            # Which variable holds it is the resources' business (resources/): they name it.
+            raise MissingApiKey(f"{type(self).__name__} needs an API key")
         self.base_url = check_base_url(base_url, "base_url")
         self._api_key = api_key
         self._clock = clock or utc_now

@@ -1,5 +1,6 @@
-"""Twelve Data `/time_series`: batches of symbols per call, bodies kept exactly as received,
-and the parser of those bodies (format "twelve_data").
+"""Twelve Data `/time_series`: batches of symbols per call, bodies kept exactly as received
+(format "twelve_data"; the parser and the symbol notation are in `twelve_data_series.py`, and
+re-exported here).
 
 One call per batch of up to 120 symbols (and per exchange), `timezone=Exchange`,
 `outputsize=5000`: a 20-day 5-minute backfill is one call per batch; a range needing more than
@@ -10,11 +11,8 @@ rest succeed: the payload is kept and the parser reports that symbol. A top-leve
 `{"code":429,...}` ("run out of API credits for the current minute") waits for the next
 minute's credits and retries; "... for the day" is `QuotaExhausted`.
 
-Symbol notation: canonical symbols are the constituents lists' (`BRK.B`, `BT.A.L`). US share
-classes keep the dot (`BRK.B`, which is Twelve Data's notation too). London listings drop the
-`.L` suffix and are asked for with `exchange=LSE` (`BT.A.L` -> symbol `BT.A` + `exchange=LSE`);
-Twelve Data answers them with meta `symbol=BT.A`, `exchange=LSE`, `mic_code=XLON`, which
-`canonical_symbol` maps back. `RawPayload.symbols` always holds the canonical symbols.
+London listings are asked for without their `.L` and with `exchange=LSE` (`BT.A.L` -> symbol
+`BT.A` + `exchange=LSE`); `RawPayload.symbols` always holds the canonical symbols.
 
 The API key travels in the `Authorization: apikey ...` header, never in the URL.
 """
@@ -23,23 +21,14 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import orjson
-import polars as pl
-import requests
-
 from finance_assets.lib.markets import BAR_MINUTES, Market
 from finance_assets.lib.providers.bars import BarClient, BarRequest, Call
-from finance_assets.lib.providers.base import (
-    Interval,
-    PayloadFormatError,
-    RawPayload,
-    load_json_object,
-)
-from finance_assets.lib.providers.http import (
+from finance_assets.lib.providers.base import Interval, RawPayload
+from finance_assets.lib.providers.errors import (
     AuthenticationFailed,
     InvalidRequest,
     InvalidSymbol,
@@ -47,38 +36,32 @@ from finance_assets.lib.providers.http import (
     ProviderUnavailable,
     QuotaExhausted,
     RateLimited,
-    local_text,
-    seconds_to_next_minute,
 )
+from finance_assets.lib.providers.http import local_text, seconds_to_next_minute
 from finance_assets.lib.providers.keyed import KeyedClient
-from finance_assets.lib.schema import RAW_RECORD_FIELDS, RAW_RECORD_SCHEMA, empty
+from finance_assets.lib.providers.twelve_data_series import (
+    FORMAT,
+    canonical_symbol,
+    error_code,
+    parse_twelve_data,
+    to_twelve_data,
+    twelve_data_errors,
+)
+
+__all__ = [
+    "FORMAT",
+    "TwelveDataClient",
+    "canonical_symbol",
+    "parse_twelve_data",
+    "to_twelve_data",
+    "twelve_data_errors",
+]
 
 DEFAULT_BASE_URL = "https://api.twelvedata.com"
-FORMAT = "twelve_data"
 MAX_BATCH_SYMBOLS = 120  # Twelve Data's limit per batch request
 MAX_OUTPUTSIZE = 5000  # values per symbol per call
 # Free ("Basic") plan: 8 API credits a minute, and a batch costs one credit per symbol.
 FREE_CREDITS_PER_MINUTE = 8
-
-# Canonical suffix -> Twelve Data exchange code (and the MIC it answers with).
-_EXCHANGES = {".L": ("LSE", "XLON")}
-
-
-def to_twelve_data(symbol: str) -> tuple[str, str | None]:
-    """Canonical symbol -> (Twelve Data symbol, exchange parameter or None)."""
-    for suffix, (exchange, _) in _EXCHANGES.items():
-        if symbol.endswith(suffix) and len(symbol) > len(suffix):
-            return symbol[: -len(suffix)], exchange
-    return symbol, None
-
-
-def canonical_symbol(symbol: str, exchange: str | None = None, mic_code: str | None = None) -> str:
-    """Twelve Data (symbol, exchange, mic_code) -> the canonical symbol (`BT.A` on LSE ->
-    `BT.A.L`). Symbols already canonical (the simulated provider's) pass unchanged."""
-    for suffix, (code, mic) in _EXCHANGES.items():
-        if (exchange == code or mic_code == mic) and not symbol.endswith(suffix):
-            return symbol + suffix
-    return symbol
 
 
 @dataclass(frozen=True)
@@ -96,13 +79,11 @@ class TwelveDataClient(KeyedClient, BarClient):
     """`BarProvider` over Twelve Data's `/time_series` (format "twelve_data")."""
 
     name = "twelve_data"
-    key_variable = "TWELVEDATA_API_KEY"
 
     def __init__(
         self,
         api_key: str,
         base_url: str = DEFAULT_BASE_URL,
-        session: requests.Session | None = None,
         *,
         credits_per_minute: int = FREE_CREDITS_PER_MINUTE,
         batch_size: int | None = None,
@@ -110,7 +91,7 @@ class TwelveDataClient(KeyedClient, BarClient):
         on_invalid_symbol: Literal["skip", "raise"] = "skip",
         **client: Any,
     ) -> None:
-        """`client`: `KeyedClient`'s timeout, retry, limiter, clock and sleep."""
+        """`client`: `KeyedClient`'s session, timeout, retry, limiter, clock and sleep."""
         # A batch costs one credit per symbol, so a batch can never exceed a minute's credits.
         batch_size = batch_size or min(MAX_BATCH_SYMBOLS, credits_per_minute)
         if not 1 <= batch_size <= min(MAX_BATCH_SYMBOLS, credits_per_minute):
@@ -120,7 +101,7 @@ class TwelveDataClient(KeyedClient, BarClient):
             )
         if not 1 <= outputsize <= MAX_OUTPUTSIZE:
             raise ValueError(f"outputsize must be within [1, {MAX_OUTPUTSIZE}], got {outputsize}")
-        super().__init__(api_key, base_url, session, calls=credits_per_minute, **client)
+        super().__init__(api_key, base_url, calls=credits_per_minute, **client)
         self.batch_size = batch_size
         self.outputsize = outputsize
         self.on_invalid_symbol = on_invalid_symbol
@@ -268,11 +249,11 @@ class TwelveDataClient(KeyedClient, BarClient):
                     provider=self.name,
                     status=status,
                 )
-            if item.get("status") == "error" and _code(item) == 429:
+            if item.get("status") == "error" and error_code(item) == 429:
                 self._raise_for_error(status, item, chunk)
 
     def _raise_for_error(self, status: int, error: dict[str, Any], chunk: list[str]) -> None:
-        code = _code(error) or status
+        code = error_code(error) or status
         message = f"{self.name}: {code}: {error.get('message', 'error')}"
         if code == 429:
             if "for the day" in str(error.get("message", "")).lower():
@@ -293,114 +274,3 @@ class TwelveDataClient(KeyedClient, BarClient):
         if code in (401, 403):
             raise AuthenticationFailed(message, provider=self.name, status=code)
         raise InvalidRequest(message, provider=self.name, status=code)
-
-
-def _code(item: Mapping[str, Any]) -> int | None:
-    try:
-        return int(item.get("code"))  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
-
-
-# --- the parser ----------------------------------------------------------------------------
-
-
-def parse_twelve_data(
-    body: bytes | str, payload_id: str = ""
-) -> tuple[pl.DataFrame, dict[str, str]]:
-    """Read a Twelve Data `/time_series` body, single-symbol or batch, into raw text records.
-
-    Returns (records, errors): errors maps symbol -> provider message for symbols that failed
-    inside a batch (or for the one symbol of a failed single request).
-    """
-    document = load_json_object(body, payload_id)
-    if "values" in document or "meta" in document or document.get("status") == "error":
-        series = {str((document.get("meta") or {}).get("symbol", "")): document}
-    else:
-        series = document
-    frames: list[pl.DataFrame] = []
-    errors: dict[str, str] = {}
-    for symbol, item in series.items():
-        if not isinstance(item, dict):
-            raise PayloadFormatError(
-                f"payload {payload_id or '?'}: entry {symbol!r} is not an object"
-            )
-        if item.get("status") == "error":
-            errors[symbol or "?"] = f"{item.get('code', '?')}: {item.get('message', 'error')}"
-            continue
-        values = item.get("values")
-        if not isinstance(values, list):
-            raise PayloadFormatError(
-                f"payload {payload_id or '?'}: symbol {symbol!r} has no 'values' list"
-            )
-        meta = item.get("meta") or {}
-        if not values:
-            continue
-        frame = _text_records(values, payload_id, symbol)
-        # London answers `BT.A` with exchange LSE: back to the canonical `BT.A.L`.
-        canonical = canonical_symbol(
-            str(meta.get("symbol") or symbol), meta.get("exchange"), meta.get("mic_code")
-        )
-        frames.append(
-            frame.with_columns(
-                payload_id=pl.lit(payload_id),
-                symbol=pl.lit(canonical),
-                currency=pl.lit(meta.get("currency"), dtype=pl.String),
-            )
-        )
-    if not frames:
-        return empty(RAW_RECORD_SCHEMA), errors
-    return pl.concat(frames, how="vertical").select(list(RAW_RECORD_SCHEMA)), errors
-
-
-def _text_records(values: list[object], payload_id: str, symbol: str) -> pl.DataFrame:
-    """Twelve Data's `values` as raw text records.
-
-    The provider sends every field as a string, which polars takes as is (the fast path). A
-    field sent as a JSON number polars cannot hold as text (an integer beyond 64 bits, a list)
-    is converted here, one value at a time, so that the cleaning step quarantines the record
-    with its reason instead of the whole payload failing.
-    """
-    schema = dict.fromkeys(RAW_RECORD_FIELDS, pl.String)
-    try:
-        return pl.DataFrame(values, schema=schema, strict=False)
-    except (TypeError, ValueError, pl.exceptions.PolarsError):
-        pass
-    if not all(isinstance(value, dict) for value in values):
-        raise PayloadFormatError(
-            f"payload {payload_id or '?'}: symbol {symbol!r} values are not records"
-        )
-    rows = [{name: _as_text(value.get(name)) for name in RAW_RECORD_FIELDS} for value in values]  # type: ignore[union-attr]
-    return pl.DataFrame(rows, schema=schema)
-
-
-def _as_text(value: object) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, dict | list):
-        return orjson.dumps(value).decode()
-    return str(value)
-
-
-def twelve_data_errors(body: bytes | str) -> dict[str, str]:
-    """The per-symbol errors of a Twelve Data body, without building any frame."""
-    # An error entry carries `"status": "error"`: a body without that string has none, and a
-    # 100 MB backfill batch need not be decoded twice to find that out.
-    marker = b'"error"' if isinstance(body, bytes) else '"error"'
-    if marker not in body:
-        return {}
-    try:
-        document = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return {}
-    if not isinstance(document, dict):
-        return {}
-    if document.get("status") == "error":
-        return {"?": f"{document.get('code', '?')}: {document.get('message', 'error')}"}
-    if "values" in document or "meta" in document:
-        return {}
-    return {
-        str(symbol): f"{item.get('code', '?')}: {item.get('message', 'error')}"
-        for symbol, item in document.items()
-        if isinstance(item, dict) and item.get("status") == "error"
-    }

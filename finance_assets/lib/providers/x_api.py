@@ -32,6 +32,8 @@ them, are recorded:
 - a local limiter (`requests_per_window` per `window_seconds`, default 450 per 15 minutes, the
   highest app limit X publishes for this endpoint) is only a ceiling: the headers decide.
 
+What the answers' headers and problem bodies mean is in `x_answers.py`.
+
 The bearer token travels in `Authorization: Bearer ...`, never in a URL; it is registered with
 the redactor, so it appears in no log line, error message or stored `request` dict.
 """
@@ -41,25 +43,27 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-import math
 import threading
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import requests
 
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import RawPayload
-from finance_assets.lib.providers.http import (
-    AuthenticationFailed,
-    InvalidRequest,
-    MalformedResponse,
-    QuotaExhausted,
-    RateLimited,
-    RequestRetries,
-)
+from finance_assets.lib.providers.errors import InvalidRequest, RateLimited
 from finance_assets.lib.providers.keyed import KeyedClient
+from finance_assets.lib.providers.retrying import RequestRetries
+from finance_assets.lib.providers.x_answers import (
+    RESET_MARGIN,
+    RateWindow,
+    SearchAnswer,
+    rate_windows,
+    rfc3339,
+    spent_window,
+)
+
+__all__ = ["OutsideSearchWindow", "RateWindow", "XSearchClient", "rate_windows", "rfc3339"]
 
 DEFAULT_BASE_URL = "https://api.twitter.com"
 ENDPOINT = "2/tweets/search/recent"
@@ -78,54 +82,10 @@ SEARCH_REACH = dt.timedelta(days=7)
 START_MARGIN = dt.timedelta(seconds=60)
 # X refuses end_time less than 10 s before the request; 30 s is its own default lag.
 END_LAG = dt.timedelta(seconds=30)
-# Resets are whole epoch seconds: a second more makes sure the window has turned.
-RESET_MARGIN = 1.0
-# Rate-limit header families, most specific (15-minute window) first.
-_LIMIT_HEADERS = ("x-rate-limit", "x-app-limit-24hour", "x-user-limit-24hour")
-_DETAIL_LIMIT = 300
 
 
 class OutsideSearchWindow(InvalidRequest, ValueError):
     """The window lies where recent search cannot see: older than 7 days, or in the future."""
-
-
-@dataclass(frozen=True)
-class RateWindow:
-    """One rate limit as the last response told it."""
-
-    name: str  # the header family, e.g. "x-rate-limit"
-    limit: int | None
-    remaining: int
-    reset: dt.datetime
-
-
-def rate_windows(headers: Mapping[str, str]) -> list[RateWindow]:
-    """The rate limits a response's headers state (readable `-remaining` and `-reset` only)."""
-    lowered = {k.lower(): v for k, v in headers.items()}
-    found = []
-    for name in _LIMIT_HEADERS:
-        try:
-            remaining = int(lowered[f"{name}-remaining"])
-            reset = dt.datetime.fromtimestamp(int(lowered[f"{name}-reset"]), dt.UTC)
-        except (KeyError, ValueError, OverflowError, OSError):
-            continue
-        try:
-            limit: int | None = int(lowered[f"{name}-limit"])
-        except (KeyError, ValueError):
-            limit = None
-        found.append(RateWindow(name, limit, remaining, reset))
-    return found
-
-
-def spent_window(windows: Sequence[RateWindow], now: dt.datetime) -> RateWindow | None:
-    """The spent limit (0 remaining) that resets last after `now`, if any."""
-    spent = [w for w in windows if w.remaining <= 0 and w.reset > now]
-    return max(spent, key=lambda w: w.reset) if spent else None
-
-
-def rfc3339(moment: dt.datetime) -> str:
-    """`moment` in UTC as X wants it: `YYYY-MM-DDTHH:MM:SSZ` (second granularity)."""
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _floor_second(moment: dt.datetime) -> dt.datetime:
@@ -141,13 +101,11 @@ class XSearchClient(KeyedClient):
     """Posts source over X API v2 recent search (format "x_search")."""
 
     name = "x_api"
-    key_variable = "X_BEARER_TOKEN"
 
     def __init__(
         self,
         bearer_token: str,
         base_url: str = DEFAULT_BASE_URL,
-        session: requests.Session | None = None,
         *,
         max_pages: int = DEFAULT_MAX_PAGES,
         max_results: int = MAX_RESULTS,
@@ -158,7 +116,7 @@ class XSearchClient(KeyedClient):
         retry: RequestRetries | None = None,
         **client: Any,
     ) -> None:
-        """`client`: `KeyedClient`'s limiter, clock and sleep."""
+        """`client`: `KeyedClient`'s session, limiter, clock and sleep."""
         token = (bearer_token or "").strip()
         # A token pasted with its scheme still works (and is still redacted whole).
         if token.lower().startswith("bearer "):
@@ -172,7 +130,6 @@ class XSearchClient(KeyedClient):
         super().__init__(
             token,
             base_url,
-            session,
             calls=requests_per_window,
             period=window_seconds,
             timeout=timeout,
@@ -387,104 +344,11 @@ class XSearchClient(KeyedClient):
         self._sleep(wait)
 
     def _classify(self, status: int, document: Any, *, symbol: str) -> None:
-        """Typed errors with X's own words for them (problem bodies: title, detail, errors)."""
-        if status == 429:
-            self._raise_rate_limited(document, symbol)
-        if status >= 500:
-            return  # HttpClient: unavailable, retried
-        if status >= 400:
-            error = AuthenticationFailed if status in (401, 403) else InvalidRequest
-            hint = (
-                " (check X_BEARER_TOKEN: an app bearer token of a project with access to "
-                "recent search)"
-                if status in (401, 403)
-                else ""
-            )
-            raise error(
-                f"{self.name}: search for {symbol} -> HTTP {status} {_problem(document)}{hint}",
-                provider=self.name,
-                status=status,
-                symbol=symbol,
-            )
-        if not isinstance(document, dict):
-            raise MalformedResponse(
-                f"{self.name}: search for {symbol}: expected a JSON object, got "
-                f"{type(document).__name__}",
-                provider=self.name,
-                status=status,
-                symbol=symbol,
-            )
-        if "data" not in document and "meta" not in document:
-            if document.get("errors") or document.get("title"):
-                raise InvalidRequest(
-                    f"{self.name}: search for {symbol} -> HTTP {status} {_problem(document)}",
-                    provider=self.name,
-                    status=status,
-                    symbol=symbol,
-                )
-            raise MalformedResponse(
-                f"{self.name}: search for {symbol}: neither 'data' nor 'meta' in the body",
-                provider=self.name,
-                status=status,
-                symbol=symbol,
-            )
-
-    def _raise_rate_limited(self, document: Any, symbol: str) -> None:
-        if isinstance(document, dict) and (
-            document.get("title") == "UsageCapExceeded"
-            or str(document.get("type", "")).endswith("/usage-capped")
-        ):
-            raise QuotaExhausted(
-                f"{self.name}: search for {symbol} -> HTTP 429 {_problem(document)}: the plan's "
-                "post cap is spent until its period renews",
-                provider=self.name,
-                status=429,
-                symbol=symbol,
-            )
-        now = self._clock()
-        headers = getattr(self._last, "headers", None) or {}
-        windows = rate_windows(headers)
-        spent = spent_window(windows, now) or next(
-            (w for w in windows if w.name == "x-rate-limit"), None
-        )
-        if spent is None:
-            # No reset to go by: HttpClient backs off exponentially, with jitter.
-            raise RateLimited(
-                f"{self.name}: search for {symbol} -> HTTP 429 {_problem(document)}",
-                provider=self.name,
-                status=429,
-                symbol=symbol,
-            )
-        wait = max((spent.reset - now).total_seconds(), 0.0) + RESET_MARGIN
-        plan = (
-            f"more than max_wait_seconds={self.max_wait_seconds:g}: try again after the reset"
-            if wait > self.max_wait_seconds
-            else "waiting for it"
-        )
-        raise RateLimited(
-            f"{self.name}: search for {symbol} -> HTTP 429 {_problem(document)}; the rate limit "
-            f"({spent.name}) resets at {rfc3339(spent.reset)}, in {math.ceil(wait)}s, {plan}",
-            provider=self.name,
-            retry_after=wait,
-            status=429,
-            symbol=symbol,
-        )
-
-
-def _problem(document: Any) -> str:
-    """X's words for a failure: `title: detail`, then the first per-parameter messages."""
-    if not isinstance(document, dict):
-        return "(no JSON problem body)"
-    title = str(document.get("title") or "").strip()
-    detail = str(document.get("detail") or "").strip()
-    text = f"{title}: {detail}" if title and detail and detail != title else title or detail
-    messages = [
-        str(error.get("message") or error.get("detail") or "")
-        for error in document.get("errors") or []
-        if isinstance(error, dict)
-    ]
-    messages = [m for m in messages if m][:3]
-    if messages:
-        text = f"{text} ({'; '.join(messages)})" if text else "; ".join(messages)
-    text = " ".join((text or "(no detail)").split())
-    return text if len(text) <= _DETAIL_LIMIT else text[: _DETAIL_LIMIT - 1] + "…"
+        # HttpClient hands over the status and document; the headers came by the session hook.
+        SearchAnswer(
+            self.name,
+            symbol,
+            getattr(self._last, "headers", None) or {},
+            self._clock(),
+            self.max_wait_seconds,
+        ).classify(status, document)

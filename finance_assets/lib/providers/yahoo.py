@@ -1,5 +1,6 @@
-"""Yahoo Finance through yfinance: the v8 chart JSON per symbol, kept exactly as received, and
-the parser of those bodies (format "yahoo_chart").
+"""Yahoo Finance through yfinance: the v8 chart JSON per symbol, kept exactly as received
+(format "yahoo_chart"; its parser and Yahoo's symbol notation are in `yahoo_chart.py`, and
+re-exported here).
 
 Calls: one `GET /v8/finance/chart/{symbol}` per symbol (Yahoo has no batch chart endpoint; this
 is what `yf.download` and `Ticker.history` do under the hood too), with `period1`/`period2` =
@@ -21,10 +22,6 @@ body, and may cost extra chart calls per symbol (a time-zone lookup, trading per
   honest empty answer: its body is kept and the parser reports it.
 - Window without a session (weekends, holidays): no call at all.
 
-Symbol notation: the universe lists write `BRK.B` and `BT.A.L`, Yahoo writes `BRK-B` and
-`BT-A.L`. `to_yahoo` / `canonical_symbol` map both ways; payloads and records hold the canonical
-symbol. `.L` (London) is the only exchange suffix known; other suffixes pass as written.
-
 Prices: Yahoo's open/high/low/close are split-adjusted (not dividend-adjusted) as of the fetch;
 `adjclose` (daily only) is adjusted for splits and dividends and is carried beside `close` as
 `adj_close`. London listings are quoted in pence: every record carries the body's `currency`
@@ -33,8 +30,8 @@ Prices: Yahoo's open/high/low/close are split-adjusted (not dividend-adjusted) a
 Sessions: yfinance 1.x talks through a curl_cffi session impersonating Chrome. Pass your own
 (`session=`, a curl_cffi or requests Session, e.g. with proxies), a `proxy=` URL, and/or a
 `base_url=` that every yfinance request (chart, cookie, crumb, consent) is rebased to: an
-internal mirror, or a local stand-in in tests (`rebase_session`). yfinance keeps one data layer
-per process: the client installs its session on it for each call, under a lock.
+internal mirror, or a local stand-in in tests (`yahoo_session.rebase_session`). yfinance keeps
+one data layer per process: the client installs its session on it for each call, under a lock.
 """
 
 from __future__ import annotations
@@ -43,51 +40,59 @@ import datetime as dt
 import functools
 import logging
 import math
-import threading
 import time
 import urllib.parse
-from collections.abc import Mapping
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
-import polars as pl
 
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.bars import BarClient, BarRequest, Call
-from finance_assets.lib.providers.base import (
-    Interval,
-    PayloadFormatError,
-    RawPayload,
-    check_bar_request,
-    load_json_object,
-    payload_window,
-)
-from finance_assets.lib.providers.http import (
-    DEFAULT_RETRY,
+from finance_assets.lib.providers.base import Interval, RawPayload, check_bar_request
+from finance_assets.lib.providers.errors import (
     AuthenticationFailed,
-    Clock,
     InvalidRequest,
     InvalidSymbol,
     MalformedResponse,
     ProviderRequestError,
     ProviderUnavailable,
     RateLimited,
-    RateLimiter,
-    RequestRetries,
-    RetryingClient,
-    Sleep,
-    check_base_url,
-    redact,
-    register_secret,
-    utc_now,
 )
-from finance_assets.lib.schema import RAW_RECORD_SCHEMA, empty
+from finance_assets.lib.providers.http import check_base_url
+from finance_assets.lib.providers.rate_limit import Clock, RateLimiter, Sleep, utc_now
+from finance_assets.lib.providers.retrying import DEFAULT_RETRY, RequestRetries, RetryingClient
+from finance_assets.lib.providers.yahoo_chart import (
+    FORMAT,
+    YAHOO_RECORD_SCHEMA,
+    canonical_symbol,
+    error_text,
+    parse_yahoo_chart,
+    to_yahoo,
+)
+from finance_assets.lib.providers.yahoo_session import (
+    YF_LOCK,
+    data_layer,
+    new_session,
+    rebase_session,
+    rebase_url,
+)
+from finance_assets.lib.redaction import redact, register_secret
+
+__all__ = [
+    "FORMAT",
+    "YAHOO_RECORD_SCHEMA",
+    "YahooClient",
+    "canonical_symbol",
+    "new_session",
+    "parse_yahoo_chart",
+    "rebase_session",
+    "rebase_url",
+    "to_yahoo",
+]
 
 LOG = logging.getLogger("finance_assets.providers")
 
 PROVIDER = "yfinance"
-FORMAT = "yahoo_chart"
 YAHOO_BASE_URL = "https://query2.finance.yahoo.com"  # yfinance.const._BASE_URL_
 CHART_PATH = "/v8/finance/chart/"
 # Yahoo answers 5m requests for the last 60 days only ("The requested range must be within the
@@ -99,98 +104,8 @@ DEFAULT_CALLS_PER_MINUTE = 60
 DEFAULT_TIMEOUT = 30.0
 _YAHOO_INTERVALS: dict[str, str] = {"5min": "5m", "1day": "1d"}
 _EVENTS = "div,splits,capitalGains"  # what yfinance asks for
-_SUFFIXES = (".L",)  # exchange suffixes written the same way in both notations
 # Chart errors that are answers, not failures: Yahoo has no bars in the window for the symbol.
 _NO_DATA = ("data doesn't exist for startdate",)
-
-# The records `parse_yahoo_chart` returns: the raw-record columns plus adj_close (text).
-YAHOO_RECORD_SCHEMA: dict[str, pl.DataType] = {**RAW_RECORD_SCHEMA, "adj_close": pl.String()}
-
-# yfinance's data layer is one object per process (YfData is a singleton holding one session,
-# cookie and crumb): one call at a time through it, each on its client's session.
-_YF_LOCK = threading.RLock()
-
-
-# --- symbols ---------------------------------------------------------------------------------
-
-
-def to_yahoo(symbol: str) -> str:
-    """Canonical -> Yahoo notation (`BRK.B` -> `BRK-B`, `BT.A.L` -> `BT-A.L`)."""
-    symbol = symbol.strip()
-    for suffix in _SUFFIXES:
-        if symbol.endswith(suffix) and len(symbol) > len(suffix):
-            return symbol[: -len(suffix)].replace(".", "-") + suffix
-    return symbol.replace(".", "-")
-
-
-def canonical_symbol(yahoo_symbol: str) -> str:
-    """Yahoo notation -> canonical (`BRK-B` -> `BRK.B`, `BT-A.L` -> `BT.A.L`)."""
-    symbol = yahoo_symbol.strip()
-    for suffix in _SUFFIXES:
-        if symbol.endswith(suffix) and len(symbol) > len(suffix):
-            return symbol[: -len(suffix)].replace("-", ".") + suffix
-    if "." in symbol:  # another exchange's suffix: leave it as Yahoo wrote it
-        return symbol
-    return symbol.replace("-", ".")
-
-
-# --- sessions --------------------------------------------------------------------------------
-
-
-def rebase_url(url: str, base_url: str) -> str:
-    """`url` with its scheme and host replaced by `base_url` (path and query kept)."""
-    target = urllib.parse.urlsplit(base_url)
-    parts = urllib.parse.urlsplit(url)
-    path = target.path.rstrip("/") + (parts.path or "/")
-    return urllib.parse.urlunsplit((target.scheme, target.netloc, path, parts.query, ""))
-
-
-def rebase_session(session: Any, base_url: str) -> Any:
-    """Make `session` (curl_cffi or requests) send every request to `base_url` instead of
-    Yahoo's hosts; returns it.
-
-    yfinance hard-codes its hosts (query1/query2.finance.yahoo.com for data and crumbs,
-    fc.yahoo.com for the cookie, guce/consent.yahoo.com for the consent form), so pointing it at
-    a mirror or a local stand-in means rewriting at the session, the one thing it lets callers
-    choose. Paths and queries are kept: `/v8/finance/chart/AAPL?...`, `/v1/test/getcrumb`.
-    Both session types route `get`/`post` through `request`, which is wrapped on the instance
-    (not subclassed): yfinance accepts the object unchanged, whichever backend it is.
-    """
-    target = check_base_url(base_url, "base_url")
-    send = session.request
-
-    def request(method: Any, url: str, *args: Any, **kwargs: Any) -> Any:
-        return send(method, rebase_url(url, target), *args, **kwargs)
-
-    session.request = request
-    session.rebase_to = target
-    return session
-
-
-def new_session(base_url: str | None = None, proxy: str | None = None) -> Any:
-    """The session yfinance would make (curl_cffi impersonating Chrome), rebased to `base_url`
-    when given, through `proxy` when given."""
-    from curl_cffi import requests as curl_requests  # here: the parser needs no HTTP stack
-
-    session = curl_requests.Session(impersonate="chrome")
-    if proxy:
-        session.proxies = {"http": proxy, "https": proxy}  # type: ignore[assignment]
-    return rebase_session(session, base_url) if base_url else session
-
-
-def _data_layer(session: Any) -> Any:
-    """yfinance's process-wide data layer, talking through `session`. Call under _YF_LOCK."""
-    from yfinance.data import YfData
-
-    data = YfData()
-    if getattr(data, "_session", None) is not session:
-        data = YfData(session=session)  # the singleton swaps its session (and validates it)
-        # Cookie and crumb were minted on the previous session: let yfinance mint new ones on
-        # this one rather than send a crumb Yahoo will refuse (costing a 401 and a re-ask).
-        data._cookie = None
-        data._crumb = None
-    return data
-
 
 # --- the client ------------------------------------------------------------------------------
 
@@ -321,9 +236,9 @@ class YahooClient(BarClient):
 
         started = time.perf_counter()
         failure: ProviderRequestError | None = None
-        with _YF_LOCK:
+        with YF_LOCK:
             try:
-                response = _data_layer(self.session).get(
+                response = data_layer(self.session).get(
                     url=url, params=dict(params), timeout=self.timeout
                 )
             except YFRateLimitError as exc:
@@ -398,7 +313,7 @@ class YahooClient(BarClient):
             )
         error = chart.get("error")
         if error:
-            message = f"{where}: {_error_text(error)}"
+            message = f"{where}: {error_text(error)}"
             code = str(error.get("code", "")) if isinstance(error, dict) else ""
             if status == 404 or code == "Not Found":
                 raise InvalidSymbol(message, provider=self.name, symbol=symbol, status=status)
@@ -447,168 +362,3 @@ def _has_bars(market: Market, interval: str, start: dt.datetime, end: dt.datetim
 def _snippet(body: bytes, limit: int = 160) -> str:
     text = " ".join(body[:limit].decode("utf-8", "replace").split())
     return repr(text + ("…" if len(body) > limit else ""))
-
-
-def _error_text(error: Any) -> str:
-    if isinstance(error, dict):
-        return f"{error.get('code', '?')}: {error.get('description', 'error')}"
-    return str(error)
-
-
-# --- the parser ------------------------------------------------------------------------------
-
-
-def parse_yahoo_chart(
-    body: bytes | str, payload_id: str = ""
-) -> tuple[pl.DataFrame, dict[str, str]]:
-    """Read a Yahoo v8 chart body into raw text records (YAHOO_RECORD_SCHEMA: the columns of
-    RAW_RECORD_SCHEMA plus `adj_close`).
-
-    `datetime` is exchange-local (meta `exchangeTimezoneName`, else the fixed `gmtoffset`):
-    'YYYY-MM-DD HH:MM:SS' bar starts intraday, 'YYYY-MM-DD' daily, like the other parsers.
-    `currency` is the meta's, as stated (`GBp` for pence). `adj_close` is Yahoo's `adjclose`
-    (daily bodies; null intraday).
-
-    - Bars outside the window encoded in `payload_id` (`RawPayload.payload_id`) are left out:
-      Yahoo appends the latest price after `period2` (the 1m sample ends with the next day's
-      close).
-    - A null in Yahoo's arrays stays null: all-null rows are Yahoo's placeholders for bars it
-      has no data for (the 1m sample has one at 11:15 for AAPL, which trades every minute): a
-      gap, not an absence of trading, so the cleaning step quarantines them with the reason
-      rather than this parser hiding them.
-    - An empty result (a weekend) is zero records, no error. A chart error body returns no
-      records and its message under "?" (the body does not name the symbol).
-    Bodies of another shape raise `transforms.PayloadFormatError`.
-    """
-    document = load_json_object(body, payload_id)
-    pid = payload_id or "?"
-    chart = document.get("chart")
-    if not isinstance(chart, dict):
-        raise PayloadFormatError(f"payload {pid}: no 'chart' object (keys {sorted(document)[:6]})")
-    if chart.get("error"):
-        return empty(YAHOO_RECORD_SCHEMA), {"?": _error_text(chart["error"])}
-    result = chart.get("result")
-    if not isinstance(result, list) or not result:
-        raise PayloadFormatError(f"payload {pid}: chart has neither 'result' nor 'error'")
-    window = payload_window(payload_id)
-    frames = [_records(item, pid, payload_id, window) for item in result]
-    frames = [frame for frame in frames if frame.height]
-    if not frames:
-        return empty(YAHOO_RECORD_SCHEMA), {}
-    return pl.concat(frames, how="vertical"), {}
-
-
-_QUOTE_FIELDS = ("open", "high", "low", "close", "volume")
-
-
-def _records(
-    item: Any, pid: str, payload_id: str, window: tuple[dt.datetime, dt.datetime] | None
-) -> pl.DataFrame:
-    if not isinstance(item, dict) or not isinstance(item.get("meta"), dict):
-        raise PayloadFormatError(f"payload {pid}: chart result without 'meta'")
-    meta = item["meta"]
-    yahoo_symbol = meta.get("symbol")
-    if not isinstance(yahoo_symbol, str) or not yahoo_symbol.strip():
-        raise PayloadFormatError(f"payload {pid}: chart meta names no symbol")
-    symbol = canonical_symbol(yahoo_symbol)
-    granularity = str(meta.get("dataGranularity") or "")
-    if not granularity:
-        raise PayloadFormatError(f"payload {pid}: {symbol}: chart meta has no dataGranularity")
-    daily = granularity.endswith(("d", "wk", "mo"))
-    tz = _exchange_tz(meta, pid, symbol)
-    timestamps = item.get("timestamp") or []
-    if not isinstance(timestamps, list):
-        raise PayloadFormatError(f"payload {pid}: {symbol}: 'timestamp' is not a list")
-    if not timestamps:
-        return empty(YAHOO_RECORD_SCHEMA)  # nothing traded in the window (a weekend, a holiday)
-    indicators = item.get("indicators")
-    quotes = indicators.get("quote") if isinstance(indicators, dict) else None
-    if not isinstance(quotes, list) or not quotes or not isinstance(quotes[0], dict):
-        raise PayloadFormatError(f"payload {pid}: {symbol}: no 'indicators.quote' object")
-    n = len(timestamps)
-    columns = {name: _column(quotes[0].get(name), n, pid, symbol, name) for name in _QUOTE_FIELDS}
-    adjusted = indicators.get("adjclose")
-    adj_values = (
-        adjusted[0].get("adjclose")
-        if isinstance(adjusted, list) and adjusted and isinstance(adjusted[0], dict)
-        else None
-    )
-    columns["adj_close"] = _column(adj_values, n, pid, symbol, "adjclose")
-
-    texts: list[str | None] = []
-    keep: list[bool] = []
-    for stamp in timestamps:
-        text, inside = _stamp(stamp, tz, daily, window)
-        texts.append(text)
-        keep.append(inside)
-    frame = pl.DataFrame(
-        {"datetime": texts, **columns}, schema=dict.fromkeys(["datetime", *columns], pl.String)
-    )
-    if not all(keep):
-        frame = frame.filter(pl.Series(keep))
-    return frame.with_columns(
-        payload_id=pl.lit(payload_id),
-        symbol=pl.lit(symbol),
-        currency=pl.lit(meta.get("currency"), dtype=pl.String),
-    ).select(list(YAHOO_RECORD_SCHEMA))
-
-
-def _column(values: Any, n: int, pid: str, symbol: str, name: str) -> list[str | None]:
-    """One of Yahoo's arrays as text; a missing array is all nulls (the fields were not sent)."""
-    if values is None:
-        return [None] * n
-    if not isinstance(values, list) or len(values) != n:
-        raise PayloadFormatError(
-            f"payload {pid}: {symbol}: '{name}' is not a list of {n} values (one per timestamp)"
-        )
-    return [_text(value) for value in values]
-
-
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, dict | list):  # not a number: kept as received for the quarantine
-        return orjson.dumps(value).decode()
-    return str(value)  # ints as digits, floats as their shortest round-trip repr
-
-
-def _stamp(
-    stamp: Any,
-    tz: dt.tzinfo,
-    daily: bool,
-    window: tuple[dt.datetime, dt.datetime] | None,
-) -> tuple[str | None, bool]:
-    """(exchange-local text, inside the payload window). An unreadable stamp passes as received:
-    the cleaning step quarantines it with the reason."""
-    if stamp is None or isinstance(stamp, bool) or not isinstance(stamp, int | float):
-        return (None if stamp is None else _text(stamp)), True
-    try:
-        moment = dt.datetime.fromtimestamp(stamp, tz)
-    except (OverflowError, OSError, ValueError):
-        return str(stamp), True
-    if daily:
-        day = moment.date()
-        if window is not None:
-            day_start = dt.datetime.combine(day, dt.time(), tz)
-            day_end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)
-            if not (day_start < window[1] and day_end > window[0]):
-                return day.isoformat(), False
-        return day.isoformat(), True
-    inside = window is None or window[0] <= moment < window[1]
-    return moment.strftime("%Y-%m-%d %H:%M:%S"), inside
-
-
-def _exchange_tz(meta: Mapping[str, Any], pid: str, symbol: str) -> dt.tzinfo:
-    name = meta.get("exchangeTimezoneName")
-    if isinstance(name, str) and name:
-        try:
-            return ZoneInfo(name)
-        except (ZoneInfoNotFoundError, ValueError):
-            pass
-    # gmtoffset is the offset now, not on each bar's date: only a fallback (wrong across DST).
-    offset = meta.get("gmtoffset")
-    if isinstance(offset, int | float) and not isinstance(offset, bool):
-        return dt.timezone(dt.timedelta(seconds=offset))
-    raise PayloadFormatError(
-        f"payload {pid}: {symbol}: chart meta has no usable exchange time zone"
-    )

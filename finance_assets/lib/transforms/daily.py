@@ -77,6 +77,19 @@ PRICE_ALERT_SCHEMA: dict[str, pl.DataType] = {
 PRICE_ALERT_KEY = ["ts", "symbol", "kind"]
 
 
+def _alert_columns(kind: str, reference: str, change: str) -> list[pl.Expr]:
+    """An alert row's columns: the move of `close` against `reference` (`change`, a ratio - 1)."""
+    return [
+        pl.col("ts"),
+        pl.col("symbol"),
+        pl.lit(kind).alias("kind"),
+        pl.when(pl.col(change) > 0).then(pl.lit("up")).otherwise(pl.lit("down")).alias("direction"),
+        pl.col("close").alias("price"),
+        pl.col(reference).alias("reference"),
+        (pl.col(change) * 100).alias("change_pct"),
+    ]
+
+
 def detect_price_moves(bars: pl.DataFrame, market: Market, threshold_pct: float) -> pl.DataFrame:
     """Moves of at least `threshold_pct` (e.g. 1.0 for 1 %), per symbol:
 
@@ -130,27 +143,11 @@ def detect_price_moves(bars: pl.DataFrame, market: Market, threshold_pct: float)
         pl.col("prev_close").is_not_null()
         & (pl.col("_state") != 0)
         & (pl.col("_state") != pl.col("_before"))
-    ).select(
-        "ts",
-        "symbol",
-        kind=pl.lit("vs_prev_close"),
-        direction=pl.when(pl.col("_state") > 0).then(pl.lit("up")).otherwise(pl.lit("down")),
-        price="close",
-        reference="prev_close",
-        change_pct=pl.col("vs_close") * 100,
-    )
+    ).select(_alert_columns("vs_prev_close", "prev_close", "vs_close"))
     bar_moves = (
         frame.with_columns(vs_bar=pl.col("close") / pl.col("prev_bar") - 1)
         .filter(pl.col("vs_bar").abs() >= limit)
-        .select(
-            "ts",
-            "symbol",
-            kind=pl.lit("vs_prev_bar"),
-            direction=pl.when(pl.col("vs_bar") > 0).then(pl.lit("up")).otherwise(pl.lit("down")),
-            price="close",
-            reference="prev_bar",
-            change_pct=pl.col("vs_bar") * 100,
-        )
+        .select(_alert_columns("vs_prev_bar", "prev_bar", "vs_bar"))
     )
     alerts = pl.concat([crossings, bar_moves]).with_columns(
         threshold_pct=pl.lit(float(threshold_pct))

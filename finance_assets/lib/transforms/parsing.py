@@ -12,11 +12,11 @@ import polars as pl
 from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
 from finance_assets.lib.providers.base import PayloadFormatError, RawPayload
 from finance_assets.lib.providers.csv_files import parse_yahoo_csv
-from finance_assets.lib.providers.twelve_data import (
+from finance_assets.lib.providers.twelve_data_series import (
     parse_twelve_data,
     twelve_data_errors,
 )
-from finance_assets.lib.providers.yahoo import parse_yahoo_chart
+from finance_assets.lib.providers.yahoo_chart import parse_yahoo_chart
 from finance_assets.lib.schema import (
     RAW_RECORD_SCHEMA,
     UTC_TS,

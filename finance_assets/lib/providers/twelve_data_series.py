@@ -1,0 +1,147 @@
+"""Twelve Data's symbol notation and the parser of its `/time_series` bodies (format
+"twelve_data"), single-symbol or batch; apart from the client (`twelve_data.py`), which
+re-exports these names.
+
+Canonical symbols are the constituents lists' (`BRK.B`, `BT.A.L`). US share classes keep the
+dot (`BRK.B`, which is Twelve Data's notation too). London listings drop the `.L` suffix and
+are asked for with `exchange=LSE`; Twelve Data answers them with meta `symbol=BT.A`,
+`exchange=LSE`, `mic_code=XLON`, which `canonical_symbol` maps back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from finance_assets.lib.providers.base import (
+    PayloadFormatError,
+    json_object_or_none,
+    load_json_object,
+    raw_text,
+)
+from finance_assets.lib.schema import RAW_RECORD_FIELDS, RAW_RECORD_SCHEMA, empty
+
+FORMAT = "twelve_data"
+
+# Canonical suffix -> Twelve Data exchange code (and the MIC it answers with).
+_EXCHANGES = {".L": ("LSE", "XLON")}
+
+
+def to_twelve_data(symbol: str) -> tuple[str, str | None]:
+    """Canonical symbol -> (Twelve Data symbol, exchange parameter or None)."""
+    for suffix, (exchange, _) in _EXCHANGES.items():
+        if symbol.endswith(suffix) and len(symbol) > len(suffix):
+            return symbol[: -len(suffix)], exchange
+    return symbol, None
+
+
+def canonical_symbol(symbol: str, exchange: str | None = None, mic_code: str | None = None) -> str:
+    """Twelve Data (symbol, exchange, mic_code) -> the canonical symbol (`BT.A` on LSE ->
+    `BT.A.L`). Symbols already canonical (the simulated provider's) pass unchanged."""
+    for suffix, (code, mic) in _EXCHANGES.items():
+        if (exchange == code or mic_code == mic) and not symbol.endswith(suffix):
+            return symbol + suffix
+    return symbol
+
+
+def error_code(item: Mapping[str, Any]) -> int | None:
+    """An error entry's `code` as a number, None when it has none."""
+    try:
+        return int(item.get("code"))  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+# --- the parser ----------------------------------------------------------------------------
+
+
+def parse_twelve_data(
+    body: bytes | str, payload_id: str = ""
+) -> tuple[pl.DataFrame, dict[str, str]]:
+    """Read a Twelve Data `/time_series` body, single-symbol or batch, into raw text records.
+
+    Returns (records, errors): errors maps symbol -> provider message for symbols that failed
+    inside a batch (or for the one symbol of a failed single request).
+    """
+    document = load_json_object(body, payload_id)
+    if "values" in document or "meta" in document or document.get("status") == "error":
+        series = {str((document.get("meta") or {}).get("symbol", "")): document}
+    else:
+        series = document
+    frames: list[pl.DataFrame] = []
+    errors: dict[str, str] = {}
+    for symbol, item in series.items():
+        if not isinstance(item, dict):
+            raise PayloadFormatError(
+                f"payload {payload_id or '?'}: entry {symbol!r} is not an object"
+            )
+        if item.get("status") == "error":
+            errors[symbol or "?"] = f"{item.get('code', '?')}: {item.get('message', 'error')}"
+            continue
+        values = item.get("values")
+        if not isinstance(values, list):
+            raise PayloadFormatError(
+                f"payload {payload_id or '?'}: symbol {symbol!r} has no 'values' list"
+            )
+        meta = item.get("meta") or {}
+        if not values:
+            continue
+        frame = _text_records(values, payload_id, symbol)
+        # London answers `BT.A` with exchange LSE: back to the canonical `BT.A.L`.
+        canonical = canonical_symbol(
+            str(meta.get("symbol") or symbol), meta.get("exchange"), meta.get("mic_code")
+        )
+        frames.append(
+            frame.with_columns(
+                payload_id=pl.lit(payload_id),
+                symbol=pl.lit(canonical),
+                currency=pl.lit(meta.get("currency"), dtype=pl.String),
+            )
+        )
+    if not frames:
+        return empty(RAW_RECORD_SCHEMA), errors
+    return pl.concat(frames, how="vertical").select(list(RAW_RECORD_SCHEMA)), errors
+
+
+def _text_records(values: list[object], payload_id: str, symbol: str) -> pl.DataFrame:
+    """Twelve Data's `values` as raw text records.
+
+    The provider sends every field as a string, which polars takes as is (the fast path). A
+    field sent as a JSON number polars cannot hold as text (an integer beyond 64 bits, a list)
+    is converted here, one value at a time, so that the cleaning step quarantines the record
+    with its reason instead of the whole payload failing.
+    """
+    schema = dict.fromkeys(RAW_RECORD_FIELDS, pl.String)
+    try:
+        return pl.DataFrame(values, schema=schema, strict=False)
+    except (TypeError, ValueError, pl.exceptions.PolarsError):
+        pass
+    if not all(isinstance(value, dict) for value in values):
+        raise PayloadFormatError(
+            f"payload {payload_id or '?'}: symbol {symbol!r} values are not records"
+        )
+    rows = [{name: raw_text(value.get(name)) for name in RAW_RECORD_FIELDS} for value in values]  # type: ignore[union-attr]
+    return pl.DataFrame(rows, schema=schema)
+
+
+def twelve_data_errors(body: bytes | str) -> dict[str, str]:
+    """The per-symbol errors of a Twelve Data body, without building any frame."""
+    # An error entry carries `"status": "error"`: a body without that string has none, and a
+    # 100 MB backfill batch need not be decoded twice to find that out.
+    marker = b'"error"' if isinstance(body, bytes) else '"error"'
+    if marker not in body:
+        return {}
+    document = json_object_or_none(body)
+    if document is None:
+        return {}
+    if document.get("status") == "error":
+        return {"?": f"{document.get('code', '?')}: {document.get('message', 'error')}"}
+    if "values" in document or "meta" in document:
+        return {}
+    return {
+        str(symbol): f"{item.get('code', '?')}: {item.get('message', 'error')}"
+        for symbol, item in document.items()
+        if isinstance(item, dict) and item.get("status") == "error"
+    }
