@@ -1,33 +1,29 @@
-"""Objects under a root, one interface over a local folder (`LocalObjectStore`) and an S3
-prefix (`S3ObjectStore`, its client from `dagster_aws.s3.S3Resource`), chosen by `open_location`
-from the root's scheme. The landing zone, the raw zone and the lake all go through it, so the
-code above (layout, supersession, day-file rewrites, retention) is the same on both.
-
-Keys are relative, `/`-separated (`dt=2026-11-18/part-0.parquet`); a segment that is empty,
-`.` or `..`, or holds a backslash or NUL is refused (`UnsafeKey`): a key means the same on both
-stores. Failures surface as OSError on both (FileNotFoundError for a missing key or bucket,
-PermissionError when access is denied), never with a credential in the text. Parquet goes
-through polars: a local path, or `s3://` through polars' own object store, configured from the
-same S3Resource (endpoint, region, credentials of boto3's chain, the retry budget).
-"""
+"""An object store over an S3 prefix: the client from `dagster_aws.s3.S3Resource`, Parquet through
+polars' own object store configured from the same client."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
 import re
-import shutil
 import threading
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import polars as pl
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster_aws.s3 import S3Resource
 
+from finance_assets.lib.io.objects.base import (
+    _BUCKET,
+    _ENDPOINT_VARIABLES,
+    PARQUET_OPTIONS,
+    STALE_AFTER,
+    TEMP_MARK,
+    ObjectInfo,
+    _join,
+    check_parts,
+)
 from finance_assets.lib.redaction import (
     redact,
     redacted_errors,
@@ -35,230 +31,6 @@ from finance_assets.lib.redaction import (
     register_url_secrets,
     scrub_exception,
 )
-
-TEMP_MARK = ".tmp-"
-# An S3 temporary object older than this is a dead writer's (S3 has no PIDs to ask).
-STALE_AFTER = dt.timedelta(hours=1)
-# Where boto3 reads an endpoint from the environment (the service's own variable first).
-_ENDPOINT_VARIABLES = ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL")
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "statistics": True}
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    """An object (a file): its key relative to the store, size and modification time."""
-
-    name: str
-    size: int
-    modified: dt.datetime  # UTC
-
-
-class UnsafeKey(ValueError):
-    """A key that would leave its root (`..`, absolute, a symlink out)."""
-
-
-def check_parts(text: str, what: str = "key") -> list[str]:
-    """`text`'s path segments, refused when one is empty, `.` or `..`, or holds a backslash or
-    a NUL. (`..` and empty segments are literal names on S3, but tools that map keys to paths,
-    the CLI's sync or s3fs mounts, read them as steps.)"""
-    parts = text.split("/")
-    for part in parts:
-        if part in ("", ".", "..") or "\\" in part or "\x00" in part:
-            raise UnsafeKey(f"unsafe {what} {text!r}")
-    return parts
-
-
-def temp_key(key: str) -> str:
-    """A hidden name beside `key` for writing it (`.<name>.tmp-<pid>-<random>`): Athena,
-    DuckDB's globs and polars skip hidden files."""
-    folder, _, name = key.rpartition("/")
-    return f"{folder + '/' if folder else ''}.{name}{TEMP_MARK}{os.getpid()}-{uuid.uuid4().hex[:8]}"
-
-
-def _join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p.strip("/"))
-
-
-class ObjectStore(Protocol):
-    """The calls the zones make; `LocalObjectStore` and `S3ObjectStore` implement them."""
-
-    def child(self, *parts: str) -> ObjectStore:
-        """The store rooted at `parts` under this one."""
-        ...
-
-    def uri(self, key: str = "") -> str:
-        """Where `key` lives, for lineage (never a secret)."""
-        ...
-
-    def list_files(self, folder: str = "") -> list[ObjectInfo]:
-        """Objects directly in `folder` (not deeper), names relative to the store, sorted."""
-        ...
-
-    def list_folders(self, folder: str = "") -> list[str]:
-        """Names of the sub-folders directly in `folder`, sorted."""
-        ...
-
-    def list_tree(self, folder: str = "") -> list[ObjectInfo]:
-        """Every object under `folder`, at any depth, names relative to the store, sorted."""
-        ...
-
-    def exists(self, key: str) -> bool: ...
-
-    def read(self, key: str) -> bytes:
-        """The bytes of `key`; FileNotFoundError when absent."""
-        ...
-
-    def write(self, key: str, data: bytes) -> None:
-        """Replace `key` with `data`, all or nothing."""
-        ...
-
-    def move(self, source: str, target: str) -> None:
-        """Move `source` to `target`, replacing it."""
-        ...
-
-    def delete(self, key: str) -> None:
-        """Remove `key` (nothing when absent)."""
-        ...
-
-    def delete_folder(self, folder: str) -> int:
-        """Remove everything under `folder`; the number of objects removed."""
-        ...
-
-    def write_parquet(self, frame: pl.DataFrame, key: str) -> int:
-        """Write `frame` as Parquet (zstd, statistics) to `key`; its size in bytes."""
-        ...
-
-    def read_parquet(self, keys: Sequence[str], predicate: pl.Expr | None = None) -> pl.DataFrame:
-        """The rows of the Parquet objects `keys` that match `predicate`."""
-        ...
-
-    def remove_stale_temps(self, folder: str) -> list[str]:
-        """Remove temporary objects in `folder` left by writers that died."""
-        ...
-
-
-# --- a local folder --------------------------------------------------------------------------
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-class LocalObjectStore:
-    """Objects as files under a folder. Every write goes to a temporary name and is renamed
-    into place, so a reader never sees half a file; a failed write removes its temporary file
-    (a full disk leaves nothing behind)."""
-
-    def __init__(self, root: str | os.PathLike[str]) -> None:
-        self.root = Path(root)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({str(self.root)!r})"
-
-    def _path(self, key: str) -> Path:
-        return self.root.joinpath(*check_parts(key)) if key else self.root
-
-    def child(self, *parts: str) -> LocalObjectStore:
-        return LocalObjectStore(self._path(_join(*parts)))
-
-    def uri(self, key: str = "") -> str:
-        return str(self._path(key))
-
-    def list_files(self, folder: str = "") -> list[ObjectInfo]:
-        base = self._path(folder)
-        if not base.is_dir():
-            return []
-        found = []
-        with os.scandir(base) as entries:
-            for entry in entries:
-                try:
-                    # Regular files only: a symlink could point anywhere on the machine.
-                    if entry.is_symlink() or not entry.is_file(follow_symlinks=False):
-                        continue
-                    stat = entry.stat(follow_symlinks=False)
-                except FileNotFoundError:
-                    continue  # removed while we listed
-                modified = dt.datetime.fromtimestamp(stat.st_mtime_ns / 1e9, dt.UTC)
-                found.append(ObjectInfo(_join(folder, entry.name), stat.st_size, modified))
-        return sorted(found, key=lambda o: o.name)
-
-    def list_folders(self, folder: str = "") -> list[str]:
-        base = self._path(folder)
-        if not base.is_dir():
-            return []
-        return sorted(child.name for child in base.iterdir() if child.is_dir())
-
-    def list_tree(self, folder: str = "") -> list[ObjectInfo]:
-        found = list(self.list_files(folder))
-        for sub in self.list_folders(folder):
-            found += self.list_tree(_join(folder, sub))
-        return sorted(found, key=lambda o: o.name)
-
-    def exists(self, key: str) -> bool:
-        return self._path(key).is_file()
-
-    def read(self, key: str) -> bytes:
-        return self._path(key).read_bytes()
-
-    def write(self, key: str, data: bytes) -> None:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(temp_key(path.name))
-        try:
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)  # ENOSPC half-way: no partial file stays behind
-            raise
-
-    def move(self, source: str, target: str) -> None:
-        dst = self._path(target)
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        self._path(source).replace(dst)
-
-    def delete(self, key: str) -> None:
-        self._path(key).unlink(missing_ok=True)
-
-    def delete_folder(self, folder: str) -> int:
-        path = self._path(folder)
-        if not folder or not path.is_dir():
-            return 0
-        count = sum(1 for p in path.rglob("*") if p.is_file())
-        shutil.rmtree(path)
-        return count
-
-    def write_parquet(self, frame: pl.DataFrame, key: str) -> int:
-        path = self._path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(path, **PARQUET_OPTIONS)
-        return path.stat().st_size
-
-    def read_parquet(self, keys: Sequence[str], predicate: pl.Expr | None = None) -> pl.DataFrame:
-        scan = pl.scan_parquet([self._path(k) for k in keys])
-        return (scan if predicate is None else scan.filter(predicate)).collect()
-
-    def remove_stale_temps(self, folder: str) -> list[str]:
-        """Temporary files of processes that no longer run (a kill between writing and
-        renaming); those of running writers stay. (PIDs are this machine's: a local folder is
-        not shared between hosts.)"""
-        removed: list[str] = []
-        base = self._path(folder)
-        if not base.is_dir():
-            return removed
-        for tmp in base.glob(f".*{TEMP_MARK}*"):
-            pid = tmp.name.rsplit(TEMP_MARK, 1)[1].split("-")[0]
-            if pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
-                tmp.unlink(missing_ok=True)
-                removed.append(_join(folder, tmp.name))
-        return removed
-
 
 # --- an S3 prefix ----------------------------------------------------------------------------
 
@@ -576,28 +348,3 @@ class S3ObjectStore:
         for key in stale:
             self.delete(key)
         return stale
-
-
-# --- choosing one ----------------------------------------------------------------------------
-
-
-def is_s3(root: str) -> bool:
-    return root.startswith("s3://")
-
-
-def open_location(root: str | os.PathLike[str], s3: S3Resource | None = None) -> ObjectStore:
-    """The store at `root`: a path, a `file://` URI, or `s3://bucket[/prefix]` (through `s3`'s
-    client; boto3's chain when None)."""
-    text = os.fspath(root)
-    if "://" in text:
-        scheme, _, rest = text.partition("://")
-        if scheme == "s3":
-            bucket, _, prefix = rest.partition("/")
-            return S3ObjectStore(bucket, prefix, s3=s3)
-        if scheme != "file":
-            raise NotImplementedError(
-                f"{text!r}: only local folders (a path or file://) and S3 (s3://bucket/prefix) "
-                "are implemented"
-            )
-        text = rest
-    return LocalObjectStore(text)
