@@ -7,6 +7,7 @@ import warnings
 
 import dagster as dg
 
+from finance_assets.defs.analytics.assets import build_analytics_assets
 from finance_assets.defs.market.assets import build_market_assets
 from finance_assets.defs.market.freshness import build_feed_defs, build_freshness_sensor
 from finance_assets.defs.market.landing import build_landing_sensor
@@ -47,6 +48,8 @@ def build_market_defs(market: Market) -> dg.Definitions:
                 *build_warehouse_assets(market),
                 *build_social_assets(market),
                 *(feeds.assets or []),
+                # analytics: the daily report, BI views and forecast (defs/analytics)
+                *build_analytics_assets(market),
             ]
         ),
         asset_checks=feeds.asset_checks,
