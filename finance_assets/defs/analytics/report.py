@@ -14,6 +14,7 @@ from finance_assets.resources import StorageResource
 # A range run's metadata is copied onto each of its partitions: the chart (~80 KB) is embedded
 # for ranges up to a month, beyond that the pages are listed only.
 MAX_EMBEDDED_SESSIONS = 31
+_INTRADAY = dg.TimeWindowPartitionMapping(allow_nonexistent_upstream_partitions=True)
 
 
 def _sessions(context: dg.AssetExecutionContext) -> list[dt.date]:
@@ -34,8 +35,9 @@ def market_report_asset(market: Market) -> dg.AssetsDefinition:
                 ),
             ),
             "stock_sentiment_daily": dg.AssetIn([market.key, "stock_sentiment_daily"]),
-            "bars_5min": dg.AssetIn([market.key, "bars_5min"]),
-            "price_moves": dg.AssetIn([market.key, "price_moves"]),
+            # A day's 5-minute partitions; on an early close the afternoon's do not exist.
+            "bars_5min": dg.AssetIn([market.key, "bars_5min"], partition_mapping=_INTRADAY),
+            "price_moves": dg.AssetIn([market.key, "price_moves"], partition_mapping=_INTRADAY),
         },
         partitions_def=daily_partitions(market),
         backfill_policy=dg.BackfillPolicy.single_run(),

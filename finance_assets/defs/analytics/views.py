@@ -21,7 +21,10 @@ def bi_views_asset(market: Market) -> dg.AssetsDefinition:
             dg.AssetKey([market.key, "price_moves"]),
         ],
         group_name=f"{market.key}_analytics",
-        kinds={"postgres", "sql"},
+        # Views, not a table: no `dagster/table_name` or column schema of one table to show.
+        kinds={"sql"},
+        # It is in the daily job: a range run of that job creates them once.
+        backfill_policy=dg.BackfillPolicy.single_run(),
         owners=owners("analytics"),
         tags={"market": market.key},
         description=(

@@ -67,7 +67,7 @@ def _empty(ax, text: str) -> None:
 
 
 def _price_panel(ax, data: DayData, symbol: str, vwap: pl.DataFrame) -> None:
-    from matplotlib.dates import DateFormatter
+    from matplotlib.dates import DateFormatter, HourLocator
 
     rows = vwap.filter(pl.col("symbol") == symbol)
     summary = data.summary.filter(pl.col("symbol") == symbol).row(0, named=True)
@@ -93,6 +93,7 @@ def _price_panel(ax, data: DayData, symbol: str, vwap: pl.DataFrame) -> None:
                 s=[60 if b else 22 for b in big],
                 zorder=3,
             )
+    ax.xaxis.set_major_locator(HourLocator(interval=2))  # London's 8.5 hours: 5 labels
     ax.xaxis.set_major_formatter(DateFormatter("%H:%M"))
     ax.tick_params(labelsize=7)
     ax.grid(alpha=0.3)
