@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from finance_assets.defs.analytics import definitions as analytics
 from finance_assets.defs.market import definitions as market
 from finance_assets.defs.ops import definitions as ops
 from finance_assets.defs.social import definitions as social
@@ -42,6 +43,7 @@ def build_domain_defs(
         warehouse.build_defs(markets),
         social.build_defs(markets),
         spark.build_defs(markets),
+        analytics.build_defs(markets),
     )
 
 

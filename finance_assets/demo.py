@@ -25,6 +25,7 @@ import polars as pl
 from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.launch import failure_reasons, run_job
 from finance_assets.lib import clock
+from finance_assets.lib.analytics import publish, report
 from finance_assets.lib.io import postgres
 from finance_assets.lib.markets import Market, markets_from_env
 from finance_assets.resources import warehouse_from_env
@@ -91,8 +92,11 @@ def run_market(
     intraday = launch(f"{key}_bars_5min_job", clock.intraday_range(market, sessions))
     leave_out: set[str] = set()
     if not intraday.success:
-        leave_out |= {"daily_summary", "stock_sentiment_daily"}
-        out.skipped.append("skipped daily_summary, stock_sentiment_daily: the 5-minute run failed")
+        leave_out |= {"daily_summary", "stock_sentiment_daily", "market_report", "price_forecast"}
+        out.skipped.append(
+            "skipped daily_summary, stock_sentiment_daily, market_report, price_forecast: "
+            "the 5-minute run failed"
+        )
     if with_posts:
         posts = launch(f"{key}_posts_job", clock.posts_range(market, sessions, now))
         if not posts.success:
@@ -168,6 +172,15 @@ def warehouse_summary(
     return table, notes
 
 
+def print_reports(defs: dg.Definitions, last_sessions: dict[str, dt.date]) -> None:
+    """The path of each market's report of its last session (or why there is none)."""
+    root = publish.reports_root(defs.resources["storage"].lake_root)
+    print("\nDaily reports (open in a browser; the charts are on each market_report in the UI):")
+    for key, day in last_sessions.items():
+        page = publish.report_dir(root, key, day) / report.PAGE
+        print(f"  {key}: {page.resolve()}" if page.exists() else f"  {key}: no report for {day}")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -229,6 +242,7 @@ def main(argv: list[str] | None = None, now: dt.datetime | None = None) -> int:
         "\nQuery the lake with DuckDB: select * from read_parquet("
         "'data/lake/us/bars_5min/*/*.parquet', hive_partitioning=true) limit 5"
     )
+    print_reports(defs, {key: plans[key].sessions[-1] for key in markets})
     if failed:
         print(f"\nIncomplete: {', '.join(sorted(set(failed)))} (see above)")
     return 1 if failed else 0

@@ -83,7 +83,8 @@ def test_every_asset_tells_a_dagster_user_what_they_expect(monkeypatch, tmp_path
             schema = metadata["dagster/column_schema"]
             assert schema.columns, name
             assert all(c.description for c in schema.columns), name
-    assert tables == 2 * 7  # bars_5min, daily_bars, daily_summary, price_moves, three social
+    # bars_5min, daily_bars, daily_summary, price_moves, three social, price_forecast
+    assert tables == 2 * 8
     price_moves = graph.get(dg.AssetKey(["us", "price_moves"])).metadata
     assert price_moves["dagster/table_name"] == "us.price_alerts"
     checks = {c.to_user_string() for c in graph.asset_check_keys}

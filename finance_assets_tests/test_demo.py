@@ -153,7 +153,10 @@ def test_a_failed_part_is_named_with_its_reason_never_an_empty_table(env_defs, u
     assert not runs.success
     reasons = demo.failure_reasons(runs[0])
     assert any("us__bars_5min" in r and "provider parser exploded" in r for r in reasons), reasons
-    assert runs.skipped == ["skipped daily_summary, stock_sentiment_daily: the 5-minute run failed"]
+    assert runs.skipped == [
+        "skipped daily_summary, stock_sentiment_daily, market_report, price_forecast: "
+        "the 5-minute run failed"
+    ]
     url = dg.EnvVar("FINANCE_PG_URL").get_value()
     table, notes = demo.warehouse_summary(url, us, day)
     assert table.is_empty()

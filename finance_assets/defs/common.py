@@ -61,6 +61,7 @@ OWNERS: Mapping[str, Sequence[str]] = {
     "market": ["team:market-data"],
     "warehouse": ["team:analytics"],
     "social": ["team:social-signals"],
+    "analytics": ["team:analytics"],
 }
 
 # What each column means, wherever it appears (a table may say more about its own columns).

@@ -16,6 +16,7 @@ import os
 
 import dagster as dg
 
+from finance_assets.defs.analytics.assets import DAILY_ANALYTICS
 from finance_assets.defs.common import AssetJob
 from finance_assets.defs.market.freshness import assets_for_run
 from finance_assets.defs.market.partitions import (
@@ -57,6 +58,8 @@ DAILY_ASSETS = (
     "daily_summary",
     "daily_sentiment",
     "stock_sentiment_daily",
+    # Then the day's report, forecast and BI views (defs/analytics).
+    *DAILY_ANALYTICS,
 )
 
 
@@ -66,7 +69,7 @@ def daily_job(market: Market) -> AssetJob:
         selection=assets_for_run(market, *DAILY_ASSETS),
         tags=provider_tag("finance/market_data_provider", "MARKET_DATA_PROVIDER"),
         description=f"{market.name} after the close: daily bars, the daily summary, the day's "
-        "sentiment and the two joined.",
+        "sentiment and the two joined; then the daily report, the forecast and the BI views.",
     )
 
 

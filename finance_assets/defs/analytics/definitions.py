@@ -1,0 +1,19 @@
+"""The analytics domain's definitions: the daily report, the BI views and the price forecast per
+market (the pure parts live in `lib/analytics/`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from finance_assets.defs.analytics.assets import build_analytics_assets
+from finance_assets.lib.markets import Market
+
+
+def build_defs(markets: Sequence[Market]) -> dg.Definitions:
+    return dg.Definitions(
+        assets=dg.with_source_code_references(
+            [asset for market in markets for asset in build_analytics_assets(market)]
+        )
+    )

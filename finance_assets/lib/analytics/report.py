@@ -1,0 +1,154 @@
+"""One market's daily report: the overview chart (PNG) and one self-contained HTML page (the
+chart embedded as base64, tables of the day's numbers; no script, no external file)."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import html
+
+import polars as pl
+
+from finance_assets.lib.analytics import charts, metrics
+from finance_assets.lib.analytics.charts import DayData
+from finance_assets.lib.schema import BAR_SCHEMA, DAILY_SUMMARY_SCHEMA
+from finance_assets.lib.social import STOCK_SENTIMENT_SCHEMA
+from finance_assets.lib.transforms import PRICE_ALERT_SCHEMA
+
+OVERVIEW = "overview.png"
+PAGE = "report.html"
+
+
+def day_data(
+    *,
+    market: str,
+    timezone: str,
+    day: dt.date,
+    bars: pl.DataFrame,
+    summary: pl.DataFrame,
+    sentiment: pl.DataFrame,
+    alerts: pl.DataFrame,
+) -> DayData:
+    """The report's inputs for `day`, from frames that may cover more days: `summary` the
+    daily summary over the day and the sessions before it (for the volume z-scores). A table
+    not written yet reads as a frame without columns: it stands for no rows."""
+    bars = _or_empty(bars, BAR_SCHEMA)
+    summary = _or_empty(summary, DAILY_SUMMARY_SCHEMA)
+    sentiment = _or_empty(sentiment, STOCK_SENTIMENT_SCHEMA)
+    alerts = _or_empty(alerts, PRICE_ALERT_SCHEMA)
+    history = metrics.volume_zscores(summary.filter(pl.col("trading_date") <= day))
+    sessions = history.get_column("trading_date").unique().sort()
+    shown = sessions.tail(metrics.WINDOW + 1).to_list()
+    local = pl.col("ts").dt.convert_time_zone(timezone).dt.date()
+    return DayData(
+        market=market,
+        timezone=timezone,
+        day=day,
+        bars=bars.filter(local == day),
+        history=history.filter(pl.col("trading_date").is_in(shown)),
+        summary=summary.filter(pl.col("trading_date") == day).sort("symbol"),
+        sentiment=sentiment.filter(pl.col("trading_date") == day),
+        alerts=alerts.filter(local == day),
+    )
+
+
+def _or_empty(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
+    return frame if frame.width else pl.DataFrame(schema=schema)
+
+
+def _table(frame: pl.DataFrame, caption: str) -> str:
+    if frame.is_empty():
+        return f"<h2>{html.escape(caption)}</h2><p class='none'>none</p>"
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in frame.columns)
+    body = []
+    for row in frame.iter_rows():
+        cells = []
+        for value in row:
+            text = "" if value is None else f"{value:,.2f}" if isinstance(value, float) else value
+            cells.append(f"<td>{html.escape(str(text))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return (
+        f"<h2>{html.escape(caption)}</h2><table><thead><tr>{head}</tr></thead>"
+        f"<tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def performance_table(data: DayData) -> pl.DataFrame:
+    z = data.history.filter(pl.col("trading_date") == data.day).select(
+        "symbol", "volume_zscore", "unusual_volume"
+    )
+    return (
+        data.summary.join(z, on="symbol", how="left")
+        .select(
+            "symbol",
+            "open",
+            "high",
+            "low",
+            "close",
+            "vwap",
+            "return_pct",
+            "open_to_close_pct",
+            "range_pct",
+            vwap_gap_pct=(pl.col("close") / pl.col("vwap") - 1) * 100,
+            volume="volume",
+            volume_zscore="volume_zscore",
+            unusual_volume="unusual_volume",
+        )
+        .sort("symbol")
+    )
+
+
+def page_html(data: DayData, png: bytes) -> str:
+    """The self-contained report page."""
+    title = f"{data.market} — daily report {data.day}"
+    sentiment = (
+        data.sentiment.select(
+            "symbol",
+            "return_pct",
+            "post_count",
+            "mean_compound",
+            "weighted_compound",
+            "share_positive",
+            "share_negative",
+        ).sort("symbol")
+        if data.sentiment.height
+        else pl.DataFrame()
+    )
+    alerts = (
+        data.alerts.sort("ts")
+        .with_columns(time=pl.col("ts").dt.convert_time_zone(data.timezone).dt.strftime("%H:%M %Z"))
+        .select("time", "symbol", "kind", "direction", "price", "reference", "change_pct")
+        if data.alerts.height
+        else pl.DataFrame()
+    )
+    image = base64.b64encode(png).decode()
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>
+body {{ font-family: sans-serif; margin: 1.5rem; color: #222; background: #fff; }}
+img {{ max-width: 100%; border: 1px solid #ddd; }}
+table {{ border-collapse: collapse; margin-bottom: 1rem; font-size: 0.9rem; }}
+th, td {{ border: 1px solid #ccc; padding: 0.2rem 0.5rem; text-align: right; }}
+th {{ background: #f0f0f0; }} .none {{ color: #777; }}
+</style></head><body>
+<h1>{html.escape(title)}</h1>
+<p>Exchange time zone {html.escape(data.timezone)}. Unusual volume: z-score ≥
+{metrics.UNUSUAL_VOLUME_Z:g} against the previous {metrics.WINDOW} sessions (at least
+{metrics.MIN_OBSERVATIONS} of them).</p>
+<img id="overview" alt="overview chart" src="data:image/png;base64,{image}">
+{_table(performance_table(data), "Performance")}
+{_table(sentiment, "Sentiment")}
+{_table(alerts, "Price alerts")}
+</body></html>
+"""
+
+
+def render(data: DayData) -> dict[str, bytes]:
+    """The report's files: the overview PNG and the HTML page."""
+    png = charts.overview_png(data, metrics.intraday_vwap(data.bars))
+    return {OVERVIEW: png, PAGE: page_html(data, png).encode()}
+
+
+def markdown_image(png: bytes, caption: str) -> str:
+    """Markdown showing the PNG inline (how Dagster's tutorial shows a chart in the UI)."""
+    return f"![{caption}](data:image/png;base64,{base64.b64encode(png).decode()})"
