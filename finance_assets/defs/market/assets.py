@@ -23,6 +23,7 @@ from finance_assets.defs.common import (
     fails_once_if_permanent,
     owners,
     range_verdicts,
+    step_tags,
     table_metadata,
 )
 from finance_assets.defs.market.landing import LANDING_SHA256_TAG, LandingZoneResource
@@ -75,6 +76,7 @@ def _raw_quotes_asset(
         kinds={"json"},
         owners=owners("market"),
         tags=_market_tags(market),
+        op_tags=step_tags("ingest"),
         description=(
             f"{interval} bars for the {market.name} universe ({len(market.universe)} symbols), "
             "every provider response kept exactly as received in the raw zone "
@@ -249,6 +251,7 @@ def _clean_bars_asset(
         kinds={"parquet", "polars", "postgres"},
         owners=owners("market"),
         tags=_market_tags(market),
+        op_tags=step_tags("transform"),
         description=(
             f"Clean {interval} bars of {market.name} in the canonical schema (symbol, ts = UTC "
             "bar start, OHLC, volume, source, ingested_at): sorted, one row per (symbol, ts), OHLC "

@@ -15,6 +15,7 @@ from finance_assets.defs.common import (
     owners,
     range_verdicts,
     rule_check,
+    step_tags,
     warehouse_table,
 )
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
@@ -47,6 +48,7 @@ def _raw_posts(market: Market) -> dg.AssetsDefinition:
         kinds={"json"},
         owners=owners("social"),
         tags={"market": market.key},
+        op_tags=step_tags("ingest"),
         description=(
             f"Recent posts about each company of {market.name} (its hashtag or cashtag, "
             "original posts in English), every search page kept exactly as received in the raw "
