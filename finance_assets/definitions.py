@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from finance_assets.defs.analytics import definitions as analytics
+from finance_assets.defs.common import TASK_OVERRIDES_TAG
 from finance_assets.defs.market import definitions as market
 from finance_assets.defs.ops import definitions as ops
 from finance_assets.defs.social import definitions as social
@@ -17,6 +18,7 @@ from finance_assets.defs.warehouse import definitions as warehouse
 from finance_assets.lib.markets import Market, markets_from_env
 from finance_assets.lib.settings import SettingsError
 from finance_assets.resources import build_resources, current_env
+from finance_assets.resources.steps import step_execution_from_env, step_executor
 
 # Single-run backfills are the point of this project; Dagster flags the parameter as beta.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
@@ -60,12 +62,34 @@ def build_defs() -> dg.Definitions:
         problems += exc.problems
     if problems:
         raise SettingsError(problems)
+    # FINANCE_STEP_EXECUTOR=ecs: each step an ECS task under its component's role.
+    execution = step_execution_from_env()
     # Locally a feed is judged only while its schedule runs; in production always.
-    return dg.Definitions.merge(
+    defs = dg.Definitions.merge(
         build_domain_defs(markets, follow_schedules=current_env() == "local"),
         ops.build_defs(),
-        dg.Definitions(resources=resources),
+        dg.Definitions(resources=resources, executor=step_executor(execution)),
     )
+    if execution.executor == "ecs":
+        check_step_roles(defs)
+    return defs
+
+
+def check_step_roles(defs: dg.Definitions) -> None:
+    """Every asset step says its role (`defs.common.step_tags`): under the ECS executor one
+    without would run under the run task's role, which reads and writes no data."""
+    untagged = sorted(
+        key.to_user_string()
+        for asset in defs.assets or []
+        if isinstance(asset, dg.AssetsDefinition) and asset.is_executable
+        if TASK_OVERRIDES_TAG not in asset.op.tags
+        for key in asset.keys
+    )
+    if untagged:
+        raise ValueError(
+            f"FINANCE_STEP_EXECUTOR=ecs: no step role on {', '.join(untagged)}: build their "
+            "op_tags with defs.common.step_tags"
+        )
 
 
 defs = build_defs()

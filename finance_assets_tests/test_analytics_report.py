@@ -125,7 +125,9 @@ def demo_day(monkeypatch, tmp_path, pg_url, us):
         monkeypatch.delenv(name, raising=False)
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute("DROP SCHEMA IF EXISTS us CASCADE")
-    defs = dg.Definitions.merge(build_domain_defs([us]), dg.Definitions(resources=build_resources()))
+    defs = dg.Definitions.merge(
+        build_domain_defs([us]), dg.Definitions(resources=build_resources())
+    )
     with dg.instance_for_test() as instance:
         runs = demo.run_market(defs, us, [DAY], instance, with_posts=True)
         assert runs.success, [demo.failure_reasons(r) for r in runs]
@@ -154,7 +156,9 @@ def test_the_daily_job_writes_the_report_beside_the_lake(demo_day, us, tmp_path,
     from finance_assets.definitions import build_domain_defs
     from finance_assets.resources import build_resources
 
-    defs = dg.Definitions.merge(build_domain_defs([us]), dg.Definitions(resources=build_resources()))
+    defs = dg.Definitions.merge(
+        build_domain_defs([us]), dg.Definitions(resources=build_resources())
+    )
     demo.print_reports(defs, {"us": DAY})
     assert capsys.readouterr().out.strip().endswith(f"us: {folder / report.PAGE}")
 

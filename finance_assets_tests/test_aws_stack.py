@@ -1,7 +1,8 @@
 """deployment/aws: the CloudFormation templates linted (cfn-lint), scanned (checkov, in its own
 virtualenv), checked on their parsed form, then deployed with `deploy.py` to moto's server
-with IAM enforced, used with each component's own credentials (the project's landing-zone
-code and the raw/lake writers' S3 calls), and deleted with `terminate.py`.
+with IAM enforced, used with each component's own credentials (the project's landing sensor,
+then the pipeline's steps one by one: the raw asset with the ingest keys, the clean asset with
+the transform keys and a real PostgreSQL warehouse), and deleted with `terminate.py`.
 
 moto's CloudFormation skips some resource types (Secrets Manager, Glue, Athena, bucket
 policies, CloudWatch alarms, EMR Serverless) and drops bucket lifecycle rules: those are
@@ -33,15 +34,30 @@ import yaml
 
 boto3 = pytest.importorskip("boto3")
 pytest.importorskip("moto.server")
+import dagster as dg  # noqa: E402
+import psycopg  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402  (after the skips)
+from dagster_aws.s3 import S3Resource  # noqa: E402
 
+from finance_assets.defs.market.assets import build_market_assets  # noqa: E402
 from finance_assets.defs.market.landing import (  # noqa: E402
     LANDING_FILE_TAG,
     LandingZoneResource,
     build_landing_sensor,
 )
+from finance_assets.defs.ops.retention import retention_job  # noqa: E402
+from finance_assets.lib.io import lake as lake_io  # noqa: E402
+from finance_assets.lib.io.managers import (  # noqa: E402
+    LakeWarehouseIOManager,
+    RawZoneIOManager,
+    WarehouseResource,
+)
+from finance_assets.lib.io.objects import S3ObjectStore, open_location  # noqa: E402
 from finance_assets.lib.markets import Market  # noqa: E402
 from finance_assets.lib.schema import BAR_SCHEMA  # noqa: E402
+from finance_assets.resources.market_data import SimulatedMarketResource  # noqa: E402
+from finance_assets.resources.storage import StorageResource  # noqa: E402
+from finance_assets.resources.thresholds import DataQualityResource  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AWS_DIR = REPO / "deployment" / "aws"
@@ -431,10 +447,44 @@ def test_each_component_gets_exactly_the_s3_calls_its_code_makes(platform: dict)
         if s["Action"] == "iam:PassRole"
         for r in _listify(s["Resource"])
     }
-    assert ("RunRole", "${IngestRole.Arn}") in passes
-    assert ("RunRole", "${TransformRole.Arn}") in passes
+    # The run worker passes the two step roles (ecs_executor's taskRoleArn override) and the
+    # execution role its task definition names (RunTask passes that one too); nothing else.
+    assert {r for role, r in passes if role == "RunRole"} == {
+        "${IngestRole.Arn}",
+        "${TransformRole.Arn}",
+        "${RunExecutionRole.Arn}",
+    }
     assert ("TransformRole", "${SparkJobRole.Arn}") in passes
     assert not [p for p in passes if "Daemon" in p[1] or "Webserver" in p[1]]
+
+
+def test_each_step_runs_as_a_task_of_its_own_under_its_components_role(platform: dict) -> None:
+    """The run task's code (and the code servers', so the UI shows the jobs the runs execute)
+    puts every job on the ECS executor with each step's role (defs/common.step_tags); the run
+    worker may start exactly those step tasks."""
+    code_containers = [
+        c
+        for task in resources(platform, "AWS::ECS::TaskDefinition").values()
+        for c in task["Properties"]["ContainerDefinitions"]
+        if c["Image"] == {"Ref": "CodeImageUri"}
+    ]
+    assert len(code_containers) == 3  # the run task, the webserver's and the daemon's code
+    for container in code_containers:
+        env = {e["Name"]: e["Value"] for e in container["Environment"]}
+        assert env["FINANCE_STEP_EXECUTOR"] == "ecs"
+        assert env["FINANCE_INGEST_ROLE_ARN"] == {"Fn::GetAtt": ["IngestRole", "Arn"]}
+        assert env["FINANCE_TRANSFORM_ROLE_ARN"] == {"Fn::GetAtt": ["TransformRole", "Arn"]}
+    run_family = platform["Resources"]["RunTaskDefinition"]["Properties"]["Family"]
+    assert _subbed(run_family) == "${NamePrefix}-run"
+    launches = {(a, r) for a, r in grants(platform, "RunRole") if a == "ecs:RunTask"}
+    task_definitions = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition"
+    assert launches == {("ecs:RunTask", f"{task_definitions}/${{NamePrefix}}-run:*")}
+    (pass_role,) = [
+        s for s in role_statements(platform, "RunRole") if s["Action"] == "iam:PassRole"
+    ]
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
 
 
 # --- deployed: moto's server with IAM enforced ---------------------------------------------
@@ -681,8 +731,29 @@ def _bars_parquet() -> bytes:
     return buffer.getvalue()
 
 
+def _s3(moto: Moto, keys: tuple[str, str]) -> S3Resource:
+    """The S3 client config of a step run with a role's keys."""
+    return S3Resource(
+        endpoint_url=moto.url,
+        region_name=REGION,
+        aws_access_key_id=keys[0],
+        aws_secret_access_key=keys[1],
+    )
+
+
+def _daily_assets(market: Market) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+    """`<market>/raw_daily_quotes` and `<market>/daily_bars` as the code location builds them."""
+    by_name = {a.key.path[-1]: a for a in build_market_assets(market)}
+    return by_name["raw_daily_quotes"], by_name["daily_bars"]
+
+
 def test_each_component_does_its_job_with_its_own_credentials_and_nothing_else(
-    moto: Moto, deployed: dict[str, str], us: Market
+    moto: Moto,
+    deployed: dict[str, str],
+    us: Market,
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     raw = deployed["FINANCE_AWS_RAW_BUCKET_NAME"]
     lake = deployed["FINANCE_AWS_LAKE_BUCKET_NAME"]
@@ -717,63 +788,137 @@ def test_each_component_does_its_job_with_its_own_credentials_and_nothing_else(
     _denied(daemon.put_object, Bucket=raw, Key="raw/us/x.json", Body=b"{}")
     _denied(daemon.get_object, Bucket=lake, Key="lake/anything")
 
-    # The ingest role: the run the request starts reads its file through the project's
-    # landing provider, then writes the raw zone as lib/io/lake.write_payloads does.
+    # The pipeline the request starts, one step at a time as ecs_executor runs it, each step
+    # with its own role's keys: the project's assets, IO managers and stores, nothing mirrored.
     ingest_keys = _role_keys(moto, "finance-assets-ingest")
-    ingest_zone = LandingZoneResource(
-        **{**zone, "aws_access_key_id": ingest_keys[0], "aws_secret_access_key": ingest_keys[1]}
-    )
-    provider = ingest_zone.provider_for_run(us, request.tags)
-    assert provider is not None
-    start = dt.datetime(2026, 11, 17, tzinfo=us.tz)
-    (payload,) = provider.fetch_bars(us, us.universe, "1day", start, start + dt.timedelta(days=2))
-    assert payload.body == good
-    ingest = moto.client("s3", ingest_keys)
+    transform_keys = _role_keys(moto, "finance-assets-transform")
+    raw_asset, clean_asset = _daily_assets(us)
+    start = dt.datetime(2026, 11, 17, tzinfo=us.tz)  # the landed file's two sessions
+    end = start + dt.timedelta(days=2)
+    ingest_run = {
+        "raw_zone_io_manager": RawZoneIOManager(
+            root=deployed["FINANCE_RAW_URI"], s3=_s3(moto, ingest_keys)
+        ),
+        "landing_zone": LandingZoneResource(
+            **{**zone, "aws_access_key_id": ingest_keys[0], "aws_secret_access_key": ingest_keys[1]}
+        ),
+        "market_data": SimulatedMarketResource(),  # not called: the run reads the landed file
+    }
+    raw_zone = open_location(deployed["FINANCE_RAW_URI"], _s3(moto, ingest_keys))
+    quotes = raw_zone.child("us", "raw_daily_quotes")
+    # Twice: the second run's payload supersedes the first's (listed, read, deleted).
+    for _ in range(2):
+        done = dg.materialize([raw_asset], resources=ingest_run, tags=request.tags)
+        assert done.success
     folder = "raw/us/raw_daily_quotes/dt=2026-11-17"
-    for pid in ("old", payload.payload_id):
-        ingest.put_object(Bucket=raw, Key=f"{folder}/{pid}.json", Body=payload.body)
-        ingest.put_object(Bucket=raw, Key=f"{folder}/{pid}.meta.json", Body=b'{"symbols": []}')
-    found = ingest.list_objects_v2(Bucket=raw, Prefix=f"{folder}/", Delimiter="/")["Contents"]
-    assert len(found) == 4
-    ingest.head_object(Bucket=raw, Key=f"{folder}/old.meta.json")
-    ingest.get_object(Bucket=raw, Key=f"{folder}/old.meta.json")["Body"].read()
-    ingest.delete_objects(  # the superseded payload
-        Bucket=raw, Delete={"Objects": [{"Key": f"{folder}/old.json"}]}
+    stored = sorted(o["Key"] for o in admin.list_objects_v2(Bucket=raw, Prefix=folder)["Contents"])
+    assert len(stored) == 2 and stored[1].endswith(".meta.json"), stored
+    payload_key = stored[0]
+    assert admin.get_object(Bucket=raw, Key=payload_key)["Body"].read() == good
+
+    # The clean step: reads the raw zone, stages the day files in the lake while the
+    # warehouse transaction runs, commits, publishes (copy + delete), then checks both agree.
+    warehouse = WarehouseResource(url=pg_url, data_dir=str(tmp_path))
+    transform_s3 = _s3(moto, transform_keys)
+    transform_run = {
+        "raw_zone_io_manager": RawZoneIOManager(root=deployed["FINANCE_RAW_URI"], s3=transform_s3),
+        "lake_warehouse_io_manager": LakeWarehouseIOManager(
+            lake_root=deployed["FINANCE_LAKE_URI"], warehouse=warehouse, s3=transform_s3
+        ),
+        "warehouse": warehouse,
+        "storage": StorageResource(
+            raw_root=deployed["FINANCE_RAW_URI"],
+            lake_root=deployed["FINANCE_LAKE_URI"],
+            s3=transform_s3,
+        ),
+        "data_quality": DataQualityResource(),
+    }
+    for _ in range(2):  # the second replaces the first's day files and rows
+        done = dg.materialize(
+            [clean_asset, *raw_asset.to_source_assets()],
+            resources=transform_run,
+            tags=request.tags,
+        )
+        assert done.success
+        checks = {c.check_name: c.passed for c in done.get_asset_check_evaluations()}
+        assert checks["stores_agree"] and checks["prices_not_null"], checks
+    day = "lake/us/daily_bars/dt=2026-11-17"
+    lake_keys = sorted(o["Key"] for o in admin.list_objects_v2(Bucket=lake)["Contents"])
+    assert lake_keys == [f"{day}/part-0.parquet", "lake/us/daily_bars/dt=2026-11-18/part-0.parquet"]
+    got = admin.get_object(Bucket=lake, Key=f"{day}/part-0.parquet")["Body"].read()
+    assert pl.read_parquet(io.BytesIO(got))["close"].to_list() == [231.7]
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT count(*), max(close) FROM us.daily_bars").fetchone()
+    assert rows == (2, 233.0)
+
+    # Retention, an ingest step: it lists the raw zone page by page and finds what expired.
+    # Its deletion is a DeleteObjects batch, which AWS authorises key by key as s3:DeleteObject
+    # on each object (granted on raw/*); moto checks s3:DeleteObject on the bucket's ARN and
+    # refuses every key, so here the step runs dry and the batch is a real account's to prove.
+    old = "raw/us/raw_daily_quotes/dt=2020-01-02"
+    for n in range(3):
+        admin.put_object(Bucket=raw, Key=f"{old}/p{n}.json", Body=b"{}")
+    monkeypatch.setattr(S3ObjectStore, "page_size", 2)  # listings of several pages
+    storage_as_ingest = StorageResource(
+        raw_root=deployed["FINANCE_RAW_URI"],
+        lake_root=deployed["FINANCE_LAKE_URI"],
+        s3=_s3(moto, ingest_keys),
     )
-    ingest.delete_object(Bucket=raw, Key=f"{folder}/old.meta.json")
-    # Forbidden: the lake (writes, deletes, reads), markers and moves in the landing zone.
-    admin.put_object(Bucket=lake, Key="lake/us/bars_5min/dt=2026-11-16/part-0.parquet", Body=b"x")
-    _denied(ingest.delete_object, Bucket=lake, Key="lake/us/bars_5min/dt=2026-11-16/part-0.parquet")
-    _denied(ingest.put_object, Bucket=lake, Key="lake/us/x.parquet", Body=b"x")
+    purged = retention_job.execute_in_process(
+        resources={"storage": storage_as_ingest},
+        run_config={"ops": {"purge_expired_partitions": {"config": {"dry_run": True}}}},
+    )
+    assert purged.output_for_node("purge_expired_partitions") == [f"s3://{raw}/{old}"]
+    monkeypatch.undo()
+    for n in range(3):
+        admin.delete_object(Bucket=raw, Key=f"{old}/p{n}.json")
+
+    # Forbidden, through the same code: ingest writing or deleting in the lake ...
+    ingest_lake = open_location(deployed["FINANCE_LAKE_URI"], _s3(moto, ingest_keys))
+    bars = ingest_lake.child("us", "daily_bars")
+    frame = pl.read_parquet(io.BytesIO(got))
+    window = {"start": start, "end": start + dt.timedelta(days=1), "tz": us.tz}
+    with pytest.raises(PermissionError):
+        lake_io.write_window(bars, frame, **window)
+    with pytest.raises(PermissionError):  # the PUT itself, past any listing
+        bars.write("dt=2026-11-17/part-0.parquet", b"x")
+    with pytest.raises(PermissionError):
+        bars.delete("dt=2026-11-17/part-0.parquet")
+    with pytest.raises(PermissionError):
+        lake_io.remove_partition(bars, "dt=2026-11-17")
+    # ... the transform step writing the raw zone ...
+    payloads = lake_io.read_payloads(quotes, start, end)
+    transform_quotes = open_location(deployed["FINANCE_RAW_URI"], transform_s3).child(
+        "us", "raw_daily_quotes"
+    )
+    with pytest.raises(PermissionError):
+        lake_io.write_payloads(transform_quotes, payloads, start, end, us.tz)
+    # ... and the webserver writing anything (it reads).
+    web_keys = _role_keys(moto, "finance-assets-webserver")
+    web_lake = open_location(deployed["FINANCE_LAKE_URI"], _s3(moto, web_keys))
+    read = lake_io.read_window(web_lake.child("us", "daily_bars"), **window)
+    assert read is not None and read["close"].to_list() == [231.7]
+    with pytest.raises(PermissionError):
+        lake_io.write_window(web_lake.child("us", "daily_bars"), frame, **window)
+    web_raw = open_location(deployed["FINANCE_RAW_URI"], _s3(moto, web_keys))
+    with pytest.raises(PermissionError):
+        lake_io.write_payloads(web_raw.child("us", "raw_daily_quotes"), payloads, start, end, us.tz)
+    assert admin.get_object(Bucket=lake, Key=f"{day}/part-0.parquet")["Body"].read() == got
+    # Raw calls outside what the code does: the landing zone's markers and files, other keys.
+    ingest = moto.client("s3", ingest_keys)
+    _denied(ingest.get_object, Bucket=lake, Key=f"{day}/part-0.parquet")
     _denied(ingest.put_object, Bucket=raw, Key="landing/us/.processed/AAPL.csv.json", Body=b"{}")
     _denied(ingest.delete_object, Bucket=raw, Key="landing/us/AAPL.csv")
     _denied(ingest.put_object, Bucket=raw, Key="elsewhere.json", Body=b"{}")
-
-    # The transform role: reads the raw zone, stages a day file under a hidden name, copies it
-    # into place and deletes the staged name (lib/io/lake.StagedWindow), lists the lake.
-    transform = moto.client("s3", _role_keys(moto, "finance-assets-transform"))
-    body = transform.get_object(Bucket=raw, Key=f"{folder}/{payload.payload_id}.json")["Body"]
-    assert body.read() == good
-    day = "lake/us/daily_bars/dt=2026-11-17"
-    staged = f"{day}/.part-0.parquet.tmp-1-abcd1234"
-    transform.put_object(Bucket=lake, Key=staged, Body=_bars_parquet())
-    transform.copy_object(
-        Bucket=lake, Key=f"{day}/part-0.parquet", CopySource={"Bucket": lake, "Key": staged}
-    )
-    transform.delete_object(Bucket=lake, Key=staged)
-    lake_keys = [o["Key"] for o in transform.list_objects_v2(Bucket=lake, Prefix=day)["Contents"]]
-    assert lake_keys == [f"{day}/part-0.parquet"]
-    got = transform.get_object(Bucket=lake, Key=f"{day}/part-0.parquet")["Body"].read()
-    assert pl.read_parquet(io.BytesIO(got))["close"].to_list() == [231.7]
+    transform = moto.client("s3", transform_keys)
     transform.put_object(Bucket=logs, Key="spark-code/bars_job.py", Body=b"# job")
-    _denied(transform.put_object, Bucket=raw, Key=f"{folder}/x.json", Body=b"{}")
-    _denied(transform.delete_object, Bucket=raw, Key=f"{folder}/{payload.payload_id}.json")
+    _denied(transform.delete_object, Bucket=raw, Key=payload_key)
     _denied(transform.put_object, Bucket=lake, Key="spark/us/x.parquet", Body=b"x")
     _denied(transform.get_object, Bucket=raw, Key="landing/us/AAPL.csv")
 
     # The Spark job's role: reads raw/, writes only its own prefix.
     spark = moto.client("s3", _role_keys(moto, "finance-assets-spark"))
-    spark.get_object(Bucket=raw, Key=f"{folder}/{payload.payload_id}.json")["Body"].read()
+    spark.get_object(Bucket=raw, Key=payload_key)["Body"].read()
     spark.get_object(Bucket=logs, Key="spark-code/bars_job.py")["Body"].read()
     out = "spark/us/bars_by_symbol/symbol=AAPL/date=2026-11-17/part-0.parquet"
     spark.put_object(Bucket=lake, Key=out, Body=_bars_parquet())
@@ -782,10 +927,10 @@ def test_each_component_does_its_job_with_its_own_credentials_and_nothing_else(
     _denied(spark.put_object, Bucket=raw, Key=f"{folder}/x.json", Body=b"x")
 
     # The webserver's role: reads the lake and the raw zone, writes and deletes nothing.
-    web = moto.client("s3", _role_keys(moto, "finance-assets-webserver"))
+    web = moto.client("s3", web_keys)
     assert web.get_object(Bucket=lake, Key=f"{day}/part-0.parquet")["Body"].read() == got
     assert web.list_objects_v2(Bucket=lake, Prefix="lake/")["KeyCount"] >= 1
-    web.get_object(Bucket=raw, Key=f"{folder}/{payload.payload_id}.json")["Body"].read()
+    web.get_object(Bucket=raw, Key=payload_key)["Body"].read()
     _denied(web.put_object, Bucket=lake, Key=f"{day}/part-0.parquet", Body=b"x")
     _denied(web.delete_object, Bucket=lake, Key=f"{day}/part-0.parquet")
     _denied(web.put_object, Bucket=raw, Key="landing/us/NEW.csv", Body=b"x")
@@ -797,8 +942,6 @@ def test_each_component_does_its_job_with_its_own_credentials_and_nothing_else(
 
 
 def dg_sensor_context(resource: LandingZoneResource) -> Any:
-    import dagster as dg
-
     return dg.build_sensor_context(resources={"landing_zone": resource})
 
 

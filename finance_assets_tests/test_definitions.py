@@ -1,3 +1,6 @@
+import json
+import re
+
 import dagster as dg
 import pytest
 
@@ -206,3 +209,107 @@ def test_posts_sources_and_scorers_are_chosen_by_name():
         build_resources({"POSTS_SCORER": "bert"})
     with pytest.raises(ValueError, match="POSTS_PROVIDER='reddit' is not a provider"):
         build_resources({"POSTS_PROVIDER": "reddit"})
+
+
+INGEST_ARN = "arn:aws:iam::123456789012:role/finance-assets-ingest"
+TRANSFORM_ARN = "arn:aws:iam::123456789012:role/finance-assets-transform"
+PROD = {
+    "FINANCE_ENV": "prod",
+    "FINANCE_PG_URL": "postgresql://u@db/x",
+    "FINANCE_RAW_URI": "s3://finance-raw/raw",
+    "FINANCE_LAKE_URI": "s3://finance-lake/lake",
+}
+ECS = {
+    **PROD,
+    "FINANCE_STEP_EXECUTOR": "ecs",
+    "FINANCE_INGEST_ROLE_ARN": INGEST_ARN,
+    "FINANCE_TRANSFORM_ROLE_ARN": TRANSFORM_ARN,
+}
+INGEST_ASSETS = {"raw_intraday_quotes", "raw_daily_quotes", "raw_posts"}
+
+
+def _defs_with(monkeypatch, tmp_path, environ):
+    monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path))
+    for name in ("FINANCE_STEP_EXECUTOR", "FINANCE_INGEST_ROLE_ARN", "FINANCE_TRANSFORM_ROLE_ARN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    import finance_assets.definitions as definitions
+
+    return definitions.build_defs()
+
+
+def _step_roles(defs) -> dict[str, str | None]:
+    """Each executable asset's `ecs/task_overrides` tag, by asset key."""
+    out = {}
+    for asset in defs.assets:
+        if isinstance(asset, dg.AssetsDefinition) and asset.is_executable:
+            for key in asset.keys:
+                out[key.to_user_string()] = asset.op.tags.get("ecs/task_overrides")
+    return out
+
+
+def test_ecs_steps_run_under_their_components_role(monkeypatch, tmp_path):
+    from dagster_aws.ecs import ecs_executor
+
+    defs = _defs_with(monkeypatch, tmp_path, ECS)
+    jobs = list(defs.resolve_all_job_defs())
+    assert {j.name for j in jobs} >= {"us_bars_5min_job", "uk_daily_job", "retention_job"}
+    for job in jobs:
+        assert job.executor_def is ecs_executor, job.name
+    roles = _step_roles(defs)
+    assert len(roles) >= 2 * 11  # both markets' assets
+    for key, tag in roles.items():
+        role = INGEST_ARN if key.split("/")[-1] in INGEST_ASSETS else TRANSFORM_ARN
+        assert tag is not None and json.loads(tag) == {"taskRoleArn": role}, key
+    # Retention deletes raw payloads: an ingest step.
+    (purge,) = defs.resolve_job_def("retention_job").nodes
+    assert json.loads(purge.tags["ecs/task_overrides"]) == {"taskRoleArn": INGEST_ARN}
+    # What ECS receives for the step: the executor's own reading of the tag (a private
+    # method of dagster_aws's step handler, on a handler built without an ECS task).
+    from dagster_aws.ecs.executor import EcsStepHandler
+
+    handler = object.__new__(EcsStepHandler)
+    handler._task_overrides, handler._cpu, handler._memory = {}, None, None
+    handler._ephemeral_storage = None
+    step = {"ecs/task_overrides": roles["us/raw_daily_quotes"]}
+    assert handler._get_task_overrides(step) == {"taskRoleArn": INGEST_ARN}
+
+
+def test_without_ecs_no_step_tag_and_dagsters_default_executor(monkeypatch, tmp_path):
+    for environ in ({}, PROD):
+        defs = _defs_with(monkeypatch, tmp_path, environ)
+        assert set(_step_roles(defs).values()) == {None}
+        for job in defs.resolve_all_job_defs():
+            assert job.executor_def is dg.multi_or_in_process_executor, job.name
+
+
+@pytest.mark.parametrize(
+    ("environ", "expected"),
+    [
+        (
+            {**ECS, "FINANCE_INGEST_ROLE_ARN": "finance-assets-ingest"},
+            "FINANCE_INGEST_ROLE_ARN='finance-assets-ingest' is not an IAM role ARN",
+        ),
+        (
+            {**ECS, "FINANCE_TRANSFORM_ROLE_ARN": "arn:aws:iam::123456789012:user/transform"},
+            "FINANCE_TRANSFORM_ROLE_ARN='arn:aws:iam::123456789012:user/transform' is not an IAM",
+        ),
+        (
+            {**PROD, "FINANCE_INGEST_ROLE_ARN": "arn:aws:s3:::bucket"},
+            "FINANCE_INGEST_ROLE_ARN='arn:aws:s3:::bucket' is not an IAM role ARN",
+        ),
+        (
+            {k: v for k, v in ECS.items() if k != "FINANCE_TRANSFORM_ROLE_ARN"},
+            "FINANCE_TRANSFORM_ROLE_ARN is not set: FINANCE_STEP_EXECUTOR=ecs",
+        ),
+        ({**PROD, "FINANCE_STEP_EXECUTOR": "ecs"}, "2 settings are invalid"),
+        ({**ECS, "FINANCE_ENV": "local"}, "FINANCE_STEP_EXECUTOR=ecs needs FINANCE_ENV=prod"),
+        ({**PROD, "FINANCE_STEP_EXECUTOR": "fargate"}, "FINANCE_STEP_EXECUTOR='fargate' is not"),
+    ],
+)
+def test_bad_step_settings_fail_at_load_naming_the_variable(
+    monkeypatch, tmp_path, environ, expected
+):
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        _defs_with(monkeypatch, tmp_path, environ)

@@ -2,6 +2,7 @@
 it is stored in the warehouse, and how a step that calls a provider is retried."""
 
 import functools
+import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -12,6 +13,7 @@ from finance_assets.lib import quality
 from finance_assets.lib.io.managers import table_preview
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import is_permanent
+from finance_assets.resources.steps import Component, step_execution_from_env
 
 # Transient provider faults (timeouts, 5xx, short rate-limit waits) that outlast the client's
 # own three attempts: retry the step three times, 2 s, 4 s, 8 s apart, jittered. Permanent ones
@@ -54,6 +56,21 @@ def fails_once_if_permanent(compute: F) -> F:
             ) from exc
 
     return wrapper  # type: ignore[return-value]
+
+
+# The ECS executor's per-step override (dagster_aws.ecs): the task role the step runs under.
+TASK_OVERRIDES_TAG = "ecs/task_overrides"
+
+
+def step_tags(component: Component) -> dict[str, str]:
+    """The op tags of a step of `component` (`ingest`: the raw payload assets; `transform`:
+    every other): with `FINANCE_STEP_EXECUTOR=ecs`, its ECS task's role; otherwise none (every
+    step runs in the run's process, under the run's credentials). The one place that decides
+    the tag: every asset factory asks here."""
+    execution = step_execution_from_env()
+    if execution.executor != "ecs":
+        return {}
+    return {TASK_OVERRIDES_TAG: json.dumps({"taskRoleArn": execution.roles[component]})}
 
 
 # Who answers for each domain's assets (shown as the assets' owners in the UI).
@@ -207,6 +224,7 @@ def warehouse_table(
         "kinds": {"polars", "postgres"},
         "owners": owners(domain),
         "tags": {"market": market.key},
+        "op_tags": step_tags("transform"),
         "metadata": metadata,
     }
 
@@ -215,7 +233,8 @@ def raw_zone_payloads(
     market: Market, domain: str, partitions_def: dg.PartitionsDefinition, *, name: str
 ) -> dict[str, Any]:
     """The `@dg.asset` arguments of a provider's answers kept in the raw zone (`<market>/<name>`):
-    single-run backfills, `API_RETRY` for transient faults, the raw-zone IO manager, owners."""
+    single-run backfills, `API_RETRY` for transient faults, the raw-zone IO manager, owners, the
+    ingest role's step tag."""
     return {
         "key": [market.key, name],
         "partitions_def": partitions_def,
@@ -226,6 +245,8 @@ def raw_zone_payloads(
         "kinds": {"json"},
         "owners": owners(domain),
         "tags": {"market": market.key},
+        # In production each raw asset's step runs with the ingest role (FINANCE_STEP_EXECUTOR).
+        "op_tags": step_tags("ingest"),
     }
 
 

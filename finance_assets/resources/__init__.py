@@ -54,6 +54,7 @@ from finance_assets.resources.posts import (
     XApiResource,
 )
 from finance_assets.resources.spark import spark_pipes_from_env
+from finance_assets.resources.steps import check_step_execution
 from finance_assets.resources.storage import StorageResource
 from finance_assets.resources.thresholds import AlertSettingsResource, DataQualityResource
 
@@ -114,6 +115,8 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     resources = ENVIRONMENTS[current_env(settings.environ)](settings)
     # Read by the schedules' factory; a typo would leave every schedule silently stopped.
     settings.choice("FINANCE_SCHEDULES", "stopped", ("running", "stopped"), "a schedule status")
+    # Read by the asset factories (step roles) and the code location (executor).
+    check_step_execution(settings, current_env(settings.environ))
     settings.check()
     return resources
 

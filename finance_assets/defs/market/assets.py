@@ -23,6 +23,7 @@ from finance_assets.defs.common import (
     owners,
     range_verdicts,
     raw_zone_payloads,
+    step_tags,
     table_metadata,
 )
 from finance_assets.defs.market.landing import LANDING_SHA256_TAG, LandingZoneResource
@@ -241,6 +242,7 @@ def _clean_bars_asset(
         kinds={"parquet", "polars", "postgres"},
         owners=owners("market"),
         tags=_market_tags(market),
+        op_tags=step_tags("transform"),
         description=(
             f"Clean {interval} bars of {market.name} in the canonical schema (symbol, ts = UTC "
             "bar start, OHLC, volume, source, ingested_at): sorted, one row per (symbol, ts), OHLC "

@@ -6,11 +6,11 @@ from __future__ import annotations
 import dagster as dg
 
 from finance_assets.defs.ops.notifications import build_notification_defs
-from finance_assets.defs.ops.retention import retention_job, retention_schedule
+from finance_assets.defs.ops.retention import build_retention_defs
 
 
 def build_defs() -> dg.Definitions:
     return dg.Definitions.merge(
-        dg.Definitions(schedules=[retention_schedule], jobs=[retention_job]),
+        build_retention_defs(),
         build_notification_defs(),
     )

@@ -12,6 +12,7 @@ import datetime as dt
 
 import dagster as dg
 
+from finance_assets.defs.common import step_tags
 from finance_assets.lib.io import lake
 from finance_assets.lib.io.objects import ObjectStore
 from finance_assets.resources.storage import StorageResource
@@ -70,15 +71,31 @@ def purge_expired_partitions(
     )
 
 
-@dg.job(description="Daily retention of the raw zone (and, if configured, the lake).")
-def retention_job() -> None:
-    purge_expired_partitions()
+def _retention_job(op_tags: dict[str, str]) -> dg.JobDefinition:
+    @dg.job(
+        name="retention_job",
+        description="Daily retention of the raw zone (and, if configured, the lake).",
+    )
+    def _job() -> None:
+        purge_expired_partitions.tag(op_tags)()
+
+    return _job
 
 
-retention_schedule = dg.ScheduleDefinition(
-    name="retention_daily",
-    job=retention_job,
-    cron_schedule="15 2 * * *",
-    execution_timezone="UTC",
-    description="Raw payloads older than 30 days are deleted every night at 02:15 UTC.",
-)
+# Without step tags: what tests and scripts execute in process.
+retention_job = _retention_job({})
+
+
+def build_retention_defs() -> dg.Definitions:
+    """The job and its schedule. Its step runs as an ingest step: in production the raw zone
+    is what it deletes (the ingest role may delete under raw/; the lake's age is its bucket's
+    lifecycle rules, so `lake_max_age_days` there would be refused)."""
+    job = _retention_job(step_tags("ingest"))
+    schedule = dg.ScheduleDefinition(
+        name="retention_daily",
+        job=job,
+        cron_schedule="15 2 * * *",
+        execution_timezone="UTC",
+        description="Raw payloads older than 30 days are deleted every night at 02:15 UTC.",
+    )
+    return dg.Definitions(jobs=[job], schedules=[schedule])

@@ -7,7 +7,7 @@ import datetime as dt
 
 import dagster as dg
 
-from finance_assets.defs.common import owners
+from finance_assets.defs.common import owners, step_tags
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib.markets import Market
 from finance_assets.resources.spark import SparkPipesResource
@@ -31,6 +31,8 @@ def build_spark_assets(market: Market) -> list[dg.AssetsDefinition]:
         kinds={"spark", "parquet"},
         owners=owners("market"),
         tags={"market": market.key},
+        # Uploads the job's files and starts it; the job itself runs under the Spark role.
+        op_tags=step_tags("transform"),
         description=(
             f"Clean 5-minute bars of {market.name} made by the PySpark job `spark/bars_job.py` "
             "from the raw zone: the canonical bar schema and the same validation and quarantine "
