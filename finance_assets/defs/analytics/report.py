@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import owners
+from finance_assets.defs.common import owners, step_tags
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib.analytics import metrics, publish, report
 from finance_assets.lib.markets import Market
@@ -26,6 +26,7 @@ def market_report_asset(market: Market) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=key,
+        op_tags=step_tags("transform"),
         ins={
             # The sessions before each day too: the volume z-scores need WINDOW of them.
             "daily_summary": dg.AssetIn(

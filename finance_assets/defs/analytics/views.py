@@ -3,7 +3,7 @@
 import dagster as dg
 from psycopg import sql
 
-from finance_assets.defs.common import owners
+from finance_assets.defs.common import owners, step_tags
 from finance_assets.lib.analytics import views
 from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource
@@ -15,6 +15,7 @@ def bi_views_asset(market: Market) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=[market.key, "bi_views"],
+        op_tags=step_tags("transform"),
         deps=[
             dg.AssetKey([market.key, "daily_summary"]),
             dg.AssetKey([market.key, "stock_sentiment_daily"]),
