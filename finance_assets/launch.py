@@ -8,8 +8,8 @@ re-execute and backfill from each of them.
 
 This is the one module that imports Dagster internals (`dagster._core`): no public API creates
 a run with a remote job origin outside the webserver and the daemon. The demo's tests
-(`test_demo.py`, `test_ui_browser.py`) re-execute such runs, so an upgrade that moves these
-names fails there first.
+(`test_ui/test_demo.py`, `test_ui/test_ui_browser.py`) re-execute such runs, so an upgrade that
+moves these names fails there first.
 """
 
 from __future__ import annotations

@@ -4,8 +4,8 @@ quarantined records, and the daily summary.
 A mirror of `finance_assets/lib/transforms.py` (parse_twelve_data, with_bar_times, supersede,
 window_records, clean_bars, daily_summary) that a cluster runs without the package: it imports
 only pyspark, the standard library and exchange_calendars (the calendar the project uses). The
-parity test (finance_assets_tests/test_spark_parity.py) holds the two to the same rows, the same
-quarantine reasons and the same constants; a divergence fails it.
+parity test (finance_assets_tests/test_spark/test_spark_parity.py) holds the two to the same
+rows, the same quarantine reasons and the same constants; a divergence fails it.
 
 Scope: payloads of format `twelve_data` (the simulated market's and Twelve Data's), interval
 5min. Other formats (Alpha Vantage, Yahoo, landing-zone CSV files) are refused by name.

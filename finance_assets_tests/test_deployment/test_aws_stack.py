@@ -1,0 +1,977 @@
+"""deployment/aws: the CloudFormation templates linted (cfn-lint), scanned (checkov, in its own
+virtualenv), checked on their parsed form, then deployed with `deploy.py` to moto's server
+with IAM enforced, used with each component's own credentials (the project's landing sensor,
+then the pipeline's steps one by one: the raw asset with the ingest keys, the clean asset with
+the transform keys and a real PostgreSQL warehouse), and deleted with `terminate.py`.
+
+moto's CloudFormation skips some resource types (Secrets Manager, Glue, Athena, bucket
+policies, CloudWatch alarms, EMR Serverless) and drops bucket lifecycle rules: those are
+asserted on the template. moto evaluates IAM actions and resources, not condition keys:
+nothing here claims a condition works.
+"""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import yaml
+
+boto3 = pytest.importorskip("boto3")
+pytest.importorskip("moto.server")
+import dagster as dg  # noqa: E402
+import psycopg  # noqa: E402
+from botocore.exceptions import ClientError  # noqa: E402  (after the skips)
+from dagster_aws.s3 import S3Resource  # noqa: E402
+
+from finance_assets.defs.market.assets import build_market_assets  # noqa: E402
+from finance_assets.defs.market.landing import (  # noqa: E402
+    LANDING_FILE_TAG,
+    LandingZoneResource,
+    build_landing_sensor,
+)
+from finance_assets.defs.ops.retention import retention_job  # noqa: E402
+from finance_assets.lib.io import lake as lake_io  # noqa: E402
+from finance_assets.lib.io.managers import (  # noqa: E402
+    LakeWarehouseIOManager,
+    RawZoneIOManager,
+    WarehouseResource,
+)
+from finance_assets.lib.io.objects import S3ObjectStore, open_location  # noqa: E402
+from finance_assets.lib.markets import Market  # noqa: E402
+from finance_assets.lib.schema import BAR_SCHEMA  # noqa: E402
+from finance_assets.resources.market_data import SimulatedMarketResource  # noqa: E402
+from finance_assets.resources.storage import StorageResource  # noqa: E402
+from finance_assets.resources.thresholds import DataQualityResource  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[2]
+AWS_DIR = REPO / "deployment" / "aws"
+STORAGE = AWS_DIR / "storage.yaml"
+PLATFORM = AWS_DIR / "platform.yaml"
+TEMPLATES = [STORAGE, PLATFORM]
+CACHE = REPO / ".cache"
+REGION = "us-east-1"
+
+
+# --- the templates as data -----------------------------------------------------------------
+
+
+class _CfnLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags read as their long forms (`!Sub x` ->
+    `{"Fn::Sub": x}`, `!GetAtt A.B` -> `{"Fn::GetAtt": ["A", "B"]}`)."""
+
+
+def _tag(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    if suffix == "Ref":
+        return {"Ref": value}
+    if suffix == "GetAtt" and isinstance(value, str):
+        value = value.split(".", 1)
+    return {f"Fn::{suffix}": value}
+
+
+_CfnLoader.add_multi_constructor("!", _tag)
+
+
+def load(path: Path) -> dict[str, Any]:
+    return yaml.load(path.read_text(), Loader=_CfnLoader)  # a SafeLoader subclass
+
+
+def resources(template: dict, kind: str) -> dict[str, dict]:
+    return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
+
+
+def _subbed(value: Any) -> str:
+    """An ARN-ish value as text (`Fn::Sub` templates and `Fn::GetAtt`s written out)."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Sub" in value:
+        sub = value["Fn::Sub"]
+        return sub if isinstance(sub, str) else sub[0]
+    if "Fn::GetAtt" in value:
+        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+    if "Ref" in value:
+        return "${" + value["Ref"] + "}"
+    raise AssertionError(f"unexpected value {value!r}")
+
+
+def role_statements(template: dict, role: str) -> list[dict]:
+    props = template["Resources"][role]["Properties"]
+    return [s for p in props["Policies"] for s in p["PolicyDocument"]["Statement"]]
+
+
+def _listify(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def grants(template: dict, role: str) -> set[tuple[str, str]]:
+    """(action, resource) pairs a role's Allow statements grant, resources as written."""
+    out = set()
+    for s in role_statements(template, role):
+        assert s["Effect"] == "Allow", (role, s)
+        for action in _listify(s["Action"]):
+            for res in _listify(s["Resource"]):
+                out.add((action, _subbed(res)))
+    return out
+
+
+RAW = "arn:${AWS::Partition}:s3:::${RawBucketName}"
+LAKE = "arn:${AWS::Partition}:s3:::${LakeBucketName}"
+LOGS = "arn:${AWS::Partition}:s3:::${LogsBucketName}"
+
+
+@pytest.fixture(scope="module")
+def storage() -> dict:
+    return load(STORAGE)
+
+
+@pytest.fixture(scope="module")
+def platform() -> dict:
+    return load(PLATFORM)
+
+
+def test_cfn_lint_passes_on_every_template() -> None:
+    exe = shutil.which("cfn-lint", path=str(Path(sys.executable).parent))
+    assert exe, "cfn-lint is in the dev extra: pip install -e '.[dev]'"
+    done = subprocess.run([exe, *map(str, TEMPLATES)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def _checkov() -> str:
+    """checkov from its own virtualenv (it pins its own boto3), made once under .cache/ (the
+    container test's venv: the same path)."""
+    venv = CACHE / "checkov-venv"
+    exe = venv / "bin" / "checkov"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run(
+            [str(venv / "bin" / "pip"), "install", "--quiet", "checkov>=3.2,<4"],
+            check=True,
+            timeout=1200,
+        )
+    return str(exe)
+
+
+CHECKOV_TARGET = ("--framework", "cloudformation", "-d", str(AWS_DIR))
+
+
+def test_checkov_passes_and_every_skip_says_why() -> None:
+    done = subprocess.run(
+        [_checkov(), "--skip-download", "--quiet", "--compact", "-o", "json", *CHECKOV_TARGET],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    report = json.loads(done.stdout)
+    summary = report["summary"]
+    failed = [(c["check_id"], c["resource"]) for c in report["results"]["failed_checks"]]
+    assert summary["failed"] == 0 and done.returncode == 0, failed
+    assert summary["passed"] > 100
+    for path in TEMPLATES:
+        for name, res in load(path)["Resources"].items():
+            for skip in res.get("Metadata", {}).get("checkov", {}).get("skip", []):
+                assert len(skip.get("comment", "")) > 20, (name, skip)
+
+
+def test_lifecycle_raw_30_days_lake_glacier_90_gone_180(storage: dict) -> None:
+    buckets = storage["Resources"]
+    raw_rules = buckets["RawBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    (raw,) = [r for r in raw_rules if r.get("ExpirationInDays")]
+    assert (raw["Prefix"], raw["ExpirationInDays"], raw["Status"]) == ("raw/", 30, "Enabled")
+    # The landing zone under the same bucket is not expired (its markers keep files done).
+    assert all(r.get("Prefix") != "landing/" or "ExpirationInDays" not in r for r in raw_rules)
+
+    (lake,) = buckets["LakeBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert lake["Status"] == "Enabled" and "Prefix" not in lake  # lake/ and spark/
+    (transition,) = lake["Transitions"]
+    assert transition["TransitionInDays"] == 90
+    assert transition["StorageClass"] == {"Ref": "LakeArchiveStorageClass"}
+    archive = storage["Parameters"]["LakeArchiveStorageClass"]
+    assert archive["Default"] == "GLACIER_IR" and set(archive["AllowedValues"]) == {
+        "GLACIER_IR",
+        "GLACIER",
+    }
+    assert lake["ExpirationInDays"] == 180
+    assert lake["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
+    (logs,) = buckets["LogsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    assert logs["ExpirationInDays"] == 30
+
+
+def test_buckets_are_encrypted_private_versioned_and_tls_only(storage: dict) -> None:
+    buckets = resources(storage, "AWS::S3::Bucket")
+    assert set(buckets) == {"RawBucket", "LakeBucket", "LogsBucket"}
+    policies = {
+        p["Properties"]["Bucket"]["Ref"]: p["Properties"]["PolicyDocument"]
+        for p in resources(storage, "AWS::S3::BucketPolicy").values()
+    }
+    for name, bucket in buckets.items():
+        props = bucket["Properties"]
+        (sse,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+        assert sse["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+        assert set(props["PublicAccessBlockConfiguration"].values()) == {True}
+        assert len(props["PublicAccessBlockConfiguration"]) == 4
+        deny = [
+            s for s in policies[name]["Statement"] if s["Effect"] == "Deny" and "Condition" in s
+        ]
+        assert deny, f"{name} has no TLS-only statement"
+        (tls,) = deny
+        assert tls["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        assert tls["Principal"] == "*" and tls["Action"] == "s3:*"
+        arns = [_subbed(r) for r in tls["Resource"]]
+        assert arns == [f"${{{name}.Arn}}", f"${{{name}.Arn}}/*"]
+    for name in ("RawBucket", "LakeBucket"):
+        assert buckets[name]["Properties"]["VersioningConfiguration"]["Status"] == "Enabled"
+        assert buckets[name]["Properties"]["LoggingConfiguration"]["DestinationBucketName"] == {
+            "Ref": "LogsBucket"
+        }
+
+
+GLUE_TYPES = {
+    pl.String(): "string",
+    pl.Float64(): "double",
+    pl.Int64(): "bigint",
+    pl.Datetime("us", "UTC"): "timestamp",
+}
+
+
+def test_glue_tables_follow_the_lake_layout_and_bar_schema(storage: dict) -> None:
+    tables = resources(storage, "AWS::Glue::Table")
+    expected = {f"{m}_{a}" for m in ("us", "uk") for a in ("bars_5min", "daily_bars")}
+    by_name = {t["Properties"]["TableInput"]["Name"]: t["Properties"] for t in tables.values()}
+    assert set(by_name) == expected
+    columns = [{"Name": n, "Type": GLUE_TYPES[t]} for n, t in BAR_SCHEMA.items()]
+    for name, props in by_name.items():
+        market, asset = name.split("_", 1)
+        table = props["TableInput"]
+        described = table["StorageDescriptor"]["Columns"]
+        got = [{"Name": c["Name"], "Type": c["Type"]} for c in described]
+        assert got == columns, name
+        assert [k["Name"] for k in table["PartitionKeys"]] == ["dt"]
+        prefix = f"s3://${{LakeBucket}}/lake/{market}/{asset}/"
+        assert _subbed(table["StorageDescriptor"]["Location"]) == prefix
+        params = table["Parameters"]
+        assert _subbed(params["storage.location.template"]) == prefix + "dt=${!dt}/"
+        assert (params["projection.enabled"], params["projection.dt.format"]) == (
+            "true",
+            "yyyy-MM-dd",
+        )
+        assert "Parquet" in table["StorageDescriptor"]["InputFormat"]
+
+
+def test_alarms_on_bucket_size_and_objects_and_rds_cpu_and_storage(
+    storage: dict, platform: dict
+) -> None:
+    bucket_alarms = {
+        (a["Properties"]["MetricName"], a["Properties"]["Dimensions"][0]["Value"]["Ref"])
+        for a in resources(storage, "AWS::CloudWatch::Alarm").values()
+    }
+    assert bucket_alarms == {
+        (metric, bucket)
+        for metric in ("BucketSizeBytes", "NumberOfObjects")
+        for bucket in ("RawBucket", "LakeBucket")
+    }
+    db_alarms = resources(platform, "AWS::CloudWatch::Alarm").values()
+    assert {a["Properties"]["MetricName"] for a in db_alarms} == {
+        "CPUUtilization",
+        "FreeStorageSpace",
+    }
+    for alarm in [*resources(storage, "AWS::CloudWatch::Alarm").values(), *db_alarms]:
+        assert alarm["Properties"]["AlarmActions"], alarm
+
+
+def test_database_password_lives_in_secrets_manager_and_no_secret_is_plain(
+    platform: dict,
+) -> None:
+    db = platform["Resources"]["Db"]
+    props = db["Properties"]
+    assert props["Engine"] == "postgres" and props["DBInstanceClass"] == {"Ref": "DbInstanceClass"}
+    assert platform["Parameters"]["DbInstanceClass"]["Default"] == "db.t4g.micro"
+    assert props["MasterUserPassword"] == {
+        "Fn::Sub": "{{resolve:secretsmanager:${DbSecret}:SecretString:password}}"
+    }
+    assert props["StorageEncrypted"] is True and props["PubliclyAccessible"] is False
+    assert db["DeletionPolicy"] == "Snapshot"
+    secrets = resources(platform, "AWS::SecretsManager::Secret")
+    assert set(secrets) == {"DbSecret", "ProvidersSecret", "SlackSecret"}
+    provider_keys = json.loads(secrets["ProvidersSecret"]["Properties"]["SecretString"])
+    assert set(provider_keys) == {"TWELVEDATA_API_KEY", "ALPHAVANTAGE_API_KEY", "X_BEARER_TOKEN"}
+    for name, task in resources(platform, "AWS::ECS::TaskDefinition").items():
+        for container in task["Properties"]["ContainerDefinitions"]:
+            plain = {e["Name"] for e in container.get("Environment", [])}
+            secret = {s["Name"] for s in container.get("Secrets", [])}
+            assert not {n for n in plain if re.search("KEY|TOKEN|PASSWORD|SECRET", n)}, name
+            assert {"PGPASSWORD", "DAGSTER_PG_PASSWORD"} & secret, name
+            for s in container.get("Secrets", []):
+                assert _subbed(s["ValueFrom"]).startswith("${"), s
+
+
+def test_dagster_services_use_ecs_run_launcher_with_logs_in_cloudwatch(platform: dict) -> None:
+    tasks = resources(platform, "AWS::ECS::TaskDefinition")
+    assert set(tasks) == {"RunTaskDefinition", "WebserverTaskDefinition", "DaemonTaskDefinition"}
+    for task in tasks.values():
+        assert task["Properties"]["RequiresCompatibilities"] == ["FARGATE"]
+        for container in task["Properties"]["ContainerDefinitions"]:
+            assert container["LogConfiguration"]["LogDriver"] == "awslogs"
+            assert container["LogConfiguration"]["Options"]["awslogs-group"] == {"Ref": "LogGroup"}
+    for name in ("WebserverTaskDefinition", "DaemonTaskDefinition"):
+        (dagster,) = [
+            c
+            for c in tasks[name]["Properties"]["ContainerDefinitions"]
+            if c["Image"] == {"Ref": "DagsterImageUri"}
+        ]
+        (instance,) = [e for e in dagster["Environment"] if e["Name"] == "DAGSTER_INSTANCE_YAML"]
+        template, variables = instance["Value"]["Fn::Sub"]
+        assert variables == {"Subnets": {"Fn::Join": [", ", {"Ref": "SubnetIds"}]}}
+        text = re.sub(r"\$\{(\w+)\}", r"\1", template)
+        config = yaml.safe_load(text)
+        launcher = config["run_launcher"]
+        assert (launcher["module"], launcher["class"]) == ("dagster_aws.ecs", "EcsRunLauncher")
+        assert launcher["config"]["task_definition"] == "RunTaskDefinition"
+        assert launcher["config"]["use_current_ecs_task_config"] is False
+        network = launcher["config"]["run_task_kwargs"]["networkConfiguration"]
+        assert network["awsvpcConfiguration"]["subnets"] == ["Subnets"]
+        assert config["storage"]["postgres"]["postgres_db"]["password"] == {
+            "env": "DAGSTER_PG_PASSWORD"
+        }
+    services = resources(platform, "AWS::ECS::Service")
+    for service in services.values():
+        (strategy,) = service["Properties"]["CapacityProviderStrategy"]
+        assert strategy["CapacityProvider"] == {"Ref": "CapacityProvider"}
+    assert platform["Parameters"]["CapacityProvider"]["Default"] == "FARGATE_SPOT"
+    # No NAT gateway and no load balancer: the budget's two biggest fixed costs.
+    kinds = {r["Type"] for r in platform["Resources"].values()}
+    assert not kinds & {"AWS::EC2::NatGateway", "AWS::ElasticLoadBalancingV2::LoadBalancer"}
+    app = platform["Resources"]["SparkApplication"]["Properties"]
+    assert app["Type"] == "SPARK" and app["AutoStopConfiguration"]["IdleTimeoutMinutes"] <= 15
+
+
+# What each component's code calls (see the comments above each role in platform.yaml), and
+# so all its role may grant. HeadObject is GetObject; CopyObject is Get + Put.
+EXPECTED_GRANTS = {
+    "IngestRole": {
+        ("s3:PutObject", f"{RAW}/raw/*"),
+        ("s3:GetObject", f"{RAW}/raw/*"),
+        ("s3:DeleteObject", f"{RAW}/raw/*"),
+        ("s3:GetObject", f"{RAW}/landing/*"),
+        ("s3:ListBucket", RAW),
+    },
+    "TransformRole": {
+        ("s3:GetObject", f"{RAW}/raw/*"),
+        ("s3:ListBucket", RAW),
+        ("s3:GetObject", f"{LAKE}/lake/*"),
+        ("s3:PutObject", f"{LAKE}/lake/*"),
+        ("s3:DeleteObject", f"{LAKE}/lake/*"),
+        ("s3:ListBucket", LAKE),
+        ("s3:PutObject", f"{LOGS}/spark-code/*"),
+    },
+    "SparkJobRole": {
+        ("s3:GetObject", f"{RAW}/raw/*"),
+        ("s3:ListBucket", RAW),
+        ("s3:GetObject", f"{LAKE}/spark/*"),
+        ("s3:PutObject", f"{LAKE}/spark/*"),
+        ("s3:DeleteObject", f"{LAKE}/spark/*"),
+        ("s3:ListBucket", LAKE),
+        ("s3:GetObject", f"{LOGS}/spark-code/*"),
+    },
+    "WebserverRole": {
+        ("s3:GetObject", f"{RAW}/raw/*"),
+        ("s3:GetObject", f"{LAKE}/lake/*"),
+        ("s3:ListBucket", RAW),
+        ("s3:ListBucket", LAKE),
+    },
+    "DaemonRole": {
+        ("s3:GetObject", f"{RAW}/landing/*"),
+        ("s3:PutObject", f"{RAW}/landing/*"),
+        ("s3:DeleteObject", f"{RAW}/landing/*"),
+        ("s3:ListBucket", RAW),
+    },
+    "RunRole": set(),
+}
+# Actions with no resource scope in IAM: the only ones granted on "*".
+UNSCOPED_ACTIONS = {"ecr:GetAuthorizationToken", "ecs:DescribeTaskDefinition"}
+
+
+def _assert_scoped(platform: dict, role: str) -> None:
+    """No wildcard action; `*` resources only where IAM has no scope; objects by prefix."""
+    for action, resource in grants(platform, role):
+        assert "*" not in action, (role, action)  # no s3:*, no s3:Put*
+        if resource == "*":
+            assert action in UNSCOPED_ACTIONS, (role, action)
+        if action.startswith("s3:") and action != "s3:ListBucket":
+            assert re.search(r"\}/[a-z-]+/\*$", resource), (role, action, resource)
+
+
+def test_each_component_gets_exactly_the_s3_calls_its_code_makes(platform: dict) -> None:
+    roles = resources(platform, "AWS::IAM::Role")
+    for role, expected in EXPECTED_GRANTS.items():
+        s3 = {(a, r) for a, r in grants(platform, role) if a.startswith("s3:")}
+        assert s3 == expected, role
+    for role in roles:
+        _assert_scoped(platform, role)
+    # Lists are narrowed to the component's prefix (on AWS; moto does not evaluate this).
+    for role in ("IngestRole", "TransformRole", "SparkJobRole", "DaemonRole"):
+        for s in role_statements(platform, role):
+            if s["Action"] == "s3:ListBucket":
+                assert "s3:prefix" in s["Condition"]["StringLike"], role
+    # Nobody but the transform step writes the lake; nobody but ingest writes the raw zone.
+    for role in EXPECTED_GRANTS:
+        for action, resource in grants(platform, role):
+            if action in ("s3:PutObject", "s3:DeleteObject") and "/lake/" in resource:
+                assert role == "TransformRole"
+            if action in ("s3:PutObject", "s3:DeleteObject") and "/raw/" in resource:
+                assert role == "IngestRole"
+    passes = {
+        (role, _subbed(r))
+        for role in roles
+        for s in role_statements(platform, role)
+        if s["Action"] == "iam:PassRole"
+        for r in _listify(s["Resource"])
+    }
+    # The run worker passes the two step roles (ecs_executor's taskRoleArn override) and the
+    # execution role its task definition names (RunTask passes that one too); nothing else.
+    assert {r for role, r in passes if role == "RunRole"} == {
+        "${IngestRole.Arn}",
+        "${TransformRole.Arn}",
+        "${RunExecutionRole.Arn}",
+    }
+    assert ("TransformRole", "${SparkJobRole.Arn}") in passes
+    assert not [p for p in passes if "Daemon" in p[1] or "Webserver" in p[1]]
+
+
+def test_each_step_runs_as_a_task_of_its_own_under_its_components_role(platform: dict) -> None:
+    """The run task's code (and the code servers', so the UI shows the jobs the runs execute)
+    puts every job on the ECS executor with each step's role (defs/common.step_tags); the run
+    worker may start exactly those step tasks."""
+    code_containers = [
+        c
+        for task in resources(platform, "AWS::ECS::TaskDefinition").values()
+        for c in task["Properties"]["ContainerDefinitions"]
+        if c["Image"] == {"Ref": "CodeImageUri"}
+    ]
+    assert len(code_containers) == 3  # the run task, the webserver's and the daemon's code
+    for container in code_containers:
+        env = {e["Name"]: e["Value"] for e in container["Environment"]}
+        assert env["FINANCE_STEP_EXECUTOR"] == "ecs"
+        assert env["FINANCE_INGEST_ROLE_ARN"] == {"Fn::GetAtt": ["IngestRole", "Arn"]}
+        assert env["FINANCE_TRANSFORM_ROLE_ARN"] == {"Fn::GetAtt": ["TransformRole", "Arn"]}
+    run_family = platform["Resources"]["RunTaskDefinition"]["Properties"]["Family"]
+    assert _subbed(run_family) == "${NamePrefix}-run"
+    launches = {(a, r) for a, r in grants(platform, "RunRole") if a == "ecs:RunTask"}
+    task_definitions = "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:task-definition"
+    assert launches == {("ecs:RunTask", f"{task_definitions}/${{NamePrefix}}-run:*")}
+    (pass_role,) = [
+        s for s in role_statements(platform, "RunRole") if s["Action"] == "iam:PassRole"
+    ]
+    assert pass_role["Condition"] == {
+        "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
+    }
+
+
+# --- deployed: moto's server with IAM enforced ---------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _client_env(tmp: Path) -> dict[str, str]:
+    """An environment where boto3 reads nothing of this machine's (profiles, metadata)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        AWS_DEFAULT_REGION=REGION,
+        AWS_CONFIG_FILE=str(tmp / "no-aws-config"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp / "no-aws-credentials"),
+        AWS_EC2_METADATA_DISABLED="true",
+        NO_PROXY="127.0.0.1",
+        no_proxy="127.0.0.1",
+    )
+    return env
+
+
+class Moto:
+    """moto's server in its own process (IAM enforcement is a process-wide setting), stopped
+    by its PID. The first three requests are unauthenticated: they make the admin user."""
+
+    def __init__(self, tmp: Path) -> None:
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = _client_env(tmp)
+        server_env = {**self.env, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
+        self.log = (tmp / "moto.log").open("w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            env=server_env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                break
+            except OSError:
+                assert self.proc.poll() is None, "moto's server exited"
+                assert time.monotonic() < deadline, "moto's server did not start"
+                time.sleep(0.1)
+        iam = self.client("iam", ("bootstrap", "bootstrap"))
+        iam.create_user(UserName="admin")
+        iam.put_user_policy(
+            UserName="admin",
+            PolicyName="admin",
+            PolicyDocument=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}],
+                }
+            ),
+        )
+        key = iam.create_access_key(UserName="admin")["AccessKey"]
+        self.admin = (key["AccessKeyId"], key["SecretAccessKey"])
+
+    def client(self, service: str, keys: tuple[str, ...] | None = None) -> Any:
+        key, secret, *token = keys or self.admin
+        return boto3.session.Session().client(
+            service,
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id=key,
+            aws_secret_access_key=secret,
+            aws_session_token=token[0] if token else None,
+        )
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Moto]:
+    server = Moto(tmp_path_factory.mktemp("moto"))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _script(moto: Moto, name: str, *args: str) -> subprocess.CompletedProcess:
+    key, secret = moto.admin
+    env = {**moto.env, "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret}
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(AWS_DIR / name),
+            "--endpoint-url",
+            moto.url,
+            "--poll-seconds",
+            "1",
+            *args,
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def _exports(stdout: str) -> dict[str, str]:
+    import shlex
+
+    found = {}
+    for line in stdout.splitlines():
+        if line.startswith("export "):
+            name, _, value = line[len("export ") :].partition("=")
+            found[name] = shlex.split(value)[0] if value else ""
+    return found
+
+
+IMAGES = [
+    "--code-image",
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com/finance-assets/code:test",
+    "--dagster-image",
+    "123456789012.dkr.ecr.us-east-1.amazonaws.com/finance-assets/dagster:test",
+]
+
+
+@pytest.fixture(scope="module")
+def deployed(moto: Moto) -> dict[str, str]:
+    done = _script(moto, "deploy.py", *IMAGES)
+    assert "CREATE_COMPLETE" in done.stderr
+    return _exports(done.stdout)
+
+
+def test_deploy_reaches_create_complete_and_prints_usable_settings(
+    moto: Moto, deployed: dict[str, str]
+) -> None:
+    cfn = moto.client("cloudformation")
+    for name in ("finance-assets-storage", "finance-assets-platform"):
+        assert cfn.describe_stacks(StackName=name)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+    raw, lake = deployed["FINANCE_AWS_RAW_BUCKET_NAME"], deployed["FINANCE_AWS_LAKE_BUCKET_NAME"]
+    assert deployed["FINANCE_RAW_URI"] == f"s3://{raw}/raw"
+    assert deployed["FINANCE_LAKE_URI"] == f"s3://{lake}/lake"
+    assert deployed["FINANCE_LANDING_URI"] == f"s3://{raw}/landing"
+    assert deployed["FINANCE_SPARK_OUT_URI"] == f"s3://{lake}/spark"
+    s3 = moto.client("s3")
+    names = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert {raw, lake, deployed["FINANCE_AWS_LOGS_BUCKET_NAME"]} <= names
+    for bucket in (raw, lake):
+        # (moto's CloudFormation applies a bucket's encryption and tags; versioning and
+        # lifecycle rules are dropped, so those are asserted on the template above.)
+        rule = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+        assert rule["Rules"][0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    # The warehouse URL names the instance moto made; no password in it (PGPASSWORD).
+    (db,) = moto.client("rds").describe_db_instances()["DBInstances"]
+    host = db["Endpoint"]["Address"]
+    assert deployed["FINANCE_PG_URL"] == f"postgresql://finance@{host}:5432/finance?sslmode=require"
+    assert (deployed["DAGSTER_PG_HOST"], deployed["DAGSTER_PG_PORT"]) == (host, "5432")
+    assert db["Engine"] == "postgres" and db["StorageEncrypted"] and not db["PubliclyAccessible"]
+    ecs = moto.client("ecs")
+    services = ecs.list_services(cluster=deployed["FINANCE_AWS_CLUSTER_NAME"])["serviceArns"]
+    assert sorted(s.rsplit("/", 1)[1] for s in services) == ["daemon", "webserver"]
+    run = ecs.describe_task_definition(
+        taskDefinition=deployed["FINANCE_AWS_RUN_TASK_DEFINITION_ARN"]
+    )["taskDefinition"]
+    # (moto keeps a task definition's containers, not its roles: those are on the template.)
+    (container,) = run["containerDefinitions"]
+    env = {e["name"]: e.get("value") for e in container["environment"]}
+    assert env["FINANCE_RAW_URI"] == deployed["FINANCE_RAW_URI"]
+    assert env["FINANCE_INGEST_ROLE_ARN"] == deployed["FINANCE_AWS_INGEST_ROLE_ARN"]
+    # Resources moto's CloudFormation skips leave their outputs out (never on AWS).
+    out = done_outputs(cfn)
+    assert "SparkApplicationId" not in out and "DbSecretArn" not in out
+
+
+def done_outputs(cfn: Any) -> dict[str, str]:
+    stack = cfn.describe_stacks(StackName="finance-assets-platform")["Stacks"][0]
+    return {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+
+
+def _role_keys(moto: Moto, role_name: str) -> tuple[str, str]:
+    """A user holding exactly the deployed role's inline policies (as moto's IAM stored them
+    from the template), with access keys of its own."""
+    iam = moto.client("iam")
+    user = f"as-{role_name}-{uuid.uuid4().hex[:6]}"
+    iam.create_user(UserName=user)
+    policies = iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+    assert policies, role_name
+    for policy in policies:
+        document = iam.get_role_policy(RoleName=role_name, PolicyName=policy)["PolicyDocument"]
+        if isinstance(document, str):
+            # moto stores a CloudFormation role's policy as Python's repr of the dict.
+            document = ast.literal_eval(document)
+        document = json.dumps(document)
+        iam.put_user_policy(UserName=user, PolicyName=policy, PolicyDocument=document)
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    return key["AccessKeyId"], key["SecretAccessKey"]
+
+
+def _denied(call: Any, *args: Any, **kwargs: Any) -> None:
+    with pytest.raises(ClientError) as caught:
+        call(*args, **kwargs)
+    assert caught.value.response["Error"]["Code"] in ("AccessDenied", "403"), caught.value
+
+
+def _csv(*rows: tuple[str, float]) -> bytes:
+    lines = ["Date,Open,High,Low,Close,Adj Close,Volume\n"]
+    for day, close in rows:
+        lines.append(
+            f"{day},{close - 1:.6f},{close + 2:.6f},{close - 2:.6f},{close:.6f},"
+            f"{close:.6f},{int(close * 100_000)}\n"
+        )
+    return "".join(lines).encode()
+
+
+def _bars_parquet() -> bytes:
+    frame = pl.DataFrame(
+        {
+            "symbol": ["AAPL"],
+            "ts": [dt.datetime(2026, 11, 17, 14, 30, tzinfo=dt.UTC)],
+            "open": [230.7],
+            "high": [233.7],
+            "low": [229.7],
+            "close": [231.7],
+            "adj_close": [231.7],
+            "volume": [23_170_000],
+            "currency": ["USD"],
+            "source": ["landing"],
+            "ingested_at": [dt.datetime(2026, 11, 18, tzinfo=dt.UTC)],
+        },
+        schema=BAR_SCHEMA,
+    )
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression="zstd", statistics=True)
+    return buffer.getvalue()
+
+
+def _s3(moto: Moto, keys: tuple[str, str]) -> S3Resource:
+    """The S3 client config of a step run with a role's keys."""
+    return S3Resource(
+        endpoint_url=moto.url,
+        region_name=REGION,
+        aws_access_key_id=keys[0],
+        aws_secret_access_key=keys[1],
+    )
+
+
+def _daily_assets(market: Market) -> tuple[dg.AssetsDefinition, dg.AssetsDefinition]:
+    """`<market>/raw_daily_quotes` and `<market>/daily_bars` as the code location builds them."""
+    by_name = {a.key.path[-1]: a for a in build_market_assets(market)}
+    return by_name["raw_daily_quotes"], by_name["daily_bars"]
+
+
+def test_each_component_does_its_job_with_its_own_credentials_and_nothing_else(
+    moto: Moto,
+    deployed: dict[str, str],
+    us: Market,
+    pg_url: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    raw = deployed["FINANCE_AWS_RAW_BUCKET_NAME"]
+    lake = deployed["FINANCE_AWS_LAKE_BUCKET_NAME"]
+    logs = deployed["FINANCE_AWS_LOGS_BUCKET_NAME"]
+    admin = moto.client("s3")
+
+    # A user drops files into the landing zone (with the admin's keys: not a component).
+    good = _csv(("2026-11-17", 231.7), ("2026-11-18", 233.0))
+    admin.put_object(Bucket=raw, Key="landing/us/AAPL.csv", Body=good)
+    admin.put_object(Bucket=raw, Key="landing/us/WEEKEND.csv", Body=_csv(("2026-11-21", 1.0)))
+
+    # The daemon's role: the project's landing sensor lists, reads, rejects (copy + delete,
+    # with the reason beside it) and asks for a run.
+    key, secret = _role_keys(moto, "finance-assets-daemon")
+    zone = dict(
+        root=deployed["FINANCE_LANDING_URI"],
+        endpoint_url=moto.url,
+        region_name=REGION,
+        aws_access_key_id=key,
+        aws_secret_access_key=secret,
+    )
+    context = dg_sensor_context(LandingZoneResource(**zone))
+    result = build_landing_sensor(us, settle=dt.timedelta(0))(context)
+    (request,) = result.run_requests or []
+    assert request.tags[LANDING_FILE_TAG] == "AAPL.csv"
+    listed = {o["Key"] for o in admin.list_objects_v2(Bucket=raw)["Contents"]}
+    assert {"landing/us/rejected/WEEKEND.csv", "landing/us/rejected/WEEKEND.csv.reason.txt"} <= (
+        listed
+    )
+    assert "landing/us/WEEKEND.csv" not in listed
+    daemon = moto.client("s3", (key, secret))
+    _denied(daemon.put_object, Bucket=raw, Key="raw/us/x.json", Body=b"{}")
+    _denied(daemon.get_object, Bucket=lake, Key="lake/anything")
+
+    # The pipeline the request starts, one step at a time as ecs_executor runs it, each step
+    # with its own role's keys: the project's assets, IO managers and stores, nothing mirrored.
+    ingest_keys = _role_keys(moto, "finance-assets-ingest")
+    transform_keys = _role_keys(moto, "finance-assets-transform")
+    raw_asset, clean_asset = _daily_assets(us)
+    start = dt.datetime(2026, 11, 17, tzinfo=us.tz)  # the landed file's two sessions
+    end = start + dt.timedelta(days=2)
+    ingest_run = {
+        "raw_zone_io_manager": RawZoneIOManager(
+            root=deployed["FINANCE_RAW_URI"], s3=_s3(moto, ingest_keys)
+        ),
+        "landing_zone": LandingZoneResource(
+            **{**zone, "aws_access_key_id": ingest_keys[0], "aws_secret_access_key": ingest_keys[1]}
+        ),
+        "market_data": SimulatedMarketResource(),  # not called: the run reads the landed file
+    }
+    raw_zone = open_location(deployed["FINANCE_RAW_URI"], _s3(moto, ingest_keys))
+    quotes = raw_zone.child("us", "raw_daily_quotes")
+    # Twice: the second run's payload supersedes the first's (listed, read, deleted).
+    for _ in range(2):
+        done = dg.materialize([raw_asset], resources=ingest_run, tags=request.tags)
+        assert done.success
+    folder = "raw/us/raw_daily_quotes/dt=2026-11-17"
+    stored = sorted(o["Key"] for o in admin.list_objects_v2(Bucket=raw, Prefix=folder)["Contents"])
+    assert len(stored) == 2 and stored[1].endswith(".meta.json"), stored
+    payload_key = stored[0]
+    assert admin.get_object(Bucket=raw, Key=payload_key)["Body"].read() == good
+
+    # The clean step: reads the raw zone, stages the day files in the lake while the
+    # warehouse transaction runs, commits, publishes (copy + delete), then checks both agree.
+    warehouse = WarehouseResource(url=pg_url, data_dir=str(tmp_path))
+    transform_s3 = _s3(moto, transform_keys)
+    transform_run = {
+        "raw_zone_io_manager": RawZoneIOManager(root=deployed["FINANCE_RAW_URI"], s3=transform_s3),
+        "lake_warehouse_io_manager": LakeWarehouseIOManager(
+            lake_root=deployed["FINANCE_LAKE_URI"], warehouse=warehouse, s3=transform_s3
+        ),
+        "warehouse": warehouse,
+        "storage": StorageResource(
+            raw_root=deployed["FINANCE_RAW_URI"],
+            lake_root=deployed["FINANCE_LAKE_URI"],
+            s3=transform_s3,
+        ),
+        "data_quality": DataQualityResource(),
+    }
+    for _ in range(2):  # the second replaces the first's day files and rows
+        done = dg.materialize(
+            [clean_asset, *raw_asset.to_source_assets()],
+            resources=transform_run,
+            tags=request.tags,
+        )
+        assert done.success
+        checks = {c.check_name: c.passed for c in done.get_asset_check_evaluations()}
+        assert checks["stores_agree"] and checks["prices_not_null"], checks
+    day = "lake/us/daily_bars/dt=2026-11-17"
+    lake_keys = sorted(o["Key"] for o in admin.list_objects_v2(Bucket=lake)["Contents"])
+    assert lake_keys == [f"{day}/part-0.parquet", "lake/us/daily_bars/dt=2026-11-18/part-0.parquet"]
+    got = admin.get_object(Bucket=lake, Key=f"{day}/part-0.parquet")["Body"].read()
+    assert pl.read_parquet(io.BytesIO(got))["close"].to_list() == [231.7]
+    with psycopg.connect(pg_url) as conn:
+        rows = conn.execute("SELECT count(*), max(close) FROM us.daily_bars").fetchone()
+    assert rows == (2, 233.0)
+
+    # Retention, an ingest step: it lists the raw zone page by page and finds what expired.
+    # Its deletion is a DeleteObjects batch, which AWS authorises key by key as s3:DeleteObject
+    # on each object (granted on raw/*); moto checks s3:DeleteObject on the bucket's ARN and
+    # refuses every key, so here the step runs dry and the batch is a real account's to prove.
+    old = "raw/us/raw_daily_quotes/dt=2020-01-02"
+    for n in range(3):
+        admin.put_object(Bucket=raw, Key=f"{old}/p{n}.json", Body=b"{}")
+    monkeypatch.setattr(S3ObjectStore, "page_size", 2)  # listings of several pages
+    storage_as_ingest = StorageResource(
+        raw_root=deployed["FINANCE_RAW_URI"],
+        lake_root=deployed["FINANCE_LAKE_URI"],
+        s3=_s3(moto, ingest_keys),
+    )
+    purged = retention_job.execute_in_process(
+        resources={"storage": storage_as_ingest},
+        run_config={"ops": {"purge_expired_partitions": {"config": {"dry_run": True}}}},
+    )
+    assert purged.output_for_node("purge_expired_partitions") == [f"s3://{raw}/{old}"]
+    monkeypatch.undo()
+    for n in range(3):
+        admin.delete_object(Bucket=raw, Key=f"{old}/p{n}.json")
+
+    # Forbidden, through the same code: ingest writing or deleting in the lake ...
+    ingest_lake = open_location(deployed["FINANCE_LAKE_URI"], _s3(moto, ingest_keys))
+    bars = ingest_lake.child("us", "daily_bars")
+    frame = pl.read_parquet(io.BytesIO(got))
+    window = {"start": start, "end": start + dt.timedelta(days=1), "tz": us.tz}
+    with pytest.raises(PermissionError):
+        lake_io.write_window(bars, frame, **window)
+    with pytest.raises(PermissionError):  # the PUT itself, past any listing
+        bars.write("dt=2026-11-17/part-0.parquet", b"x")
+    with pytest.raises(PermissionError):
+        bars.delete("dt=2026-11-17/part-0.parquet")
+    with pytest.raises(PermissionError):
+        lake_io.remove_partition(bars, "dt=2026-11-17")
+    # ... the transform step writing the raw zone ...
+    payloads = lake_io.read_payloads(quotes, start, end)
+    transform_quotes = open_location(deployed["FINANCE_RAW_URI"], transform_s3).child(
+        "us", "raw_daily_quotes"
+    )
+    with pytest.raises(PermissionError):
+        lake_io.write_payloads(transform_quotes, payloads, start, end, us.tz)
+    # ... and the webserver writing anything (it reads).
+    web_keys = _role_keys(moto, "finance-assets-webserver")
+    web_lake = open_location(deployed["FINANCE_LAKE_URI"], _s3(moto, web_keys))
+    read = lake_io.read_window(web_lake.child("us", "daily_bars"), **window)
+    assert read is not None and read["close"].to_list() == [231.7]
+    with pytest.raises(PermissionError):
+        lake_io.write_window(web_lake.child("us", "daily_bars"), frame, **window)
+    web_raw = open_location(deployed["FINANCE_RAW_URI"], _s3(moto, web_keys))
+    with pytest.raises(PermissionError):
+        lake_io.write_payloads(web_raw.child("us", "raw_daily_quotes"), payloads, start, end, us.tz)
+    assert admin.get_object(Bucket=lake, Key=f"{day}/part-0.parquet")["Body"].read() == got
+    # Raw calls outside what the code does: the landing zone's markers and files, other keys.
+    ingest = moto.client("s3", ingest_keys)
+    _denied(ingest.get_object, Bucket=lake, Key=f"{day}/part-0.parquet")
+    _denied(ingest.put_object, Bucket=raw, Key="landing/us/.processed/AAPL.csv.json", Body=b"{}")
+    _denied(ingest.delete_object, Bucket=raw, Key="landing/us/AAPL.csv")
+    _denied(ingest.put_object, Bucket=raw, Key="elsewhere.json", Body=b"{}")
+    transform = moto.client("s3", transform_keys)
+    transform.put_object(Bucket=logs, Key="spark-code/bars_job.py", Body=b"# job")
+    _denied(transform.delete_object, Bucket=raw, Key=payload_key)
+    _denied(transform.put_object, Bucket=lake, Key="spark/us/x.parquet", Body=b"x")
+    _denied(transform.get_object, Bucket=raw, Key="landing/us/AAPL.csv")
+
+    # The Spark job's role: reads raw/, writes only its own prefix.
+    spark = moto.client("s3", _role_keys(moto, "finance-assets-spark"))
+    spark.get_object(Bucket=raw, Key=payload_key)["Body"].read()
+    spark.get_object(Bucket=logs, Key="spark-code/bars_job.py")["Body"].read()
+    out = "spark/us/bars_by_symbol/symbol=AAPL/date=2026-11-17/part-0.parquet"
+    spark.put_object(Bucket=lake, Key=out, Body=_bars_parquet())
+    spark.delete_object(Bucket=lake, Key=out)
+    _denied(spark.put_object, Bucket=lake, Key=f"{day}/part-0.parquet", Body=b"x")
+    _denied(spark.put_object, Bucket=raw, Key=f"{folder}/x.json", Body=b"x")
+
+    # The webserver's role: reads the lake and the raw zone, writes and deletes nothing.
+    web = moto.client("s3", web_keys)
+    assert web.get_object(Bucket=lake, Key=f"{day}/part-0.parquet")["Body"].read() == got
+    assert web.list_objects_v2(Bucket=lake, Prefix="lake/")["KeyCount"] >= 1
+    web.get_object(Bucket=raw, Key=payload_key)["Body"].read()
+    _denied(web.put_object, Bucket=lake, Key=f"{day}/part-0.parquet", Body=b"x")
+    _denied(web.delete_object, Bucket=lake, Key=f"{day}/part-0.parquet")
+    _denied(web.put_object, Bucket=raw, Key="landing/us/NEW.csv", Body=b"x")
+    _denied(web.get_object, Bucket=raw, Key="landing/us/AAPL.csv")
+
+    # The run worker launches steps and touches no data.
+    run = moto.client("s3", _role_keys(moto, "finance-assets-run"))
+    _denied(run.get_object, Bucket=lake, Key=f"{day}/part-0.parquet")
+
+
+def dg_sensor_context(resource: LandingZoneResource) -> Any:
+    return dg.build_sensor_context(resources={"landing_zone": resource})
+
+
+def test_terminate_empties_every_version_and_deletes_both_stacks(
+    moto: Moto, deployed: dict[str, str]
+) -> None:
+    """Runs last in this module: it tears down what the tests above used."""
+    s3 = moto.client("s3")
+    raw, lake = deployed["FINANCE_AWS_RAW_BUCKET_NAME"], deployed["FINANCE_AWS_LAKE_BUCKET_NAME"]
+    # Versioned as the template asks (moto's CloudFormation drops VersioningConfiguration).
+    s3.put_bucket_versioning(Bucket=lake, VersioningConfiguration={"Status": "Enabled"})
+    day_file = "lake/us/bars_5min/dt=2026-11-18/part-0.parquet"
+    for n in range(3):  # versions and a delete marker: a plain listing would miss them
+        s3.put_object(Bucket=lake, Key=day_file, Body=b"%d" % n)
+    s3.delete_object(Bucket=lake, Key=day_file)
+    versions = s3.list_object_versions(Bucket=lake)
+    assert len(versions.get("Versions", [])) >= 3 and versions.get("DeleteMarkers")
+
+    done = _script(moto, "terminate.py")
+    assert "finance-assets-platform: deleted" in done.stderr
+    assert "finance-assets-storage: deleted" in done.stderr
+    remaining = {b["Name"] for b in s3.list_buckets()["Buckets"]}
+    assert not remaining & {raw, lake, deployed["FINANCE_AWS_LOGS_BUCKET_NAME"]}
+    cfn = moto.client("cloudformation")
+    live = [
+        s["StackName"]
+        for s in cfn.list_stacks()["StackSummaries"]
+        if s["StackStatus"] != "DELETE_COMPLETE"
+    ]
+    assert live == []
+    # A second run finds nothing to do and says so.
+    again = _script(moto, "terminate.py")
+    assert "not found" in again.stderr

@@ -1,0 +1,122 @@
+"""Raw payload staging in MongoDB, against a wire-protocol server (nx-27017) on loopback."""
+
+import datetime as dt
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+
+from finance_assets.demo import run_market
+from finance_assets.lib.io.mongo import MongoRawStore
+from finance_assets.lib.providers import SimulatedMarket
+
+NY = dt.timezone(dt.timedelta(hours=-5))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mongo_uri(tmp_path_factory):
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("mongo")
+    server = Path(sys.executable).with_name("nx-27017")
+    process = subprocess.Popen(
+        [
+            str(server),
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--db",
+            "memory",
+            "--log-file",
+            str(folder / "log"),
+            "--pid-file",
+            str(folder / "pid"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the MongoDB wire-protocol server did not start")
+        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # stop it by its PID
+        process.wait(timeout=10)
+
+
+def test_payloads_are_upserted_and_superseded_not_duplicated(mongo_uri, us):
+    store = MongoRawStore(mongo_uri, "t_store")
+    asset = ("us", "raw_intraday_quotes")
+    start, end = dt.datetime(2026, 11, 16, tzinfo=NY), dt.datetime(2026, 11, 18, tzinfo=NY)
+    sim = SimulatedMarket(batch_size=2, clock=lambda: dt.datetime(2026, 11, 20, tzinfo=dt.UTC))
+    payloads = sim.fetch_bars(us, ["AAPL", "MSFT", "NVDA"], "5min", start, end)
+    assert store.write_payloads(asset, payloads, start, end) == 2
+    store.write_payloads(asset, payloads, start, end)  # the same run again
+    assert store.count(asset) == 2
+    assert set(store.bodies(asset)) == {p.body for p in payloads}  # exactly as received
+    # A later fetch of the same window supersedes the earlier one.
+    later = SimulatedMarket(
+        batch_size=3, clock=lambda: dt.datetime(2026, 11, 21, tzinfo=dt.UTC)
+    ).fetch_bars(us, ["AAPL", "MSFT", "NVDA"], "5min", start, end)
+    store.write_payloads(asset, later, start, end)
+    assert store.count(asset) == 1
+    store.close()
+
+
+def test_assets_stage_raw_payloads_in_mongodb_idempotently(
+    mongo_uri, monkeypatch, tmp_path, pg_url, us
+):
+    from finance_assets_tests.test_assets.test_end_to_end import _defs
+
+    monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("FINANCE_PG_URL", pg_url)
+    monkeypatch.setenv("MONGODB_URI", mongo_uri)
+    monkeypatch.setenv("MONGODB_DATABASE", "t_assets")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS us CASCADE")
+    day = [dt.date(2026, 11, 18)]
+    store = MongoRawStore(mongo_uri, "t_assets")
+    for _ in range(2):
+        results = run_market(_defs(us), us, day, dg.DagsterInstance.ephemeral(), with_posts=True)
+        assert all(r.success for r in results)
+        counts = {
+            asset: store.count(("us", asset))
+            for asset in ("raw_intraday_quotes", "raw_daily_quotes", "raw_posts")
+        }
+        assert counts["raw_intraday_quotes"] == 1 and counts["raw_daily_quotes"] == 1
+        assert counts["raw_posts"] >= 5  # a page per company at least
+    store.close()
+
+
+def test_a_symbol_a_batch_did_not_answer_keeps_its_payload(mongo_uri, us):
+    from finance_assets_tests.test_lib.test_answers import ERROR, T0, T1, _payload, _series
+
+    store = MongoRawStore(mongo_uri, "t_unanswered")
+    asset = ("us", "raw_intraday_quotes")
+    old = _payload({"AAPL": _series("AAPL"), "MSFT": _series("MSFT")}, ["AAPL", "MSFT"], 0)
+    store.write_payloads(asset, [old], T0, T1)
+    failed = _payload({"AAPL": _series("AAPL"), "MSFT": ERROR}, ["AAPL", "MSFT"], 1)
+    store.write_payloads(asset, [failed], T0, T1)
+    assert store.bodies(asset) == [old.body, failed.body]
+    store.close()
