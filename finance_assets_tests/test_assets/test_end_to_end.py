@@ -11,8 +11,8 @@ import pytest
 from finance_assets.definitions import build_domain_defs
 from finance_assets.defs.market import assets as market_assets
 from finance_assets.demo import range_tags, run_market
-from finance_assets.lib import transforms
 from finance_assets.lib.clock import intraday_range
+from finance_assets.lib.transforms import cleaning
 from finance_assets.resources import build_resources
 
 WEEK = [dt.date(2026, 11, d) for d in (16, 17, 18, 19, 20)]
@@ -223,7 +223,7 @@ def test_faults_are_quarantined_with_reasons_and_checks_pass(env, fresh_schema, 
 def test_corruption_past_cleaning_fails_a_blocking_check_and_stops_the_summary(
     env, fresh_schema, us, monkeypatch
 ):
-    real_clean = transforms.clean_bars
+    real_clean = cleaning.clean_bars
 
     def leaky_clean(*args, **kwargs):
         # A cleaning bug in the 5-minute path: one bar comes out twice.
@@ -237,7 +237,7 @@ def test_corruption_past_cleaning_fails_a_blocking_check_and_stops_the_summary(
     assert all(r.success for r in good)
     before = _counts(fresh_schema, "us")
 
-    monkeypatch.setattr(transforms, "clean_bars", leaky_clean)
+    monkeypatch.setattr(cleaning, "clean_bars", leaky_clean)  # where clean_payloads finds it
     instance = dg.DagsterInstance.ephemeral()
     results = run_market(defs, us, [WEEK[1]], instance)
     intraday, daily = results
