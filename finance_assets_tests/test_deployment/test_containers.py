@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -339,8 +340,12 @@ def _graphql(stack: Stack, query: str, variables: dict) -> dict:
     url = f"http://127.0.0.1:{stack.settings['DAGSTER_WEBSERVER_PORT']}/graphql"
     body = json.dumps({"query": query, "variables": variables}).encode()
     request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60) as response:
-        answer = json.load(response)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            answer = json.load(response)
+    except urllib.error.HTTPError as exc:
+        # The webserver's 500 carries the error: say it, not only the status.
+        raise AssertionError(f"GraphQL answered {exc.code}: {exc.read().decode()[:3000]}") from exc
     assert not answer.get("errors"), answer
     return answer["data"]
 
