@@ -290,7 +290,7 @@ def stack() -> Iterator[Stack]:
         "DAGSTER_GRPC_PORT": str(ports[2]),
         "DAGSTER_WEBSERVER_PORT": str(ports[3]),
         **{name: secrets.token_hex(16) for name in PASSWORDS},
-        "FINANCE_ENV": "prod",
+        "FINANCE_ENV": "local",
         "MARKET_DATA_PROVIDER": "simulated",
         "POSTS_PROVIDER": "simulated",
         "FINANCE_MARKETS": "us",
