@@ -184,3 +184,112 @@ def test_the_deployed_instances_use_the_pooled_storage(path, storage_db, tmp_pat
     with dg.DagsterInstance.from_config(str(home)) as inst:
         assert type(inst.event_log_storage) is PooledPostgresEventLogStorage
         assert inst.get_runs() == []
+
+
+DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01", end_date="2026-01-05")
+RANGE = {
+    "dagster/asset_partition_range_start": "2026-01-01",
+    "dagster/asset_partition_range_end": "2026-01-04",
+}
+
+
+def _range_assets(fail: bool) -> list[dg.AssetsDefinition]:
+    @dg.asset(partitions_def=DAYS, backfill_policy=dg.BackfillPolicy.single_run())
+    def upstream() -> None:
+        return None
+
+    @dg.asset(
+        deps=[upstream],
+        partitions_def=DAYS,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        check_specs=[
+            dg.AssetCheckSpec("rows_ok", asset="ranged", blocking=True),
+            dg.AssetCheckSpec("keys_ok", asset="ranged"),
+        ],
+    )
+    def ranged():
+        if fail:
+            raise RuntimeError("provider down")
+        return dg.MaterializeResult(
+            check_results=[
+                dg.AssetCheckResult(check_name="rows_ok", passed=True),
+                dg.AssetCheckResult(check_name="keys_ok", passed=True),
+            ]
+        )
+
+    return [upstream, ranged]
+
+
+def _planned_rows(url: str, run_id: str) -> dict[str, list[tuple]]:
+    with psycopg.connect(url) as conn:
+        events = conn.execute(
+            "SELECT dagster_event_type, asset_key, partition, step_key FROM event_logs "
+            "WHERE run_id = %s AND dagster_event_type LIKE '%%PLANNED' ORDER BY 1, 2, 3",
+            [run_id],
+        ).fetchall()
+        checks = conn.execute(
+            "SELECT asset_key, check_name, partition, execution_status FROM "
+            "asset_check_executions WHERE run_id = %s ORDER BY 1, 2, 3",
+            [run_id],
+        ).fetchall()
+        keys = conn.execute(
+            "SELECT asset_key, last_run_id = %s FROM asset_keys ORDER BY 1", [run_id]
+        ).fetchall()
+    return {"events": events, "checks": checks, "asset_keys": keys}
+
+
+@pytest.mark.parametrize("fail", [False, True], ids=["succeeded", "failed"])
+def test_planned_events_are_batched_into_the_rows_dagster_postgres_writes(
+    tmp_path, pg_server_url, fail
+):
+    """The same planned rows as dagster-postgres's one-by-one writes, so a failed run's
+    partitions are marked failed exactly as before (issue 15: failure marking kept)."""
+
+    from finance_assets_tests.conftest import fresh_database
+
+    seen = {}
+    for name in ("pooled", "dagster-postgres"):
+        with fresh_database(pg_server_url, "finance_storage") as url:
+            home = tmp_path / name
+            home.mkdir()
+            block = (
+                _storage_block(url)
+                if name == "pooled"
+                else {
+                    "postgres": {
+                        "postgres_url": url.replace("postgresql://", "postgresql+psycopg2://")
+                    }
+                }
+            )
+            (home / "dagster.yaml").write_text(yaml.safe_dump({"storage": block}))
+            with dg.DagsterInstance.from_config(str(home)) as inst:
+                storage_type = type(inst.event_log_storage)
+                assert (storage_type is PooledPostgresEventLogStorage) == (name == "pooled")
+                result = dg.materialize(
+                    _range_assets(fail), instance=inst, tags=RANGE, raise_on_error=False
+                )
+                assert result.success is not fail
+                rows = _planned_rows(url, result.run_id)
+                # What the UI and a re-run of the failed partitions read: planned, never
+                # materialized, in a failed run.
+                storage = inst.event_log_storage
+                attempts = storage.get_latest_asset_partition_materialization_attempts_without_materializations(  # noqa: E501
+                    dg.AssetKey("ranged")
+                )
+                rows["failed"] = sorted(
+                    (partition, run_id == result.run_id)
+                    for partition, (run_id, _) in attempts.items()
+                )
+            seen[name] = rows
+    assert seen["pooled"] == seen["dagster-postgres"]
+    pooled = seen["pooled"]
+    # A planned event per asset and partition (not one subset per asset), one per check, and a
+    # check row per check and partition.
+    assert len(pooled["events"]) == 2 * 4 + 2
+    assert len([row for row in pooled["checks"] if row[2] is not None]) == 2 * 4
+    if fail:
+        assert pooled["failed"] == [
+            (day, True) for day in ("2026-01-01", "2026-01-02", "2026-01-03", "2026-01-04")
+        ]
+    else:
+        assert pooled["failed"] == []
