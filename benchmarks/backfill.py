@@ -320,7 +320,7 @@ def floor_check_specs(declared: list[dg.AssetCheckSpec], checks: str) -> list[dg
     return [*kept, dg.AssetCheckSpec("row_rules", asset=key, blocking=True)]
 
 
-STORAGE_CLASSES = ("pooled", "dagster-postgres")
+STORAGE_CLASSES = ("pooled", "pooled-unbatched", "dagster-postgres")
 
 
 def postgres_storage(storage_class: str, url: str) -> dict[str, Any]:
@@ -331,9 +331,9 @@ def postgres_storage(storage_class: str, url: str) -> dict[str, Any]:
     url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
     if storage_class == "dagster-postgres":
         return {"postgres": {"postgres_url": url}}
-    if storage_class != "pooled":
+    if storage_class not in STORAGE_CLASSES:
         raise ValueError(f"storage class must be one of {STORAGE_CLASSES}, got {storage_class!r}")
-    config = {"postgres_url": url}
+    config = {"postgres_url": url, "batch_planned_events": storage_class == "pooled"}
     return {
         "custom": {
             "module": "finance_assets.storage",
@@ -341,6 +341,14 @@ def postgres_storage(storage_class: str, url: str) -> dict[str, Any]:
             "config": config,
         }
     }
+
+
+def local_storage(data_dir: Path) -> dict[str, Any]:
+    """The local instance's storage (as `make demo` / `make dev`): the pooled storage on the
+    embedded PostgreSQL of a data folder (finance_assets/local_instance.py)."""
+    config = {"data_dir": str(data_dir)}
+    module = "finance_assets.local_instance"
+    return {"custom": {"module": module, "class": "LocalPostgresStorage", "config": config}}
 
 
 def make_instance(
@@ -356,6 +364,8 @@ def make_instance(
     overrides: dict[str, Any] = {"telemetry": {"enabled": False}}
     if kind == "postgres":
         overrides["storage"] = postgres_storage(storage_class, pg_url)
+    if kind == "local":
+        overrides["storage"] = local_storage(folder.parent / "local_instance")
     return dg.DagsterInstance.local_temp(str(folder), overrides=overrides)  # type: ignore[arg-type]
 
 
@@ -1046,8 +1056,9 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
         choices=STORAGE_CLASSES,
         default="pooled",
         help="with --instance postgres: pooled = finance_assets.storage.PooledPostgresStorage "
-        "(as dagster.yaml deploys it), dagster-postgres = its own storage (a connection per "
-        "statement outside the webserver)",
+        "(as dagster.yaml deploys it), pooled-unbatched = the same without its batched planned "
+        "events, dagster-postgres = its own storage (a connection per statement outside the "
+        "webserver)",
     )
     parser.add_argument(
         "--floor-checks",
@@ -1100,10 +1111,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--instance",
-        choices=("postgres", "temp", "ephemeral"),
+        choices=("postgres", "local", "temp", "ephemeral"),
         default="postgres",
         help="Dagster storage: postgres = in the benchmark database (as deployed, dagster.yaml), "
-        "temp = SQLite in the scratch folder (as make demo / make dev), ephemeral = in memory",
+        "local = the embedded PostgreSQL in the scratch folder (as make demo / make dev), "
+        "temp = SQLite in the scratch folder (as make demo / make dev before), "
+        "ephemeral = in memory",
     )
     parser.add_argument(
         "--event-batch-size",

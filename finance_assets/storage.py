@@ -18,6 +18,7 @@ Loaded from `dagster.yaml`, Dagster's supported extension point for storage:
           pool_size: 2                  # optional: connections kept per storage and process
           pool_max_overflow: 10         # optional: extra connections under load, closed after
           pool_recycle_seconds: 3600    # optional: replace a connection older than this
+          batch_planned_events: true    # optional: a run's planned events in one batch
 
 A pooled connection is checked before use (`pool_pre_ping`), so one the server or a proxy closed
 (a restart, `pg_terminate_backend`, an idle timeout) is replaced instead of failing a write, and a
@@ -75,6 +76,8 @@ class PoolSettings:
     size: int = 2
     max_overflow: int = 10
     recycle_seconds: int = 3600
+    # Not a pool setting, but this storage's other one: see PooledPostgresEventLogStorage.
+    batch_planned: bool = True
 
     def __post_init__(self) -> None:
         for name, value, least in (
@@ -91,6 +94,7 @@ class PoolSettings:
             size=config.get("pool_size", cls.size),
             max_overflow=config.get("pool_max_overflow", cls.max_overflow),
             recycle_seconds=config.get("pool_recycle_seconds", cls.recycle_seconds),
+            batch_planned=config.get("batch_planned_events", cls.batch_planned),
         )
 
 
@@ -104,6 +108,9 @@ def pooled_pg_config() -> UserConfigSchema:
         ),
         "pool_recycle_seconds": Field(
             IntSource, is_required=False, default_value=PoolSettings.recycle_seconds
+        ),
+        "batch_planned_events": Field(
+            bool, is_required=False, default_value=PoolSettings.batch_planned
         ),
     }
 
@@ -186,7 +193,7 @@ class PooledPostgresEventLogStorage(_Pooled, PostgresEventLogStorage):  # type: 
 
     def store_event_batch(self, events: Sequence[EventLogEntry]) -> None:
         kinds = {event.get_dagster_event().event_type for event in events}
-        if not events or not kinds <= PLANNED:
+        if not events or not kinds <= PLANNED or not self.pool.batch_planned:
             return super().store_event_batch(events)
         with self._connect() as conn:
             result = conn.execute(

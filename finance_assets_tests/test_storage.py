@@ -293,3 +293,30 @@ def test_planned_events_are_batched_into_the_rows_dagster_postgres_writes(
         ]
     else:
         assert pooled["failed"] == []
+
+
+def test_the_local_instance_keeps_dagsters_storage_on_the_embedded_server(tmp_path, monkeypatch):
+    """deployment/local/dagster.yaml (what `make demo` / `make dev` use): the pooled storage in a
+    `dagster` database of the embedded PostgreSQL under FINANCE_DATA_DIR."""
+    from finance_assets.lib.io.postgres import embedded_server_url
+    from finance_assets.local_instance import LocalPostgresStorage
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("FINANCE_DATA_DIR", str(data))
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text((REPO / "deployment/local/dagster.yaml").read_text())
+    with dg.DagsterInstance.from_config(str(home)) as inst:
+        assert type(inst.get_ref().storage) is LocalPostgresStorage
+        assert type(inst.event_log_storage) is PooledPostgresEventLogStorage
+        result = dg.materialize([a_number], instance=inst)
+        assert result.success
+        # Read back through a second instance, as `make dev` reads the demo's runs.
+        with dg.DagsterInstance.from_config(str(home)) as again:
+            assert again.get_run_by_id(result.run_id).status == dg.DagsterRunStatus.SUCCESS
+    assert (data / "postgres" / "pgdata" / "PG_VERSION").exists()
+    server = embedded_server_url(data)  # joins the running server
+    dagster_db = psycopg.conninfo.make_conninfo(server, dbname="dagster")
+    with psycopg.connect(dagster_db) as conn:
+        row = conn.execute("SELECT count(*) FROM runs WHERE run_id = %s", [result.run_id])
+        assert row.fetchone()[0] == 1
