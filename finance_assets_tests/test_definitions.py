@@ -170,7 +170,7 @@ def test_production_instance_config_runs_on_postgresql(pg_server_url, tmp_path, 
             return 1
 
         with dg.DagsterInstance.get() as instance:
-            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert type(instance.run_storage).__name__ == "PooledPostgresRunStorage"
             assert dg.materialize([ping], instance=instance).success
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as conn:
