@@ -27,10 +27,12 @@ $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,spark]'
 	@touch $@ $(VENV)/.installed
 
-$(DAGSTER_HOME)/dagster.yaml:
+# Local instance: Dagster's storage on the embedded PostgreSQL under FINANCE_DATA_DIR
+# (deployment/local/dagster.yaml; the repo's top-level dagster.yaml is for production). Copied
+# again when the template changes (an instance made before it kept SQLite in DAGSTER_HOME).
+$(DAGSTER_HOME)/dagster.yaml: deployment/local/dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)
-	@# Local instance: SQLite storage in DAGSTER_HOME (the repo's dagster.yaml is for production).
-	@printf 'telemetry:\n  enabled: false\n' > $@
+	@cp $< $@
 
 demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 	DEMO_DAYS=$(DEMO_DAYS) DEMO_END=$(DEMO_END) $(BIN)/python -m finance_assets.demo

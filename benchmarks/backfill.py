@@ -225,7 +225,7 @@ def bench_job(cache_dir: str, data_dir: str) -> dg.JobDefinition:
         cache_dir: str
 
         def get_provider(self) -> ReplayProvider:
-            return ReplayProvider(self.cache_dir)
+            return replay_provider(self.cache_dir)
 
     market = bench_market(read_manifest(cache_dir)["symbols"])
     # FINANCE_PG_URL is also in os.environ: build_resources wraps it in an EnvVar, which Dagster
@@ -248,10 +248,13 @@ def bench_job(cache_dir: str, data_dir: str) -> dg.JobDefinition:
     return defs.resolve_job_def(job.name)
 
 
-def floor_job(cache_dir: str) -> dg.JobDefinition:
+def floor_job(cache_dir: str, checks: str = "declared") -> dg.JobDefinition:
     """The same two assets, partitions, backfill policy and blocking checks with bodies and IO
     that do nothing: what Dagster's bookkeeping alone costs for the range (run creation, planned
-    events, one materialization per partition and asset, check evaluations)."""
+    events, one materialization per partition and asset, check evaluations).
+
+    `checks` (see `floor_check_specs`): "declared" (as `bars_5min`), "combined" (the row rules
+    as one check) or "none": what the checks' planned rows and evaluations cost."""
     import dagster as dg
 
     from finance_assets.defs.market.assets import bar_check_specs
@@ -278,7 +281,7 @@ def floor_job(cache_dir: str) -> dg.JobDefinition:
     def raw():
         return None
 
-    specs = bar_check_specs(bars_key)
+    specs = floor_check_specs(bar_check_specs(bars_key), checks)
 
     @dg.asset(
         key=bars_key,
@@ -298,19 +301,73 @@ def floor_job(cache_dir: str) -> dg.JobDefinition:
     return defs.resolve_job_def(job.name)
 
 
-def make_instance(kind: str, folder: Path, pg_url: str) -> dg.DagsterInstance:
+FLOOR_CHECKS = ("declared", "combined", "none")
+
+
+def floor_check_specs(declared: list[dg.AssetCheckSpec], checks: str) -> list[dg.AssetCheckSpec]:
+    """The floor's checks: as declared, the row rules (`quality.BAR_RULES`) folded into one
+    blocking `row_rules` check, or none."""
+    import dagster as dg
+
+    from finance_assets.lib import quality
+
+    if checks == "declared":
+        return declared
+    if checks == "none":
+        return []
+    if checks != "combined":
+        raise ValueError(f"floor checks must be one of {FLOOR_CHECKS}, got {checks!r}")
+    kept = [spec for spec in declared if spec.name not in quality.BAR_RULES]
+    key = declared[0].asset_key
+    return [*kept, dg.AssetCheckSpec("row_rules", asset=key, blocking=True)]
+
+
+STORAGE_CLASSES = ("pooled", "pooled-unbatched", "dagster-postgres")
+
+
+def postgres_storage(storage_class: str, url: str) -> dict[str, Any]:
+    """The `storage:` block of dagster.yaml for a PostgreSQL instance at `url`: the project's
+    pooled storage (as deployed, finance_assets/storage.py) or dagster-postgres's own."""
+    # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3,
+    # on which its event storage fails (NOTIFY with a bound parameter).
+    url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
+    if storage_class == "dagster-postgres":
+        return {"postgres": {"postgres_url": url}}
+    if storage_class not in STORAGE_CLASSES:
+        raise ValueError(f"storage class must be one of {STORAGE_CLASSES}, got {storage_class!r}")
+    config = {"postgres_url": url, "batch_planned_events": storage_class == "pooled"}
+    return {
+        "custom": {
+            "module": "finance_assets.storage",
+            "class": "PooledPostgresStorage",
+            "config": config,
+        }
+    }
+
+
+def local_storage(data_dir: Path) -> dict[str, Any]:
+    """The local instance's storage (as `make demo` / `make dev`): the pooled storage on the
+    embedded PostgreSQL of a data folder (finance_assets/local_instance.py)."""
+    config = {"data_dir": str(data_dir)}
+    module = "finance_assets.local_instance"
+    return {"custom": {"module": module, "class": "LocalPostgresStorage", "config": config}}
+
+
+def make_instance(
+    kind: str, folder: Path, pg_url: str, storage_class: str = "pooled"
+) -> dg.DagsterInstance:
     """temp: SQLite storage in `folder` (as `make demo` / `make dev`); postgres: run and event
-    storage in the benchmark database (as dagster.yaml in production); ephemeral: in memory."""
+    storage in the benchmark database (as dagster.yaml in production, `storage_class`);
+    ephemeral: in memory."""
     import dagster as dg
 
     if kind == "ephemeral":
         return dg.DagsterInstance.ephemeral(tempdir=str(folder))
     overrides: dict[str, Any] = {"telemetry": {"enabled": False}}
     if kind == "postgres":
-        # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3,
-        # on which its event storage fails (NOTIFY with a bound parameter).
-        url = pg_url.replace("postgresql://", "postgresql+psycopg2://", 1)
-        overrides["storage"] = {"postgres": {"postgres_url": url}}
+        overrides["storage"] = postgres_storage(storage_class, pg_url)
+    if kind == "local":
+        overrides["storage"] = local_storage(folder.parent / "local_instance")
     return dg.DagsterInstance.local_temp(str(folder), overrides=overrides)  # type: ignore[arg-type]
 
 
@@ -323,9 +380,12 @@ def dagster_backfill(
     settings: dict[str, str],
     floor: bool = False,
     storage_url: str | None = None,
+    storage_class: str = "pooled",
+    floor_checks: str = "declared",
 ) -> dict[str, Any]:
-    """One single-run backfill of the range; with `floor`, of the no-op twin (`floor_job`).
-    `storage_url`: where a postgres instance keeps Dagster's storage (default `pg_url`)."""
+    """One single-run backfill of the range; with `floor`, of the no-op twin (`floor_job`, its
+    checks as `floor_checks` says). `storage_url`: where a postgres instance keeps Dagster's
+    storage (default `pg_url`), with `storage_class`."""
     os.environ["FINANCE_PG_URL"] = pg_url
     os.environ["DAGSTER_DISABLE_TELEMETRY"] = "yes"
     # Dagster reads these when it stores events, in this process.
@@ -343,9 +403,11 @@ def dagster_backfill(
     sessions = [dt.date.fromisoformat(d) for d in manifest["sessions"]]
     first_key, last_key = intraday_range(market, sessions)
     partitions = len(market.bar_starts(*window_of(manifest)))
-    instance_dir = Path(data_dir) / ("dagster_home_floor" if floor else "dagster_home")
+    instance_dir = Path(data_dir) / (
+        f"dagster_home_floor_{floor_checks}" if floor else "dagster_home"
+    )
     instance_dir.mkdir(parents=True, exist_ok=True)
-    instance = make_instance(instance_kind, instance_dir, storage_url or pg_url)
+    instance = make_instance(instance_kind, instance_dir, storage_url or pg_url, storage_class)
     tags = range_tags(first_key, last_key)
     wall_start, began = time.time(), time.perf_counter()
     if runner == "execute_job":
@@ -355,7 +417,7 @@ def dagster_backfill(
             dg.build_reconstructable_job(
                 floor_job.__module__,
                 floor_job.__name__,
-                reconstructable_kwargs={"cache_dir": cache_dir},
+                reconstructable_kwargs={"cache_dir": cache_dir, "checks": floor_checks},
             )
             if floor
             else dg.build_reconstructable_job(
@@ -372,7 +434,7 @@ def dagster_backfill(
         ) as result:
             success, run_id = result.success, result.run_id
     else:
-        job = floor_job(cache_dir) if floor else bench_job(cache_dir, data_dir)
+        job = floor_job(cache_dir, floor_checks) if floor else bench_job(cache_dir, data_dir)
         result = job.execute_in_process(
             instance=instance, tags=tags, run_config=QUIET_LOGS, raise_on_error=False
         )
@@ -389,6 +451,14 @@ def dagster_backfill(
         kind = record.dagster_event.event_type_value if record.dagster_event else "LOG"
         counts[kind] = counts.get(kind, 0) + 1
     failures = [r.user_message for r in records if r.dagster_event and r.dagster_event.is_failure]
+    checks = sorted(
+        {
+            r.dagster_event.event_specific_data.check_name  # type: ignore[union-attr]
+            for r in records
+            if r.dagster_event
+            and r.dagster_event.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION_PLANNED
+        }
+    )
     lake_dir = Path(data_dir) / "lake" / MARKET_KEY / "bars_5min"
     lake_rows = (
         pl.scan_parquet(str(lake_dir / "*" / "*.parquet")).select(pl.len()).collect().item()
@@ -402,6 +472,7 @@ def dagster_backfill(
         "partitions": partitions,
         "range": (first_key, last_key),
         "event_counts": counts,
+        "checks": checks,
         "spans": spans,
         "lake_rows": lake_rows,
         "rss_mb": rss,
@@ -704,6 +775,244 @@ def reload_day(data_dir: str, pg_url: str, day: str, symbols: list[str]) -> dict
     return {"runs": runs, "rows": bars.height, "deleted": deleted}
 
 
+# --- phase 6: one run per partition, and the live tick ---------------------------------------
+# What a Dagster user without single-run backfills gets (a run per 5-minute partition, over one
+# session), and what the schedule's tick costs: one partition of every symbol, from the run
+# request to rows in PostgreSQL and the lake. Each window has its own prepared payloads.
+
+
+class WindowReplayProvider(ReplayProvider):
+    """Serves each window's own prepared payloads (`prepare_windows`)."""
+
+    def fetch_bars(
+        self,
+        market: Market,
+        symbols: Sequence[str],
+        interval: Interval,
+        start: dt.datetime,
+        end: dt.datetime,
+    ) -> list[RawPayload]:
+        folder = read_manifest(self.cache_dir)["windows"].get(start.astimezone(dt.UTC).isoformat())
+        if folder is None:
+            raise RuntimeError(f"no replay cache prepared for the window starting {start}")
+        sub = ReplayProvider(str(Path(self.cache_dir) / folder))
+        return sub.fetch_bars(market, symbols, interval, start, end)
+
+
+def replay_provider(cache_dir: str) -> ReplayProvider:
+    """The provider for a cache folder: one range (`prepare`) or one folder per window."""
+    if "windows" in read_manifest(cache_dir):
+        return WindowReplayProvider(cache_dir)
+    return ReplayProvider(cache_dir)
+
+
+def prepare_windows(cache_root: str, n_symbols: int, day: str, k: int) -> dict[str, Any]:
+    """Payloads for the first `k` 5-minute windows of session `day` and for its last one (the
+    live tick's), each window in a folder laid out as `prepare` lays out a range."""
+    from finance_assets.lib.clock import INTRADAY_FMT
+    from finance_assets.lib.providers.simulated import MAX_BATCH_SYMBOLS, SimulatedMarket
+
+    symbols = [f"S{i:04d}" for i in range(n_symbols)]
+    market = bench_market(symbols)
+    starts = market.bar_starts(*market.session_bounds(dt.date.fromisoformat(day)))
+    chosen = sorted({*starts[:k], starts[-1]})
+    sim = SimulatedMarket(seed=SEED)
+    step = dt.timedelta(minutes=5)
+    windows, keys = {}, {}
+    for index, start in enumerate(chosen):
+        folder = Path(cache_root) / f"w{index:03d}"
+        folder.mkdir()
+        batches = []
+        for offset in range(0, n_symbols, MAX_BATCH_SYMBOLS):
+            chunk = symbols[offset : offset + MAX_BATCH_SYMBOLS]
+            [payload] = sim.fetch_bars(market, chunk, "5min", start, start + step)
+            name = f"b{len(batches):04d}.json"
+            (folder / name).write_bytes(payload.body)
+            batches.append({"file": name, "symbols": chunk})
+        manifest = {
+            "interval": "5min",
+            "start": start.isoformat(),
+            "end": (start + step).isoformat(),
+            "symbols": symbols,
+            "batches": batches,
+        }
+        (folder / "manifest.json").write_text(json.dumps(manifest))
+        windows[start.isoformat()] = folder.name
+        keys[start.isoformat()] = start.astimezone(market.tz).strftime(INTRADAY_FMT)
+    root = {"symbols": symbols, "windows": windows}
+    (Path(cache_root) / "manifest.json").write_text(json.dumps(root))
+    ordered = [keys[s.isoformat()] for s in chosen]
+    return {"runs": ordered[:k], "tick": keys[starts[-1].isoformat()], "windows": windows}
+
+
+def rows_in_window(
+    pg_url: str, data_dir: str, start: dt.datetime, end: dt.datetime
+) -> tuple[int, int]:
+    """(warehouse rows, lake rows) of us.bars_5min with start <= ts < end."""
+    import polars as pl
+    import psycopg
+
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute(
+            f"SELECT count(*) FROM {MARKET_KEY}.bars_5min WHERE ts >= %s AND ts < %s", [start, end]
+        ).fetchone()
+    lake_dir = Path(data_dir) / "lake" / MARKET_KEY / "bars_5min"
+    lake = (
+        pl.scan_parquet(str(lake_dir / "*" / "*.parquet"))
+        .filter((pl.col("ts") >= start) & (pl.col("ts") < end))
+        .select(pl.len())
+        .collect()
+        .item()
+    )
+    return int(row[0]) if row else 0, int(lake)
+
+
+def partition_runs(
+    cache_root: str,
+    data_dir: str,
+    pg_url: str,
+    instance_kind: str,
+    settings: dict[str, str],
+    keys: list[str],
+    storage_url: str | None = None,
+    storage_class: str = "pooled",
+) -> dict[str, Any]:
+    """One run of the 5-minute job per partition key, one after another, on one instance (as
+    a schedule or an asset backfill without the single-run policy launches them). With one key:
+    the live tick. Each run's time goes from the run request (`execute_job` with the partition
+    tag) to its rows counted in PostgreSQL and the lake."""
+    os.environ["FINANCE_PG_URL"] = pg_url
+    os.environ["DAGSTER_DISABLE_TELEMETRY"] = "yes"
+    for name in DAGSTER_SETTINGS:
+        os.environ.pop(name, None)
+    os.environ.update(settings)
+    import dagster as dg
+
+    from finance_assets.defs.market.partitions import five_minute_partitions
+
+    market = bench_market(read_manifest(cache_root)["symbols"])
+    partitions = five_minute_partitions(market)
+    instance_dir = Path(data_dir) / "dagster_home"
+    instance_dir.mkdir(parents=True, exist_ok=True)
+    instance = make_instance(instance_kind, instance_dir, storage_url or pg_url, storage_class)
+    recon = dg.build_reconstructable_job(
+        bench_job.__module__,
+        bench_job.__name__,
+        reconstructable_kwargs={"cache_dir": cache_root, "data_dir": data_dir},
+    )
+    bench_job(
+        cache_root, data_dir
+    )  # definitions loaded before the clock starts, as in a code server
+    per_run: list[float] = []
+    failures: list[str] = []
+    landed = 0
+    began = time.perf_counter()
+    for key in keys:
+        t0 = time.perf_counter()
+        with dg.execute_job(
+            recon,
+            instance=instance,
+            run_config={**QUIET_LOGS, "execution": {"config": {"in_process": {}}}},
+            tags={"dagster/partition": key},
+        ) as result:
+            if not result.success:
+                failures.append(key)
+                break
+        window = partitions.time_window_for_partition_key(key)
+        in_pg, in_lake = rows_in_window(pg_url, data_dir, window.start, window.end)
+        per_run.append(time.perf_counter() - t0)
+        if in_pg != in_lake or in_pg != len(market.universe):
+            failures.append(f"{key}: {in_pg} rows in PostgreSQL, {in_lake} in the lake")
+        landed += in_pg
+    return {
+        "seconds": time.perf_counter() - began,
+        "runs": per_run,
+        "rows": landed,
+        "failures": failures[:3],
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+def scratch_database(pg_url: str, suffix: str) -> str:
+    """A second database beside the benchmark's (dropped with `drop_database`)."""
+    import psycopg
+
+    url = with_database(pg_url, f"{urlsplit(pg_url).path.lstrip('/')}_{suffix}")
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{urlsplit(url).path.lstrip("/")}"')
+    return url
+
+
+def drop_database(pg_url: str, url: str) -> None:
+    import psycopg
+
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{urlsplit(url).path.lstrip("/")}" WITH (FORCE)')
+
+
+def run_partition_phases(
+    args: argparse.Namespace,
+    n_symbols: int,
+    scratch: Path,
+    pg_url: str,
+    settings: dict[str, str],
+    day: str,
+    single_run_rate: float,
+    say: Callable[[str], None],
+) -> dict[str, Any] | None:
+    """The live tick, then `--partition-runs` runs of one partition each over session `day`,
+    in a database and data folder of their own; prints both with their ratios."""
+    cache_root, runs_dir, tick_dir = (scratch / n for n in ("windows", "runs", "tick"))
+    for folder in (cache_root, runs_dir, tick_dir):
+        folder.mkdir()
+    plan = run_in_child(prepare_windows, str(cache_root), n_symbols, day, args.partition_runs)
+    for label, data_dir, keys in (
+        ("tick", tick_dir, [plan["tick"]]),
+        ("runs", runs_dir, plan["runs"]),
+    ):
+        if not keys:
+            continue
+        db = scratch_database(pg_url, label)
+        storage_url = (
+            with_database(args.storage_server, urlsplit(db).path.lstrip("/"))
+            if args.storage_server
+            else None
+        )
+        try:
+            out = run_in_child(
+                partition_runs,
+                str(cache_root),
+                str(data_dir),
+                db,
+                args.instance,
+                settings,
+                keys,
+                storage_url,
+                args.storage_class,
+            )
+        finally:
+            drop_database(pg_url, db)
+        if out["failures"]:
+            say(f"{label} FAILED: {out['failures']}")
+            return None
+        if label == "tick":
+            say(
+                f"live tick              {out['runs'][0]:7.2f} s  (one 5-minute partition "
+                f"{plan['tick']} of {n_symbols} symbols: run request to {out['rows']} rows in "
+                f"PostgreSQL and the lake; target <= 3 s)"
+            )
+            continue
+        rate = out["rows"] / out["seconds"]
+        say(
+            f"one run per partition  {out['seconds']:7.1f} s  {rate:>10,.0f} rows/s  "
+            f"({len(keys)} runs of {day}, median {statistics.median(out['runs']):.2f} s a run; "
+            f"single-run backfill per row: {single_run_rate / rate:.1f}x, target >= 50x)"
+        )
+    return plan
+
+
 # --- the parent ------------------------------------------------------------------------------
 
 
@@ -813,6 +1122,93 @@ def count(url: str, table: str) -> int:
     return int(row[0]) if row else 0
 
 
+def run_floors(
+    args: argparse.Namespace,
+    rows: int,
+    backfill: Callable[..., dict[str, Any]],
+    say: Callable[[str], None],
+) -> dict[str, dict[str, Any]]:
+    """The floor run once per `--floor-checks` variant; the checks' share of it when measured."""
+    floors: dict[str, dict[str, Any]] = {}
+    for checks in args.floor_checks:
+        floor = backfill(floor=True, checks=checks)
+        if not floor["success"]:
+            raise RuntimeError(f"dagster floor run ({checks} checks) FAILED: {floor['failures']}")
+        say(
+            f"dagster floor          {floor['seconds']:7.1f} s  {rows / floor['seconds']:>10,.0f} "
+            f"rows/s  ({checks} checks: {len(floor['checks'])}; the same assets, "
+            f"partitions and checks doing nothing: Dagster's bookkeeping alone caps a run of "
+            f"this range at that rate)"
+        )
+        for name, seconds in floor["spans"]:
+            say(f"  {name:<52} {seconds:7.2f} s")
+        floors[checks] = floor
+    if "declared" in floors and "none" in floors:
+        n = len(floors["declared"]["checks"])
+        cost = floors["declared"]["seconds"] - floors["none"]["seconds"]
+        say(f"  the {n} declared checks cost {cost:.1f} s of the floor, {cost / n:.2f} s each")
+    if "declared" in floors and "combined" in floors:
+        saved = floors["declared"]["seconds"] - floors["combined"]["seconds"]
+        share = saved / floors["declared"]["seconds"]
+        say(f"  one row-rule check instead of four saves {saved:.1f} s ({share:.0%} of the floor)")
+    return floors
+
+
+def say_ratios(
+    rows: int,
+    dag: dict[str, Any],
+    floors: dict[str, dict[str, Any]],
+    path: dict[str, Any],
+    base_rate: float,
+    say: Callable[[str], None],
+) -> None:
+    """The end-to-end run against the baseline (target >= 1.0), its floor and the data path."""
+    rate = rows / dag["seconds"]
+    parts = [f"baseline {rate / base_rate:.2f}x (target >= 1.0)"]
+    if "declared" in floors:
+        floor_s = floors["declared"]["seconds"]
+        parts.append(
+            f"floor {floor_s / dag['seconds']:.0%} of the run ({floor_s:.1f} s, target <= 15 s)"
+        )
+    parts.append(f"data path {path['seconds'] / dag['seconds']:.0%} of the run")
+    say("end to end vs " + ", ".join(parts))
+
+
+def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of the storage, checks and per-partition measurements (issue 15)."""
+    parser.add_argument(
+        "--storage-class",
+        choices=STORAGE_CLASSES,
+        default="pooled",
+        help="with --instance postgres: pooled = finance_assets.storage.PooledPostgresStorage "
+        "(as dagster.yaml deploys it), pooled-unbatched = the same without its batched planned "
+        "events, dagster-postgres = its own storage (a connection per statement outside the "
+        "webserver)",
+    )
+    parser.add_argument(
+        "--floor-checks",
+        default="declared",
+        help="comma-separated floor runs by their checks: declared (as bars_5min), combined "
+        "(the four row rules as one check), none",
+    )
+    parser.add_argument(
+        "--partition-runs",
+        type=int,
+        default=78,
+        help="runs of one partition each over the last session (78 = the whole session; "
+        "0 = skip; the live tick runs in any case)",
+    )
+
+
+def check_speed_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    args.floor_checks = [c.strip() for c in args.floor_checks.split(",") if c.strip()]
+    unknown = [c for c in args.floor_checks if c not in FLOOR_CHECKS]
+    if unknown or not args.floor_checks:
+        parser.error(f"--floor-checks: unknown {unknown}; valid: {', '.join(FLOOR_CHECKS)}")
+    if args.partition_runs < 0:
+        parser.error(f"--partition-runs must be at least 0, got {args.partition_runs}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -840,10 +1236,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--instance",
-        choices=("postgres", "temp", "ephemeral"),
+        choices=("postgres", "local", "temp", "ephemeral"),
         default="postgres",
         help="Dagster storage: postgres = in the benchmark database (as deployed, dagster.yaml), "
-        "temp = SQLite in the scratch folder (as make demo / make dev), ephemeral = in memory",
+        "local = the embedded PostgreSQL in the scratch folder (as make demo / make dev), "
+        "temp = SQLite in the scratch folder (as make demo / make dev before), "
+        "ephemeral = in memory",
     )
     parser.add_argument(
         "--event-batch-size",
@@ -890,7 +1288,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="do not measure the no-op twin run (Dagster's bookkeeping alone)",
     )
+    add_speed_arguments(parser)
     args = parser.parse_args(argv)
+    check_speed_arguments(parser, args)
     if args.symbols < 1 or args.scale < 1 or args.days < 1:
         parser.error("--symbols, --scale and --days must be at least 1")
     if args.runner == "execute_job" and args.instance == "ephemeral":
@@ -973,21 +1373,6 @@ def report_s3_path(
     return True
 
 
-def report_floor(floor: dict[str, Any], rows: int, say: Callable[[str], None]) -> bool:
-    """Print the no-op twin run's figures; False when it failed."""
-    if not floor["success"]:
-        say(f"dagster floor run FAILED: {floor['failures']}")
-        return False
-    say(
-        f"dagster floor          {floor['seconds']:7.1f} s  {rows / floor['seconds']:>10,.0f} "
-        f"rows/s  (the same assets, partitions and checks doing nothing: Dagster's "
-        f"bookkeeping alone caps a run of this range at that rate)"
-    )
-    for name, seconds in floor["spans"]:
-        say(f"  {name:<52} {seconds:7.2f} s")
-    return True
-
-
 def spark_phase(cache_dir: str, path_dir: str) -> str:
     """Spark `local[2]` against the polars path on the same payloads, as one line."""
     spark = run_in_child(spark_vs_polars, cache_dir, str(Path(path_dir) / "spark-phase"))
@@ -1032,12 +1417,13 @@ def run(
         settings["DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"] = "true"
     say(
         f"dagster settings: {args.instance} storage"
+        + (f" ({args.storage_class})" if args.instance == "postgres" else "")
         + (f" via {urlsplit(args.storage_server).netloc}" if args.storage_server else "")
         + ", "
         + ", ".join(f"{k}={v}" for k, v in settings.items())
     )
 
-    def backfill(floor: bool) -> dict[str, Any]:
+    def backfill(floor: bool, checks: str = "declared") -> dict[str, Any]:
         return run_in_child(
             dagster_backfill,
             cache_dir,
@@ -1048,6 +1434,8 @@ def run(
             settings,
             floor,
             storage_url,
+            args.storage_class,
+            checks,
         )
 
     dag = backfill(floor=False)
@@ -1072,8 +1460,7 @@ def run(
         f"{quarantined} quarantined"
     )
 
-    if not args.skip_floor and not report_floor(backfill(floor=True), rows, say):
-        return 1
+    floors = {} if args.skip_floor else run_floors(args, rows, backfill, say)
 
     path = report_data_path(cache_dir, path_dir, pg_url, rows, dag["seconds"], say)
     if path is None:
@@ -1104,6 +1491,10 @@ def run(
         + ", ".join(f"{s:.2f}" for s in reload["runs"])
         + ")"
     )
+    run_partition_phases(
+        args, n_symbols, Path(cache_dir).parent, pg_url, settings, sessions[-1], rows_per_s, say
+    )
+    say_ratios(rows, dag, floors, path, base_rate, say)
     peak = dag["rss_mb"]
     hwm = dag["hwm_mb"]
     say(

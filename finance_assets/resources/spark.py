@@ -27,7 +27,7 @@ import dagster as dg
 from finance_assets.lib.settings import EnvSettings
 
 MODES = ("local", "emr", "emr_serverless")
-JOB_DIR = Path(__file__).resolve().parents[3] / "spark"  # the top-level spark/ folder
+JOB_DIR = Path(__file__).resolve().parents[2] / "spark"  # the top-level spark/ folder
 JOB_FILES = ("bars_job.py", "bars_spark.py")
 BOOTSTRAP = "bootstrap.sh"
 # What the cluster's Python needs besides pyspark: the Pipes protocol and the calendar.

@@ -184,7 +184,7 @@ def test_production_instance_config_runs_on_postgresql(
             return 1
 
         with dg.DagsterInstance.get() as instance:
-            assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+            assert type(instance.run_storage).__name__ == "PooledPostgresRunStorage"
             assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
             assert dg.materialize([ping], instance=instance).success
     finally:

@@ -14,7 +14,7 @@ import pytest
 
 from finance_assets.lib import schema, transforms
 from finance_assets.lib.markets import BAR_MINUTES, markets_from_env
-from finance_assets.lib.providers import twelve_data
+from finance_assets.lib.providers import twelve_data_series
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "spark"))
 import bars_job
@@ -29,7 +29,7 @@ def test_the_mirrored_rules_are_the_projects():
     assert bars_spark.PRICE_COLUMNS == schema.PRICE_COLUMNS
     assert bars_spark.RAW_RECORD_FIELDS == schema.RAW_RECORD_FIELDS
     assert bars_spark.BAR_MINUTES == BAR_MINUTES
-    assert bars_spark._EXCHANGES == twelve_data._EXCHANGES
+    assert bars_spark._EXCHANGES == twelve_data_series._EXCHANGES
     markets = markets_from_env({})
     assert {k: (m.calendar_name, m.timezone) for k, m in markets.items()} == bars_spark.MARKETS
 

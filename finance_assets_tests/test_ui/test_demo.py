@@ -13,6 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -22,6 +23,7 @@ from finance_assets import demo
 from finance_assets.launch import job_origin
 
 FAKETIME = shutil.which("faketime")
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -36,7 +38,9 @@ def demo_db(pg_server_url):
 def _demo_env(tmp_path, url: str) -> dict[str, str]:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    # The instance `make demo` makes: Dagster's storage on the embedded PostgreSQL of the data
+    # folder (the warehouse stays on FINANCE_PG_URL).
+    shutil.copy(REPO / "deployment" / "local" / "dagster.yaml", home / "dagster.yaml")
     env = {
         k: v
         for k, v in os.environ.items()
