@@ -20,7 +20,7 @@ from finance_assets.storage import (
     PooledPostgresStorage,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
