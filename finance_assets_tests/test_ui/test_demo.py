@@ -23,7 +23,7 @@ from finance_assets import demo
 from finance_assets.launch import job_origin
 
 FAKETIME = shutil.which("faketime")
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
