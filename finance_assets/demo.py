@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import dagster as dg
 import polars as pl
@@ -176,9 +177,12 @@ def print_reports(defs: dg.Definitions, last_sessions: dict[str, dt.date]) -> No
     """The path of each market's report of its last session (or why there is none)."""
     root = publish.reports_root(defs.resources["storage"].lake_root)
     print("\nDaily reports (open in a browser; the charts are on each market_report in the UI):")
+    storage = defs.resources["storage"]
     for key, day in last_sessions.items():
-        page = publish.report_dir(root, key, day) / report.PAGE
-        print(f"  {key}: {page.resolve()}" if page.exists() else f"  {key}: no report for {day}")
+        store = publish.report_store(root, key, day, storage.s3)
+        page = store.uri(report.PAGE)
+        shown = page if publish.is_s3(page) else str(Path(page).resolve())
+        print(f"  {key}: {shown}" if store.exists(report.PAGE) else f"  {key}: no report for {day}")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -228,6 +228,13 @@ def test_one_day_end_to_end_on_s3_matches_the_local_layout(
     ]
     lake_before = _lake_rows(lake_root)
     assert lake_before.height == 5 * 78 + 5
+    # The day's report follows the lake to S3 (beside it, under reports/), never to a local
+    # folder named after the URI.
+    assert listing(f"s3://{bucket}/reports") == [
+        "us/dt=2026-11-18/overview.png",
+        "us/dt=2026-11-18/report.html",
+    ]
+    assert not Path("s3:").exists()
 
     # A re-run changes nothing: the same rows in the warehouse and the lake, the same keys.
     raw_before = _without_ids(listing(raw_root))

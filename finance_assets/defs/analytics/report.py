@@ -90,7 +90,7 @@ def market_report_asset(market: Market) -> dg.AssetsDefinition:
                 alerts=price_moves,
             )
             files = report.render(data)
-            written = publish.write_report(root, market.key, day, files)
+            written = publish.write_report(root, market.key, day, files, storage.s3)
             pages[day] = str(written[report.PAGE])
             last_png = files[report.OVERVIEW]
             alerts += data.alerts.height
@@ -100,7 +100,9 @@ def market_report_asset(market: Market) -> dg.AssetsDefinition:
         last = sessions[-1]
         metadata: dict[str, object] = {
             "report": dg.MetadataValue.path(pages[last]),
-            "report_url": dg.MetadataValue.url(f"file://{pages[last]}"),
+            "report_url": dg.MetadataValue.url(
+                pages[last] if publish.is_s3(pages[last]) else f"file://{pages[last]}"
+            ),
             "sessions": len(sessions),
             "price_alerts": alerts,
             "unusual_volume": unusual,

@@ -1,42 +1,61 @@
 """Where report files go: `<reports root>/<market>/dt=YYYY-MM-DD/<name>`, beside the lake.
 
-The one place a report touches storage, so that the reports can follow the lake to another
-store: each file is written to a temporary name and renamed into place (a reader never sees
-half a page; a failed write leaves the previous one)."""
+The one place a report touches storage. It goes through the lake's object store
+(`lib/io/objects`), so an S3 lake (`s3://bucket/prefix/lake`) gets its reports under
+`s3://bucket/prefix/reports` and a local one under the folder beside it; each write is all or
+nothing (a reader never sees half a page; a failed write leaves the previous one)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-import uuid
 from collections.abc import Mapping
 from pathlib import Path
 
+from dagster_aws.s3 import S3Resource
 
-def reports_root(lake_root: str | os.PathLike[str]) -> Path:
-    """The reports folder beside the lake's (`data/lake` → `data/reports`)."""
-    return Path(lake_root).parent / "reports"
+from finance_assets.lib.io.objects import ObjectStore, is_s3, open_location
+
+__all__ = ["is_s3", "report_dir", "report_store", "reports_root", "write_report"]
+
+
+def reports_root(lake_root: str | os.PathLike[str]) -> str:
+    """The reports location beside the lake's (`data/lake` -> `data/reports`,
+    `s3://b/p/lake` -> `s3://b/p/reports`)."""
+    text = os.fspath(lake_root)
+    if is_s3(text):
+        bucket_and_prefix = text[len("s3://") :].rstrip("/")
+        parent = bucket_and_prefix.rsplit("/", 1)[0] if "/" in bucket_and_prefix else ""
+        if not parent:
+            raise ValueError(f"{text!r}: an S3 lake needs a prefix for the reports beside it")
+        return f"s3://{parent}/reports"
+    return str(Path(text).parent / "reports")
+
+
+def report_store(
+    root: str | os.PathLike[str], market: str, day: dt.date, s3: S3Resource | None = None
+) -> ObjectStore:
+    """The store of one market's report of `day`."""
+    return open_location(root, s3).child(market, f"dt={day.isoformat()}")
 
 
 def report_dir(root: str | os.PathLike[str], market: str, day: dt.date) -> Path:
+    """The local folder of one report (a local reports root only)."""
     return Path(root) / market / f"dt={day.isoformat()}"
 
 
 def write_report(
-    root: str | os.PathLike[str], market: str, day: dt.date, files: Mapping[str, bytes]
-) -> dict[str, Path]:
-    """Write `files` (name → bytes) for one market and day; returns name → path written."""
-    folder = report_dir(root, market, day)
-    folder.mkdir(parents=True, exist_ok=True)
+    root: str | os.PathLike[str],
+    market: str,
+    day: dt.date,
+    files: Mapping[str, bytes],
+    s3: S3Resource | None = None,
+) -> dict[str, str]:
+    """Write `files` (name -> bytes) for one market and day; returns name -> where it is (a
+    path, or an s3:// URI)."""
+    store = report_store(root, market, day, s3)
     written = {}
     for name, data in files.items():
-        path = folder / name
-        tmp = folder / f".{name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.write_bytes(data)
-            tmp.replace(path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        written[name] = path
+        store.write(name, data)
+        written[name] = store.uri(name)
     return written
