@@ -606,11 +606,18 @@ def data_path(
         kept=kept,
     )
     step("lake staged || warehouse copied, committed, lake published")
-    in_lake, in_warehouse = stores.read_both(
-        lake_dir, pg_url, start=start, end=end, tz=market.tz, schema=schema, table="bars_5min"
-    )
-    differing = stores.differing_partitions(in_lake, in_warehouse, lambda: [start], ["range"])
-    del in_lake, in_warehouse
+    # As the `stores_agree` check does: both stores read back a day at a time and compared.
+    differing = stores.compare_window(
+        lake_dir,
+        pg_url,
+        start=start,
+        end=end,
+        tz=market.tz,
+        schema=schema,
+        table="bars_5min",
+        starts=[start],
+        keys=["range"],
+    ).differing
     step("stores_agree (read both back, compare)")
     postgres.replace_window(
         pg_url,

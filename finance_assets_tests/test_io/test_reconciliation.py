@@ -45,7 +45,7 @@ def test_a_warehouse_that_alters_rows_fails_the_check_naming_the_partition(
     us,
 ):
     defs = _defs(us)
-    day = [dt.date(2026, 11, 18)]
+    day = DAYS  # a two-day range: the check compares a day at a time and adds them up
     assert all(r.success for r in run_market(defs, us, day, dg.DagsterInstance.ephemeral()))
     # Someone's trigger rewrites one bar on its way into the warehouse: the lake keeps the
     # bar as written, the warehouse does not.
@@ -69,6 +69,7 @@ def test_a_warehouse_that_alters_rows_fails_the_check_naming_the_partition(
     assert not check.passed
     assert check.metadata["differing_partitions"].value == ["2026-11-18-10:00"]
     assert check.metadata["differing_partition_count"].value == 1
+    assert check.metadata["lake_rows"].value == check.metadata["warehouse_rows"].value == 780
     assert "only_in_lake" in check.metadata["differences"].value
     assert _check(daily).passed  # daily_bars has no such trigger
 

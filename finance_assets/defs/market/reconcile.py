@@ -47,7 +47,13 @@ def reconciliation_result(
     keys: Sequence[str],
 ) -> dg.AssetCheckResult:
     """`stores_agree`: the lake's rows of the run's window against the warehouse's."""
-    in_lake, in_warehouse = stores.read_both(
+    keys = sorted(keys)
+
+    def starts() -> list[dt.datetime]:
+        windows = partitions_def.time_windows_for_partition_keys(frozenset(keys))
+        return sorted(w.start for w in windows)
+
+    compared = stores.compare_window(
         lake_dir,
         url,
         start=window.start,
@@ -55,18 +61,14 @@ def reconciliation_result(
         tz=tz,
         schema=asset_key.path[0],
         table=asset_key.path[-1],
+        starts=starts,
+        keys=keys,
     )
-    keys = sorted(keys)
-
-    def starts() -> list[dt.datetime]:
-        windows = partitions_def.time_windows_for_partition_keys(frozenset(keys))
-        return sorted(w.start for w in windows)
-
-    differing = stores.differing_partitions(in_lake, in_warehouse, starts, keys)
+    differing = compared.differing
     metadata: dict[str, Any] = {
         "partitions_compared": len(keys),
-        "lake_rows": in_lake.height,
-        "warehouse_rows": in_warehouse.height,
+        "lake_rows": compared.lake_rows,
+        "warehouse_rows": compared.warehouse_rows,
         "differing_partition_count": len(differing),
         "differing_partitions": sorted(differing)[:LISTED_PARTITIONS],
     }

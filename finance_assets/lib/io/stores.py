@@ -219,3 +219,69 @@ def differing_partitions(
                 "only_in_warehouse": only_w.get(i, 0),
             }
     return out
+
+
+@dataclass(frozen=True)
+class Comparison:
+    lake_rows: int
+    warehouse_rows: int
+    differing: dict[str, dict[str, int]]  # see `differing_partitions`
+
+
+def day_spans(
+    start: dt.datetime, end: dt.datetime, tz: ZoneInfo
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """[start, end) cut at each local midnight: the lake's day files, one at a time."""
+    spans, lo = [], start
+    while lo < end:
+        local = lo.astimezone(tz)
+        midnight = dt.datetime.combine(local.date() + dt.timedelta(days=1), dt.time(), tz)
+        hi = min(end, midnight)
+        spans.append((lo, hi))
+        lo = hi
+    return spans
+
+
+def compare_window(
+    lake_dir: Location,
+    url: str,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    tz: ZoneInfo,
+    schema: str,
+    table: str,
+    starts: Sequence[dt.datetime] | Callable[[], Sequence[dt.datetime]],
+    keys: Sequence[str],
+    time_column: str = "ts",
+) -> Comparison:
+    """`differing_partitions` over [start, end), a local day at a time: memory holds one day of
+    both stores, not the whole range (a month of 2,000 symbols' bars is 30 M rows a side)."""
+    cached: list[Sequence[dt.datetime]] = []
+
+    def all_starts() -> Sequence[dt.datetime]:
+        if not cached:
+            cached.append(starts() if callable(starts) else starts)
+        return cached[0]
+
+    lake_rows = warehouse_rows = 0
+    differing: dict[str, dict[str, int]] = {}
+    for lo, hi in day_spans(start, end, tz):
+        in_lake, in_warehouse = read_both(
+            lake_dir,
+            url,
+            start=lo,
+            end=hi,
+            tz=tz,
+            schema=schema,
+            table=table,
+            time_column=time_column,
+        )
+        lake_rows += in_lake.height
+        warehouse_rows += in_warehouse.height
+        day = differing_partitions(in_lake, in_warehouse, all_starts, keys, time_column=time_column)
+        for key, counts in day.items():  # a partition longer than a day adds up its days
+            seen = differing.setdefault(key, dict.fromkeys(counts, 0))
+            for name, value in counts.items():
+                seen[name] += value
+    return Comparison(lake_rows, warehouse_rows, differing)
