@@ -14,7 +14,6 @@ from pathlib import Path
 import dagster as dg
 import numpy as np
 import polars as pl
-import psycopg
 import pytest
 from PIL import Image
 
@@ -114,29 +113,17 @@ def test_volume_zscores_match_a_hand_computation():
 
 
 @pytest.fixture
-def demo_day(monkeypatch, tmp_path, pg_url, us):
+def demo_day(env_defs, us, tmp_path):
     """One New York session materialised as `make demo` does (bars, posts, the daily job)."""
-    from finance_assets.definitions import build_domain_defs
-    from finance_assets.resources import build_resources
-
-    monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FINANCE_PG_URL", pg_url)
-    for name in ("FINANCE_SIM_FAULT_RATE", "FINANCE_ENV", "MARKET_DATA_PROVIDER", "POSTS_PROVIDER"):
-        monkeypatch.delenv(name, raising=False)
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS us CASCADE")
-    defs = dg.Definitions.merge(
-        build_domain_defs([us]), dg.Definitions(resources=build_resources())
-    )
-    with dg.instance_for_test() as instance:
-        runs = demo.run_market(defs, us, [DAY], instance, with_posts=True)
-        assert runs.success, [demo.failure_reasons(r) for r in runs]
-        yield tmp_path / "data", instance
+    defs, instance = env_defs
+    runs = demo.run_market(defs, us, [DAY], instance, with_posts=True)
+    assert runs.success, [demo.failure_reasons(r) for r in runs]
+    return tmp_path / "data", instance
 
 
 def test_the_daily_job_writes_the_report_beside_the_lake(demo_day, us, tmp_path, capsys):
     data_dir, instance = demo_day
-    folder = publish.report_dir(data_dir / "reports", "us", DAY)
+    folder = Path(publish.report_store(data_dir / "reports", "us", DAY).uri())
     assert folder == data_dir / "reports" / "us" / f"dt={DAY}"
     png = (folder / report.OVERVIEW).read_bytes()
     image = _decoded(png)

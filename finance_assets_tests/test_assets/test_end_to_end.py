@@ -41,6 +41,17 @@ def _defs(market) -> dg.Definitions:
     )
 
 
+def run_assets(
+    defs: dg.Definitions, instance: dg.DagsterInstance, name: str, keys, start: str, end: str
+) -> dg.ExecuteInProcessResult:
+    """A job of the us assets `keys` over the partition range [start, end], run to success."""
+    job = dg.define_asset_job(name, selection=[dg.AssetKey(["us", k]) for k in keys])
+    job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(name)
+    result = job_def.execute_in_process(instance=instance, tags=range_tags(start, end))
+    assert result.success
+    return result
+
+
 def _counts(url: str, schema: str) -> dict[str, int]:
     tables = ("bars_5min", "daily_bars", "daily_summary", "quarantine")
     with psycopg.connect(url) as conn:

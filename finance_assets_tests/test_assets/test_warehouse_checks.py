@@ -8,7 +8,6 @@ import psycopg
 import pytest
 
 from finance_assets.defs.common import output_unless_failed, rule_check
-from finance_assets.demo import range_tags
 from finance_assets.lib import quality, social
 from finance_assets.lib.schema import DAILY_SUMMARY_KEY, DAILY_SUMMARY_SCHEMA, empty
 from finance_assets.lib.transforms import PRICE_ALERT_KEY
@@ -82,17 +81,13 @@ def env(monkeypatch, tmp_path, pg_url):
 
 
 def test_a_day_through_the_warehouse_passes_its_checks_and_shows_tables(env, us):
-    from finance_assets_tests.test_assets.test_end_to_end import _defs
+    from finance_assets_tests.test_assets.test_end_to_end import _defs, run_assets
 
     defs = _defs(us)
     instance = dg.DagsterInstance.ephemeral()
 
     def run(name, keys, start, end):
-        job = dg.define_asset_job(name, selection=[dg.AssetKey(["us", k]) for k in keys])
-        job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(name)
-        result = job_def.execute_in_process(instance=instance, tags=range_tags(start, end))
-        assert result.success
-        return result
+        return run_assets(defs, instance, name, keys, start, end)
 
     bars = run(
         "bars",

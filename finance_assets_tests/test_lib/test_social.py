@@ -6,7 +6,6 @@ import polars as pl
 import psycopg
 import pytest
 
-from finance_assets.demo import range_tags
 from finance_assets.lib import social
 from finance_assets.lib.providers.simulated_posts import SimulatedPosts
 
@@ -117,17 +116,13 @@ def env(monkeypatch, tmp_path, pg_url):
 
 
 def test_a_market_day_of_posts_joins_every_symbol_and_day(env, us):
-    from finance_assets_tests.test_assets.test_end_to_end import _defs
+    from finance_assets_tests.test_assets.test_end_to_end import _defs, run_assets
 
     defs = _defs(us)
     instance = dg.DagsterInstance.ephemeral()
 
     def run(name, keys, start, end):
-        job = dg.define_asset_job(name, selection=[dg.AssetKey(["us", k]) for k in keys])
-        job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def(name)
-        result = job_def.execute_in_process(instance=instance, tags=range_tags(start, end))
-        assert result.success
-        return result
+        return run_assets(defs, instance, name, keys, start, end)
 
     run("bars", ["raw_intraday_quotes", "bars_5min"], "2026-11-17-09:30", "2026-11-18-15:55")
     run("posts", ["raw_posts", "post_sentiment"], "2026-11-16-00:00", "2026-11-18-23:00")

@@ -165,21 +165,3 @@ def test_a_failed_part_is_named_with_its_reason_never_an_empty_table(env_defs, u
     table, notes = demo.warehouse_summary(url, us, day)
     assert table.is_empty()
     assert notes == ["no daily summary in us.daily_summary for these sessions"]
-
-
-@pytest.fixture
-def env_defs(monkeypatch, tmp_path, pg_url, us):
-    from finance_assets.definitions import build_domain_defs
-    from finance_assets.resources import build_resources
-
-    monkeypatch.setenv("FINANCE_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("FINANCE_PG_URL", pg_url)
-    for name in ("FINANCE_SIM_FAULT_RATE", "FINANCE_ENV", "MARKET_DATA_PROVIDER", "POSTS_PROVIDER"):
-        monkeypatch.delenv(name, raising=False)
-    with psycopg.connect(pg_url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS us CASCADE")
-    defs = dg.Definitions.merge(
-        build_domain_defs([us]), dg.Definitions(resources=build_resources())
-    )
-    with dg.instance_for_test() as instance:
-        yield defs, instance

@@ -16,7 +16,7 @@ from dagster_aws.s3 import S3Resource
 
 from finance_assets.lib.io.objects import ObjectStore, is_s3, open_location
 
-__all__ = ["is_s3", "report_dir", "report_store", "reports_root", "write_report"]
+__all__ = ["is_s3", "report_store", "reports_root", "write_report"]
 
 
 def reports_root(lake_root: str | os.PathLike[str]) -> str:
@@ -37,11 +37,6 @@ def report_store(
 ) -> ObjectStore:
     """The store of one market's report of `day`."""
     return open_location(root, s3).child(market, f"dt={day.isoformat()}")
-
-
-def report_dir(root: str | os.PathLike[str], market: str, day: dt.date) -> Path:
-    """The local folder of one report (a local reports root only)."""
-    return Path(root) / market / f"dt={day.isoformat()}"
 
 
 def write_report(
