@@ -1,17 +1,22 @@
 """spark-submit entry point: raw-zone payloads -> bars partitioned by symbol and date, the
 quarantine, and the daily summary.
 
-    spark-submit --py-files spark/bars_spark.py spark/bars_job.py \
+    spark-submit --py-files spark/bars_rules.py,spark/bars_raw.py,... spark/bars_job.py \
         --raw data/raw/us/raw_intraday_quotes --out data/spark/us --market us \
         --start 2026-11-16 --end 2026-11-20
 
+(`--py-files`: every `spark/bars_*.py` but this one; run in-process, the job ships them
+itself.) Reads every raw format the polars path parses: twelve_data, alpha_vantage,
+yahoo_chart and, with `--interval 1day` over `raw_daily_quotes`, the landing zone's yahoo_csv.
+
 Writes (Parquet, timestamps as TIMESTAMP_MICROS, UTC):
-- `<out>/bars_by_symbol/symbol=AAPL/date=2026-11-20/part-*.parquet` (the canonical bar schema
-  less the partition columns, sorted by ts);
-- `<out>/quarantine/date=2026-11-20/` (the quarantine schema; date = exchange-local date of
-  `partition_ts`);
-- `<out>/daily_summary/date=2026-11-20/` (the daily summary schema).
-Each run replaces the date partitions it writes and leaves the others.
+- `<out>/bars_by_symbol/symbol=AAPL/date=2026-11-20/part-*.parquet` (`daily_bars_by_symbol`
+  with `--interval 1day`; the canonical bar schema less the partition columns, sorted by ts);
+- `<out>/quarantine/asset=bars_by_symbol/date=2026-11-20/` (the quarantine schema; date =
+  exchange-local date of `partition_ts`);
+- `<out>/daily_summary/date=2026-11-20/` (the daily summary schema; 5-minute bars only).
+Each run replaces its window whole: after it, every (symbol, date) of [start, end] holds
+exactly what it produced (`bars_output`), and no other date is touched.
 
 Launched by Dagster Pipes (the `bars_by_symbol` asset), it reports the counts, the partitions
 written and the Spark application id as the materialisation's metadata; started by hand, it
@@ -31,34 +36,68 @@ from contextlib import contextmanager
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bars_spark beside this file
-import bars_spark
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # the modules beside this file
+import bars_clean
+import bars_output
+import bars_raw
+import bars_rules
+import bars_sessions
+import bars_summary
 
-ASSET = "bars_by_symbol"
+ASSETS = {"5min": "bars_by_symbol", "1day": "daily_bars_by_symbol"}
+ASSET = ASSETS["5min"]
+STEPS = ("raw_to_parquet", "daily_summary")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="bars_job.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--raw", required=True, help="raw zone folder of the 5-minute payloads")
+    parser.add_argument("--raw", required=True, help="raw zone folder of the payloads")
     parser.add_argument("--out", required=True, help="output root (bars_by_symbol/ etc. below)")
-    parser.add_argument("--market", required=True, choices=sorted(bars_spark.MARKETS))
+    parser.add_argument("--market", required=True, choices=sorted(bars_rules.MARKETS))
     parser.add_argument("--start", required=True, type=_date, help="first session, YYYY-MM-DD")
     parser.add_argument("--end", required=True, type=_date, help="last session, YYYY-MM-DD")
     parser.add_argument(
+        "--interval",
+        default="5min",
+        choices=bars_rules.INTERVALS,
+        help="the raw zone's bars: 5min (raw_intraday_quotes, default) or 1day "
+        "(raw_daily_quotes, landing-zone files included)",
+    )
+    parser.add_argument(
         "--steps",
-        default="raw_to_parquet,daily_summary",
-        help="comma-separated: raw_to_parquet, daily_summary (default both)",
+        default=None,
+        help="comma-separated: raw_to_parquet, daily_summary (default both; 1day: raw_to_parquet)",
+    )
+    parser.add_argument(
+        "--max-quarantine-rate",
+        type=float,
+        default=bars_rules.MAX_QUARANTINE_RATE,
+        help="a landing file with more invalid records than this share is rejected as a whole "
+        f"(default {bars_rules.MAX_QUARANTINE_RATE}, FINANCE_MAX_QUARANTINE_RATE's)",
+    )
+    parser.add_argument(
+        "--calendar-start",
+        default=bars_rules.CALENDAR_START,
+        type=_date,
+        help="first day of the market calendar a daily record's date is looked up in "
+        f"(default {bars_rules.CALENDAR_START}, the default markets')",
     )
     args = parser.parse_args(argv)
     if args.end < args.start:
         parser.error(f"--end {args.end} is before --start {args.start}")
-    steps = [s.strip() for s in args.steps.split(",") if s.strip()]
-    unknown = sorted(set(steps) - {"raw_to_parquet", "daily_summary"})
+    if not 0 <= args.max_quarantine_rate <= 1:
+        parser.error(f"--max-quarantine-rate {args.max_quarantine_rate} is not within [0, 1]")
+    default = "raw_to_parquet,daily_summary" if args.interval == "5min" else "raw_to_parquet"
+    text = default if args.steps is None else args.steps
+    steps = [s.strip() for s in text.split(",") if s.strip()]
+    unknown = sorted(set(steps) - set(STEPS))
     if unknown or not steps:
-        parser.error(f"--steps {args.steps!r}: valid steps are raw_to_parquet, daily_summary")
+        parser.error(f"--steps {text!r}: valid steps are raw_to_parquet, daily_summary")
+    if args.interval == "1day" and "daily_summary" in steps:
+        parser.error("--steps daily_summary aggregates 5-minute bars: not with --interval 1day")
     args.steps = steps
     return args
 
@@ -75,109 +114,177 @@ SPARK_CONF = {
     "spark.sql.session.timeZone": "UTC",
     # Spark's INT96 default reads back in polars and Arrow as naive nanoseconds.
     "spark.sql.parquet.outputTimestampType": "TIMESTAMP_MICROS",
-    # A re-run replaces the date partitions it writes, not the whole table.
+    # A re-run replaces the partitions it writes, not the whole table (`bars_output` removes
+    # the window's partitions it did not write).
     "spark.sql.sources.partitionOverwriteMode": "dynamic",
 }
 
 
 def run(spark: SparkSession, args: argparse.Namespace) -> dict[str, Any]:
-    """Both steps over [start, end]; returns the figures the metadata carries."""
-    _ship_rules(spark)
-    _, timezone = bars_spark.MARKETS[args.market]
+    """The steps over [start, end]; returns the figures the metadata carries."""
+    _ship_modules(spark)
+    _, timezone = bars_rules.MARKETS[args.market]
     tz = ZoneInfo(timezone)
     start = dt.datetime.combine(args.start, dt.time(), tz)
     end = dt.datetime.combine(args.end + dt.timedelta(days=1), dt.time(), tz)
-    sessions, previous = bars_spark.session_frame(spark, args.market, args.start, args.end)
+    dates = [
+        (args.start + dt.timedelta(days=i)).isoformat()
+        for i in range((args.end - args.start).days + 1)
+    ]
+    asset = ASSETS[args.interval]
     out = args.out.rstrip("/")
     figures: dict[str, Any] = {
         "spark_application_id": spark.sparkContext.applicationId,
         "spark_master": spark.sparkContext.master,
+        "interval": args.interval,
         "window": f"{start.isoformat()} .. {end.isoformat()}",
     }
-    bars_path = posixpath.join(out, ASSET)
+    bars_path = posixpath.join(out, asset)
     if "raw_to_parquet" in args.steps:
-        payloads = bars_spark.read_payload_index(spark, args.raw, start, end)
-        records, coverage = bars_spark.raw_records(spark, payloads, timezone)
-        records = records.cache()
-        result = bars_spark.clean(
-            records,
-            coverage,
-            sessions,
-            timezone=timezone,
-            asset=ASSET,
-            start=start,
-            end=end,
-            ingested_at=dt.datetime.now(dt.UTC),
-        )
-        bars = result.bars.withColumn("date", _local_date("ts", timezone))
-        quarantine = result.quarantine.withColumn("date", _local_date("partition_ts", timezone))
-        _write(
-            bars.repartition("symbol", "date").sortWithinPartitions("ts"),
-            bars_path,
-            ["symbol", "date"],
-        )
-        _write(quarantine.repartition("date"), posixpath.join(out, "quarantine"), ["date"])
-        # The figures in one pass over the judgement: (symbol, date) written, reasons counted.
-        written = bars.groupBy("symbol", "date").count().collect()
-        reasons = quarantine.groupBy("reason").count().collect()
-        loaded = sum(r["count"] for r in written)
-        quarantined = sum(r["count"] for r in reasons)
-        figures.update(
-            {
-                "payloads": len(payloads),
-                "records_received": loaded + quarantined,
-                "rows_loaded": loaded,
-                "rows_quarantined": quarantined,
-                "quarantine_reasons": dict(
-                    sorted(((r["reason"], r["count"]) for r in reasons), key=lambda i: -i[1])
-                ),
-                "partitions_written": len(written),
-                "symbols": sorted({r["symbol"] for r in written}),
-                "dates": sorted({r["date"] for r in written}),
-            }
-        )
-        result.unpersist()
-        records.unpersist()
+        figures.update(raw_to_parquet(spark, args, asset, start, end, dates))
     if "daily_summary" in args.steps:
-        stored = spark.read.parquet(bars_path) if _exists(spark, bars_path) else None
-        if stored is not None:
-            day = F.col("date").cast("string")
-            stored = stored.filter((day >= args.start.isoformat()) & (day <= args.end.isoformat()))
-            summary = bars_spark.daily_summary(stored, timezone, previous).withColumn(
-                "date", F.col("trading_date").cast("string")
-            )
-            summary = summary.persist()
-            _write(summary.repartition("date"), posixpath.join(out, "daily_summary"), ["date"])
-            figures["summary_rows"] = summary.count()
-            summary.unpersist()
-        else:
-            figures["summary_rows"] = 0
+        figures.update(daily_summary(spark, args, bars_path, timezone, dates))
     figures["outputs"] = {
-        "bars_by_symbol": bars_path,
-        "quarantine": posixpath.join(out, "quarantine"),
-        "daily_summary": posixpath.join(out, "daily_summary"),
+        asset: bars_path,
+        "quarantine": posixpath.join(out, "quarantine", f"asset={asset}"),
     }
+    if args.interval == "5min":
+        figures["outputs"]["daily_summary"] = posixpath.join(out, "daily_summary")
     return figures
 
 
-def _ship_rules(spark: SparkSession) -> None:
-    """The executors unpickle the parser from `bars_spark`: ship the file (once per context),
-    so the job needs no --py-files."""
-    context = spark.sparkContext
-    shipped = context.getConf().get("spark.submit.pyFiles", "") + ",".join(
-        getattr(context, "_finance_shipped", [])
+def raw_to_parquet(
+    spark: SparkSession,
+    args: argparse.Namespace,
+    asset: str,
+    start: dt.datetime,
+    end: dt.datetime,
+    dates: list[str],
+) -> dict[str, Any]:
+    """Raw payloads -> bars and quarantine of the window; the figures of the step."""
+    _, timezone = bars_rules.MARKETS[args.market]
+    out = args.out.rstrip("/")
+    payloads = bars_raw.read_payload_index(spark, args.raw, start, end)
+    raw = bars_raw.raw_records(spark, payloads, timezone, args.interval)
+    sessions, opens = None, None
+    if args.interval == "5min":
+        sessions, _ = bars_sessions.session_frame(spark, args.market, args.start, args.end)
+    else:
+        days = [r["day"] for r in raw.records.select("day").distinct().collect() if r["day"]]
+        opens = bars_sessions.daily_opens(spark, args.market, days, args.calendar_start.isoformat())
+    timed = bars_clean.with_bar_times(raw.records, opens)
+    rejections = bars_clean.rejected_files(timed, payloads, args.max_quarantine_rate)
+    envelope = bars_raw.envelopes(spark, payloads, {r.payload_id: r.reason for r in rejections})
+    result = bars_clean.clean(
+        timed.join(F.broadcast(envelope), "payload_id"),
+        bars_raw.coverage(raw.records, envelope),
+        sessions,
+        timezone=timezone,
+        asset=asset,
+        start=start,
+        end=end,
+        ingested_at=dt.datetime.now(dt.UTC),
     )
-    if "bars_spark.py" not in shipped:
-        context.addPyFile(bars_spark.__file__)
-        context._finance_shipped = [bars_spark.__file__]  # type: ignore[attr-defined]
+    bars = result.bars.withColumn("date", _local_date("ts", timezone))
+    quarantine = result.quarantine.withColumn("date", _local_date("partition_ts", timezone))
+    # The figures in one pass over the judgement: (symbol, date) written, reasons counted.
+    written = bars.groupBy("symbol", "date").count().collect()
+    reasons = quarantine.groupBy("date", "reason").count().collect()
+    removed = bars_output.replace_window(
+        bars.repartition("symbol", "date").sortWithinPartitions("ts"),
+        posixpath.join(out, asset),
+        ["symbol", "date"],
+        dates,
+        {(r["symbol"], r["date"]) for r in written},
+    )
+    removed += bars_output.replace_window(
+        quarantine.repartition("date"),
+        posixpath.join(out, "quarantine"),
+        ["asset", "date"],
+        dates,
+        {(asset, r["date"]) for r in reasons},
+        fixed={"asset": asset},
+    )
+    loaded = sum(r["count"] for r in written)
+    counts: dict[str, int] = {}
+    for r in reasons:
+        counts[r["reason"]] = counts.get(r["reason"], 0) + r["count"]
+    formats: dict[str, int] = {}
+    for p in payloads:
+        formats[p.format] = formats.get(p.format, 0) + 1
+    figures = {
+        "payloads": len(payloads),
+        "payload_formats": dict(sorted(formats.items())),
+        "records_received": loaded + sum(counts.values()),
+        "rows_loaded": loaded,
+        "rows_quarantined": sum(counts.values()),
+        "quarantine_reasons": dict(sorted(counts.items(), key=lambda i: -i[1])),
+        "provider_errors": raw.errors,
+        "rejected_files": {r.file: r.reason for r in rejections},
+        "partitions_written": len(written),
+        "partitions_removed": len(removed),
+        "symbols": sorted({r["symbol"] for r in written}),
+        "dates": sorted({r["date"] for r in written}),
+    }
+    result.unpersist()
+    raw.unpersist()
+    return figures
+
+
+def daily_summary(
+    spark: SparkSession, args: argparse.Namespace, bars_path: str, timezone: str, dates: list[str]
+) -> dict[str, Any]:
+    """The stored bars of the window -> the daily summary's date partitions."""
+    _, previous = bars_sessions.session_frame(spark, args.market, args.start, args.end)
+    path = posixpath.join(args.out.rstrip("/"), "daily_summary")
+    if not _exists(spark, bars_path):
+        removed = bars_output.remove_stale(spark, path, ["date"], dates, set(), {})
+        return {"summary_rows": 0, "summary_partitions_removed": len(removed)}
+    day = F.col("date").cast("string")
+    stored = spark.read.parquet(bars_path).filter((day >= dates[0]) & (day <= dates[-1]))
+    summary = bars_summary.daily_summary(stored, timezone, previous).withColumn(
+        "date", F.col("trading_date").cast("string")
+    )
+    summary = summary.persist()
+    written = {(r["date"],) for r in summary.select("date").distinct().collect()}
+    removed = bars_output.replace_window(
+        summary.repartition("date"), path, ["date"], dates, written
+    )
+    figures = {"summary_rows": summary.count(), "summary_partitions_removed": len(removed)}
+    summary.unpersist()
+    return figures
+
+
+def library_files() -> list[str]:
+    """The job's modules besides this one (what `--py-files` ships): every `bars_*` module
+    loaded from this folder."""
+    here = os.path.dirname(os.path.abspath(bars_rules.__file__))
+    return sorted(
+        module.__file__
+        for name, module in list(sys.modules.items())
+        if name.startswith("bars_")
+        and name != "bars_job"
+        and getattr(module, "__file__", None)
+        and os.path.dirname(os.path.abspath(module.__file__)) == here
+    )
+
+
+def _ship_modules(spark: SparkSession) -> None:
+    """The executors unpickle the parsers from these modules: ship the files (once per
+    context) unless spark-submit's --py-files did."""
+    context = spark.sparkContext
+    shipped = context.getConf().get("spark.submit.pyFiles", "")
+    done = getattr(context, "_finance_shipped", set())
+    for path in library_files():
+        name = os.path.basename(path)
+        if name not in shipped and name not in done:
+            context.addPyFile(path)
+            done.add(name)
+    context._finance_shipped = done  # type: ignore[attr-defined]
 
 
 def _local_date(column: str, timezone: str):
     return F.date_format(F.from_utc_timestamp(column, timezone), "yyyy-MM-dd")
-
-
-def _write(frame: DataFrame, path: str, partition_by: list[str]) -> None:
-    frame.write.mode("overwrite").partitionBy(*partition_by).parquet(path)
 
 
 def _exists(spark: SparkSession, path: str) -> bool:
@@ -233,7 +340,7 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
     with pipes_session() as pipes:
         own = spark is None
         if own:
-            builder = SparkSession.builder.appName(f"finance_assets {ASSET}")
+            builder = SparkSession.builder.appName(f"finance_assets {ASSETS[args.interval]}")
             for key, value in SPARK_CONF.items():
                 builder = builder.config(key, value)
             spark = builder.getOrCreate()
@@ -246,7 +353,8 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
             if own:
                 spark.stop()
         if pipes is not None:
-            pipes.log.info(f"{ASSET}: {figures.get('rows_loaded')} rows loaded")
+            asset = ASSETS[args.interval]
+            pipes.log.info(f"{asset}: {figures.get('rows_loaded')} rows loaded")
             pipes.report_asset_materialization(metadata=_metadata(figures))
         else:
             print(json.dumps(figures, indent=1, default=str))
@@ -257,7 +365,7 @@ def _metadata(figures: dict[str, Any]) -> dict[str, Any]:
     """Pipes metadata: typed where Dagster would guess wrong."""
     metadata: dict[str, Any] = {}
     for key, value in figures.items():
-        if key == "outputs" or key in ("quarantine_reasons", "symbols", "dates"):
+        if isinstance(value, dict | list):
             metadata[key] = {"raw_value": value, "type": "json"}
         elif isinstance(value, int):
             metadata[key] = {"raw_value": value, "type": "int"}

@@ -28,7 +28,7 @@ from finance_assets.lib.settings import EnvSettings
 
 MODES = ("local", "emr", "emr_serverless")
 JOB_DIR = Path(__file__).resolve().parents[2] / "spark"  # the top-level spark/ folder
-JOB_FILES = ("bars_job.py", "bars_spark.py")
+ENTRY = "bars_job.py"  # what spark-submit runs; the other `bars_*.py` go with --py-files
 BOOTSTRAP = "bootstrap.sh"
 # What the cluster's Python needs besides pyspark: the Pipes protocol and the calendar.
 CLUSTER_PACKAGES = ("dagster-pipes>=1.13,<1.14", "exchange-calendars>=4.5,<5", "boto3")
@@ -60,11 +60,13 @@ class SparkPipesResource(dg.ConfigurableResource):
     serverless_venv_archive_uri: str | None = None  # a packed venv with dagster-pipes
     poll_seconds: float = 15.0
 
-    def job_args(self, market: str, start: str, end: str) -> list[str]:
+    def job_args(self, market: str, start: str, end: str, interval: str = "5min") -> list[str]:
         """The command line a person would type after `spark-submit ... bars_job.py`."""
-        raw = f"{self.raw_root.rstrip('/')}/{market}/raw_intraday_quotes"
+        zone = "raw_intraday_quotes" if interval == "5min" else "raw_daily_quotes"
+        raw = f"{self.raw_root.rstrip('/')}/{market}/{zone}"
         out = f"{self.out_root.rstrip('/')}/{market}"
-        return ["--raw", raw, "--out", out, "--market", market, "--start", start, "--end", end]
+        args = ["--raw", raw, "--out", out, "--market", market, "--start", start, "--end", end]
+        return args if interval == "5min" else [*args, "--interval", interval]
 
     def run(
         self, context: dg.AssetExecutionContext, args: Sequence[str]
@@ -92,8 +94,8 @@ class SparkPipesResource(dg.ConfigurableResource):
             "--conf",
             "spark.log.level=WARN",
             "--py-files",
-            str(JOB_DIR / "bars_spark.py"),
-            str(JOB_DIR / "bars_job.py"),
+            ",".join(str(JOB_DIR / name) for name in library_files()),
+            str(JOB_DIR / ENTRY),
             *args,
         ]
 
@@ -113,7 +115,7 @@ class SparkPipesResource(dg.ConfigurableResource):
         bootstrap = "#!/bin/bash\nset -euo pipefail\nsudo python3 -m pip install --quiet " + (
             " ".join(f"'{p}'" for p in CLUSTER_PACKAGES) + "\n"
         )
-        files = {name: (JOB_DIR / name).read_bytes() for name in JOB_FILES}
+        files = {name: (JOB_DIR / name).read_bytes() for name in job_files()}
         files[BOOTSTRAP] = bootstrap.encode()
         for name, body in files.items():
             key = f"{prefix}/{name}".lstrip("/")
@@ -137,8 +139,8 @@ class SparkPipesResource(dg.ConfigurableResource):
                     "--deploy-mode",
                     "cluster",
                     "--py-files",
-                    code["bars_spark.py"],
-                    code["bars_job.py"],
+                    ",".join(code[name] for name in library_files()),
+                    code[ENTRY],
                     *args,
                 ],
             },
@@ -190,7 +192,7 @@ class SparkPipesResource(dg.ConfigurableResource):
     # --- EMR Serverless --------------------------------------------------------------------
 
     def serverless_job_run(self, context, args: Sequence[str], code: dict[str, str]) -> dict:
-        submit = f"--py-files {code['bars_spark.py']}"
+        submit = "--py-files " + ",".join(code[name] for name in library_files())
         if self.serverless_venv_archive_uri:
             submit += (
                 f" --conf spark.archives={self.serverless_venv_archive_uri}#environment"
@@ -213,7 +215,7 @@ class SparkPipesResource(dg.ConfigurableResource):
             "name": f"finance_assets {context.asset_key.to_user_string()} {context.run.run_id[:8]}",
             "jobDriver": {
                 "sparkSubmit": {
-                    "entryPoint": code["bars_job.py"],
+                    "entryPoint": code[ENTRY],
                     "entryPointArguments": list(args),
                     "sparkSubmitParameters": submit,
                 }
@@ -241,6 +243,17 @@ class SparkPipesResource(dg.ConfigurableResource):
         return client.run(
             context=context, start_job_run_params=self.serverless_job_run(context, args, code)
         )
+
+
+def job_files() -> list[str]:
+    """The job's files in `spark/`: the entry and the modules it imports (parsers per format,
+    cleaning, output, summary), all named `bars_*.py`."""
+    return sorted(path.name for path in JOB_DIR.glob("bars_*.py"))
+
+
+def library_files() -> list[str]:
+    """What `--py-files` ships: every job file but the entry."""
+    return [name for name in job_files() if name != ENTRY]
 
 
 def _emr_client_class() -> type:

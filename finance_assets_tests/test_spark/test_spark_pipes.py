@@ -31,7 +31,12 @@ import pytest
 from finance_assets.defs.spark.assets import build_spark_assets
 from finance_assets.lib.io import lake
 from finance_assets.lib.providers import SimulatedMarket
-from finance_assets.resources.spark import JOB_DIR, SparkPipesResource, split_s3_uri
+from finance_assets.resources.spark import (
+    JOB_DIR,
+    SparkPipesResource,
+    library_files,
+    split_s3_uri,
+)
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
@@ -156,8 +161,12 @@ class ClusterDouble:
         self.spark, self.s3, self.scratch = spark, s3, scratch
         self.submitted: list[dict[str, Any]] = []
 
-    def check_code(self, uris: list[str]) -> None:
-        for uri in uris:
+    def check_code(self, entry: str, py_files: str) -> None:
+        """The entry point and every module it imports (--py-files) are in S3 as in spark/."""
+        uris = py_files.split(",")
+        assert sorted(Path(uri).name for uri in uris) == library_files()
+        assert Path(entry).name == "bars_job.py"
+        for uri in [entry, *uris]:
             bucket, key = split_s3_uri(uri)
             body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
             assert body == (JOB_DIR / Path(key).name).read_bytes(), uri
@@ -216,7 +225,7 @@ def _emr_double(session, double: ClusterDouble, fail: bool = False) -> None:
         for step in emr.list_steps(ClusterId=cluster_id)["Steps"]:
             args = step["Config"]["Args"]
             assert args[:5] == ["spark-submit", "--deploy-mode", "cluster", "--py-files", args[4]]
-            double.check_code([args[4], args[5]])
+            double.check_code(args[5], args[4])
             job_args = args[6:]
             if fail:
                 job_args[job_args.index("--raw") + 1] = "s3://finance/nothing-here"
@@ -302,7 +311,7 @@ def test_emr_serverless_submission_runs_and_reports(us, aws, cloud):
         confs = [words[i + 1] for i, w in enumerate(words) if w == "--conf"]
         prefix = "spark.emr-serverless.driverEnv."
         env = dict(c[len(prefix) :].split("=", 1) for c in confs if c.startswith(prefix))
-        double.check_code([submit["entryPoint"], words[words.index("--py-files") + 1]])
+        double.check_code(submit["entryPoint"], words[words.index("--py-files") + 1])
         out, _, error = double.run(list(submit["entryPointArguments"]), env)
         assert error is None, error
         group = "/aws/emr-serverless"
