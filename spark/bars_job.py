@@ -234,16 +234,23 @@ def raw_to_parquet(
 def daily_summary(
     spark: SparkSession, args: argparse.Namespace, bars_path: str, timezone: str, dates: list[str]
 ) -> dict[str, Any]:
-    """The stored bars of the window -> the daily summary's date partitions."""
+    """The stored bars of the window -> the daily summary's date partitions. The session before
+    the window is read too, for its close only (the first day's return), as the polars
+    `daily_summary` asset does."""
     _, previous = bars_sessions.session_frame(spark, args.market, args.start, args.end)
     path = posixpath.join(args.out.rstrip("/"), "daily_summary")
-    if not _exists(spark, bars_path):
-        removed = bars_output.remove_stale(spark, path, ["date"], dates, set(), {})
+    sessions = sorted(d for d in previous if args.start <= d <= args.end)
+    lead = [previous[sessions[0]].isoformat()] if sessions else []
+    # The window's folders only: listing a large table's every partition costs more than this.
+    folders = bars_output.window_partitions(spark, bars_path, ["symbol", "date"], lead + dates)
+    if not any(values[-1] in dates for values in folders):
+        removed = bars_output.remove_stale(spark, path, ["date"], dates, set())
         return {"summary_rows": 0, "summary_partitions_removed": len(removed)}
-    day = F.col("date").cast("string")
-    stored = spark.read.parquet(bars_path).filter((day >= dates[0]) & (day <= dates[-1]))
-    summary = bars_summary.daily_summary(stored, timezone, previous).withColumn(
-        "date", F.col("trading_date").cast("string")
+    stored = spark.read.option("basePath", bars_path).parquet(*folders.values())
+    summary = (
+        bars_summary.daily_summary(stored, timezone, previous)
+        .withColumn("date", F.col("trading_date").cast("string"))
+        .filter(F.col("date").isin(dates))
     )
     summary = summary.persist()
     written = {(r["date"],) for r in summary.select("date").distinct().collect()}
@@ -285,13 +292,6 @@ def _ship_modules(spark: SparkSession) -> None:
 
 def _local_date(column: str, timezone: str):
     return F.date_format(F.from_utc_timestamp(column, timezone), "yyyy-MM-dd")
-
-
-def _exists(spark: SparkSession, path: str) -> bool:
-    jvm = spark.sparkContext._jvm
-    hadoop_path = jvm.org.apache.hadoop.fs.Path(path)
-    fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    return bool(fs.exists(hadoop_path))
 
 
 # --- Dagster Pipes -----------------------------------------------------------------------------

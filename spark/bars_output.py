@@ -32,20 +32,22 @@ def replace_window(
     holds the partition values this run wrote, in `partition_by`'s order. Returns the removed
     folders."""
     frame.write.mode("overwrite").partitionBy(*partition_by).parquet(path)
-    return remove_stale(frame.sparkSession, path, partition_by, dates, written, fixed or {})
+    return remove_stale(frame.sparkSession, path, partition_by, dates, written, fixed)
 
 
-def remove_stale(
+def window_partitions(
     spark: SparkSession,
     path: str,
     partition_by: Sequence[str],
     dates: Iterable[str],
-    written: set[tuple[str, ...]],
-    fixed: dict[str, str],
-) -> list[str]:
+    fixed: dict[str, str] | None = None,
+) -> dict[tuple[str, ...], str]:
+    """The partition folders of `dates` under `path` (one listing per level, never the other
+    dates'), as partition values -> folder URI."""
     dates = sorted(set(dates))
     if not dates or partition_by[-1] != "date":
-        return []
+        return {}
+    fixed = fixed or {}
     levels = []
     for name in partition_by[:-1]:
         value = fixed.get(name)
@@ -56,9 +58,8 @@ def remove_stale(
     jvm = spark.sparkContext._jvm
     pattern = jvm.org.apache.hadoop.fs.Path(path.rstrip("/") + "/" + "/".join(levels))
     fs = pattern.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    statuses = fs.globStatus(pattern) or []
-    removed = []
-    for status in statuses:
+    found = {}
+    for status in fs.globStatus(pattern) or []:
         if not status.isDirectory():
             continue
         folder = status.getPath()
@@ -66,11 +67,30 @@ def remove_stale(
         for _ in partition_by:
             names.append(cursor.getName())
             cursor = cursor.getParent()
-        values = tuple(unquote(name.split("=", 1)[1]) for name in reversed(names))
-        if values not in written:
-            fs.delete(folder, True)
-            removed.append(folder.toString())
-    return sorted(removed)
+        found[tuple(unquote(n.split("=", 1)[1]) for n in reversed(names))] = folder.toString()
+    return found
+
+
+def remove_stale(
+    spark: SparkSession,
+    path: str,
+    partition_by: Sequence[str],
+    dates: Iterable[str],
+    written: set[tuple[str, ...]],
+    fixed: dict[str, str] | None = None,
+) -> list[str]:
+    """Remove the partition folders of `dates` whose values `written` lacks."""
+    stale = [
+        folder
+        for values, folder in window_partitions(spark, path, partition_by, dates, fixed).items()
+        if values not in written
+    ]
+    jvm = spark.sparkContext._jvm
+    for folder in stale:
+        hadoop_path = jvm.org.apache.hadoop.fs.Path(folder)
+        fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        fs.delete(hadoop_path, True)
+    return sorted(stale)
 
 
 def _escape(value: str) -> str:
