@@ -253,13 +253,16 @@ def daily_summary(
         .filter(F.col("date").isin(dates))
     )
     summary = summary.persist()
-    written = {(r["date"],) for r in summary.select("date").distinct().collect()}
+    rows = summary.groupBy("date").count().collect()
+    written = {(r["date"],) for r in rows}
     removed = bars_output.replace_window(
         summary.repartition("date"), path, ["date"], dates, written
     )
-    figures = {"summary_rows": summary.count(), "summary_partitions_removed": len(removed)}
     summary.unpersist()
-    return figures
+    return {
+        "summary_rows": sum(r["count"] for r in rows),
+        "summary_partitions_removed": len(removed),
+    }
 
 
 def library_files() -> list[str]:
@@ -352,13 +355,23 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
         finally:
             if own:
                 spark.stop()
+        # One line for the driver's log (stderr, where Spark logs too), however it was started.
+        print(_summary_line(ASSETS[args.interval], figures), file=sys.stderr)
         if pipes is not None:
-            asset = ASSETS[args.interval]
-            pipes.log.info(f"{asset}: {figures.get('rows_loaded')} rows loaded")
+            pipes.log.info(_summary_line(ASSETS[args.interval], figures))
             pipes.report_asset_materialization(metadata=_metadata(figures))
         else:
             print(json.dumps(figures, indent=1, default=str))
     return figures
+
+
+def _summary_line(asset: str, figures: dict[str, Any]) -> str:
+    return (
+        f"{asset} {figures['window']}: {figures.get('rows_loaded', 0)} rows loaded, "
+        f"{figures.get('rows_quarantined', 0)} quarantined, "
+        f"{figures.get('partitions_written', 0)} partitions written, "
+        f"{figures.get('partitions_removed', 0)} removed"
+    )
 
 
 def _metadata(figures: dict[str, Any]) -> dict[str, Any]:

@@ -167,9 +167,10 @@ def raw_records(
 
     rdd = spark.sparkContext.binaryFiles(paths).flatMap(parse)
     parsed = spark.createDataFrame(rdd, PARSED_SCHEMA).persist()
-    failures = parsed.filter(F.col("error").isNotNull()).orderBy("porder", "pos").collect()
+    failures = parsed.filter(F.col("error").isNotNull()).collect()  # a few: sorted here
     errors: dict[str, str] = {}
-    for row in failures:  # later payloads' messages win, as `errors.update` in payload order
+    # Later payloads' messages win, as `errors.update` in payload order.
+    for row in sorted(failures, key=lambda r: (r["porder"], r["pos"])):
         errors[row["symbol"]] = row["error"]
     records = parsed.filter(F.col("error").isNull()).drop("error")
     return RawRecords(parsed, records, errors)

@@ -58,6 +58,9 @@ class SparkPipesResource(dg.ConfigurableResource):
     serverless_application_id: str | None = None
     serverless_execution_role_arn: str | None = None
     serverless_venv_archive_uri: str | None = None  # a packed venv with dagster-pipes
+    # How often Dagster asks AWS about a run: the cluster's or job run's state, the Pipes
+    # messages in S3 and the step logs (dagster_aws' readers default to 10 s, its EMR waiters
+    # to 30 s). A few requests a minute cost nothing; seconds matter only in tests.
     poll_seconds: float = 15.0
 
     def job_args(self, market: str, start: str, end: str, interval: str = "5min") -> list[str]:
@@ -179,7 +182,7 @@ class SparkPipesResource(dg.ConfigurableResource):
         client = CheckedEMRClient(
             client=boto3.client("emr", region_name=self.region),
             message_reader=PipesS3MessageReader(
-                bucket=bucket, client=s3, include_stdio_in_messages=True
+                bucket=bucket, client=s3, include_stdio_in_messages=True, interval=self.poll_seconds
             ),
             wait_for_s3_logs_seconds=0,
             poll_seconds=self.poll_seconds,
@@ -232,11 +235,11 @@ class SparkPipesResource(dg.ConfigurableResource):
         import boto3
         from dagster_aws.pipes import PipesCloudWatchMessageReader, PipesEMRServerlessClient
 
+        reader = PipesCloudWatchMessageReader(client=boto3.client("logs", region_name=self.region))
+        reader.interval = self.poll_seconds  # its constructor takes none (the base's default 10 s)
         client = PipesEMRServerlessClient(
             client=boto3.client("emr-serverless", region_name=self.region),
-            message_reader=PipesCloudWatchMessageReader(
-                client=boto3.client("logs", region_name=self.region)
-            ),
+            message_reader=reader,
             poll_interval=self.poll_seconds,
         )
         code = self.upload_code(boto3.client("s3", region_name=self.region))
@@ -265,12 +268,22 @@ def _emr_client_class() -> type:
         Workaround: PipesEMRClient._wait_for_completion compares the state string with
         `EmrClusterState` enums (`state in EMR_CLUSTER_TERMINATED_STATES`), which is never
         true, so TERMINATED_WITH_ERRORS never raises; its boto3 waiters also poll every 30 s.
-        This polls at `poll_seconds`, compares strings and fails on a failed step too.
+        This polls at `poll_seconds`, compares strings and fails on a failed step too; the
+        step-log readers it adds poll at `poll_seconds` too (PipesEMRClient gives them none,
+        so they poll every 10 s and end ~30 s after the cluster).
         """
 
         def __init__(self, *, poll_seconds: float = 15.0, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.poll_seconds = poll_seconds
+
+        def _add_log_readers(self, context, response):
+            from dagster_aws.pipes import PipesS3LogReader
+
+            super()._add_log_readers(context, response)
+            for reader in self.message_reader.log_readers.values():
+                if isinstance(reader, PipesS3LogReader):
+                    reader.interval = self.poll_seconds
 
         def _wait_for_completion(self, context, response):
             cluster_id = response["JobFlowId"]

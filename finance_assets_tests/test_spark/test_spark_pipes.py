@@ -312,20 +312,24 @@ def test_emr_serverless_submission_runs_and_reports(us, aws, cloud):
         prefix = "spark.emr-serverless.driverEnv."
         env = dict(c[len(prefix) :].split("=", 1) for c in confs if c.startswith(prefix))
         double.check_code(submit["entryPoint"], words[words.index("--py-files") + 1])
-        out, _, error = double.run(list(submit["entryPointArguments"]), env)
+        out, err, error = double.run(list(submit["entryPointArguments"]), env)
         assert error is None, error
         group = "/aws/emr-serverless"
-        stream = f"/applications/{run['applicationId']}/jobs/{run['jobRunId']}/SPARK_DRIVER/stdout"
+        driver = f"/applications/{run['applicationId']}/jobs/{run['jobRunId']}/SPARK_DRIVER"
         with contextlib.suppress(logs.exceptions.ResourceAlreadyExistsException):
             logs.create_log_group(logGroupName=group)
-        logs.create_log_stream(logGroupName=group, logStreamName=stream)
         now = int(dt.datetime.now(dt.UTC).timestamp() * 1000)
-        lines = [line for line in out.splitlines() if line.strip()]
-        logs.put_log_events(
-            logGroupName=group,
-            logStreamName=stream,
-            logEvents=[{"timestamp": now, "message": line} for line in lines],
-        )
+        # Both of the driver's streams, as EMR Serverless logs them: the client reads stdout for
+        # the messages and waits for a stderr stream (60 s, then it gives up on it).
+        for name, text in (("stdout", out), ("stderr", err)):
+            lines = [line for line in text.splitlines() if line.strip()]
+            assert lines, name
+            logs.create_log_stream(logGroupName=group, logStreamName=f"{driver}/{name}")
+            logs.put_log_events(
+                logGroupName=group,
+                logStreamName=f"{driver}/{name}",
+                logEvents=[{"timestamp": now, "message": line} for line in lines],
+            )
 
     def on_get_application(parsed, **_: Any) -> None:
         # moto echoes the type as created (SPARK); AWS answers "Spark", which the client expects.
