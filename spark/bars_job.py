@@ -187,9 +187,17 @@ def raw_to_parquet(
     )
     bars = result.bars.withColumn("date", _local_date("ts", timezone))
     quarantine = result.quarantine.withColumn("date", _local_date("partition_ts", timezone))
-    # The figures in one pass over the judgement: (symbol, date) written, reasons counted.
-    written = bars.groupBy("symbol", "date").count().collect()
-    reasons = quarantine.groupBy("date", "reason").count().collect()
+    # The figures in one Spark job over the judgement: (symbol, date) written, reasons counted.
+    counts = (
+        bars.groupBy("symbol", "date", F.lit(None).cast("string").alias("reason"))
+        .count()
+        .unionByName(
+            quarantine.groupBy(F.lit(None).cast("string").alias("symbol"), "date", "reason").count()
+        )
+        .collect()
+    )
+    written = [r for r in counts if r["reason"] is None]
+    reasons = [r for r in counts if r["reason"] is not None]
     removed = bars_output.replace_window(
         bars.repartition("symbol", "date").sortWithinPartitions("ts"),
         posixpath.join(out, asset),
