@@ -198,20 +198,17 @@ def raw_to_parquet(
     )
     written = [r for r in counts if r["reason"] is None]
     reasons = [r for r in counts if r["reason"] is not None]
-    removed = bars_output.replace_window(
+    bars_table = bars_output.Table(posixpath.join(out, asset), ("symbol", "date"))
+    removed = bars_table.replace_window(
         bars.repartition("symbol", "date").sortWithinPartitions("ts"),
-        posixpath.join(out, asset),
-        ["symbol", "date"],
         dates,
         {(r["symbol"], r["date"]) for r in written},
     )
-    removed += bars_output.replace_window(
-        quarantine.repartition("date"),
-        posixpath.join(out, "quarantine"),
-        ["asset", "date"],
-        dates,
-        {(asset, r["date"]) for r in reasons},
-        fixed={"asset": asset},
+    quarantine_table = bars_output.Table(
+        posixpath.join(out, "quarantine"), ("asset", "date"), {"asset": asset}
+    )
+    removed += quarantine_table.replace_window(
+        quarantine.repartition("date"), dates, {(asset, r["date"]) for r in reasons}
     )
     loaded = sum(r["count"] for r in written)
     counts: dict[str, int] = {}
@@ -250,9 +247,10 @@ def daily_summary(
     sessions = sorted(d for d in previous if args.start <= d <= args.end)
     lead = [previous[sessions[0]].isoformat()] if sessions else []
     # The window's folders only: listing a large table's every partition costs more than this.
-    folders = bars_output.window_partitions(spark, bars_path, ["symbol", "date"], lead + dates)
+    table = bars_output.Table(path, ("date",))
+    folders = bars_output.Table(bars_path, ("symbol", "date")).partitions(spark, lead + dates)
     if not any(values[-1] in dates for values in folders):
-        removed = bars_output.remove_stale(spark, path, ["date"], dates, set())
+        removed = table.remove_stale(spark, dates, set())
         return {"summary_rows": 0, "summary_partitions_removed": len(removed)}
     stored = spark.read.option("basePath", bars_path).parquet(*folders.values())
     summary = (
@@ -263,9 +261,7 @@ def daily_summary(
     summary = summary.persist()
     rows = summary.groupBy("date").count().collect()
     written = {(r["date"],) for r in rows}
-    removed = bars_output.replace_window(
-        summary.repartition("date"), path, ["date"], dates, written
-    )
+    removed = table.replace_window(summary.repartition("date"), dates, written)
     summary.unpersist()
     return {
         "summary_rows": sum(r["count"] for r in rows),

@@ -11,7 +11,8 @@ sees a window with neither the old rows nor the new.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
@@ -19,78 +20,66 @@ from pyspark.sql import DataFrame, SparkSession
 _GLOB = set("*?[]{}\\,")
 
 
-def replace_window(
-    frame: DataFrame,
-    path: str,
-    partition_by: Sequence[str],
-    dates: Iterable[str],
-    written: set[tuple[str, ...]],
-    fixed: dict[str, str] | None = None,
-) -> list[str]:
-    """Write `frame` partitioned by `partition_by` (the last column is `date`), then remove the
-    partitions of `dates` (with the `fixed` values, e.g. asset) that `written` lacks: `written`
-    holds the partition values this run wrote, in `partition_by`'s order. Returns the removed
-    folders."""
-    frame.write.mode("overwrite").partitionBy(*partition_by).parquet(path)
-    return remove_stale(frame.sparkSession, path, partition_by, dates, written, fixed)
+@dataclass(frozen=True)
+class Table:
+    """A partitioned table of the job: its root, its partition columns (the last is `date`) and
+    the values fixed for this run (the quarantine's `asset`)."""
+
+    path: str
+    partition_by: tuple[str, ...]
+    fixed: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.partition_by[-1] != "date":
+            raise ValueError(f"{self.path}: the last partition column must be date")
+        for name, value in self.fixed.items():
+            if _GLOB & set(value) or value != _escape(value):
+                raise ValueError(f"partition value {value!r} of {name} needs escaping")
+
+    def replace_window(
+        self, frame: DataFrame, dates: Iterable[str], written: set[tuple[str, ...]]
+    ) -> list[str]:
+        """Write `frame`, then remove the partitions of `dates` that `written` (the partition
+        values this run wrote, in `partition_by`'s order) lacks; returns the removed folders."""
+        frame.write.mode("overwrite").partitionBy(*self.partition_by).parquet(self.path)
+        return self.remove_stale(frame.sparkSession, dates, written)
+
+    def partitions(self, spark: SparkSession, dates: Iterable[str]) -> dict[tuple[str, ...], str]:
+        """The partition folders of `dates` (listed level by level, never the other dates'),
+        as partition values -> folder URI."""
+        dates = sorted(set(dates))
+        if not dates:
+            return {}
+        levels = [f"{n}={self.fixed.get(n, '*')}" for n in self.partition_by[:-1]]
+        levels.append("date={" + ",".join(dates) + "}")
+        pattern = _path(spark, self.path.rstrip("/") + "/" + "/".join(levels))
+        fs = pattern.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+        found = {}
+        for status in fs.globStatus(pattern) or []:
+            if not status.isDirectory():
+                continue
+            folder = status.getPath()
+            names, cursor = [], folder
+            for _ in self.partition_by:
+                names.append(cursor.getName())
+                cursor = cursor.getParent()
+            values = tuple(unquote(n.split("=", 1)[1]) for n in reversed(names))
+            found[values] = folder.toString()
+        return found
+
+    def remove_stale(
+        self, spark: SparkSession, dates: Iterable[str], written: set[tuple[str, ...]]
+    ) -> list[str]:
+        """Remove the partition folders of `dates` whose values `written` lacks."""
+        stale = [f for v, f in self.partitions(spark, dates).items() if v not in written]
+        for folder in stale:
+            path = _path(spark, folder)
+            path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
+        return sorted(stale)
 
 
-def window_partitions(
-    spark: SparkSession,
-    path: str,
-    partition_by: Sequence[str],
-    dates: Iterable[str],
-    fixed: dict[str, str] | None = None,
-) -> dict[tuple[str, ...], str]:
-    """The partition folders of `dates` under `path` (one listing per level, never the other
-    dates'), as partition values -> folder URI."""
-    dates = sorted(set(dates))
-    if not dates or partition_by[-1] != "date":
-        return {}
-    fixed = fixed or {}
-    levels = []
-    for name in partition_by[:-1]:
-        value = fixed.get(name)
-        if value is not None and (_GLOB & set(value) or value != _escape(value)):
-            raise ValueError(f"partition value {value!r} of {name} needs escaping")
-        levels.append(f"{name}={value}" if value is not None else f"{name}=*")
-    levels.append("date={" + ",".join(dates) + "}")
-    jvm = spark.sparkContext._jvm
-    pattern = jvm.org.apache.hadoop.fs.Path(path.rstrip("/") + "/" + "/".join(levels))
-    fs = pattern.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-    found = {}
-    for status in fs.globStatus(pattern) or []:
-        if not status.isDirectory():
-            continue
-        folder = status.getPath()
-        names, cursor = [], folder
-        for _ in partition_by:
-            names.append(cursor.getName())
-            cursor = cursor.getParent()
-        found[tuple(unquote(n.split("=", 1)[1]) for n in reversed(names))] = folder.toString()
-    return found
-
-
-def remove_stale(
-    spark: SparkSession,
-    path: str,
-    partition_by: Sequence[str],
-    dates: Iterable[str],
-    written: set[tuple[str, ...]],
-    fixed: dict[str, str] | None = None,
-) -> list[str]:
-    """Remove the partition folders of `dates` whose values `written` lacks."""
-    stale = [
-        folder
-        for values, folder in window_partitions(spark, path, partition_by, dates, fixed).items()
-        if values not in written
-    ]
-    jvm = spark.sparkContext._jvm
-    for folder in stale:
-        hadoop_path = jvm.org.apache.hadoop.fs.Path(folder)
-        fs = hadoop_path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
-        fs.delete(hadoop_path, True)
-    return sorted(stale)
+def _path(spark: SparkSession, uri: str):
+    return spark.sparkContext._jvm.org.apache.hadoop.fs.Path(uri)
 
 
 def _escape(value: str) -> str:

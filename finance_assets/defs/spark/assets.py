@@ -38,8 +38,10 @@ def build_spark_assets(market: Market) -> list[dg.AssetsDefinition]:
             "from the raw zone: the canonical bar schema and the same validation and quarantine "
             "reasons as `bars_5min`, written as Parquet partitioned by company and day "
             f"(`spark/{market.key}/{ASSET}/symbol=AAPL/date=YYYY-MM-DD/`, TIMESTAMP_MICROS), "
-            f"with `spark/{market.key}/quarantine/` and `spark/{market.key}/daily_summary/`. "
-            "A partition range runs as one Spark application."
+            f"with `spark/{market.key}/quarantine/asset={ASSET}/` and "
+            f"`spark/{market.key}/daily_summary/`. Reads every raw format (Twelve Data, Alpha "
+            "Vantage, Yahoo chart). A partition range runs as one Spark application and "
+            "replaces its days whole."
         ),
     )
     def _bars_by_symbol(
