@@ -590,34 +590,20 @@ def data_path(
     step("quality rules")
 
     # As LakeWarehouseIOManager does: lake staged while the warehouse copies, the warehouse
-    # committed, the lake published (stores.write_window).
+    # committed, the lake published (stores.Stores.write).
     bars = result.bars
-    stores.write_window(
-        lake_dir,
-        pg_url,
+    both = stores.Stores(lake_dir, pg_url, schema=schema, table="bars_5min", tz=market.tz)
+    both.write(
         bars,
         start=start,
         end=end,
-        tz=market.tz,
-        schema=schema,
-        table="bars_5min",
         primary_key=BAR_KEY,
         chunk="1d",
         kept=kept,
     )
     step("lake staged || warehouse copied, committed, lake published")
     # As the `stores_agree` check does: both stores read back a day at a time and compared.
-    differing = stores.compare_window(
-        lake_dir,
-        pg_url,
-        start=start,
-        end=end,
-        tz=market.tz,
-        schema=schema,
-        table="bars_5min",
-        starts=[start],
-        keys=["range"],
-    ).differing
+    differing = both.compare(start, end, starts=[start], keys=["range"]).differing
     step("stores_agree (read both back, compare)")
     postgres.replace_window(
         pg_url,

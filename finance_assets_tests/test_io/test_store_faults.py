@@ -267,16 +267,15 @@ def test_kept_spans_stay_in_both_stores(tmp_path, pg_url, us):
     end = start + dt.timedelta(days=1)
     old = _bars(us, ["AAPL", "MSFT"], ingested=0)
     new = _bars(us, ["AAPL"], ingested=30)
-    args = dict(start=start, end=end, tz=us.tz, schema=SCHEMA, table="kept", primary_key=BAR_KEY)
-    stores.write_window(tmp_path, pg_url, old, **args)
+    both = stores.Stores(tmp_path, pg_url, schema=SCHEMA, table="kept", tz=us.tz)
+    args = dict(start=start, end=end, primary_key=BAR_KEY)
+    both.write(old, **args)
     kept = [Kept("MSFT", start, end)]
-    stores.write_window(tmp_path, pg_url, new, kept=kept, **args)
-    in_lake, in_pg = stores.read_both(
-        tmp_path, pg_url, start=start, end=end, tz=us.tz, schema=SCHEMA, table="kept"
-    )
+    both.write(new, kept=kept, **args)
+    in_lake, in_pg = both.read(start, end)
     expected = pl.concat([new, old.filter(pl.col("symbol") == "MSFT")]).sort(BAR_KEY)
     assert in_lake.sort(BAR_KEY).equals(expected)
     assert in_pg.sort(BAR_KEY).equals(expected)
     # New rows inside a kept span are refused: they would duplicate the kept ones.
     with pytest.raises(ValueError, match="kept"):
-        stores.write_window(tmp_path, pg_url, old, kept=kept, **args)
+        both.write(old, kept=kept, **args)

@@ -53,17 +53,8 @@ def reconciliation_result(
         windows = partitions_def.time_windows_for_partition_keys(frozenset(keys))
         return sorted(w.start for w in windows)
 
-    compared = stores.compare_window(
-        lake_dir,
-        url,
-        start=window.start,
-        end=window.end,
-        tz=tz,
-        schema=asset_key.path[0],
-        table=asset_key.path[-1],
-        starts=starts,
-        keys=keys,
-    )
+    both = stores.Stores(lake_dir, url, schema=asset_key.path[0], table=asset_key.path[-1], tz=tz)
+    compared = both.compare(window.start, window.end, starts=starts, keys=keys)
     differing = compared.differing
     metadata: dict[str, Any] = {
         "partitions_compared": len(keys),

@@ -9,7 +9,7 @@ reads those 20 days in one call. Where an asset's rows go:
   share a table between assets.
 - `LakeWarehouseIOManager`: the Parquet lake and the warehouse (the clean bars), reading from
   the lake; written so that a fault on either side leaves both with the same rows
-  (`stores.write_window`).
+  (`stores.Stores.write`).
 
 The raw zone's and the lake's roots are a path or an `s3://bucket/prefix` URI; the scheme only
 chooses the object store (`objects.open_location`, S3 clients from the `s3` S3Resource, boto3's
@@ -262,7 +262,7 @@ class LakeWarehouseIOManager(dg.ConfigurableIOManager):
     Takes a frame, or `WindowRows` (a frame and the spans whose stored rows stay). The lake's
     files are staged while the warehouse transaction runs, the transaction commits only once
     they are, and they are renamed into place after it: whatever fails, both stores keep the
-    same rows (`stores.write_window`)."""
+    same rows (`stores.Stores.write`)."""
 
     lake_root: str
     warehouse: dg.ResourceDependency[WarehouseResource]
@@ -278,16 +278,18 @@ class LakeWarehouseIOManager(dg.ConfigurableIOManager):
             )
         time_type = rows.frame.schema.get(target["time_column"])
         store = asset_store(self.lake_root, context.asset_key, self.s3)
-        written = stores.write_window(
+        both = stores.Stores(
             store,
             self.warehouse.get_url(),
+            schema=target["schema"],
+            table=target["table"],
+            tz=tz,
+            time_column=target["time_column"],
+        )
+        written = both.write(
             rows.frame,
             start=start,
             end=end,
-            tz=tz,
-            schema=target["schema"],
-            table=target["table"],
-            time_column=target["time_column"],
             primary_key=target["primary_key"],
             # A range goes a day at a time (sorted by key per day): bounded memory.
             chunk="1d" if isinstance(time_type, pl.Datetime) else None,
