@@ -9,6 +9,7 @@ import pytest
 
 from finance_assets.lib.io import lake, postgres
 from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.lib.providers.base import BarRequest
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA, conform
 
 NY = ZoneInfo("America/New_York")
@@ -22,7 +23,7 @@ def _day(d: int) -> tuple[dt.datetime, dt.datetime]:
 def week(us) -> pl.DataFrame:
     """Clean bars of Mon 24 .. Wed 26 Nov 2025 for two symbols."""
     start, end = _day(24)[0], _day(26)[1]
-    bars = SimulatedMarket().bars(us, ["AAPL", "MSFT"], "5min", start, end)
+    bars = SimulatedMarket().bars(BarRequest(us, ["AAPL", "MSFT"], "5min", start, end))
     return conform(
         bars.with_columns(
             adj_close=pl.lit(None, pl.Float64),

@@ -22,6 +22,7 @@ from finance_assets.defs.market.partitions import daily_partitions
 from finance_assets.lib.io import lake
 from finance_assets.lib.io.managers import LakeWarehouseIOManager, WarehouseResource
 from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.lib.providers.base import BarRequest
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA, conform
 
 DAY = "2026-11-18"
@@ -31,7 +32,9 @@ TEMP = ".tmp-"  # temporary files: .<name>.tmp-<pid>...
 
 def _bars(market, symbols, ingested: int) -> pl.DataFrame:
     start = dt.datetime(2026, 11, 18, tzinfo=market.tz)
-    bars = SimulatedMarket().bars(market, symbols, "5min", start, start + dt.timedelta(days=1))
+    bars = SimulatedMarket().bars(
+        BarRequest(market, symbols, "5min", start, start + dt.timedelta(days=1))
+    )
     return conform(
         bars.with_columns(
             adj_close=pl.lit(None, pl.Float64),

@@ -21,7 +21,6 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -112,15 +111,9 @@ class SimulatedMarket(BarProvider):
 
     # --- ground truth (tests and benchmarks compare against it) ---------------------------
 
-    def bars(
-        self,
-        market: Market,
-        symbols: Sequence[str],
-        interval: Interval,
-        start: dt.datetime,
-        end: dt.datetime,
-    ) -> pl.DataFrame:
-        """The uncorrupted bars a fetch of this range describes, as a typed frame."""
+    def bars(self, request: BarRequest) -> pl.DataFrame:
+        """The uncorrupted bars a fetch of `request` describes, as a typed frame."""
+        market, symbols, interval, start, end = request
         frames = []
         for symbol in symbols:
             for path in self._paths(market, symbol, interval, start, end):
