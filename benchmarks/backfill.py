@@ -257,7 +257,7 @@ def floor_job(cache_dir: str, checks: str = "declared") -> dg.JobDefinition:
     as one check) or "none": what the checks' planned rows and evaluations cost."""
     import dagster as dg
 
-    from finance_assets.defs.market.assets import bar_check_specs
+    from finance_assets.defs.market.checks import bar_check_specs
     from finance_assets.defs.market.partitions import five_minute_partitions
 
     market = bench_market(read_manifest(cache_dir)["symbols"])

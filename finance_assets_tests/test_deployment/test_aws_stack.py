@@ -879,7 +879,7 @@ def test_each_component_does_its_job_with_its_own_credentials_and_nothing_else(
     frame = pl.read_parquet(io.BytesIO(got))
     window = {"start": start, "end": start + dt.timedelta(days=1), "tz": us.tz}
     with pytest.raises(PermissionError):
-        lake_io.write_window(bars, frame, **window)
+        lake_io.stage_window(bars, frame, **window).publish()
     with pytest.raises(PermissionError):  # the PUT itself, past any listing
         bars.write("dt=2026-11-17/part-0.parquet", b"x")
     with pytest.raises(PermissionError):
@@ -899,7 +899,7 @@ def test_each_component_does_its_job_with_its_own_credentials_and_nothing_else(
     read = lake_io.read_window(web_lake.child("us", "daily_bars"), **window)
     assert read is not None and read["close"].to_list() == [231.7]
     with pytest.raises(PermissionError):
-        lake_io.write_window(web_lake.child("us", "daily_bars"), frame, **window)
+        lake_io.stage_window(web_lake.child("us", "daily_bars"), frame, **window).publish()
     web_raw = open_location(deployed["FINANCE_RAW_URI"], _s3(moto, web_keys))
     with pytest.raises(PermissionError):
         lake_io.write_payloads(web_raw.child("us", "raw_daily_quotes"), payloads, start, end, us.tz)

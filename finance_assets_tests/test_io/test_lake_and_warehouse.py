@@ -121,7 +121,7 @@ def test_postgres_read_of_a_missing_table_is_empty(pg_url):
 
 def test_lake_writes_one_sorted_file_per_day_and_reads_ranges(tmp_path, week):
     start, end = _day(24)[0], _day(26)[1]
-    files = lake.write_window(tmp_path, week, start=start, end=end, tz=NY)
+    files = lake.stage_window(tmp_path, week, start=start, end=end, tz=NY).publish()
     assert [f.name for f in files] == [f"dt=2025-11-{d}/{lake.LAKE_FILE}" for d in (24, 25, 26)]
     one = pl.read_parquet(tmp_path / files[1].name)
     assert one.equals(one.sort("symbol", "ts"))
@@ -132,17 +132,17 @@ def test_lake_writes_one_sorted_file_per_day_and_reads_ranges(tmp_path, week):
 
 def test_lake_rewrites_only_the_window_inside_a_day(tmp_path, week):
     start, end = _day(24)[0], _day(26)[1]
-    lake.write_window(tmp_path, week, start=start, end=end, tz=NY)
+    lake.stage_window(tmp_path, week, start=start, end=end, tz=NY).publish()
     w_start = dt.datetime(2025, 11, 25, 10, 0, tzinfo=NY)
     w_end = dt.datetime(2025, 11, 25, 10, 5, tzinfo=NY)
     window = _in(week, w_start, w_end).with_columns(pl.col("volume") * 0 + 7)
     assert window.height == 2
-    lake.write_window(tmp_path, window, start=w_start, end=w_end, tz=NY)
+    lake.stage_window(tmp_path, window, start=w_start, end=w_end, tz=NY).publish()
     back = lake.read_window(tmp_path, start=start, end=end, tz=NY)
     assert back.height == week.height
     assert back.filter(pl.col("volume") == 7).height == 2
     # An empty result for a whole day removes that day's file.
-    lake.write_window(tmp_path, week.clear(), start=_day(26)[0], end=_day(26)[1], tz=NY)
+    lake.stage_window(tmp_path, week.clear(), start=_day(26)[0], end=_day(26)[1], tz=NY).publish()
     assert not (tmp_path / "dt=2025-11-26").joinpath(lake.LAKE_FILE).exists()
 
 

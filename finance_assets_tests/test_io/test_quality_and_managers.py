@@ -5,7 +5,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from finance_assets.defs.market.assets import bar_check_results
+from finance_assets.defs.market.checks import bar_check_results
 from finance_assets.defs.market.partitions import daily_partitions
 from finance_assets.lib import quality
 from finance_assets.lib.io.managers import (

@@ -251,9 +251,9 @@ def test_a_killed_writers_temp_files_go_with_the_next_write(tmp_path, us):
     leftover.write_bytes(b"half a parquet file")
     frame = _bars(us, ["AAPL"], ingested=0)
     start = dt.datetime(2026, 11, 18, tzinfo=us.tz)
-    lake.write_window(
+    lake.stage_window(
         tmp_path / "lake" / "bars", frame, start=start, end=start + dt.timedelta(days=1), tz=us.tz
-    )
+    ).publish()
     assert not leftover.exists()
     assert pl.read_parquet(folder / lake.LAKE_FILE).height == frame.height
 

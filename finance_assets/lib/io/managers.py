@@ -160,14 +160,14 @@ class RawZoneIOManager(dg.ConfigurableIOManager):
 def _lake_write(store: ObjectStore, context: dg.OutputContext, obj: pl.DataFrame) -> dict[str, Any]:
     start, end, tz = _window(context)
     meta = _output_metadata(context)
-    files = lake.write_window(
+    files = lake.stage_window(
         store,
         obj,
         start=start,
         end=end,
         tz=tz,
         time_column=meta.get("partition_expr", "ts"),
-    )
+    ).publish()
     return {
         "lake_files": len(files),
         "lake_bytes": sum(f.size for f in files),
