@@ -23,6 +23,11 @@ Loaded from `dagster.yaml`, Dagster's supported extension point for storage:
 A pooled connection is checked before use (`pool_pre_ping`), so one the server or a proxy closed
 (a restart, `pg_terminate_backend`, an idle timeout) is replaced instead of failing a write, and a
 forked child drops its parent's connections (they must not be shared across processes).
+
+Dagster internals (`dagster._core.storage`, `dagster._serdes`, `dagster._config`) are imported
+because a storage class is one: Dagster exports no public base for it, and dagster-postgres's
+own storages are built on the same names. `test_io/test_dagster_storage.py` runs a real
+instance on these classes, so an upgrade that moves them fails there first.
 """
 
 from __future__ import annotations

@@ -99,7 +99,7 @@ def price_forecast_asset(market: Market) -> dg.AssetsDefinition:
     )
     def _forecast(
         context: dg.AssetExecutionContext, daily_summary: pl.DataFrame
-    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
         first, last = window.start.date(), (window.end - dt.timedelta(seconds=1)).date()

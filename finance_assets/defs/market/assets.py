@@ -173,7 +173,7 @@ def _clean_bars_asset(
         data_quality: DataQualityResource,
         warehouse: WarehouseResource,
         storage: StorageResource,
-    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
         cleaned = clean_window(
@@ -291,8 +291,8 @@ def _clean_bars_asset(
                     f"SELECT count(*) FROM {market.key}.{name} WHERE ts in its window"
                 )
         # The IO manager writes when the output is yielded; the check below reads the result.
-        yield dg.Output(
-            WindowRows(result.bars, tuple(kept)),
+        yield dg.MaterializeResult(
+            value=WindowRows(result.bars, tuple(kept)),
             metadata={
                 **totals,
                 "payloads": len(raw),

@@ -189,7 +189,7 @@ def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
         daily = daily.filter(pl.col("trading_date") >= first)
         expected = {(d, s) for d in market.sessions(first, last) for s in market.universe}
         silent = sorted(expected - set(daily.select("trading_date", "symbol").iter_rows()))
-        yield dg.Output(daily, metadata={"rows": daily.height})
+        yield dg.MaterializeResult(value=daily, metadata={"rows": daily.height})
         yield from range_verdicts(
             [
                 dg.AssetCheckResult(
