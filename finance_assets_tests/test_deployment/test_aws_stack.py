@@ -97,6 +97,68 @@ def load(path: Path) -> dict[str, Any]:
     return yaml.load(path.read_text(), Loader=_CfnLoader)  # a SafeLoader subclass
 
 
+def parameter_values(template: dict, params: dict[str, Any] | None = None) -> dict[str, str]:
+    """Each parameter's value as CloudFormation sees it (a string): given, else its default."""
+    given = params or {}
+    return {
+        name: str(given.get(name, spec.get("Default", "")))
+        for name, spec in template["Parameters"].items()
+    }
+
+
+def condition_values(template: dict, params: dict[str, Any] | None = None) -> dict[str, bool]:
+    values = parameter_values(template, params)
+    declared = template.get("Conditions", {})
+
+    def operand(x: Any) -> str:
+        return values[x["Ref"]] if isinstance(x, dict) else str(x)
+
+    def truth(expr: dict) -> bool:
+        ((fn, arg),) = expr.items()
+        if fn == "Fn::Equals":
+            return operand(arg[0]) == operand(arg[1])
+        if fn == "Fn::Not":
+            return not truth(arg[0])
+        if fn == "Fn::And":
+            return all(truth(a) for a in arg)
+        if fn == "Fn::Or":
+            return any(truth(a) for a in arg)
+        if fn in ("Condition", "Fn::Condition"):
+            return truth(declared[arg])
+        raise AssertionError(f"unexpected condition function {fn}")
+
+    return {name: truth(expr) for name, expr in declared.items()}
+
+
+_NO_VALUE = object()
+
+
+def with_conditions(template: dict, params: dict[str, Any] | None = None) -> dict:
+    """The template as CloudFormation creates it for `params`: resources whose Condition is
+    false left out, each `Fn::If` replaced by its branch, `AWS::NoValue` removed."""
+    truth = condition_values(template, params)
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, dict):
+            if x == {"Ref": "AWS::NoValue"}:
+                return _NO_VALUE
+            if set(x) == {"Fn::If"}:
+                name, yes, no = x["Fn::If"]
+                return walk(yes if truth[name] else no)
+            out = {k: walk(v) for k, v in x.items()}
+            return {k: v for k, v in out.items() if v is not _NO_VALUE}
+        if isinstance(x, list):
+            return [v for v in map(walk, x) if v is not _NO_VALUE]
+        return x
+
+    kept = {
+        name: walk(res)
+        for name, res in template["Resources"].items()
+        if "Condition" not in res or truth[res["Condition"]]
+    }
+    return {**template, "Resources": kept, "Outputs": walk(template.get("Outputs", {}))}
+
+
 def resources(template: dict, kind: str) -> dict[str, dict]:
     return {k: v for k, v in template["Resources"].items() if v["Type"] == kind}
 
@@ -147,7 +209,8 @@ def storage() -> dict:
 
 @pytest.fixture(scope="module")
 def platform() -> dict:
-    return load(PLATFORM)
+    """platform.yaml as created with its defaults: the small deployment (MarketWindow)."""
+    return with_conditions(load(PLATFORM))
 
 
 def test_cfn_lint_passes_on_every_template() -> None:
@@ -311,11 +374,13 @@ def test_database_password_lives_in_secrets_manager_and_no_secret_is_plain(
     }
     assert props["StorageEncrypted"] is True and props["PubliclyAccessible"] is False
     assert db["DeletionPolicy"] == "Snapshot"
+    # Two secrets ($0.40/month each): the database's, and one JSON key per app secret.
     secrets = resources(platform, "AWS::SecretsManager::Secret")
-    assert set(secrets) == {"DbSecret", "ProvidersSecret", "SlackSecret"}
-    provider_keys = json.loads(secrets["ProvidersSecret"]["Properties"]["SecretString"])
-    assert set(provider_keys) == {"TWELVEDATA_API_KEY", "ALPHAVANTAGE_API_KEY", "X_BEARER_TOKEN"}
-    for name, task in resources(platform, "AWS::ECS::TaskDefinition").items():
+    assert set(secrets) == {"DbSecret", "AppSecret"}
+    app_keys = json.loads(secrets["AppSecret"]["Properties"]["SecretString"])
+    assert set(app_keys) == set(APP_SECRET_KEYS)
+    chosen = with_conditions(load(PLATFORM), EVERY_KEY_CHOSEN)
+    for name, task in resources(chosen, "AWS::ECS::TaskDefinition").items():
         for container in task["Properties"]["ContainerDefinitions"]:
             plain = {e["Name"] for e in container.get("Environment", [])}
             secret = {s["Name"] for s in container.get("Secrets", [])}
@@ -485,6 +550,228 @@ def test_each_step_runs_as_a_task_of_its_own_under_its_components_role(platform:
     assert pass_role["Condition"] == {
         "StringEquals": {"iam:PassedToService": "ecs-tasks.amazonaws.com"}
     }
+
+
+# --- the code location's settings, the same in every container that loads it ---------------
+
+APP_SECRET_KEYS = (
+    "TWELVEDATA_API_KEY",
+    "ALPHAVANTAGE_API_KEY",
+    "X_BEARER_TOKEN",
+    "SLACK_BOT_TOKEN",
+)
+EVERY_KEY_CHOSEN = {
+    "MarketDataProvider": "twelve_data",
+    "PostsProvider": "x_api",
+    "PostsScorer": "comprehend",
+    "SlackChannel": "#markets",
+}
+# Parameter sets the settings are checked under: the defaults, and each key-using choice.
+CHOICES = [{}, EVERY_KEY_CHOSEN, {"MarketDataProvider": "alpha_vantage"}]
+ACCOUNT = "123456789012"
+# What deploy.py passes the platform stack (the storage stack's outputs, images, network).
+DEPLOY_INPUTS = {
+    "RawBucketName": "finance-raw-example",
+    "LakeBucketName": "finance-lake-example",
+    "LogsBucketName": "finance-logs-example",
+    "AlertsTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:finance-assets-alerts",
+    "VpcId": "vpc-0example",
+    "SubnetIds": "subnet-0a,subnet-0b",
+    "VpcCidr": "172.31.0.0/16",
+}
+
+
+def code_containers(template: dict) -> dict[str, dict]:
+    """The containers that load the code location, by task definition."""
+    return {
+        name: c
+        for name, task in resources(template, "AWS::ECS::TaskDefinition").items()
+        for c in task["Properties"]["ContainerDefinitions"]
+        if c["Image"] == {"Ref": "CodeImageUri"}
+    }
+
+
+def stand_in(template: dict, params: dict[str, Any], value: Any) -> str:
+    """A value of the template written out with plausible stand-ins for what only a deployment
+    knows (physical ids, ARNs, the database's address): what a container's variable reads."""
+    values = {
+        **parameter_values(template, params),
+        "AWS::Region": REGION,
+        "AWS::Partition": "aws",
+        "AWS::AccountId": ACCOUNT,
+    }
+
+    def name(ref: str, extra: dict[str, Any]) -> str:
+        if ref in extra:
+            return stand_in(template, params, extra[ref])
+        if ref in values:
+            return values[ref]
+        logical, _, attribute = ref.partition(".")
+        kind = template["Resources"][logical]["Type"]
+        if kind == "AWS::IAM::Role" and attribute == "Arn":
+            return f"arn:aws:iam::{ACCOUNT}:role/{logical}"
+        if kind == "AWS::RDS::DBInstance" and attribute:
+            return {"Endpoint.Address": "db.example.internal", "Endpoint.Port": "5432"}[attribute]
+        assert attribute in ("", "Name"), ref  # a service's Name: its id here
+        return f"{logical.lower()}-id"
+
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return name(value["Ref"], {})
+    if "Fn::GetAtt" in value:
+        return name(".".join(value["Fn::GetAtt"]), {})
+    if "Fn::Sub" in value:
+        text, extra = (
+            value["Fn::Sub"] if isinstance(value["Fn::Sub"], list) else (value["Fn::Sub"], {})
+        )
+        return re.sub(r"\$\{([\w:.]+)\}", lambda m: name(m.group(1), extra), text)
+    if "Fn::Join" in value:
+        sep, items = value["Fn::Join"]
+        return sep.join(stand_in(template, params, i) for i in _listify(items))
+    raise AssertionError(f"unexpected value {value!r}")
+
+
+def container_environment(template: dict, params: dict[str, Any], container: dict) -> dict:
+    """What the process sees: the plain variables, and each secret as a stand-in value."""
+    env = {e["Name"]: stand_in(template, params, e["Value"]) for e in container["Environment"]}
+    env.update({s["Name"]: "from-secrets-manager" for s in container.get("Secrets", [])})
+    return env
+
+
+# Loads the code location once per environment (each a fresh `os.environ`), in one process:
+# the jobs and their tags, schedules, sensors, resources, executor and step tags it builds.
+_SUMMARISE = """
+import json, os, sys
+summaries = []
+for env in json.load(sys.stdin):
+    os.environ.clear()
+    os.environ.update(env)
+    from finance_assets import definitions
+    defs = definitions.build_defs()
+    repo = defs.get_repository_def()
+    summaries.append({
+        "jobs": {j.name: dict(j.tags) for j in repo.get_all_jobs()},
+        "schedules": {
+            s.name: [s.cron_schedule, s.default_status.value] for s in repo.schedule_defs
+        },
+        "sensors": sorted(s.name for s in repo.sensor_defs),
+        "resources": {k: type(v).__name__ for k, v in defs.resources.items()},
+        "posts_scorer": defs.resources["posts"].scorer,
+        "spark_mode": defs.resources["spark_pipes"].mode,
+        "executor": defs.executor.name if defs.executor else None,
+        "step_tags": {
+            k.to_user_string(): a.op.tags.get("ecs/task_overrides")
+            for a in defs.assets if getattr(a, "is_executable", False) for k in a.keys
+        },
+    })
+json.dump(summaries, sys.stdout)
+"""
+
+
+def load_definitions(environments: list[dict[str, str]]) -> list[dict]:
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), "HOME": "/nonexistent"}
+    done = subprocess.run(
+        [sys.executable, "-c", _SUMMARISE],
+        input=json.dumps([{**base, **env} for env in environments]),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_every_container_loads_the_same_definitions_with_the_chosen_providers() -> None:
+    """The run task and both code servers get the same settings (the UI shows and the daemon
+    schedules the jobs the runs execute, with the same provider tags and run queues), and each
+    gets the keys the chosen providers need, no others: the definitions load with them."""
+    template = load(PLATFORM)
+    environments, expected = [], []
+    for choice in CHOICES:
+        params = {**DEPLOY_INPUTS, **choice}
+        chosen = with_conditions(template, params)
+        containers = code_containers(chosen)
+        assert set(containers) == {
+            "RunTaskDefinition",
+            "WebserverTaskDefinition",
+            "DaemonTaskDefinition",
+        }
+        plain = [c["Environment"] for c in containers.values()]
+        assert plain[0] == plain[1] == plain[2], "the code location's settings differ"
+        values = parameter_values(template, params)
+        keys = {
+            "twelve_data": {"TWELVEDATA_API_KEY"},
+            "alpha_vantage": {"ALPHAVANTAGE_API_KEY"},
+        }.get(values["MarketDataProvider"], set()) | (
+            {"X_BEARER_TOKEN"} if values["PostsProvider"] == "x_api" else set()
+        )
+        slack = {"SLACK_BOT_TOKEN"} if values["SlackChannel"] else set()
+        wanted = {
+            "RunTaskDefinition": {"PGPASSWORD", "DAGSTER_PG_PASSWORD"} | keys,
+            "WebserverTaskDefinition": {"PGPASSWORD"} | keys,
+            "DaemonTaskDefinition": {"PGPASSWORD"} | keys | slack,  # the notification sensors
+        }
+        for name, container in containers.items():
+            assert {s["Name"] for s in container["Secrets"]} == wanted[name], (params, name)
+            environments.append(container_environment(chosen, params, container))
+            expected.append(values)
+    summaries = load_definitions(environments)
+    for i in range(0, len(summaries), 3):
+        run, web, daemon = summaries[i : i + 3]
+        assert run == web == daemon, f"{CHOICES[i // 3]}: the containers load different definitions"
+        values = expected[i]
+        jobs = run["jobs"]
+        for market in ("us", "uk"):
+            for job in (f"{market}_daily_job", f"{market}_bars_5min_job"):
+                provider = jobs[job]["finance/market_data_provider"]
+                assert provider == values["MarketDataProvider"], job
+            assert jobs[f"{market}_posts_job"]["finance/posts_provider"] == values["PostsProvider"]
+        assert run["posts_scorer"] == values["PostsScorer"]
+        assert (run["spark_mode"], run["executor"]) == ("emr_serverless", "ecs")
+        assert all(run["step_tags"].values()), "a step without its role"
+
+
+def _client_calls(path: Path, client: str = "client") -> set[str]:
+    """The methods a module calls on its boto3 client (`client.<method>(...)`)."""
+    return {
+        node.func.attr
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == client
+    }
+
+
+def test_comprehend_is_granted_to_the_transform_steps_only_when_chosen() -> None:
+    """The posts scorer's calls (lib/comprehend.py, from the post_sentiment step, a transform
+    step) as IAM actions; Comprehend's detect actions take no resource scope, hence `*`."""
+    calls = _client_calls(REPO / "finance_assets" / "lib" / "comprehend.py")
+    api = boto3.client("comprehend", region_name=REGION).meta.method_to_api_mapping
+    actions = {f"comprehend:{api[c]}" for c in calls}
+    assert actions == {"comprehend:BatchDetectSentiment"}
+    template = load(PLATFORM)
+    vader = with_conditions(template)
+    assert not resources(vader, "AWS::IAM::Policy")
+    assert not [
+        a
+        for r in resources(vader, "AWS::IAM::Role")
+        for a, _ in grants(vader, r)
+        if a.startswith("comprehend:")
+    ]
+    chosen = with_conditions(template, {"PostsScorer": "comprehend"})
+    (policy,) = resources(chosen, "AWS::IAM::Policy").values()
+    props = policy["Properties"]
+    assert props["Roles"] == [{"Ref": "TransformRole"}]
+    granted = {
+        (a, r)
+        for s in props["PolicyDocument"]["Statement"]
+        for a in _listify(s["Action"])
+        for r in _listify(s["Resource"])
+    }
+    assert granted == {(a, "*") for a in actions}
 
 
 # --- deployed: moto's server with IAM enforced ---------------------------------------------
