@@ -720,6 +720,16 @@ def test_every_container_loads_the_same_definitions_with_the_chosen_providers() 
         }
         for name, container in containers.items():
             assert {s["Name"] for s in container["Secrets"]} == wanted[name], (params, name)
+            # Its execution role (ECS, putting them in) reads the app secret only when needed.
+            task = chosen["Resources"][name]["Properties"]
+            (role,) = task["ExecutionRoleArn"]["Fn::GetAtt"][:1]
+            (read,) = [s for s in role_statements(chosen, role) if s["Sid"] == "Secrets"]
+            named = {
+                _subbed(s["ValueFrom"]).split(":")[0]
+                for c in task["ContainerDefinitions"]
+                for s in c.get("Secrets", [])
+            }
+            assert {_subbed(r) for r in _listify(read["Resource"])} == named, (params, role)
             environments.append(container_environment(chosen, params, container))
             expected.append(values)
     summaries = load_definitions(environments)
