@@ -592,7 +592,7 @@ def data_path(
     # As LakeWarehouseIOManager does: lake staged while the warehouse copies, the warehouse
     # committed, the lake published (stores.Stores.write).
     bars = result.bars
-    both = stores.Stores(lake_dir, pg_url, schema=schema, table="bars_5min", tz=market.tz)
+    both = stores.Stores(lake_dir, pg_url, postgres.WindowTable(schema, "bars_5min"), market.tz)
     both.write(
         bars,
         start=start,
@@ -608,12 +608,9 @@ def data_path(
     postgres.replace_window(
         pg_url,
         result.quarantine,
-        schema=schema,
-        table="quarantine",
-        time_column="partition_ts",
+        postgres.WindowTable(schema, "quarantine", "partition_ts", scope={"asset": "bars_5min"}),
         start=start,
         end=end,
-        scope={"asset": "bars_5min"},
         index=["partition_ts", "asset"],
     )
     step("quarantine replace_window")
@@ -757,9 +754,7 @@ def reload_day(data_dir: str, pg_url: str, day: str, symbols: list[str]) -> dict
         deleted = postgres.replace_window(
             pg_url,
             bars,
-            schema=MARKET_KEY,
-            table="bars_5min",
-            time_column="ts",
+            postgres.WindowTable(MARKET_KEY, "bars_5min"),
             start=start,
             end=end,
             primary_key=BAR_KEY,

@@ -51,38 +51,36 @@ def _count(url: str, table: str) -> int:
 
 def test_postgres_replace_window_round_trip_and_idempotence(pg_url, week):
     start, end = _day(24)[0], _day(26)[1]
-    args = dict(schema="t_pg", table="bars_5min", time_column="ts", primary_key=BAR_KEY)
-    assert postgres.replace_window(pg_url, week, start=start, end=end, **args) == 0
-    back = postgres.read_window(
-        pg_url, schema="t_pg", table="bars_5min", time_column="ts", start=start, end=end
-    )
+    table = postgres.WindowTable("t_pg", "bars_5min")
+    args = dict(primary_key=BAR_KEY)
+    assert postgres.replace_window(pg_url, week, table, start=start, end=end, **args) == 0
+    back = postgres.read_window(pg_url, table, start=start, end=end)
     assert back.sort("symbol", "ts").equals(week.sort("symbol", "ts"))
     # Re-running never duplicates: the window is replaced.
-    assert postgres.replace_window(pg_url, week, start=start, end=end, **args) == week.height
+    assert postgres.replace_window(pg_url, week, table, start=start, end=end, **args) == week.height
     assert _count(pg_url, "t_pg.bars_5min") == week.height
     # Replacing one day (a partition of a range) touches only that day.
     tuesday = _day(25)
     changed = _in(week, *tuesday).with_columns(pl.col("close") * 0 + 1.0)
-    deleted = postgres.replace_window(pg_url, changed, start=tuesday[0], end=tuesday[1], **args)
+    deleted = postgres.replace_window(
+        pg_url, changed, table, start=tuesday[0], end=tuesday[1], **args
+    )
     assert deleted == changed.height
     assert _count(pg_url, "t_pg.bars_5min") == week.height
-    back = postgres.read_window(
-        pg_url, schema="t_pg", table="bars_5min", time_column="ts", start=start, end=end
-    )
+    back = postgres.read_window(pg_url, table, start=start, end=end)
     assert back.filter(pl.col("close") == 1.0).height == changed.height
 
 
 def test_postgres_failure_mid_write_keeps_the_previous_rows(pg_url, week):
     start, end = _day(24)[0], _day(26)[1]
-    args = dict(schema="t_fail", table="bars_5min", time_column="ts", primary_key=BAR_KEY)
-    postgres.replace_window(pg_url, week, start=start, end=end, **args)
+    table = postgres.WindowTable("t_fail", "bars_5min")
+    args = dict(start=start, end=end, primary_key=BAR_KEY)
+    postgres.replace_window(pg_url, week, table, **args)
     # The second half repeats a key: COPY fails part-way, after the window was deleted.
     broken = pl.concat([week, week.tail(1)])
     with pytest.raises(Exception, match="duplicate key"):
-        postgres.replace_window(pg_url, broken, start=start, end=end, **args)
-    back = postgres.read_window(
-        pg_url, schema="t_fail", table="bars_5min", time_column="ts", start=start, end=end
-    )
+        postgres.replace_window(pg_url, broken, table, **args)
+    back = postgres.read_window(pg_url, table, start=start, end=end)
     assert back.sort("symbol", "ts").equals(week.sort("symbol", "ts"))
 
 
@@ -90,7 +88,7 @@ def test_postgres_refuses_rows_outside_the_window(pg_url, week):
     start, end = _day(25)
     with pytest.raises(ValueError, match="outside the window"):
         postgres.replace_window(
-            pg_url, week, schema="t_out", table="bars", time_column="ts", start=start, end=end
+            pg_url, week, postgres.WindowTable("t_out", "bars"), start=start, end=end
         )
 
 
@@ -100,20 +98,20 @@ def test_postgres_scope_shares_a_table_between_assets(pg_url):
     rows = lambda asset, n: pl.DataFrame(  # noqa: E731
         {"asset": [asset] * n, "partition_ts": [ts] * n, "reason": ["r"] * n}
     ).with_columns(pl.col("partition_ts").dt.cast_time_unit("us"))
-    args = dict(
-        schema="t_scope", table="quarantine", time_column="partition_ts", start=start, end=end
-    )
-    postgres.replace_window(pg_url, rows("bars_5min", 3), scope={"asset": "bars_5min"}, **args)
-    postgres.replace_window(pg_url, rows("daily_bars", 2), scope={"asset": "daily_bars"}, **args)
-    postgres.replace_window(pg_url, rows("bars_5min", 1), scope={"asset": "bars_5min"}, **args)
+
+    def of(asset: str) -> postgres.WindowTable:
+        return postgres.WindowTable("t_scope", "quarantine", "partition_ts", {"asset": asset})
+
+    postgres.replace_window(pg_url, rows("bars_5min", 3), of("bars_5min"), start=start, end=end)
+    postgres.replace_window(pg_url, rows("daily_bars", 2), of("daily_bars"), start=start, end=end)
+    postgres.replace_window(pg_url, rows("bars_5min", 1), of("bars_5min"), start=start, end=end)
     assert _count(pg_url, "t_scope.quarantine") == 3
 
 
 def test_postgres_read_of_a_missing_table_is_empty(pg_url):
     start, end = _day(25)
-    assert postgres.read_window(
-        pg_url, schema="nowhere", table="none", time_column="ts", start=start, end=end
-    ).is_empty()
+    missing = postgres.WindowTable("nowhere", "none")
+    assert postgres.read_window(pg_url, missing, start=start, end=end).is_empty()
 
 
 # --- Parquet lake ----------------------------------------------------------------------------

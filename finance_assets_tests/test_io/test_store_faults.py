@@ -19,7 +19,7 @@ import psycopg
 import pytest
 
 from finance_assets.defs.market.partitions import daily_partitions
-from finance_assets.lib.io import lake
+from finance_assets.lib.io import lake, postgres
 from finance_assets.lib.io.managers import LakeWarehouseIOManager, WarehouseResource
 from finance_assets.lib.providers import SimulatedMarket
 from finance_assets.lib.providers.base import BarRequest
@@ -270,7 +270,7 @@ def test_kept_spans_stay_in_both_stores(tmp_path, pg_url, us):
     end = start + dt.timedelta(days=1)
     old = _bars(us, ["AAPL", "MSFT"], ingested=0)
     new = _bars(us, ["AAPL"], ingested=30)
-    both = stores.Stores(tmp_path, pg_url, schema=SCHEMA, table="kept", tz=us.tz)
+    both = stores.Stores(tmp_path, pg_url, postgres.WindowTable(SCHEMA, "kept"), us.tz)
     args = dict(start=start, end=end, primary_key=BAR_KEY)
     both.write(old, **args)
     kept = [Kept("MSFT", start, end)]

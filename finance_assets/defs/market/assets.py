@@ -194,12 +194,9 @@ def _clean_bars_asset(
         postgres.replace_window(
             url,
             result.quarantine,
-            schema=market.key,
-            table="quarantine",
-            time_column="partition_ts",
+            postgres.WindowTable(market.key, "quarantine", "partition_ts", scope={"asset": name}),
             start=window.start,
             end=window.end,
-            scope={"asset": name},
             index=["partition_ts", "asset"],
             kept=kept,
         )

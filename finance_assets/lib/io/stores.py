@@ -59,14 +59,12 @@ def _discard(staging: Future[lake.StagedWindow]) -> None:
 @dataclass(frozen=True)
 class Stores:
     """One table in both stores: the lake's day files under `lake_dir` (local days of `tz`) and
-    `schema.table` in the warehouse at `url`, both keyed by `time_column`."""
+    `table` in the warehouse at `url`, both keyed by the table's time column."""
 
     lake_dir: Location
     url: str
-    schema: str
-    table: str
+    table: postgres.WindowTable
     tz: ZoneInfo
-    time_column: str = "ts"
 
     def write(
         self,
@@ -81,7 +79,7 @@ class Stores:
         """Replace [start, end) in the lake and the warehouse so that, whatever fails, both
         hold the same rows: stage the lake, commit the warehouse, publish the lake (module
         docstring)."""
-        lake_dir, name = lake.store_of(self.lake_dir), f"{self.schema}.{self.table}"
+        lake_dir, name = lake.store_of(self.lake_dir), str(self.table)
         # Both writers spend their time outside the GIL (Parquet encoding, binary COPY).
         with ThreadPoolExecutor(max_workers=1) as pool:
             staging = pool.submit(
@@ -91,7 +89,7 @@ class Stores:
                 start=start,
                 end=end,
                 tz=self.tz,
-                time_column=self.time_column,
+                time_column=self.table.time_column,
                 kept=kept,
             )
 
@@ -106,9 +104,7 @@ class Stores:
                 deleted = postgres.replace_window(
                     self.url,
                     df,
-                    schema=self.schema,
-                    table=self.table,
-                    time_column=self.time_column,
+                    self.table,
                     start=start,
                     end=end,
                     primary_key=primary_key,
@@ -140,16 +136,10 @@ class Stores:
                 start=start,
                 end=end,
                 tz=self.tz,
-                time_column=self.time_column,
+                time_column=self.table.time_column,
             )
             in_warehouse = postgres.read_window(
-                self.url,
-                schema=self.schema,
-                table=self.table,
-                time_column=self.time_column,
-                start=start,
-                end=end,
-                ordered=False,
+                self.url, self.table, start=start, end=end, ordered=False
             )
             in_lake = reading.result()
         return (pl.DataFrame() if in_lake is None else in_lake), in_warehouse
@@ -179,7 +169,7 @@ class Stores:
             lake_rows += in_lake.height
             warehouse_rows += in_warehouse.height
             day = differing_partitions(
-                in_lake, in_warehouse, all_starts, keys, time_column=self.time_column
+                in_lake, in_warehouse, all_starts, keys, time_column=self.table.time_column
             )
             for key, counts in day.items():  # a partition longer than a day adds up its days
                 seen = differing.setdefault(key, dict.fromkeys(counts, 0))
