@@ -44,11 +44,7 @@ from botocore.exceptions import ClientError  # noqa: E402  (after the skips)
 from dagster_aws.s3 import S3Resource  # noqa: E402
 
 from finance_assets.defs.market.assets import build_market_assets  # noqa: E402
-from finance_assets.defs.market.landing import (  # noqa: E402
-    LANDING_FILE_TAG,
-    LandingZoneResource,
-    build_landing_sensor,
-)
+from finance_assets.defs.market.landing import build_landing_sensor  # noqa: E402
 from finance_assets.defs.market.schedules import build_market_schedules  # noqa: E402
 from finance_assets.defs.ops.retention import retention_job  # noqa: E402
 from finance_assets.lib.io import lake as lake_io  # noqa: E402
@@ -60,6 +56,7 @@ from finance_assets.lib.io.managers import (  # noqa: E402
 from finance_assets.lib.io.objects import S3ObjectStore, open_location  # noqa: E402
 from finance_assets.lib.markets import Market  # noqa: E402
 from finance_assets.lib.schema import BAR_SCHEMA  # noqa: E402
+from finance_assets.resources.landing import LANDING_FILE_TAG, LandingZoneResource  # noqa: E402
 from finance_assets.resources.market_data import SimulatedMarketResource  # noqa: E402
 from finance_assets.resources.storage import StorageResource  # noqa: E402
 from finance_assets.resources.thresholds import DataQualityResource  # noqa: E402

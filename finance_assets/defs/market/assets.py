@@ -26,7 +26,6 @@ from finance_assets.defs.common import (
     table_metadata,
 )
 from finance_assets.defs.market.checks import bar_check_results, bar_check_specs
-from finance_assets.defs.market.landing import LANDING_SHA256_TAG, LandingZoneResource
 from finance_assets.defs.market.partitions import (
     daily_partitions,
     five_minute_partitions,
@@ -45,6 +44,7 @@ from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA
+from finance_assets.resources.landing import LANDING_SHA256_TAG, LandingZoneResource
 from finance_assets.resources.market_data import MarketDataResource
 from finance_assets.resources.storage import StorageResource
 from finance_assets.resources.thresholds import DataQualityResource
