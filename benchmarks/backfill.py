@@ -257,7 +257,7 @@ def floor_job(cache_dir: str, checks: str = "declared") -> dg.JobDefinition:
     as one check) or "none": what the checks' planned rows and evaluations cost."""
     import dagster as dg
 
-    from finance_assets.defs.market.assets import bar_check_specs
+    from finance_assets.defs.market.checks import bar_check_specs
     from finance_assets.defs.market.partitions import five_minute_partitions
 
     market = bench_market(read_manifest(cache_dir)["symbols"])
@@ -590,44 +590,27 @@ def data_path(
     step("quality rules")
 
     # As LakeWarehouseIOManager does: lake staged while the warehouse copies, the warehouse
-    # committed, the lake published (stores.write_window).
+    # committed, the lake published (stores.Stores.write).
     bars = result.bars
-    stores.write_window(
-        lake_dir,
-        pg_url,
+    both = stores.Stores(lake_dir, pg_url, postgres.WindowTable(schema, "bars_5min"), market.tz)
+    both.write(
         bars,
         start=start,
         end=end,
-        tz=market.tz,
-        schema=schema,
-        table="bars_5min",
         primary_key=BAR_KEY,
         chunk="1d",
         kept=kept,
     )
     step("lake staged || warehouse copied, committed, lake published")
     # As the `stores_agree` check does: both stores read back a day at a time and compared.
-    differing = stores.compare_window(
-        lake_dir,
-        pg_url,
-        start=start,
-        end=end,
-        tz=market.tz,
-        schema=schema,
-        table="bars_5min",
-        starts=[start],
-        keys=["range"],
-    ).differing
+    differing = both.compare(start, end, starts=[start], keys=["range"]).differing
     step("stores_agree (read both back, compare)")
     postgres.replace_window(
         pg_url,
         result.quarantine,
-        schema=schema,
-        table="quarantine",
-        time_column="partition_ts",
+        postgres.WindowTable(schema, "quarantine", "partition_ts", scope={"asset": "bars_5min"}),
         start=start,
         end=end,
-        scope={"asset": "bars_5min"},
         index=["partition_ts", "asset"],
     )
     step("quarantine replace_window")
@@ -771,9 +754,7 @@ def reload_day(data_dir: str, pg_url: str, day: str, symbols: list[str]) -> dict
         deleted = postgres.replace_window(
             pg_url,
             bars,
-            schema=MARKET_KEY,
-            table="bars_5min",
-            time_column="ts",
+            postgres.WindowTable(MARKET_KEY, "bars_5min"),
             start=start,
             end=end,
             primary_key=BAR_KEY,

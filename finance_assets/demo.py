@@ -118,11 +118,15 @@ def warehouse_summary(
     """Per symbol over the sessions, read back from PostgreSQL: days, last close, VWAP, the
     period's return, volume, bars, posts, sentiment, price alerts; and what it lacks."""
     start, end = sessions[0], sessions[-1] + dt.timedelta(days=1)
-    window = {"time_column": "trading_date", "start": start, "end": end, "schema": market.key}
     notes: list[str] = []
-    summary = postgres.read_window(url, table="stock_sentiment_daily", **window)
+
+    def daily(table: str) -> pl.DataFrame:
+        target = postgres.WindowTable(market.key, table, "trading_date")
+        return postgres.read_window(url, target, start=start, end=end)
+
+    summary = daily("stock_sentiment_daily")
     if summary.is_empty():
-        summary = postgres.read_window(url, table="daily_summary", **window)
+        summary = daily("daily_summary")
         if summary.is_empty():
             return summary, [f"no daily summary in {market.key}.daily_summary for these sessions"]
         notes.append("no sentiment joined: stock_sentiment_daily has no rows for these sessions")
@@ -131,9 +135,7 @@ def warehouse_summary(
         )
     alerts = postgres.read_window(
         url,
-        schema=market.key,
-        table="price_alerts",
-        time_column="ts",
+        postgres.WindowTable(market.key, "price_alerts"),
         start=market.session_bounds(sessions[0])[0],
         end=market.session_bounds(sessions[-1])[1],
     )

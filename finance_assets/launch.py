@@ -6,10 +6,12 @@ record it: with the job's origin in the `finance_assets` code location.
 location. The demo's runs are ordinary runs of the jobs the schedules use, so a user can open,
 re-execute and backfill from each of them.
 
-This is the one module that imports Dagster internals (`dagster._core`): no public API creates
-a run with a remote job origin outside the webserver and the daemon. The demo's tests
-(`test_ui/test_demo.py`, `test_ui/test_ui_browser.py`) re-execute such runs, so an upgrade that
-moves these names fails there first.
+It imports Dagster internals (`dagster._core`) because no public API creates a run with a
+remote job origin outside the webserver and the daemon (the other modules that import
+internals say why at their top: `storage.py`, `local_instance.py`,
+`defs/market/partitions.py`). The demo's tests (`test_ui/test_demo.py`,
+`test_ui/test_ui_browser.py`) re-execute such runs, so an upgrade that moves these names fails
+there first.
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ code server, runs) joins the same server; it stops when the last of them exits.
         config:
           data_dir:                   # optional: else FINANCE_DATA_DIR, else ./data
             env: FINANCE_DATA_DIR
+
+It imports `dagster._serdes` and `dagster._config` for the reason `storage.py` gives (a storage
+class has no public base).
 """
 
 from __future__ import annotations

@@ -23,6 +23,11 @@ Loaded from `dagster.yaml`, Dagster's supported extension point for storage:
 A pooled connection is checked before use (`pool_pre_ping`), so one the server or a proxy closed
 (a restart, `pg_terminate_backend`, an idle timeout) is replaced instead of failing a write, and a
 forked child drops its parent's connections (they must not be shared across processes).
+
+Dagster internals (`dagster._core.storage`, `dagster._serdes`, `dagster._config`) are imported
+because a storage class is one: Dagster exports no public base for it, and dagster-postgres's
+own storages are built on the same names. `test_io/test_dagster_storage.py` runs a real
+instance on these classes, so an upgrade that moves them fails there first.
 """
 
 from __future__ import annotations
@@ -133,10 +138,8 @@ def pooled_engine(url: str, token_provider: Any, pool: PoolSettings) -> sqlalche
     return engine
 
 
-class _Pooled:
-    """Swaps the parent's `NullPool` engine for a pooled one once it has created its tables."""
-
-    _engine: sqlalchemy.engine.Engine
+class _PooledConfig:
+    """The config (`pooled_pg_config`) and the constructor of every storage class here."""
 
     def __init__(
         self,
@@ -146,15 +149,13 @@ class _Pooled:
         token_provider: Any = None,
         pool: PoolSettings | None = None,
     ) -> None:
-        super().__init__(  # type: ignore[call-arg]
-            postgres_url,
-            should_autocreate_tables,
-            inst_data=inst_data,
-            token_provider=token_provider,
-        )
-        self._engine.dispose()
         self.pool = pool or PoolSettings()
-        self._engine = pooled_engine(postgres_url, token_provider, self.pool)
+        self._open(postgres_url, should_autocreate_tables, inst_data, token_provider)
+
+    def _open(
+        self, url: str, autocreate: bool, inst_data: ConfigurableClassData | None, token: Any
+    ) -> None:
+        raise NotImplementedError
 
     @classmethod
     def config_type(cls) -> UserConfigSchema:
@@ -169,6 +170,22 @@ class _Pooled:
             token_provider=get_token_provider_from_config(config_value),
             pool=PoolSettings.from_config(config_value),
         )
+
+
+class _Pooled(_PooledConfig):
+    """Swaps the parent's `NullPool` engine for a pooled one once it has created its tables."""
+
+    _engine: sqlalchemy.engine.Engine
+
+    def _open(
+        self, url: str, autocreate: bool, inst_data: ConfigurableClassData | None, token: Any
+    ) -> None:
+        # The dagster-postgres storage after _PooledConfig in the MRO (PostgresRunStorage, ...).
+        super(_PooledConfig, self).__init__(  # type: ignore[call-arg]
+            url, autocreate, inst_data=inst_data, token_provider=token
+        )
+        self._engine.dispose()
+        self._engine = pooled_engine(url, token, self.pool)
 
     def dispose(self) -> None:
         self._engine.dispose()
@@ -240,45 +257,23 @@ class PooledPostgresScheduleStorage(_Pooled, PostgresScheduleStorage):  # type: 
     """dagster-postgres's schedule storage on a pooled engine."""
 
 
-class PooledPostgresStorage(DagsterPostgresStorage):
+class PooledPostgresStorage(_PooledConfig, DagsterPostgresStorage):  # type: ignore[misc]
     """dagster-postgres's storage (runs, event log, schedules), each on a pooled engine."""
 
-    def __init__(
-        self,
-        postgres_url: str,
-        should_autocreate_tables: bool = True,
-        inst_data: ConfigurableClassData | None = None,
-        token_provider: Any = None,
-        pool: PoolSettings | None = None,
+    def _open(
+        self, url: str, autocreate: bool, inst_data: ConfigurableClassData | None, token: Any
     ) -> None:
         # Not DagsterPostgresStorage.__init__: it would build (and inspect tables with) a
         # second, unpooled set of storages.
-        self.postgres_url = postgres_url
-        self.should_autocreate_tables = should_autocreate_tables
+        self.postgres_url = url
+        self.should_autocreate_tables = autocreate
         self._inst_data = inst_data
-        self.pool = pool or PoolSettings()
-        args = (postgres_url, should_autocreate_tables)
-        kwargs = {"token_provider": token_provider, "pool": self.pool}
+        args = (url, autocreate)
+        kwargs = {"token_provider": token, "pool": self.pool}
         self._run_storage = PooledPostgresRunStorage(*args, **kwargs)
         self._event_log_storage = PooledPostgresEventLogStorage(*args, **kwargs)
         self._schedule_storage = PooledPostgresScheduleStorage(*args, **kwargs)
         DagsterStorage.__init__(self)
-
-    @classmethod
-    def config_type(cls) -> UserConfigSchema:
-        return pooled_pg_config()
-
-    @classmethod
-    def from_config_value(  # type: ignore[override]
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> PooledPostgresStorage:
-        return cls(
-            pg_url_from_config(config_value),
-            config_value.get("should_autocreate_tables", True),
-            inst_data=inst_data,
-            token_provider=get_token_provider_from_config(config_value),
-            pool=PoolSettings.from_config(config_value),
-        )
 
     # What an instance ref records for each part (older readers load the parts one by one):
     # the pooled classes, with the same config.

@@ -3,16 +3,22 @@
     python deployment/aws/deploy.py --code-image <uri> --dagster-image <uri> [--endpoint-url URL]
 
 The storage stack first, then the platform stack with the storage stack's outputs as its
-parameters. Prints `export NAME=value` lines: the variables the project reads, then the
-identifiers an operator needs (the secrets' and roles' ARNs). No secret value is printed: the
-database password stays in Secrets Manager (DbSecretArn). Credentials: boto3's own chain.
+parameters. A template over CloudFormation's 51,200-byte TemplateBody limit (platform.yaml)
+goes through the log bucket (`cloudformation/`, expired with the bucket's 30-day rule). Before
+an update, a database the MarketWindow schedule has stopped is started: CloudFormation cannot
+modify a stopped instance (it stays up until the next stop at WindowEndHour). Prints
+`export NAME=value` lines: the variables the project reads, then the identifiers an operator
+needs (the secrets' and roles' ARNs). No secret value is printed: the database password stays
+in Secrets Manager (DbSecretArn). Credentials: boto3's own chain.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import shlex
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +32,66 @@ def _parameters(values: dict[str, str]) -> list[dict[str, str]]:
     return [{"ParameterKey": k, "ParameterValue": v} for k, v in sorted(values.items())]
 
 
+def template_source(
+    name: str, template: Path, staging_bucket: str | None, args: argparse.Namespace
+) -> dict[str, str]:
+    """TemplateBody, or TemplateURL of a copy in `staging_bucket` when the body is too big."""
+    body = template.read_bytes()
+    if len(body) <= stacks.MAX_TEMPLATE_BYTES:
+        return {"TemplateBody": body.decode()}
+    if staging_bucket is None:
+        raise SystemExit(f"{template.name} is over TemplateBody's limit and has no bucket")
+    key = f"cloudformation/{name}-{hashlib.sha256(body).hexdigest()[:16]}.yaml"
+    stacks.client("s3", args).put_object(Bucket=staging_bucket, Key=key, Body=body)
+    region = args.region or "us-east-1"
+    return {"TemplateURL": f"https://{staging_bucket}.s3.{region}.amazonaws.com/{key}"}
+
+
+def wake_database(cfn: Any, name: str, args: argparse.Namespace) -> None:
+    """Start the stack's RDS instance if the MarketWindow schedule stopped it."""
+    if stacks.describe(cfn, name) is None:
+        return
+    pages = cfn.get_paginator("list_stack_resources").paginate(StackName=name)
+    found = [
+        r.get("PhysicalResourceId")
+        for page in pages
+        for r in page["StackResourceSummaries"]
+        if r["LogicalResourceId"] == "Db"
+    ]
+    identifier = found[0] if found else None
+    if not identifier:
+        return
+    rds = stacks.client("rds", args)
+    deadline = time.monotonic() + args.timeout_minutes * 60
+    while True:
+        (db,) = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+        status = db["DBInstanceStatus"]
+        if status != "stopping" or time.monotonic() > deadline:
+            break
+        time.sleep(args.poll_seconds)  # a stopping instance cannot be started yet
+    if status != "stopped":
+        return
+    print(f"{identifier}: stopped (outside the window), starting it first", file=sys.stderr)
+    rds.start_db_instance(DBInstanceIdentifier=identifier)
+    delay = max(1, round(args.poll_seconds))
+    attempts = max(1, int(args.timeout_minutes * 60 / delay))
+    rds.get_waiter("db_instance_available").wait(
+        DBInstanceIdentifier=identifier, WaiterConfig={"Delay": delay, "MaxAttempts": attempts}
+    )
+
+
 def apply_stack(
-    cfn: Any, name: str, template: Path, parameters: dict[str, str], args: argparse.Namespace
+    cfn: Any,
+    name: str,
+    template: Path,
+    parameters: dict[str, str],
+    args: argparse.Namespace,
+    staging_bucket: str | None = None,
 ) -> dict:
     """Create the stack, or update it; wait; return it as described after the wait."""
-    body = template.read_text()
-    if len(body.encode()) > stacks.MAX_TEMPLATE_BYTES:
-        raise SystemExit(f"{template.name} is over CloudFormation's TemplateBody limit")
     common = {
         "StackName": name,
-        "TemplateBody": body,
+        **template_source(name, template, staging_bucket, args),
         "Parameters": _parameters(parameters),
         "Capabilities": ["CAPABILITY_NAMED_IAM"],
         "Tags": [{"Key": "project", "Value": "finance_assets"}],
@@ -122,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     stored = stacks.outputs(storage)
     chosen = dict(args.param)
     network = {} if "VpcId" in chosen else default_network(args)
+    wake_database(cfn, names.platform, args)
     platform = apply_stack(
         cfn,
         names.platform,
@@ -138,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             **chosen,
         },
         args,
+        staging_bucket=stored["LogsBucketName"],
     )
     print_environment(stacks.outputs(platform), stored)
     return 0

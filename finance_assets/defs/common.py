@@ -185,6 +185,38 @@ def table_metadata(
     }
 
 
+def market_asset(
+    market: Market,
+    domain: str,
+    partitions_def: dg.PartitionsDefinition | None = None,
+    *,
+    kinds: set[str],
+) -> dict[str, Any]:
+    """The `@dg.asset` arguments every asset of a market shares: its group (`<market>_<domain>`),
+    owners and market tag, and single-run backfills of its partitions."""
+    args: dict[str, Any] = {
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "group_name": f"{market.key}_{domain}",
+        "kinds": kinds,
+        "owners": owners(domain),
+        "tags": {"market": market.key},
+    }
+    if partitions_def is not None:
+        args["partitions_def"] = partitions_def
+    return args
+
+
+def with_sessions_before(key: Sequence[str], sessions: int) -> dg.AssetIn:
+    """An input that reads the run's partitions and the `sessions` before them (those that
+    exist: the first partitions have none before them)."""
+    return dg.AssetIn(
+        list(key),
+        partition_mapping=dg.TimeWindowPartitionMapping(
+            start_offset=-sessions, allow_nonexistent_upstream_partitions=True
+        ),
+    )
+
+
 def warehouse_table(
     market: Market,
     domain: str,
@@ -216,14 +248,9 @@ def warehouse_table(
     if by_date:
         metadata["partition_expr_type"] = "date"
     return {
+        **market_asset(market, domain, partitions_def, kinds={"polars", "postgres"}),
         "key": [market.key, name],
-        "partitions_def": partitions_def,
-        "backfill_policy": dg.BackfillPolicy.single_run(),
         "io_manager_key": "warehouse_io_manager",
-        "group_name": f"{market.key}_{domain}",
-        "kinds": {"polars", "postgres"},
-        "owners": owners(domain),
-        "tags": {"market": market.key},
         "op_tags": step_tags("transform"),
         "metadata": metadata,
     }
@@ -236,15 +263,10 @@ def raw_zone_payloads(
     single-run backfills, `API_RETRY` for transient faults, the raw-zone IO manager, owners, the
     ingest role's step tag."""
     return {
+        **market_asset(market, domain, partitions_def, kinds={"json"}),
         "key": [market.key, name],
-        "partitions_def": partitions_def,
-        "backfill_policy": dg.BackfillPolicy.single_run(),
         "retry_policy": API_RETRY,
         "io_manager_key": "raw_zone_io_manager",
-        "group_name": f"{market.key}_{domain}",
-        "kinds": {"json"},
-        "owners": owners(domain),
-        "tags": {"market": market.key},
         # In production each raw asset's step runs with the ingest role (FINANCE_STEP_EXECUTOR).
         "op_tags": step_tags("ingest"),
     }

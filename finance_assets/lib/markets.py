@@ -8,12 +8,15 @@ transforms and the benchmarks all read the same definitions.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import functools
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -189,38 +192,16 @@ def load_universe(path: str | os.PathLike[str]) -> tuple[str, ...]:
     return tuple(symbols)
 
 
-_DEMO_MARKETS: dict[str, Market] = {
-    "us": Market(
-        key="us",
-        name="US equities (NYSE / Nasdaq)",
-        calendar_name="XNYS",
-        timezone="America/New_York",
-        currency="USD",
-        universe=("AAPL", "MSFT", "GOOGL", "TSLA", "NVDA"),
-        names={
-            "AAPL": "Apple",
-            "MSFT": "Microsoft",
-            "GOOGL": "Google",
-            "TSLA": "Tesla",
-            "NVDA": "Nvidia",
-        },
-    ),
-    "uk": Market(
-        key="uk",
-        name="UK equities (London Stock Exchange)",
-        calendar_name="XLON",
-        timezone="Europe/London",
-        currency="GBp",
-        universe=("SHEL.L", "AZN.L", "HSBA.L", "ULVR.L", "BP.L"),
-        names={
-            "SHEL.L": "Shell",
-            "AZN.L": "AstraZeneca",
-            "HSBA.L": "HSBC",
-            "ULVR.L": "Unilever",
-            "BP.L": "BP",
-        },
-    ),
-}
+def _demo_markets() -> dict[str, Market]:
+    """The markets the platform ships (`demo_markets.json`: a market's settings and its demo
+    universe, symbol -> company)."""
+    specs = json.loads(resources.files(__package__).joinpath("demo_markets.json").read_text())
+    return {
+        key: Market(key=key, universe=tuple(spec["names"]), **spec) for key, spec in specs.items()
+    }
+
+
+_DEMO_MARKETS = _demo_markets()
 
 
 def markets_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Market]:
@@ -259,16 +240,8 @@ def markets_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Mark
                 universe = load_universe(universe_file)
             except (OSError, ValueError) as exc:
                 env.problem(f"{variable}={universe_file!r}: {exc}")
-        markets[key] = Market(
-            key=market.key,
-            name=market.name,
-            calendar_name=market.calendar_name,
-            timezone=market.timezone,
-            currency=market.currency,
-            universe=universe,
-            names=market.names,
-            daily_start=daily_start,
-            intraday_start=intraday_start,
+        markets[key] = dataclasses.replace(
+            market, universe=universe, daily_start=daily_start, intraday_start=intraday_start
         )
     env.check()
     return markets

@@ -108,9 +108,7 @@ def warehouse_with_history(pg_url, us):
     postgres.replace_window(
         pg_url,
         summary,
-        schema="us",
-        table="daily_summary",
-        time_column="trading_date",
+        postgres.WindowTable("us", "daily_summary", "trading_date"),
         start=sessions[0],
         end=sessions[-1] + dt.timedelta(days=1),
         primary_key=["trading_date", "symbol"],
@@ -159,9 +157,7 @@ def test_the_asset_stores_forecasts_and_reports_the_backtest(
 
     stored = postgres.read_window(
         pg_url,
-        schema="us",
-        table="price_forecast",
-        time_column="trading_date",
+        postgres.WindowTable("us", "price_forecast", "trading_date"),
         start=day,
         end=day + dt.timedelta(days=1),
     )

@@ -63,9 +63,7 @@ def _write(url, frame, table, time_column, key):
     postgres.replace_window(
         url,
         frame,
-        schema="us",
-        table=table,
-        time_column=time_column,
+        postgres.WindowTable("us", table, time_column),
         start=lo,
         end=hi,
         primary_key=key,

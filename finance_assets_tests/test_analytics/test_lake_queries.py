@@ -55,7 +55,9 @@ def small_lake(tmp_path_factory, us):
                 }
             )
     start, end = us.session_bounds(sessions[0])[0], us.session_bounds(sessions[-1])[1]
-    lake.write_window(root / "us" / "daily_bars", _bars(rows), start=start, end=end, tz=us.tz)
+    lake.stage_window(
+        root / "us" / "daily_bars", _bars(rows), start=start, end=end, tz=us.tz
+    ).publish()
     # 5-minute bars of two sessions: BBB lacks its last 8 bars of the first, CCC the whole second.
     rows = []
     for n, day in enumerate(sessions[:2]):
@@ -77,13 +79,13 @@ def small_lake(tmp_path_factory, us):
                         "volume": 10,
                     }
                 )
-    lake.write_window(
+    lake.stage_window(
         root / "us" / "bars_5min",
         _bars(rows),
         start=us.session_bounds(sessions[0])[0],
         end=us.session_bounds(sessions[1])[1],
         tz=us.tz,
-    )
+    ).publish()
     return root, sessions
 
 

@@ -1,13 +1,16 @@
 """deployment/aws: the CloudFormation templates linted (cfn-lint), scanned (checkov, in its own
-virtualenv), checked on their parsed form, then deployed with `deploy.py` to moto's server
-with IAM enforced, used with each component's own credentials (the project's landing sensor,
-then the pipeline's steps one by one: the raw asset with the ingest keys, the clean asset with
-the transform keys and a real PostgreSQL warehouse), and deleted with `terminate.py`.
+virtualenv), checked on their parsed form (as created for a given set of parameters: the
+small deployment's defaults, AlwaysOn, each provider choice), the code location loaded with
+each container's settings, then the stacks deployed with `deploy.py` to moto's server with
+IAM enforced, used with each component's own credentials (the project's landing sensor, then
+the pipeline's steps one by one: the raw asset with the ingest keys, the clean asset with the
+transform keys and a real PostgreSQL warehouse; the MarketWindow schedules' calls with the
+scheduler's), and deleted with `terminate.py`.
 
 moto's CloudFormation skips some resource types (Secrets Manager, Glue, Athena, bucket
-policies, CloudWatch alarms, EMR Serverless) and drops bucket lifecycle rules: those are
-asserted on the template. moto evaluates IAM actions and resources, not condition keys:
-nothing here claims a condition works.
+policies, CloudWatch alarms, EMR Serverless, EventBridge Scheduler) and drops bucket
+lifecycle rules: those are asserted on the template. moto evaluates IAM actions and
+resources, not condition keys: nothing here claims a condition works.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import subprocess
 import sys
 import time
 import uuid
+import zoneinfo
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,11 +44,8 @@ from botocore.exceptions import ClientError  # noqa: E402  (after the skips)
 from dagster_aws.s3 import S3Resource  # noqa: E402
 
 from finance_assets.defs.market.assets import build_market_assets  # noqa: E402
-from finance_assets.defs.market.landing import (  # noqa: E402
-    LANDING_FILE_TAG,
-    LandingZoneResource,
-    build_landing_sensor,
-)
+from finance_assets.defs.market.landing import build_landing_sensor  # noqa: E402
+from finance_assets.defs.market.schedules import build_market_schedules  # noqa: E402
 from finance_assets.defs.ops.retention import retention_job  # noqa: E402
 from finance_assets.lib.io import lake as lake_io  # noqa: E402
 from finance_assets.lib.io.managers import (  # noqa: E402
@@ -55,6 +56,7 @@ from finance_assets.lib.io.managers import (  # noqa: E402
 from finance_assets.lib.io.objects import S3ObjectStore, open_location  # noqa: E402
 from finance_assets.lib.markets import Market  # noqa: E402
 from finance_assets.lib.schema import BAR_SCHEMA  # noqa: E402
+from finance_assets.resources.landing import LANDING_FILE_TAG, LandingZoneResource  # noqa: E402
 from finance_assets.resources.market_data import SimulatedMarketResource  # noqa: E402
 from finance_assets.resources.storage import StorageResource  # noqa: E402
 from finance_assets.resources.thresholds import DataQualityResource  # noqa: E402
@@ -95,6 +97,68 @@ _CfnLoader.add_multi_constructor("!", _tag)
 
 def load(path: Path) -> dict[str, Any]:
     return yaml.load(path.read_text(), Loader=_CfnLoader)  # a SafeLoader subclass
+
+
+def parameter_values(template: dict, params: dict[str, Any] | None = None) -> dict[str, str]:
+    """Each parameter's value as CloudFormation sees it (a string): given, else its default."""
+    given = params or {}
+    return {
+        name: str(given.get(name, spec.get("Default", "")))
+        for name, spec in template["Parameters"].items()
+    }
+
+
+def condition_values(template: dict, params: dict[str, Any] | None = None) -> dict[str, bool]:
+    values = parameter_values(template, params)
+    declared = template.get("Conditions", {})
+
+    def operand(x: Any) -> str:
+        return values[x["Ref"]] if isinstance(x, dict) else str(x)
+
+    def truth(expr: dict) -> bool:
+        ((fn, arg),) = expr.items()
+        if fn == "Fn::Equals":
+            return operand(arg[0]) == operand(arg[1])
+        if fn == "Fn::Not":
+            return not truth(arg[0])
+        if fn == "Fn::And":
+            return all(truth(a) for a in arg)
+        if fn == "Fn::Or":
+            return any(truth(a) for a in arg)
+        if fn in ("Condition", "Fn::Condition"):
+            return truth(declared[arg])
+        raise AssertionError(f"unexpected condition function {fn}")
+
+    return {name: truth(expr) for name, expr in declared.items()}
+
+
+_NO_VALUE = object()
+
+
+def with_conditions(template: dict, params: dict[str, Any] | None = None) -> dict:
+    """The template as CloudFormation creates it for `params`: resources whose Condition is
+    false left out, each `Fn::If` replaced by its branch, `AWS::NoValue` removed."""
+    truth = condition_values(template, params)
+
+    def walk(x: Any) -> Any:
+        if isinstance(x, dict):
+            if x == {"Ref": "AWS::NoValue"}:
+                return _NO_VALUE
+            if set(x) == {"Fn::If"}:
+                name, yes, no = x["Fn::If"]
+                return walk(yes if truth[name] else no)
+            out = {k: walk(v) for k, v in x.items()}
+            return {k: v for k, v in out.items() if v is not _NO_VALUE}
+        if isinstance(x, list):
+            return [v for v in map(walk, x) if v is not _NO_VALUE]
+        return x
+
+    kept = {
+        name: walk(res)
+        for name, res in template["Resources"].items()
+        if "Condition" not in res or truth[res["Condition"]]
+    }
+    return {**template, "Resources": kept, "Outputs": walk(template.get("Outputs", {}))}
 
 
 def resources(template: dict, kind: str) -> dict[str, dict]:
@@ -147,7 +211,8 @@ def storage() -> dict:
 
 @pytest.fixture(scope="module")
 def platform() -> dict:
-    return load(PLATFORM)
+    """platform.yaml as created with its defaults: the small deployment (MarketWindow)."""
+    return with_conditions(load(PLATFORM))
 
 
 def test_cfn_lint_passes_on_every_template() -> None:
@@ -311,11 +376,13 @@ def test_database_password_lives_in_secrets_manager_and_no_secret_is_plain(
     }
     assert props["StorageEncrypted"] is True and props["PubliclyAccessible"] is False
     assert db["DeletionPolicy"] == "Snapshot"
+    # Two secrets ($0.40/month each): the database's, and one JSON key per app secret.
     secrets = resources(platform, "AWS::SecretsManager::Secret")
-    assert set(secrets) == {"DbSecret", "ProvidersSecret", "SlackSecret"}
-    provider_keys = json.loads(secrets["ProvidersSecret"]["Properties"]["SecretString"])
-    assert set(provider_keys) == {"TWELVEDATA_API_KEY", "ALPHAVANTAGE_API_KEY", "X_BEARER_TOKEN"}
-    for name, task in resources(platform, "AWS::ECS::TaskDefinition").items():
+    assert set(secrets) == {"DbSecret", "AppSecret"}
+    app_keys = json.loads(secrets["AppSecret"]["Properties"]["SecretString"])
+    assert set(app_keys) == set(APP_SECRET_KEYS)
+    chosen = with_conditions(load(PLATFORM), EVERY_KEY_CHOSEN)
+    for name, task in resources(chosen, "AWS::ECS::TaskDefinition").items():
         for container in task["Properties"]["ContainerDefinitions"]:
             plain = {e["Name"] for e in container.get("Environment", [])}
             secret = {s["Name"] for s in container.get("Secrets", [])}
@@ -487,6 +554,395 @@ def test_each_step_runs_as_a_task_of_its_own_under_its_components_role(platform:
     }
 
 
+# --- the code location's settings, the same in every container that loads it ---------------
+
+APP_SECRET_KEYS = (
+    "TWELVEDATA_API_KEY",
+    "ALPHAVANTAGE_API_KEY",
+    "X_BEARER_TOKEN",
+    "SLACK_BOT_TOKEN",
+)
+EVERY_KEY_CHOSEN = {
+    "MarketDataProvider": "twelve_data",
+    "PostsProvider": "x_api",
+    "PostsScorer": "comprehend",
+    "SlackChannel": "#markets",
+}
+# Parameter sets the settings are checked under: the defaults, and each key-using choice.
+CHOICES = [{}, EVERY_KEY_CHOSEN, {"MarketDataProvider": "alpha_vantage"}]
+ACCOUNT = "123456789012"
+# What deploy.py passes the platform stack (the storage stack's outputs, images, network).
+DEPLOY_INPUTS = {
+    "RawBucketName": "finance-raw-example",
+    "LakeBucketName": "finance-lake-example",
+    "LogsBucketName": "finance-logs-example",
+    "AlertsTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:finance-assets-alerts",
+    "VpcId": "vpc-0example",
+    "SubnetIds": "subnet-0a,subnet-0b",
+    "VpcCidr": "172.31.0.0/16",
+}
+
+
+def code_containers(template: dict) -> dict[str, dict]:
+    """The containers that load the code location, by task definition."""
+    return {
+        name: c
+        for name, task in resources(template, "AWS::ECS::TaskDefinition").items()
+        for c in task["Properties"]["ContainerDefinitions"]
+        if c["Image"] == {"Ref": "CodeImageUri"}
+    }
+
+
+def stand_in(template: dict, params: dict[str, Any], value: Any) -> str:
+    """A value of the template written out with plausible stand-ins for what only a deployment
+    knows (physical ids, ARNs, the database's address): what a container's variable reads."""
+    values = {
+        **parameter_values(template, params),
+        "AWS::Region": REGION,
+        "AWS::Partition": "aws",
+        "AWS::AccountId": ACCOUNT,
+    }
+
+    def name(ref: str, extra: dict[str, Any]) -> str:
+        if ref in extra:
+            return stand_in(template, params, extra[ref])
+        if ref in values:
+            return values[ref]
+        logical, _, attribute = ref.partition(".")
+        kind = template["Resources"][logical]["Type"]
+        if kind == "AWS::IAM::Role" and attribute == "Arn":
+            return f"arn:aws:iam::{ACCOUNT}:role/{logical}"
+        if kind == "AWS::RDS::DBInstance" and attribute:
+            return {"Endpoint.Address": "db.example.internal", "Endpoint.Port": "5432"}[attribute]
+        assert attribute in ("", "Name"), ref  # a service's Name: its id here
+        return f"{logical.lower()}-id"
+
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return name(value["Ref"], {})
+    if "Fn::GetAtt" in value:
+        return name(".".join(value["Fn::GetAtt"]), {})
+    if "Fn::Sub" in value:
+        text, extra = (
+            value["Fn::Sub"] if isinstance(value["Fn::Sub"], list) else (value["Fn::Sub"], {})
+        )
+        return re.sub(r"\$\{([\w:.]+)\}", lambda m: name(m.group(1), extra), text)
+    if "Fn::Join" in value:
+        sep, items = value["Fn::Join"]
+        return sep.join(stand_in(template, params, i) for i in _listify(items))
+    raise AssertionError(f"unexpected value {value!r}")
+
+
+def container_environment(template: dict, params: dict[str, Any], container: dict) -> dict:
+    """What the process sees: the plain variables, and each secret as a stand-in value."""
+    env = {e["Name"]: stand_in(template, params, e["Value"]) for e in container["Environment"]}
+    env.update({s["Name"]: "from-secrets-manager" for s in container.get("Secrets", [])})
+    return env
+
+
+# Loads the code location once per environment (each a fresh `os.environ`), in one process:
+# the jobs and their tags, schedules, sensors, resources, executor and step tags it builds.
+_SUMMARISE = """
+import json, os, sys
+summaries = []
+for env in json.load(sys.stdin):
+    os.environ.clear()
+    os.environ.update(env)
+    from finance_assets import definitions
+    defs = definitions.build_defs()
+    repo = defs.get_repository_def()
+    summaries.append({
+        "jobs": {j.name: dict(j.tags) for j in repo.get_all_jobs()},
+        "schedules": {
+            s.name: [s.cron_schedule, s.default_status.value] for s in repo.schedule_defs
+        },
+        "sensors": sorted(s.name for s in repo.sensor_defs),
+        "resources": {k: type(v).__name__ for k, v in defs.resources.items()},
+        "posts_scorer": defs.resources["posts"].scorer,
+        "spark_mode": defs.resources["spark_pipes"].mode,
+        "executor": defs.executor.name if defs.executor else None,
+        "step_tags": {
+            k.to_user_string(): a.op.tags.get("ecs/task_overrides")
+            for a in defs.assets if getattr(a, "is_executable", False) for k in a.keys
+        },
+    })
+json.dump(summaries, sys.stdout)
+"""
+
+
+def load_definitions(environments: list[dict[str, str]]) -> list[dict]:
+    base = {"PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO), "HOME": "/nonexistent"}
+    done = subprocess.run(
+        [sys.executable, "-c", _SUMMARISE],
+        input=json.dumps([{**base, **env} for env in environments]),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_every_container_loads_the_same_definitions_with_the_chosen_providers() -> None:
+    """The run task and both code servers get the same settings (the UI shows and the daemon
+    schedules the jobs the runs execute, with the same provider tags and run queues), and each
+    gets the keys the chosen providers need, no others: the definitions load with them."""
+    template = load(PLATFORM)
+    environments, expected = [], []
+    for choice in CHOICES:
+        params = {**DEPLOY_INPUTS, **choice}
+        chosen = with_conditions(template, params)
+        containers = code_containers(chosen)
+        assert set(containers) == {
+            "RunTaskDefinition",
+            "WebserverTaskDefinition",
+            "DaemonTaskDefinition",
+        }
+        plain = [c["Environment"] for c in containers.values()]
+        assert plain[0] == plain[1] == plain[2], "the code location's settings differ"
+        values = parameter_values(template, params)
+        keys = {
+            "twelve_data": {"TWELVEDATA_API_KEY"},
+            "alpha_vantage": {"ALPHAVANTAGE_API_KEY"},
+        }.get(values["MarketDataProvider"], set()) | (
+            {"X_BEARER_TOKEN"} if values["PostsProvider"] == "x_api" else set()
+        )
+        slack = {"SLACK_BOT_TOKEN"} if values["SlackChannel"] else set()
+        wanted = {
+            "RunTaskDefinition": {"PGPASSWORD", "DAGSTER_PG_PASSWORD"} | keys,
+            "WebserverTaskDefinition": {"PGPASSWORD"} | keys,
+            "DaemonTaskDefinition": {"PGPASSWORD"} | keys | slack,  # the notification sensors
+        }
+        for name, container in containers.items():
+            assert {s["Name"] for s in container["Secrets"]} == wanted[name], (params, name)
+            # Its execution role (ECS, putting them in) reads the app secret only when needed.
+            task = chosen["Resources"][name]["Properties"]
+            (role,) = task["ExecutionRoleArn"]["Fn::GetAtt"][:1]
+            (read,) = [s for s in role_statements(chosen, role) if s["Sid"] == "Secrets"]
+            named = {
+                _subbed(s["ValueFrom"]).split(":")[0]
+                for c in task["ContainerDefinitions"]
+                for s in c.get("Secrets", [])
+            }
+            assert {_subbed(r) for r in _listify(read["Resource"])} == named, (params, role)
+            environments.append(container_environment(chosen, params, container))
+            expected.append(values)
+    summaries = load_definitions(environments)
+    for i in range(0, len(summaries), 3):
+        run, web, daemon = summaries[i : i + 3]
+        assert run == web == daemon, f"{CHOICES[i // 3]}: the containers load different definitions"
+        values = expected[i]
+        jobs = run["jobs"]
+        for market in ("us", "uk"):
+            for job in (f"{market}_daily_job", f"{market}_bars_5min_job"):
+                provider = jobs[job]["finance/market_data_provider"]
+                assert provider == values["MarketDataProvider"], job
+            assert jobs[f"{market}_posts_job"]["finance/posts_provider"] == values["PostsProvider"]
+        assert run["posts_scorer"] == values["PostsScorer"]
+        assert (run["spark_mode"], run["executor"]) == ("emr_serverless", "ecs")
+        assert all(run["step_tags"].values()), "a step without its role"
+
+
+def _client_calls(path: Path, client: str = "client") -> set[str]:
+    """The methods a module calls on its boto3 client (`client.<method>(...)`)."""
+    return {
+        node.func.attr
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == client
+    }
+
+
+def test_comprehend_is_granted_to_the_transform_steps_only_when_chosen() -> None:
+    """The posts scorer's calls (lib/comprehend.py, from the post_sentiment step, a transform
+    step) as IAM actions; Comprehend's detect actions take no resource scope, hence `*`."""
+    calls = _client_calls(REPO / "finance_assets" / "lib" / "comprehend.py")
+    api = boto3.client("comprehend", region_name=REGION).meta.method_to_api_mapping
+    actions = {f"comprehend:{api[c]}" for c in calls}
+    assert actions == {"comprehend:BatchDetectSentiment"}
+    template = load(PLATFORM)
+    vader = with_conditions(template)
+    assert not resources(vader, "AWS::IAM::Policy")
+    assert not [
+        a
+        for r in resources(vader, "AWS::IAM::Role")
+        for a, _ in grants(vader, r)
+        if a.startswith("comprehend:")
+    ]
+    chosen = with_conditions(template, {"PostsScorer": "comprehend"})
+    (policy,) = resources(chosen, "AWS::IAM::Policy").values()
+    props = policy["Properties"]
+    assert props["Roles"] == [{"Ref": "TransformRole"}]
+    granted = {
+        (a, r)
+        for s in props["PolicyDocument"]["Statement"]
+        for a in _listify(s["Action"])
+        for r in _listify(s["Resource"])
+    }
+    assert granted == {(a, "*") for a in actions}
+
+
+# --- MarketWindow: the scheduler starts and stops RDS and the services ----------------------
+
+SCHEDULED = {
+    "DbStartSchedule",
+    "DaemonStartSchedule",
+    "WebserverStartSchedule",
+    "DaemonStopSchedule",
+    "WebserverStopSchedule",
+    "DbStopSchedule",
+}
+
+
+def schedule_times(template: dict, params: dict[str, Any] | None = None) -> dict[str, dt.time]:
+    """Each schedule's time of day, from its cron expression with the parameters written in;
+    every schedule on the same days and clock (asserted)."""
+    values = parameter_values(template, params)
+    found = {}
+    for name, res in resources(template, "AWS::Scheduler::Schedule").items():
+        props = res["Properties"]
+        expression = stand_in(template, params or {}, props["ScheduleExpression"])
+        match = re.fullmatch(r"cron\((\d+) (\d+) \? \* (\S+) \*\)", expression)
+        assert match, expression
+        minute, hour, days = match.groups()
+        assert days == values["WindowDays"], name
+        assert props["ScheduleExpressionTimezone"] == {"Ref": "WindowTimezone"}, name
+        assert props["FlexibleTimeWindow"] == {"Mode": "OFF"}, name
+        found[name] = dt.time(int(hour), int(minute))
+    return found
+
+
+def universal_target(template: dict, schedule: str) -> tuple[str, str, dict]:
+    """(service, action, Input) of a schedule's universal target; Input written out with the
+    template's stand-ins (the deployed test resolves it against the real resources)."""
+    target = template["Resources"][schedule]["Properties"]["Target"]
+    service, action = re.fullmatch(
+        r"arn:aws:scheduler:::aws-sdk:(\w+):(\w+)", target["Arn"]
+    ).groups()
+    return service, action, target
+
+
+def test_market_window_starts_rds_then_the_services_and_stops_them_in_reverse(
+    platform: dict, us: Market, uk: Market
+) -> None:
+    times = schedule_times(platform)
+    assert set(times) == SCHEDULED
+    # RDS up before the daemon and the UI start, down after they stop; start before stop.
+    assert times["DbStartSchedule"] < times["DaemonStartSchedule"]
+    assert times["DaemonStartSchedule"] == times["WebserverStartSchedule"]
+    assert times["DaemonStartSchedule"] < times["DaemonStopSchedule"]
+    assert times["DaemonStopSchedule"] == times["WebserverStopSchedule"]
+    assert times["DaemonStopSchedule"] < times["DbStopSchedule"]
+    actions = {name: universal_target(platform, name)[:2] for name in SCHEDULED}
+    assert actions == {
+        "DbStartSchedule": ("rds", "startDBInstance"),
+        "DbStopSchedule": ("rds", "stopDBInstance"),
+        **{
+            f"{s}{e}Schedule": ("ecs", "updateService")
+            for s in ("Daemon", "Webserver")
+            for e in ("Start", "Stop")
+        },
+    }
+    for name in SCHEDULED:
+        target = universal_target(platform, name)[2]
+        assert target["RoleArn"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+        body = json.loads(stand_in(platform, {}, target["Input"]))
+        if name.startswith("Db"):
+            assert body == {"DbInstanceIdentifier": "db-id"}
+        else:
+            service = "daemonservice" if name.startswith("Daemon") else "webserverservice"
+            count = 1 if "Start" in name else 0
+            assert body == {
+                "Cluster": "cluster-id",
+                "Service": f"{service}-id",
+                "DesiredCount": count,
+            }
+
+    # The window holds every market's daily run (and 30 minutes after its tick) on every
+    # weekday of a year, across both countries' daylight-saving changes.
+    values = parameter_values(platform)
+    clock = zoneinfo.ZoneInfo(values["WindowTimezone"])
+    for market in (us, uk):
+        (daily,) = [s for s in build_market_schedules(market) if s.name.endswith("_daily_schedule")]
+        minute, hour, *_ = daily.cron_schedule.split()
+        day = dt.date(2026, 1, 1)
+        while day.year == 2026:
+            if day.weekday() < 5:
+                tick = dt.datetime.combine(day, dt.time(int(hour), int(minute)), market.tz)
+                local = tick.astimezone(clock)
+                opened = dt.datetime.combine(local.date(), times["DaemonStartSchedule"], clock)
+                closed = dt.datetime.combine(local.date(), times["DaemonStopSchedule"], clock)
+                assert opened <= local and local + dt.timedelta(minutes=30) <= closed, (
+                    market.key,
+                    day,
+                    local,
+                )
+            day += dt.timedelta(days=1)
+    # RDS takes its backup and maintenance while it runs (a stopped instance takes none).
+    db = platform["Resources"]["Db"]["Properties"]
+    assert db["PreferredBackupWindow"] == {"Ref": "DbBackupWindow"}
+    assert db["PreferredMaintenanceWindow"] == {"Ref": "DbMaintenanceWindow"}
+    backup = values["DbBackupWindow"]
+    maintenance = values["DbMaintenanceWindow"].split("-")
+    spans = [backup.split("-"), [m.split(":", 1)[1] for m in maintenance]]
+    for winter_or_summer in (dt.date(2026, 1, 13), dt.date(2026, 7, 14)):  # Tuesdays
+        for first, last in spans:
+            for at in (first, last):
+                utc = dt.datetime.combine(winter_or_summer, dt.time.fromisoformat(at), dt.UTC)
+                local = utc.astimezone(clock).time()
+                assert times["DbStartSchedule"] < local < times["DbStopSchedule"], (at, local)
+
+
+def test_scheduler_role_may_start_and_stop_only_this_database_and_these_services(
+    platform: dict,
+) -> None:
+    db = "arn:${AWS::Partition}:rds:${AWS::Region}:${AWS::AccountId}:db:${Db}"
+    assert grants(platform, "SchedulerRole") == {
+        ("rds:StartDBInstance", db),
+        ("rds:StopDBInstance", db),
+        ("ecs:UpdateService", "${DaemonService}"),
+        ("ecs:UpdateService", "${WebserverService}"),
+    }
+    # Each schedule's call is one of the role's actions, on a resource the role names.
+    role_actions = {a for a, _ in grants(platform, "SchedulerRole")}
+    for name in SCHEDULED:
+        service, action, _ = universal_target(platform, name)
+        assert f"{service}:{action[0].upper()}{action[1:]}" in role_actions, name
+    (trust,) = platform["Resources"]["SchedulerRole"]["Properties"]["AssumeRolePolicyDocument"][
+        "Statement"
+    ]
+    assert trust["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}}
+    _assert_scoped(platform, "SchedulerRole")
+
+    template = load(PLATFORM)
+    # The UI kept off: no schedules for it, and no grant on its service.
+    no_ui = with_conditions(template, {"WebserverDesiredCount": 0})
+    assert set(schedule_times(no_ui)) == SCHEDULED - {
+        "WebserverStartSchedule",
+        "WebserverStopSchedule",
+    }
+    assert ("ecs:UpdateService", "${WebserverService}") not in grants(no_ui, "SchedulerRole")
+    assert no_ui["Resources"]["WebserverService"]["Properties"]["DesiredCount"] == {
+        "Ref": "WebserverDesiredCount"
+    }
+    # Production: everything always on, nothing scheduled, the counts the stack's own.
+    always = with_conditions(template, {"ServiceHours": "AlwaysOn"})
+    assert not resources(always, "AWS::Scheduler::Schedule")
+    assert "SchedulerRole" not in always["Resources"]
+    assert always["Resources"]["DaemonService"]["Properties"]["DesiredCount"] == 1
+    assert always["Resources"]["WebserverService"]["Properties"]["DesiredCount"] == {
+        "Ref": "WebserverDesiredCount"
+    }
+    # Under the window the counts are the scheduler's: a stack update must not reset them.
+    for service in ("DaemonService", "WebserverService"):
+        assert "DesiredCount" not in platform["Resources"][service]["Properties"], service
+
+
 # --- deployed: moto's server with IAM enforced ---------------------------------------------
 
 
@@ -510,6 +966,39 @@ def _client_env(tmp: Path) -> dict[str, str]:
     return env
 
 
+# moto authorises every RDS and ECS call against the resource "*" (it names resources only
+# for S3, SQS, IAM and STS), so a grant scoped to an instance or a service is refused whatever
+# it names. The server here names, as moto itself does for SQS (`_determine_resource`), the
+# resource AWS authorises these calls on (Service Authorization Reference): the instance's
+# ARN for a call naming a DBInstanceIdentifier, the service's ARN for UpdateService and
+# DeleteService; every other call stays on "*" as in moto.
+_MOTO_SERVER = """
+import sys
+from moto.ecs.responses import EC2ContainerServiceResponse
+from moto.rds.responses import RDSResponse
+from moto.server import main
+
+def db_instance(self):
+    name = self._get_param("DBInstanceIdentifier")
+    if not name:
+        return "*"
+    return f"arn:aws:rds:{self.region}:{self.current_account}:db:{name}"
+
+def service(self):
+    name = self._get_param("service")
+    if not name or self._get_action() not in ("UpdateService", "DeleteService"):
+        return "*"
+    if name.startswith("arn:"):
+        return name
+    cluster = (self._get_param("cluster") or "default").rsplit("/", 1)[-1]
+    return f"arn:aws:ecs:{self.region}:{self.current_account}:service/{cluster}/{name}"
+
+RDSResponse._determine_resource = db_instance
+EC2ContainerServiceResponse._determine_resource = service
+main(sys.argv[1:])
+"""
+
+
 class Moto:
     """moto's server in its own process (IAM enforcement is a process-wide setting), stopped
     by its PID. The first three requests are unauthenticated: they make the admin user."""
@@ -521,7 +1010,7 @@ class Moto:
         server_env = {**self.env, "INITIAL_NO_AUTH_ACTION_COUNT": "3"}
         self.log = (tmp / "moto.log").open("w")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
+            [sys.executable, "-c", _MOTO_SERVER, "-H", "127.0.0.1", "-p", str(self.port)],
             env=server_env,
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -664,6 +1153,14 @@ def test_deploy_reaches_create_complete_and_prints_usable_settings(
     env = {e["name"]: e.get("value") for e in container["environment"]}
     assert env["FINANCE_RAW_URI"] == deployed["FINANCE_RAW_URI"]
     assert env["FINANCE_INGEST_ROLE_ARN"] == deployed["FINANCE_AWS_INGEST_ROLE_ARN"]
+    # platform.yaml is over TemplateBody's 51,200 bytes: deploy.py staged it in the log bucket.
+    assert PLATFORM.stat().st_size > 51_200
+    staged = s3.list_objects_v2(
+        Bucket=deployed["FINANCE_AWS_LOGS_BUCKET_NAME"], Prefix="cloudformation/"
+    )["Contents"]
+    (copy,) = [o["Key"] for o in staged if "finance-assets-platform-" in o["Key"]]
+    body = s3.get_object(Bucket=deployed["FINANCE_AWS_LOGS_BUCKET_NAME"], Key=copy)["Body"]
+    assert body.read() == PLATFORM.read_bytes()
     # Resources moto's CloudFormation skips leave their outputs out (never on AWS).
     out = done_outputs(cfn)
     assert "SparkApplicationId" not in out and "DbSecretArn" not in out
@@ -879,7 +1376,7 @@ def test_each_component_does_its_job_with_its_own_credentials_and_nothing_else(
     frame = pl.read_parquet(io.BytesIO(got))
     window = {"start": start, "end": start + dt.timedelta(days=1), "tz": us.tz}
     with pytest.raises(PermissionError):
-        lake_io.write_window(bars, frame, **window)
+        lake_io.stage_window(bars, frame, **window).publish()
     with pytest.raises(PermissionError):  # the PUT itself, past any listing
         bars.write("dt=2026-11-17/part-0.parquet", b"x")
     with pytest.raises(PermissionError):
@@ -899,7 +1396,7 @@ def test_each_component_does_its_job_with_its_own_credentials_and_nothing_else(
     read = lake_io.read_window(web_lake.child("us", "daily_bars"), **window)
     assert read is not None and read["close"].to_list() == [231.7]
     with pytest.raises(PermissionError):
-        lake_io.write_window(web_lake.child("us", "daily_bars"), frame, **window)
+        lake_io.stage_window(web_lake.child("us", "daily_bars"), frame, **window).publish()
     web_raw = open_location(deployed["FINANCE_RAW_URI"], _s3(moto, web_keys))
     with pytest.raises(PermissionError):
         lake_io.write_payloads(web_raw.child("us", "raw_daily_quotes"), payloads, start, end, us.tz)
@@ -939,6 +1436,137 @@ def test_each_component_does_its_job_with_its_own_credentials_and_nothing_else(
     # The run worker launches steps and touches no data.
     run = moto.client("s3", _role_keys(moto, "finance-assets-run"))
     _denied(run.get_object, Bucket=lake, Key=f"{day}/part-0.parquet")
+
+
+def _sdk_call(client: Any, action: str, body: dict) -> Any:
+    """A universal target's call with boto3: Input's members are the API's, spelled as the
+    AWS SDKs' PascalCase (`DbInstanceIdentifier` for the API's `DBInstanceIdentifier`, `Cluster`
+    for ECS's `cluster`): matched without case, and a member the API lacks is an error."""
+    operation = client.meta.service_model.operation_model(action[0].upper() + action[1:])
+    members = {m.lower(): m for m in operation.input_shape.members}
+    unknown = [k for k in body if k.lower() not in members]
+    assert not unknown, f"{action}: no such request member {unknown}"
+    method = {v: k for k, v in client.meta.method_to_api_mapping.items()}[operation.name]
+    return getattr(client, method)(**{members[k.lower()]: v for k, v in body.items()})
+
+
+def _stack_resources(cfn: Any) -> list[dict]:
+    pages = cfn.get_paginator("list_stack_resources").paginate(StackName="finance-assets-platform")
+    return [r for page in pages for r in page["StackResourceSummaries"]]
+
+
+def _deployed_input(cfn: Any, template: dict, schedule: str) -> dict:
+    """A schedule's Input written out against the deployed stack's resources."""
+    physical = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in _stack_resources(cfn)}
+
+    def resolve(match: re.Match) -> str:
+        logical, _, attribute = match.group(1).partition(".")
+        if attribute == "Name":  # a service's name: the last part of its ARN
+            return physical[logical].rsplit("/", 1)[-1]
+        assert not attribute, match.group(1)
+        return physical[logical]
+
+    target = template["Resources"][schedule]["Properties"]["Target"]
+    return json.loads(re.sub(r"\$\{([\w.]+)\}", resolve, target["Input"]["Fn::Sub"]))
+
+
+def test_each_schedule_target_works_with_only_the_scheduler_roles_policy(
+    moto: Moto, deployed: dict[str, str], platform: dict, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """moto's CloudFormation makes the scheduler's role but not the schedules (AWS::Scheduler
+    is not among its types): each schedule's target call, its API action and Input taken
+    from the template, is made here with the keys of a user holding only that role's policy
+    (as moto stored it), one day's worth in order: the evening's stops, the morning's starts."""
+    cfn = moto.client("cloudformation")
+    kinds = {r["ResourceType"] for r in _stack_resources(cfn)}
+    # (When moto learns the type, its schedules can be read back here as well.)
+    assert "AWS::Scheduler::Schedule" not in kinds and "AWS::IAM::Role" in kinds
+    keys = _role_keys(moto, "finance-assets-scheduler")
+    clients = {service: moto.client(service, keys) for service in ("rds", "ecs")}
+    rds, ecs = moto.client("rds"), moto.client("ecs")
+    (db,) = rds.describe_db_instances()["DBInstances"]
+    cluster = deployed["FINANCE_AWS_CLUSTER_NAME"]
+
+    def state() -> tuple[str, dict[str, int]]:
+        (now,) = rds.describe_db_instances(DBInstanceIdentifier=db["DBInstanceIdentifier"])[
+            "DBInstances"
+        ]
+        services = ecs.describe_services(cluster=cluster, services=["daemon", "webserver"])[
+            "services"
+        ]
+        return now["DBInstanceStatus"], {s["serviceName"]: s["desiredCount"] for s in services}
+
+    # Created without a DesiredCount (the scheduler's): AWS starts one task, moto none.
+    assert state() == ("available", {"daemon": 0, "webserver": 0})
+    for service in ("daemon", "webserver"):
+        ecs.update_service(cluster=cluster, service=service, desiredCount=1)
+
+    times = schedule_times(platform)
+    closing = min(t for name, t in times.items() if "Stop" in name)
+    day = sorted(times, key=lambda name: (times[name] < closing, times[name]))
+    assert [n for n in day if "Stop" in n] == day[:3]
+    for name in day:
+        service, action, _ = universal_target(platform, name)
+        _sdk_call(clients[service], action, _deployed_input(cfn, platform, name))
+        if name == day[2]:
+            assert state() == ("stopped", {"daemon": 0, "webserver": 0}), "after the stops"
+    assert state() == ("available", {"daemon": 1, "webserver": 1}), "after the starts"
+
+    # Nothing else: not deleting or changing the instance, not another instance, not deleting
+    # or scaling another service.
+    scheduler_rds, scheduler_ecs = clients["rds"], clients["ecs"]
+    identifier = db["DBInstanceIdentifier"]
+    _denied(
+        scheduler_rds.delete_db_instance, DBInstanceIdentifier=identifier, SkipFinalSnapshot=True
+    )
+    _denied(scheduler_rds.modify_db_instance, DBInstanceIdentifier=identifier, AllocatedStorage=40)
+    _denied(scheduler_rds.reboot_db_instance, DBInstanceIdentifier=identifier)
+    rds.create_db_instance(
+        DBInstanceIdentifier="someone-elses",
+        Engine="postgres",
+        DBInstanceClass="db.t4g.micro",
+        MasterUsername="other",
+        MasterUserPassword="not-a-secret-1",
+        AllocatedStorage=20,
+    )
+    try:
+        _denied(scheduler_rds.stop_db_instance, DBInstanceIdentifier="someone-elses")
+    finally:
+        rds.delete_db_instance(DBInstanceIdentifier="someone-elses", SkipFinalSnapshot=True)
+    _denied(scheduler_ecs.delete_service, cluster=cluster, service="daemon", force=True)
+    (daemon,) = ecs.describe_services(cluster=cluster, services=["daemon"])["services"]
+    ecs.create_service(
+        cluster=cluster,
+        serviceName="other",
+        taskDefinition=daemon["taskDefinition"],
+        desiredCount=0,
+    )
+    try:
+        _denied(scheduler_ecs.update_service, cluster=cluster, service="other", desiredCount=1)
+    finally:
+        ecs.delete_service(cluster=cluster, service="other", force=True)
+    assert state() == ("available", {"daemon": 1, "webserver": 1})
+
+    # deploy.py, run outside the window, starts the stopped instance before it updates the
+    # stack (CloudFormation cannot modify a stopped one).
+    _sdk_call(scheduler_rds, "stopDBInstance", _deployed_input(cfn, platform, "DbStopSchedule"))
+    assert state()[0] == "stopped"
+    key, secret = moto.admin
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", secret)
+    for name, value in moto.env.items():
+        if name.startswith("AWS_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.syspath_prepend(str(AWS_DIR))
+    import deploy  # deployment/aws/deploy.py (the folder is not a package)
+
+    args = deploy.argparse.Namespace(
+        endpoint_url=moto.url, region=REGION, poll_seconds=1.0, timeout_minutes=1.0
+    )
+    deploy.wake_database(
+        deploy.stacks.client("cloudformation", args), "finance-assets-platform", args
+    )
+    assert state()[0] == "available"
 
 
 def dg_sensor_context(resource: LandingZoneResource) -> Any:

@@ -9,6 +9,7 @@ import pytest
 
 from finance_assets.lib.io import lake, postgres
 from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.lib.providers.base import BarRequest
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA, conform
 
 NY = ZoneInfo("America/New_York")
@@ -22,7 +23,7 @@ def _day(d: int) -> tuple[dt.datetime, dt.datetime]:
 def week(us) -> pl.DataFrame:
     """Clean bars of Mon 24 .. Wed 26 Nov 2025 for two symbols."""
     start, end = _day(24)[0], _day(26)[1]
-    bars = SimulatedMarket().bars(us, ["AAPL", "MSFT"], "5min", start, end)
+    bars = SimulatedMarket().bars(BarRequest(us, ["AAPL", "MSFT"], "5min", start, end))
     return conform(
         bars.with_columns(
             adj_close=pl.lit(None, pl.Float64),
@@ -50,38 +51,36 @@ def _count(url: str, table: str) -> int:
 
 def test_postgres_replace_window_round_trip_and_idempotence(pg_url, week):
     start, end = _day(24)[0], _day(26)[1]
-    args = dict(schema="t_pg", table="bars_5min", time_column="ts", primary_key=BAR_KEY)
-    assert postgres.replace_window(pg_url, week, start=start, end=end, **args) == 0
-    back = postgres.read_window(
-        pg_url, schema="t_pg", table="bars_5min", time_column="ts", start=start, end=end
-    )
+    table = postgres.WindowTable("t_pg", "bars_5min")
+    args = dict(primary_key=BAR_KEY)
+    assert postgres.replace_window(pg_url, week, table, start=start, end=end, **args) == 0
+    back = postgres.read_window(pg_url, table, start=start, end=end)
     assert back.sort("symbol", "ts").equals(week.sort("symbol", "ts"))
     # Re-running never duplicates: the window is replaced.
-    assert postgres.replace_window(pg_url, week, start=start, end=end, **args) == week.height
+    assert postgres.replace_window(pg_url, week, table, start=start, end=end, **args) == week.height
     assert _count(pg_url, "t_pg.bars_5min") == week.height
     # Replacing one day (a partition of a range) touches only that day.
     tuesday = _day(25)
     changed = _in(week, *tuesday).with_columns(pl.col("close") * 0 + 1.0)
-    deleted = postgres.replace_window(pg_url, changed, start=tuesday[0], end=tuesday[1], **args)
+    deleted = postgres.replace_window(
+        pg_url, changed, table, start=tuesday[0], end=tuesday[1], **args
+    )
     assert deleted == changed.height
     assert _count(pg_url, "t_pg.bars_5min") == week.height
-    back = postgres.read_window(
-        pg_url, schema="t_pg", table="bars_5min", time_column="ts", start=start, end=end
-    )
+    back = postgres.read_window(pg_url, table, start=start, end=end)
     assert back.filter(pl.col("close") == 1.0).height == changed.height
 
 
 def test_postgres_failure_mid_write_keeps_the_previous_rows(pg_url, week):
     start, end = _day(24)[0], _day(26)[1]
-    args = dict(schema="t_fail", table="bars_5min", time_column="ts", primary_key=BAR_KEY)
-    postgres.replace_window(pg_url, week, start=start, end=end, **args)
+    table = postgres.WindowTable("t_fail", "bars_5min")
+    args = dict(start=start, end=end, primary_key=BAR_KEY)
+    postgres.replace_window(pg_url, week, table, **args)
     # The second half repeats a key: COPY fails part-way, after the window was deleted.
     broken = pl.concat([week, week.tail(1)])
     with pytest.raises(Exception, match="duplicate key"):
-        postgres.replace_window(pg_url, broken, start=start, end=end, **args)
-    back = postgres.read_window(
-        pg_url, schema="t_fail", table="bars_5min", time_column="ts", start=start, end=end
-    )
+        postgres.replace_window(pg_url, broken, table, **args)
+    back = postgres.read_window(pg_url, table, start=start, end=end)
     assert back.sort("symbol", "ts").equals(week.sort("symbol", "ts"))
 
 
@@ -89,7 +88,7 @@ def test_postgres_refuses_rows_outside_the_window(pg_url, week):
     start, end = _day(25)
     with pytest.raises(ValueError, match="outside the window"):
         postgres.replace_window(
-            pg_url, week, schema="t_out", table="bars", time_column="ts", start=start, end=end
+            pg_url, week, postgres.WindowTable("t_out", "bars"), start=start, end=end
         )
 
 
@@ -99,20 +98,20 @@ def test_postgres_scope_shares_a_table_between_assets(pg_url):
     rows = lambda asset, n: pl.DataFrame(  # noqa: E731
         {"asset": [asset] * n, "partition_ts": [ts] * n, "reason": ["r"] * n}
     ).with_columns(pl.col("partition_ts").dt.cast_time_unit("us"))
-    args = dict(
-        schema="t_scope", table="quarantine", time_column="partition_ts", start=start, end=end
-    )
-    postgres.replace_window(pg_url, rows("bars_5min", 3), scope={"asset": "bars_5min"}, **args)
-    postgres.replace_window(pg_url, rows("daily_bars", 2), scope={"asset": "daily_bars"}, **args)
-    postgres.replace_window(pg_url, rows("bars_5min", 1), scope={"asset": "bars_5min"}, **args)
+
+    def of(asset: str) -> postgres.WindowTable:
+        return postgres.WindowTable("t_scope", "quarantine", "partition_ts", {"asset": asset})
+
+    postgres.replace_window(pg_url, rows("bars_5min", 3), of("bars_5min"), start=start, end=end)
+    postgres.replace_window(pg_url, rows("daily_bars", 2), of("daily_bars"), start=start, end=end)
+    postgres.replace_window(pg_url, rows("bars_5min", 1), of("bars_5min"), start=start, end=end)
     assert _count(pg_url, "t_scope.quarantine") == 3
 
 
 def test_postgres_read_of_a_missing_table_is_empty(pg_url):
     start, end = _day(25)
-    assert postgres.read_window(
-        pg_url, schema="nowhere", table="none", time_column="ts", start=start, end=end
-    ).is_empty()
+    missing = postgres.WindowTable("nowhere", "none")
+    assert postgres.read_window(pg_url, missing, start=start, end=end).is_empty()
 
 
 # --- Parquet lake ----------------------------------------------------------------------------
@@ -120,7 +119,7 @@ def test_postgres_read_of_a_missing_table_is_empty(pg_url):
 
 def test_lake_writes_one_sorted_file_per_day_and_reads_ranges(tmp_path, week):
     start, end = _day(24)[0], _day(26)[1]
-    files = lake.write_window(tmp_path, week, start=start, end=end, tz=NY)
+    files = lake.stage_window(tmp_path, week, start=start, end=end, tz=NY).publish()
     assert [f.name for f in files] == [f"dt=2025-11-{d}/{lake.LAKE_FILE}" for d in (24, 25, 26)]
     one = pl.read_parquet(tmp_path / files[1].name)
     assert one.equals(one.sort("symbol", "ts"))
@@ -131,17 +130,17 @@ def test_lake_writes_one_sorted_file_per_day_and_reads_ranges(tmp_path, week):
 
 def test_lake_rewrites_only_the_window_inside_a_day(tmp_path, week):
     start, end = _day(24)[0], _day(26)[1]
-    lake.write_window(tmp_path, week, start=start, end=end, tz=NY)
+    lake.stage_window(tmp_path, week, start=start, end=end, tz=NY).publish()
     w_start = dt.datetime(2025, 11, 25, 10, 0, tzinfo=NY)
     w_end = dt.datetime(2025, 11, 25, 10, 5, tzinfo=NY)
     window = _in(week, w_start, w_end).with_columns(pl.col("volume") * 0 + 7)
     assert window.height == 2
-    lake.write_window(tmp_path, window, start=w_start, end=w_end, tz=NY)
+    lake.stage_window(tmp_path, window, start=w_start, end=w_end, tz=NY).publish()
     back = lake.read_window(tmp_path, start=start, end=end, tz=NY)
     assert back.height == week.height
     assert back.filter(pl.col("volume") == 7).height == 2
     # An empty result for a whole day removes that day's file.
-    lake.write_window(tmp_path, week.clear(), start=_day(26)[0], end=_day(26)[1], tz=NY)
+    lake.stage_window(tmp_path, week.clear(), start=_day(26)[0], end=_day(26)[1], tz=NY).publish()
     assert not (tmp_path / "dt=2025-11-26").joinpath(lake.LAKE_FILE).exists()
 
 

@@ -5,7 +5,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from finance_assets.defs.market.assets import bar_check_results
+from finance_assets.defs.market.checks import bar_check_results
 from finance_assets.defs.market.partitions import daily_partitions
 from finance_assets.lib import quality
 from finance_assets.lib.io.managers import (
@@ -15,6 +15,7 @@ from finance_assets.lib.io.managers import (
     WarehouseResource,
 )
 from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.lib.providers.base import BarRequest
 
 KEY = dg.AssetKey(["us", "bars_5min"])
 
@@ -97,7 +98,7 @@ def test_io_managers_round_trip_a_partition_range(tmp_path, pg_url, us):
     def bars(context: dg.AssetExecutionContext, raw):
         assert len(raw) == 1 and raw[0].body  # the payload came back from the raw zone
         w = context.partition_time_window
-        return sim.bars(us, ["AAPL", "MSFT"], "1day", w.start, w.end)
+        return sim.bars(BarRequest(us, ["AAPL", "MSFT"], "1day", w.start, w.end))
 
     @dg.asset(
         key=["t_io", "table"],

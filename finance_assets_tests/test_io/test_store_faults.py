@@ -19,9 +19,10 @@ import psycopg
 import pytest
 
 from finance_assets.defs.market.partitions import daily_partitions
-from finance_assets.lib.io import lake
+from finance_assets.lib.io import lake, postgres
 from finance_assets.lib.io.managers import LakeWarehouseIOManager, WarehouseResource
 from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.lib.providers.base import BarRequest
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA, conform
 
 DAY = "2026-11-18"
@@ -31,7 +32,9 @@ TEMP = ".tmp-"  # temporary files: .<name>.tmp-<pid>...
 
 def _bars(market, symbols, ingested: int) -> pl.DataFrame:
     start = dt.datetime(2026, 11, 18, tzinfo=market.tz)
-    bars = SimulatedMarket().bars(market, symbols, "5min", start, start + dt.timedelta(days=1))
+    bars = SimulatedMarket().bars(
+        BarRequest(market, symbols, "5min", start, start + dt.timedelta(days=1))
+    )
     return conform(
         bars.with_columns(
             adj_close=pl.lit(None, pl.Float64),
@@ -248,9 +251,9 @@ def test_a_killed_writers_temp_files_go_with_the_next_write(tmp_path, us):
     leftover.write_bytes(b"half a parquet file")
     frame = _bars(us, ["AAPL"], ingested=0)
     start = dt.datetime(2026, 11, 18, tzinfo=us.tz)
-    lake.write_window(
+    lake.stage_window(
         tmp_path / "lake" / "bars", frame, start=start, end=start + dt.timedelta(days=1), tz=us.tz
-    )
+    ).publish()
     assert not leftover.exists()
     assert pl.read_parquet(folder / lake.LAKE_FILE).height == frame.height
 
@@ -267,16 +270,15 @@ def test_kept_spans_stay_in_both_stores(tmp_path, pg_url, us):
     end = start + dt.timedelta(days=1)
     old = _bars(us, ["AAPL", "MSFT"], ingested=0)
     new = _bars(us, ["AAPL"], ingested=30)
-    args = dict(start=start, end=end, tz=us.tz, schema=SCHEMA, table="kept", primary_key=BAR_KEY)
-    stores.write_window(tmp_path, pg_url, old, **args)
+    both = stores.Stores(tmp_path, pg_url, postgres.WindowTable(SCHEMA, "kept"), us.tz)
+    args = dict(start=start, end=end, primary_key=BAR_KEY)
+    both.write(old, **args)
     kept = [Kept("MSFT", start, end)]
-    stores.write_window(tmp_path, pg_url, new, kept=kept, **args)
-    in_lake, in_pg = stores.read_both(
-        tmp_path, pg_url, start=start, end=end, tz=us.tz, schema=SCHEMA, table="kept"
-    )
+    both.write(new, kept=kept, **args)
+    in_lake, in_pg = both.read(start, end)
     expected = pl.concat([new, old.filter(pl.col("symbol") == "MSFT")]).sort(BAR_KEY)
     assert in_lake.sort(BAR_KEY).equals(expected)
     assert in_pg.sort(BAR_KEY).equals(expected)
     # New rows inside a kept span are refused: they would duplicate the kept ones.
     with pytest.raises(ValueError, match="kept"):
-        stores.write_window(tmp_path, pg_url, old, kept=kept, **args)
+        both.write(old, kept=kept, **args)

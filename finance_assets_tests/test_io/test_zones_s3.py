@@ -35,6 +35,7 @@ from finance_assets.lib.io.managers import (
 )
 from finance_assets.lib.io.objects import open_location
 from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.lib.providers.base import BarRequest
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA, conform
 from finance_assets.lib.settings import SettingsError
 from finance_assets.resources import build_resources
@@ -279,7 +280,9 @@ DAY = "2026-11-18"
 
 def _bars(market, symbols: list[str], minute: int) -> pl.DataFrame:
     start = dt.datetime(2026, 11, 18, tzinfo=market.tz)
-    bars = SimulatedMarket().bars(market, symbols, "5min", start, start + dt.timedelta(days=1))
+    bars = SimulatedMarket().bars(
+        BarRequest(market, symbols, "5min", start, start + dt.timedelta(days=1))
+    )
     return conform(
         bars.with_columns(
             adj_close=pl.lit(None, pl.Float64),

@@ -13,16 +13,15 @@ import pytest
 
 pytest.importorskip("moto.server")
 
-from finance_assets.defs.market.landing import (
-    LANDING_FILE_TAG,
-    LANDING_SHA256_TAG,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    LandingZoneResource,
-    build_landing_sensor,
-)
+from finance_assets.defs.market.landing import build_landing_sensor
+from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.lib import landing
 from finance_assets.lib.markets import Market
+from finance_assets.resources.landing import (
+    LANDING_FILE_TAG,
+    LANDING_SHA256_TAG,
+    LandingZoneResource,
+)
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 

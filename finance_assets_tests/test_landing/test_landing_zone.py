@@ -16,19 +16,18 @@ import polars as pl
 import psycopg
 import pytest
 
-from finance_assets.defs.market.landing import (
-    LANDING_FILE_TAG,
-    LANDING_SHA256_TAG,
-    RANGE_END_TAG,
-    RANGE_START_TAG,
-    LandingZoneResource,
-    build_landing_sensor,
-)
+from finance_assets.defs.market.landing import build_landing_sensor
+from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.lib import landing, transforms
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers import csv_files as yahoo_csv_format
 from finance_assets.lib.providers.base import ProviderError
 from finance_assets.lib.providers.csv_files import parse_yahoo_csv
+from finance_assets.resources.landing import (
+    LANDING_FILE_TAG,
+    LANDING_SHA256_TAG,
+    LandingZoneResource,
+)
 
 HEADER = "Date,Open,High,Low,Close,Adj Close,Volume\n"
 OLD = dt.datetime(2026, 11, 20, 12, tzinfo=dt.UTC)  # long settled by the time a test runs
@@ -655,7 +654,8 @@ def test_a_bad_file_blocks_neither_the_provider_nor_a_later_file(
 _SENSOR_RSS = """
 import json, resource, sys
 import dagster as dg
-from finance_assets.defs.market.landing import LandingZoneResource, build_landing_sensor
+from finance_assets.defs.market.landing import build_landing_sensor
+from finance_assets.resources.landing import LandingZoneResource
 from finance_assets.lib.markets import markets_from_env
 
 sensor = build_landing_sensor(markets_from_env({})["us"])
@@ -710,8 +710,8 @@ def test_a_file_above_the_size_limit_is_rejected_unread(
 
 
 def test_the_size_limit_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from finance_assets.defs.market.landing import max_file_bytes_from_env
     from finance_assets.resources import build_resources
+    from finance_assets.resources.landing import max_file_bytes_from_env
 
     assert max_file_bytes_from_env({}) == landing.MAX_FILE_BYTES == 16 * 1024 * 1024
     assert max_file_bytes_from_env({"FINANCE_LANDING_MAX_BYTES": "1048576"}) == 1048576

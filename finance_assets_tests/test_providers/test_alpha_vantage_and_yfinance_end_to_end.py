@@ -24,6 +24,7 @@ from finance_assets.demo import run_market
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers import SimulatedMarket
 from finance_assets.lib.providers.alpha_vantage import to_alpha_vantage
+from finance_assets.lib.providers.base import BarRequest
 from finance_assets.lib.providers.yahoo import canonical_symbol, to_yahoo
 from finance_assets_tests.test_providers.test_yahoo import (  # noqa: F401 (autouse fixtures)
     CRUMB,
@@ -78,7 +79,7 @@ def _truth(market: Market, interval: str) -> list[tuple[Any, ...]]:
     if interval == "1day":
         open_ = dt.datetime.combine(DAY[0], dt.time(), market.tz)
         close = open_ + dt.timedelta(days=1)
-    frame = SimulatedMarket().bars(market, market.universe, interval, open_, close)
+    frame = SimulatedMarket().bars(BarRequest(market, market.universe, interval, open_, close))
     return sorted(tuple(row) for row in frame.rows())
 
 
@@ -157,7 +158,7 @@ def _av_document(market: Market, av_symbol: str, function: str) -> dict[str, Any
     start = now - dt.timedelta(days=30 if intraday else 160)
     frame = (
         SimulatedMarket()
-        .bars(market, [symbol], "5min" if intraday else "1day", start, now)
+        .bars(BarRequest(market, [symbol], "5min" if intraday else "1day", start, now))
         .sort("ts", descending=True)
     )
     if not intraday:
@@ -302,7 +303,7 @@ class SimulatedYahoo(FakeYahoo):
             return Response(NOT_FOUND, status=404, content_type="application/json")
         start = dt.datetime.fromtimestamp(int(args["period1"]), dt.UTC)
         end = dt.datetime.fromtimestamp(int(args["period2"]), dt.UTC)
-        frame = SimulatedMarket().bars(self.market, [symbol], interval, start, end)
+        frame = SimulatedMarket().bars(BarRequest(self.market, [symbol], interval, start, end))
         # Yahoo's stamps: the bar's start (5m), the session's open (1d), epoch seconds.
         stamps = [int(ts.timestamp()) for ts in frame.get_column("ts").to_list()]
         quote = {

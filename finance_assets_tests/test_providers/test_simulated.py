@@ -6,6 +6,7 @@ import pytest
 
 from finance_assets.lib import transforms
 from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.lib.providers.base import BarRequest
 
 NY = dt.timezone(dt.timedelta(hours=-5))
 START = dt.datetime(2025, 11, 24, tzinfo=NY)
@@ -14,12 +15,12 @@ END = dt.datetime(2025, 11, 29, tzinfo=NY)  # Mon..Fri, Thanksgiving closed, Fri
 
 def test_same_request_same_bars_and_sub_ranges_agree(us):
     sim = SimulatedMarket(seed=3)
-    whole = sim.bars(us, ["AAPL", "MSFT"], "5min", START, END)
-    again = SimulatedMarket(seed=3).bars(us, ["MSFT", "AAPL"], "5min", START, END)
+    whole = sim.bars(BarRequest(us, ["AAPL", "MSFT"], "5min", START, END))
+    again = SimulatedMarket(seed=3).bars(BarRequest(us, ["MSFT", "AAPL"], "5min", START, END))
     assert whole.equals(again)
     part_start = dt.datetime(2025, 11, 25, 10, 0, tzinfo=NY)
     part_end = dt.datetime(2025, 11, 25, 11, 0, tzinfo=NY)
-    part = sim.bars(us, ["AAPL"], "5min", part_start, part_end)
+    part = sim.bars(BarRequest(us, ["AAPL"], "5min", part_start, part_end))
     assert part.height == 12
     sliced = whole.filter(
         (pl.col("symbol") == "AAPL") & pl.col("ts").is_between(part_start, part_end, closed="left")
@@ -27,13 +28,13 @@ def test_same_request_same_bars_and_sub_ranges_agree(us):
     assert part.equals(sliced)
     assert (
         not SimulatedMarket(seed=4)
-        .bars(us, ["AAPL"], "5min", START, END)
+        .bars(BarRequest(us, ["AAPL"], "5min", START, END))
         .equals(whole.filter(pl.col("symbol") == "AAPL"))
     )
 
 
 def test_bars_sit_on_the_session_marks_including_early_close(us):
-    bars = SimulatedMarket().bars(us, ["NVDA"], "5min", START, END)
+    bars = SimulatedMarket().bars(BarRequest(us, ["NVDA"], "5min", START, END))
     expected = us.bar_starts(START.astimezone(dt.UTC), END.astimezone(dt.UTC))
     assert bars.get_column("ts").to_list() == expected
     per_day = bars.group_by(pl.col("ts").dt.convert_time_zone(us.timezone).dt.date()).len()
@@ -41,7 +42,7 @@ def test_bars_sit_on_the_session_marks_including_early_close(us):
 
 
 def test_ohlcv_is_consistent_and_volume_u_shaped(us):
-    bars = SimulatedMarket().bars(us, list(us.universe), "5min", START, END)
+    bars = SimulatedMarket().bars(BarRequest(us, list(us.universe), "5min", START, END))
     assert bars.filter(
         (pl.col("low") > pl.min_horizontal("open", "close"))
         | (pl.col("high") < pl.max_horizontal("open", "close"))
@@ -55,8 +56,8 @@ def test_ohlcv_is_consistent_and_volume_u_shaped(us):
 
 def test_daily_bars_aggregate_the_intraday_path(us):
     sim = SimulatedMarket()
-    daily = sim.bars(us, ["TSLA"], "1day", START, END)
-    intraday = sim.bars(us, ["TSLA"], "5min", START, END)
+    daily = sim.bars(BarRequest(us, ["TSLA"], "1day", START, END))
+    intraday = sim.bars(BarRequest(us, ["TSLA"], "5min", START, END))
     by_day = (
         intraday.group_by(pl.col("ts").dt.convert_time_zone(us.timezone).dt.date().alias("d"))
         .agg(
@@ -106,7 +107,7 @@ def test_fault_rate_corrupts_about_that_fraction(us, rate):
         ingested_at=dt.datetime.now(dt.UTC),
         valid_starts=pl.Series(us.bar_starts(START, END)),
     )
-    truth = sim.bars(us, list(us.universe), "5min", START, END)
+    truth = sim.bars(BarRequest(us, list(us.universe), "5min", START, END))
     # Duplicates add records; every other fault spoils one. Out-of-order ones are repaired.
     assert result.received >= truth.height
     assert 0.3 * rate < result.quarantine_rate < 1.5 * rate

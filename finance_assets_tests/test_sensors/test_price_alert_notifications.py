@@ -41,9 +41,7 @@ def alerts(pg_url):
         postgres.replace_window(
             pg_url,
             frame,
-            schema="us",
-            table="price_alerts",
-            time_column="ts",
+            postgres.WindowTable("us", "price_alerts", "ts"),
             start=NOW - dt.timedelta(days=5),
             end=NOW,
             primary_key=transforms.PRICE_ALERT_KEY,

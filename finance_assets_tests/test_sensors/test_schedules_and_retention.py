@@ -6,7 +6,9 @@ import dagster as dg
 import pytest
 
 from finance_assets.definitions import build_domain_defs
+from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.defs.ops.retention import retention_job
+from finance_assets.defs.social.assets import hourly_partitions
 from finance_assets.resources import StorageResource, build_resources
 
 NY = ZoneInfo("America/New_York")
@@ -130,17 +132,62 @@ def test_lake_retention_when_configured(tmp_path):
     assert os.path.isdir(tmp_path / "lake")
 
 
-def test_posts_schedule_targets_the_last_hour_every_day(us):
+def _posts_tick(us, instance: dg.DagsterInstance, when: dt.datetime) -> dg.RunRequest:
     defs = dg.Definitions.merge(
         build_domain_defs([us]), dg.Definitions(resources=build_resources({}))
     )
     repo = defs.get_repository_def()
     schedule = repo.get_schedule_def("us_posts_hourly_schedule")
-    for when, expected in [
-        (dt.datetime(2026, 11, 18, 10, 5, tzinfo=NY), "2026-11-18-09:00"),
-        (dt.datetime(2026, 11, 22, 0, 5, tzinfo=NY), "2026-11-21-23:00"),  # a Saturday night
-    ]:
-        assert _evaluate((schedule, repo), when) == expected
+    context = dg.build_schedule_context(
+        scheduled_execution_time=when, repository_def=repo, instance=instance
+    )
+    (request,) = schedule.evaluate_tick(context).run_requests
+    return request
+
+
+def _fetched(instance: dg.DagsterInstance, *keys: str) -> None:
+    for key in keys:
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(asset_key=["us", "raw_posts"], partition=key)
+        )
+
+
+def test_posts_schedule_targets_the_last_hour_every_day(us):
+    with dg.instance_for_test() as instance:
+        for when, expected in [
+            (dt.datetime(2026, 11, 18, 10, 5, tzinfo=NY), "2026-11-18-09:00"),
+            (dt.datetime(2026, 11, 22, 0, 5, tzinfo=NY), "2026-11-21-23:00"),  # Saturday night
+        ]:
+            assert _posts_tick(us, instance, when).partition_key == expected
+        # The hour before was fetched: the next tick asks for its own hour only.
+        _fetched(instance, "2026-11-18-09:00")
+        request = _posts_tick(us, instance, dt.datetime(2026, 11, 18, 11, 5, tzinfo=NY))
+        assert (request.partition_key, request.run_key) == ("2026-11-18-10:00", "2026-11-18-10:00")
+
+
+def test_posts_schedule_catches_up_the_hours_a_stopped_daemon_missed(us):
+    """The daemon stopped after the 18:00 hour (the AWS stack's service window) and started
+    again the next day: its first tick asks for every hour since, in one run, across the
+    night's DST change too."""
+    with dg.instance_for_test() as instance:
+        _fetched(instance, "2026-10-31-17:00", "2026-10-31-18:00")
+        # New York falls back at 02:00 on 2026-11-01: that night has 25 hours.
+        request = _posts_tick(us, instance, dt.datetime(2026, 11, 1, 12, 5, tzinfo=NY))
+        start, end = "2026-10-31-19:00", "2026-11-01-11:00"
+        assert request.tags[RANGE_START_TAG] == start and request.tags[RANGE_END_TAG] == end
+        assert request.run_key == f"{start}..{end}" and request.partition_key is None
+        # Dagster resolves the range to partitions of the posts assets' definition.
+        partitions = hourly_partitions(us).get_partition_keys_in_range(
+            dg.PartitionKeyRange(start, end)
+        )
+        assert len(partitions) >= 17 and partitions[0] == start and partitions[-1] == end
+        # Beyond X's seven days nothing can be fetched again: a new deployment, or a daemon
+        # down for longer, asks for the last hour only.
+        later = dt.datetime(2026, 11, 9, 12, 5, tzinfo=NY)
+        assert _posts_tick(us, instance, later).partition_key == "2026-11-09-11:00"
+    with dg.instance_for_test() as fresh:
+        when = dt.datetime(2026, 11, 18, 10, 5, tzinfo=NY)
+        assert _posts_tick(us, fresh, when).partition_key == "2026-11-18-09:00"
 
 
 def test_the_daily_run_follows_the_posts_of_the_hour_holding_the_close(us, uk):

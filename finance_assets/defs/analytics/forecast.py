@@ -7,7 +7,12 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import output_unless_failed, rule_check, warehouse_table
+from finance_assets.defs.common import (
+    output_unless_failed,
+    rule_check,
+    warehouse_table,
+    with_sessions_before,
+)
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib.analytics import forecast
 from finance_assets.lib.io.managers import table_preview
@@ -61,12 +66,7 @@ def price_forecast_asset(market: Market) -> dg.AssetsDefinition:
 
     @dg.asset(
         ins={
-            "daily_summary": dg.AssetIn(
-                [market.key, "daily_summary"],
-                partition_mapping=dg.TimeWindowPartitionMapping(
-                    start_offset=-HISTORY_SESSIONS, allow_nonexistent_upstream_partitions=True
-                ),
-            )
+            "daily_summary": with_sessions_before([market.key, "daily_summary"], HISTORY_SESSIONS)
         },
         **warehouse_table(
             market,
@@ -99,7 +99,7 @@ def price_forecast_asset(market: Market) -> dg.AssetsDefinition:
     )
     def _forecast(
         context: dg.AssetExecutionContext, daily_summary: pl.DataFrame
-    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
         first, last = window.start.date(), (window.end - dt.timedelta(seconds=1)).date()

@@ -5,7 +5,7 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import owners, step_tags
+from finance_assets.defs.common import market_asset, step_tags, with_sessions_before
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib.analytics import metrics, publish, report
 from finance_assets.lib.markets import Market
@@ -29,23 +29,13 @@ def market_report_asset(market: Market) -> dg.AssetsDefinition:
         op_tags=step_tags("transform"),
         ins={
             # The sessions before each day too: the volume z-scores need WINDOW of them.
-            "daily_summary": dg.AssetIn(
-                [market.key, "daily_summary"],
-                partition_mapping=dg.TimeWindowPartitionMapping(
-                    start_offset=-metrics.WINDOW, allow_nonexistent_upstream_partitions=True
-                ),
-            ),
+            "daily_summary": with_sessions_before([market.key, "daily_summary"], metrics.WINDOW),
             "stock_sentiment_daily": dg.AssetIn([market.key, "stock_sentiment_daily"]),
             # A day's 5-minute partitions; on an early close the afternoon's do not exist.
             "bars_5min": dg.AssetIn([market.key, "bars_5min"], partition_mapping=_INTRADAY),
             "price_moves": dg.AssetIn([market.key, "price_moves"], partition_mapping=_INTRADAY),
         },
-        partitions_def=daily_partitions(market),
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name=f"{market.key}_analytics",
-        kinds={"matplotlib", "html"},
-        owners=owners("analytics"),
-        tags={"market": market.key},
+        **market_asset(market, "analytics", daily_partitions(market), kinds={"matplotlib", "html"}),
         description=(
             f"The daily report of {market.name}: price and running VWAP per symbol with the "
             "day's alerts marked, open-to-close and high-low ranges, volume over the last "

@@ -3,7 +3,7 @@
 import dagster as dg
 from psycopg import sql
 
-from finance_assets.defs.common import owners, step_tags
+from finance_assets.defs.common import market_asset, step_tags
 from finance_assets.lib.analytics import views
 from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource
@@ -21,13 +21,9 @@ def bi_views_asset(market: Market) -> dg.AssetsDefinition:
             dg.AssetKey([market.key, "stock_sentiment_daily"]),
             dg.AssetKey([market.key, "price_moves"]),
         ],
-        group_name=f"{market.key}_analytics",
         # Views, not a table: no `dagster/table_name` or column schema of one table to show.
-        kinds={"sql"},
-        # It is in the daily job: a range run of that job creates them once.
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        owners=owners("analytics"),
-        tags={"market": market.key},
+        # Unpartitioned, in the daily job: a range run of that job creates them once.
+        **market_asset(market, "analytics", kinds={"sql"}),
         description=(
             f"Views in the `{market.key}` schema for a BI tool (QuickSight, Power BI, Grafana, "
             f"Metabase): {names}. Created or replaced in one transaction at every run (views "

@@ -16,7 +16,6 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dagster as dg
-import polars as pl
 
 from finance_assets.defs.common import (
     fails_once_if_permanent,
@@ -26,7 +25,7 @@ from finance_assets.defs.common import (
     step_tags,
     table_metadata,
 )
-from finance_assets.defs.market.landing import LANDING_SHA256_TAG, LandingZoneResource
+from finance_assets.defs.market.checks import bar_check_results, bar_check_specs
 from finance_assets.defs.market.partitions import (
     daily_partitions,
     five_minute_partitions,
@@ -34,11 +33,10 @@ from finance_assets.defs.market.partitions import (
 )
 from finance_assets.defs.market.reconcile import (
     LISTED_PARTITIONS,
-    RECONCILE_CHECK,
     expected_bar_starts,
     reconciliation_result,
 )
-from finance_assets.lib import answers, quality, transforms
+from finance_assets.lib import answers, transforms
 from finance_assets.lib.cleaning import clean_window
 from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource, table_preview
@@ -46,11 +44,11 @@ from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA
+from finance_assets.resources.landing import LANDING_SHA256_TAG, LandingZoneResource
 from finance_assets.resources.market_data import MarketDataResource
 from finance_assets.resources.storage import StorageResource
 from finance_assets.resources.thresholds import DataQualityResource
 
-SAMPLE_ROWS = 5
 # A range run gives each partition its own counts up to this many partitions (six UK sessions
 # of 5-minute bars: the demo's range). Dagster checks every per-partition `add_asset_metadata`
 # call against the run's whole range (a cron walk with exclusions, ~2.5 ms a call, measured), so
@@ -108,98 +106,6 @@ def _raw_quotes_asset(
         return payloads
 
     return _raw
-
-
-def _sample(df: pl.DataFrame, rows: int = SAMPLE_ROWS) -> dg.MetadataValue:
-    return table_preview(df, rows)
-
-
-def bar_check_results(
-    bars: pl.DataFrame,
-    asset_key: dg.AssetKey,
-    quarantine_rate: float,
-    max_rate: float,
-    rejected: Sequence[transforms.RejectedPayload] = (),
-    run_file_sha256: str | None = None,
-) -> list[dg.AssetCheckResult]:
-    """The blocking checks on clean bars, with failing-row counts and a sample.
-
-    `quarantine_rate` is the share of the accepted payloads' records; landing files rejected as
-    a whole (`rejected`) are named in the check's metadata and fail it as a warning, which
-    blocks nothing: the other payloads' bars load. It is an error only in the run the landing
-    sensor started for that very file (`run_file_sha256`): that run fails, saying why.
-    """
-    results = []
-    for check_name, (rule, _) in quality.BAR_RULES.items():
-        failing = rule(bars)
-        metadata: dict[str, Any] = {"failing_rows": failing.height, "rows": bars.height}
-        if failing.height:
-            metadata["sample"] = _sample(failing)
-        results.append(
-            dg.AssetCheckResult(
-                asset_key=asset_key,
-                check_name=check_name,
-                passed=failing.is_empty(),
-                metadata=metadata,
-            )
-        )
-    rate_ok = quarantine_rate <= max_rate
-    own_file = any(r.sha256 and r.sha256 == run_file_sha256 for r in rejected)
-    rate_metadata: dict[str, Any] = {
-        "quarantine_rate": round(quarantine_rate, 6),
-        # A setting, not a measurement: text, so the UI does not plot it.
-        "max_quarantine_rate": dg.MetadataValue.text(str(max_rate)),
-    }
-    if rejected:
-        rate_metadata["rejected_files"] = {r.file: r.reason for r in rejected}
-    results.append(
-        dg.AssetCheckResult(
-            asset_key=asset_key,
-            check_name="quarantine_rate",
-            passed=rate_ok and not rejected,
-            severity=dg.AssetCheckSeverity.ERROR
-            if not rate_ok or own_file
-            else dg.AssetCheckSeverity.WARN,
-            metadata=rate_metadata,
-        )
-    )
-    return results
-
-
-def bar_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
-    """The checks a clean-bars asset declares: the blocking rules, the quarantine rate and the
-    universe warning (the benchmark's no-op twin declares the same ones)."""
-    specs = [
-        dg.AssetCheckSpec(
-            "universe_complete",
-            asset=asset_key,
-            description="warns when symbols of the universe have no bars in a window where the "
-            "market traded (a delisted symbol, a provider gap, a typo in the universe file)",
-        )
-    ] + [
-        dg.AssetCheckSpec(name, asset=asset_key, blocking=True, description=description)
-        for name, (_, description) in quality.BAR_RULES.items()
-    ]
-    specs.append(
-        dg.AssetCheckSpec(
-            "quarantine_rate",
-            asset=asset_key,
-            blocking=True,
-            description="the share of received records quarantined stays within the threshold "
-            "(FINANCE_MAX_QUARANTINE_RATE, default 5 %)",
-        )
-    )
-    specs.append(
-        dg.AssetCheckSpec(
-            RECONCILE_CHECK,
-            asset=asset_key,
-            blocking=True,
-            description="after the write, the lake and the warehouse hold the same rows for "
-            "every partition of the run, compared row for row over every column; the "
-            "differing partitions are in the metadata",
-        )
-    )
-    return specs
 
 
 def _counts_per_partition(
@@ -267,7 +173,7 @@ def _clean_bars_asset(
         data_quality: DataQualityResource,
         warehouse: WarehouseResource,
         storage: StorageResource,
-    ) -> Iterator[dg.Output | dg.AssetCheckResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
         cleaned = clean_window(
@@ -288,12 +194,9 @@ def _clean_bars_asset(
         postgres.replace_window(
             url,
             result.quarantine,
-            schema=market.key,
-            table="quarantine",
-            time_column="partition_ts",
+            postgres.WindowTable(market.key, "quarantine", "partition_ts", scope={"asset": name}),
             start=window.start,
             end=window.end,
-            scope={"asset": name},
             index=["partition_ts", "asset"],
             kept=kept,
         )
@@ -385,14 +288,14 @@ def _clean_bars_asset(
                     f"SELECT count(*) FROM {market.key}.{name} WHERE ts in its window"
                 )
         # The IO manager writes when the output is yielded; the check below reads the result.
-        yield dg.Output(
-            WindowRows(result.bars, tuple(kept)),
+        yield dg.MaterializeResult(
+            value=WindowRows(result.bars, tuple(kept)),
             metadata={
                 **totals,
                 "payloads": len(raw),
                 "missing_symbols": missing,
                 "provider_errors": provider_errors,
-                "quarantine_reasons": _sample(reasons, 10),
+                "quarantine_reasons": table_preview(reasons, 10),
             },
         )
         reconciliation = reconciliation_result(

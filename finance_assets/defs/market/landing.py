@@ -32,17 +32,7 @@ from finance_assets.resources.landing import (
     MAX_FILES_PER_TICK,
     SETTLE,
     LandingZoneResource,
-    max_file_bytes_from_env,
 )
-
-__all__ = [
-    "LANDING_FILE_TAG",
-    "LANDING_SHA256_TAG",
-    "LandingZoneResource",
-    "build_landing_sensor",
-    "landing_job",
-    "max_file_bytes_from_env",
-]
 
 
 def landing_job(market: Market) -> AssetJob:

@@ -8,6 +8,9 @@ afternoons of early closes are *not* excluded here: Dagster serialises a partiti
 into every planned event of a run, and ~900 excluded datetimes a year made a 2-day backfill spend
 18 s doing so. Those partitions simply hold no bars (the provider returns none, the clean asset
 writes none), and the schedules skip them using the exchange calendar.
+
+"Now" is `dagster._time.get_current_datetime` (internal), the clock Dagster's own schedules and
+sensors read: tests that freeze Dagster's clock at chosen instants move this one too.
 """
 
 from __future__ import annotations

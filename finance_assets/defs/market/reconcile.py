@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import polars as pl
 
-from finance_assets.lib.io import stores
+from finance_assets.lib.io import postgres, stores
 from finance_assets.lib.io.objects import ObjectStore
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval
@@ -53,17 +53,9 @@ def reconciliation_result(
         windows = partitions_def.time_windows_for_partition_keys(frozenset(keys))
         return sorted(w.start for w in windows)
 
-    compared = stores.compare_window(
-        lake_dir,
-        url,
-        start=window.start,
-        end=window.end,
-        tz=tz,
-        schema=asset_key.path[0],
-        table=asset_key.path[-1],
-        starts=starts,
-        keys=keys,
-    )
+    table = postgres.WindowTable(asset_key.path[0], asset_key.path[-1])
+    both = stores.Stores(lake_dir, url, table, tz)
+    compared = both.compare(window.start, window.end, starts=starts, keys=keys)
     differing = compared.differing
     metadata: dict[str, Any] = {
         "partitions_compared": len(keys),

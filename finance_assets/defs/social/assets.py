@@ -16,6 +16,7 @@ from finance_assets.defs.common import (
     raw_zone_payloads,
     unique_keys_check,
     warehouse_table,
+    with_sessions_before,
 )
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib import social
@@ -152,13 +153,8 @@ def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
 
     @dg.asset(
         ins={
-            "post_sentiment": dg.AssetIn(
-                [market.key, "post_sentiment"],
-                # From the previous session on: posts after its close count toward this day.
-                partition_mapping=dg.TimeWindowPartitionMapping(
-                    start_offset=-1, allow_nonexistent_upstream_partitions=True
-                ),
-            )
+            # From the previous session on: posts after its close count toward this day.
+            "post_sentiment": with_sessions_before([market.key, "post_sentiment"], 1)
         },
         **_daily_table(
             market, "daily_sentiment", social.DAILY_SENTIMENT_KEY, social.DAILY_SENTIMENT_SCHEMA
@@ -193,7 +189,7 @@ def _daily_sentiment(market: Market) -> dg.AssetsDefinition:
         daily = daily.filter(pl.col("trading_date") >= first)
         expected = {(d, s) for d in market.sessions(first, last) for s in market.universe}
         silent = sorted(expected - set(daily.select("trading_date", "symbol").iter_rows()))
-        yield dg.Output(daily, metadata={"rows": daily.height})
+        yield dg.MaterializeResult(value=daily, metadata={"rows": daily.height})
         yield from range_verdicts(
             [
                 dg.AssetCheckResult(

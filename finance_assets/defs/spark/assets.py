@@ -7,7 +7,7 @@ import datetime as dt
 
 import dagster as dg
 
-from finance_assets.defs.common import owners, step_tags
+from finance_assets.defs.common import market_asset, step_tags
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib.markets import Market
 from finance_assets.resources.spark import SparkPipesResource
@@ -25,12 +25,7 @@ def build_spark_assets(market: Market) -> list[dg.AssetsDefinition]:
                 partition_mapping=dg.TimeWindowPartitionMapping(),
             )
         ],
-        partitions_def=daily_partitions(market),
-        backfill_policy=dg.BackfillPolicy.single_run(),
-        group_name=f"{market.key}_market",
-        kinds={"spark", "parquet"},
-        owners=owners("market"),
-        tags={"market": market.key},
+        **market_asset(market, "market", daily_partitions(market), kinds={"spark", "parquet"}),
         # Uploads the job's files and starts it; the job itself runs under the Spark role.
         op_tags=step_tags("transform"),
         description=(

@@ -11,6 +11,7 @@ from finance_assets.defs.common import (
     rule_check,
     unique_keys_check,
     warehouse_table,
+    with_sessions_before,
 )
 from finance_assets.defs.market.partitions import (
     daily_partitions,
@@ -31,13 +32,8 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
 
     @dg.asset(
         ins={
-            "bars_5min": dg.AssetIn(
-                key=[market.key, "bars_5min"],
-                # The session before each day too: its close is the base of the day's return.
-                partition_mapping=dg.TimeWindowPartitionMapping(
-                    start_offset=-1, allow_nonexistent_upstream_partitions=True
-                ),
-            )
+            # The session before each day too: its close is the base of the day's return.
+            "bars_5min": with_sessions_before([market.key, "bars_5min"], 1)
         },
         **warehouse_table(
             market,

@@ -60,7 +60,6 @@ __all__ = [
     "stage_window",
     "store_of",
     "write_payloads",
-    "write_window",
 ]
 
 
@@ -346,24 +345,6 @@ def stage_window(
         staged.discard()
         raise
     return staged
-
-
-def write_window(
-    base: Location,
-    df: pl.DataFrame,
-    *,
-    start: dt.datetime,
-    end: dt.datetime,
-    tz: ZoneInfo,
-    time_column: str = "ts",
-    sort_by: tuple[str, ...] = ("symbol", "ts"),
-    kept: Sequence[Kept] = (),
-) -> list[ObjectInfo]:
-    """Replace the rows of [start, end) with `df`, one file per local day (stage, publish)."""
-    staged = stage_window(
-        base, df, start=start, end=end, tz=tz, time_column=time_column, sort_by=sort_by, kept=kept
-    )
-    return staged.publish()
 
 
 def read_window(

@@ -9,7 +9,7 @@ reads those 20 days in one call. Where an asset's rows go:
   share a table between assets.
 - `LakeWarehouseIOManager`: the Parquet lake and the warehouse (the clean bars), reading from
   the lake; written so that a fault on either side leaves both with the same rows
-  (`stores.write_window`).
+  (`stores.Stores.write`).
 
 The raw zone's and the lake's roots are a path or an `s3://bucket/prefix` URI; the scheme only
 chooses the object store (`objects.open_location`, S3 clients from the `s3` S3Resource, boto3's
@@ -160,14 +160,14 @@ class RawZoneIOManager(dg.ConfigurableIOManager):
 def _lake_write(store: ObjectStore, context: dg.OutputContext, obj: pl.DataFrame) -> dict[str, Any]:
     start, end, tz = _window(context)
     meta = _output_metadata(context)
-    files = lake.write_window(
+    files = lake.stage_window(
         store,
         obj,
         start=start,
         end=end,
         tz=tz,
         time_column=meta.get("partition_expr", "ts"),
-    )
+    ).publish()
     return {
         "lake_files": len(files),
         "lake_bytes": sum(f.size for f in files),
@@ -197,7 +197,11 @@ def _table_name(meta: dict[str, Any], key: dg.AssetKey) -> str:
     return str(qualified).split(".", 1)[-1] if qualified else key.path[-1]
 
 
-def _pg_target(context: dg.OutputContext | dg.InputContext) -> dict[str, Any]:
+def _pg_target(
+    context: dg.OutputContext | dg.InputContext,
+) -> tuple[postgres.WindowTable, dict[str, Any], dict[str, Any]]:
+    """The asset's table, the run's window (start, end) and the table's keys (primary_key,
+    index), from the asset's metadata."""
     meta = (
         _output_metadata(context)
         if isinstance(context, dg.OutputContext)
@@ -210,34 +214,30 @@ def _pg_target(context: dg.OutputContext | dg.InputContext) -> dict[str, Any]:
     if meta.get("partition_expr_type") == "date":
         # A date column holds exchange-local dates: compare with the window's local dates.
         start, end = start.astimezone(tz).date(), end.astimezone(tz).date()
-    return {
-        "schema": context.asset_key.path[0],
-        "table": _table_name(meta, context.asset_key),
-        "time_column": time_column,
-        "start": start,
-        "end": end,
-        "scope": meta.get("scope"),
-        "primary_key": meta.get("primary_key"),
-        "index": meta.get("index"),
-    }
+    table = postgres.WindowTable(
+        context.asset_key.path[0],
+        _table_name(meta, context.asset_key),
+        time_column,
+        scope=meta.get("scope"),
+    )
+    keys = {"primary_key": meta.get("primary_key"), "index": meta.get("index")}
+    return table, {"start": start, "end": end}, keys
 
 
 def _pg_write(url: str, context: dg.OutputContext, obj: pl.DataFrame) -> dict[str, Any]:
-    target = _pg_target(context)
+    table, window, keys = _pg_target(context)
     # A range of days goes a day at a time (sorted by key per day): bounded memory.
-    chunk = "1d" if isinstance(obj.schema.get(target["time_column"]), pl.Datetime) else None
-    deleted = postgres.replace_window(url, obj, chunk=chunk, **target)
+    chunk = "1d" if isinstance(obj.schema.get(table.time_column), pl.Datetime) else None
+    deleted = postgres.replace_window(url, obj, table, chunk=chunk, **window, **keys)
     return {
-        "dagster/table_name": f"{target['schema']}.{target['table']}",
+        "dagster/table_name": str(table),
         "rows_replaced": deleted,
     }
 
 
 def _pg_read(url: str, context: dg.InputContext) -> pl.DataFrame:
-    target = _pg_target(context)
-    for key in ("primary_key", "index"):
-        target.pop(key)
-    return postgres.read_window(url, **target)
+    table, window, _ = _pg_target(context)
+    return postgres.read_window(url, table, **window)
 
 
 class PostgresIOManager(dg.ConfigurableIOManager):
@@ -262,7 +262,7 @@ class LakeWarehouseIOManager(dg.ConfigurableIOManager):
     Takes a frame, or `WindowRows` (a frame and the spans whose stored rows stay). The lake's
     files are staged while the warehouse transaction runs, the transaction commits only once
     they are, and they are renamed into place after it: whatever fails, both stores keep the
-    same rows (`stores.write_window`)."""
+    same rows (`stores.Stores.write`)."""
 
     lake_root: str
     warehouse: dg.ResourceDependency[WarehouseResource]
@@ -271,24 +271,19 @@ class LakeWarehouseIOManager(dg.ConfigurableIOManager):
     def handle_output(self, context: dg.OutputContext, obj: pl.DataFrame | WindowRows) -> None:
         rows = obj if isinstance(obj, WindowRows) else WindowRows(obj)
         start, end, tz = _window(context)
-        target = _pg_target(context)
+        table, _, keys = _pg_target(context)
         if _output_metadata(context).get("partition_expr_type") == "date":
             raise dg.DagsterInvariantViolationError(
                 "LakeWarehouseIOManager keys both stores by a timestamp column, not a date"
             )
-        time_type = rows.frame.schema.get(target["time_column"])
+        time_type = rows.frame.schema.get(table.time_column)
         store = asset_store(self.lake_root, context.asset_key, self.s3)
-        written = stores.write_window(
-            store,
-            self.warehouse.get_url(),
+        both = stores.Stores(store, self.warehouse.get_url(), table, tz)
+        written = both.write(
             rows.frame,
             start=start,
             end=end,
-            tz=tz,
-            schema=target["schema"],
-            table=target["table"],
-            time_column=target["time_column"],
-            primary_key=target["primary_key"],
+            primary_key=keys["primary_key"],
             # A range goes a day at a time (sorted by key per day): bounded memory.
             chunk="1d" if isinstance(time_type, pl.Datetime) else None,
             kept=rows.kept,
@@ -299,7 +294,7 @@ class LakeWarehouseIOManager(dg.ConfigurableIOManager):
                 "lake_files": len(written.lake_files),
                 "lake_bytes": sum(f.size for f in written.lake_files),
                 "dagster/uri": store.uri(),
-                "table": f"{target['schema']}.{target['table']}",
+                "table": str(table),
                 "rows_replaced": written.rows_deleted,
                 "kept_symbols": sorted({k.symbol for k in rows.kept}),
             }

@@ -72,6 +72,7 @@ class MongoRawStore:
         with redacted_errors():
             self._client.close()
 
+    @redacted_errors()  # a context decorator: the whole call, as `close` has it
     def write_payloads(
         self,
         asset: Sequence[str],
@@ -80,16 +81,6 @@ class MongoRawStore:
         end: dt.datetime,
     ) -> int:
         """Upsert the payloads; drop older ones of the same asset inside [start, end)."""
-        with redacted_errors():
-            return self._write_payloads(asset, payloads, start, end)
-
-    def _write_payloads(
-        self,
-        asset: Sequence[str],
-        payloads: Iterable[RawPayload],
-        start: dt.datetime,
-        end: dt.datetime,
-    ) -> int:
         name = "/".join(asset)
         operations, ids, written = [], [], []
         for payload in payloads:

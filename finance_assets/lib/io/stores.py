@@ -56,104 +56,129 @@ def _discard(staging: Future[lake.StagedWindow]) -> None:
     staged.discard()
 
 
-def write_window(
-    lake_dir: Location,
-    url: str,
-    df: pl.DataFrame,
-    *,
-    start: dt.datetime,
-    end: dt.datetime,
-    tz: ZoneInfo,
-    schema: str,
-    table: str,
-    time_column: str = "ts",
-    primary_key: Sequence[str] | None = None,
-    chunk: str | None = None,
-    kept: Sequence[Kept] = (),
-) -> WindowWrite:
-    """Replace [start, end) in the lake and the warehouse so that, whatever fails, both hold the
-    same rows: stage the lake, commit the warehouse, publish the lake (module docstring)."""
-    lake_dir = lake.store_of(lake_dir)
-    # Both writers spend their time outside the GIL (Parquet encoding, binary COPY).
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        staging = pool.submit(
-            lake.stage_window,
-            lake_dir,
-            df,
-            start=start,
-            end=end,
-            tz=tz,
-            time_column=time_column,
-            kept=kept,
-        )
+@dataclass(frozen=True)
+class Stores:
+    """One table in both stores: the lake's day files under `lake_dir` (local days of `tz`) and
+    `table` in the warehouse at `url`, both keyed by the table's time column."""
 
-        def lake_staged() -> None:
-            try:
-                staging.result()
-            except BaseException as exc:
-                exc.add_note(f"{schema}.{table}: the warehouse transaction was rolled back")
-                raise
+    lake_dir: Location
+    url: str
+    table: postgres.WindowTable
+    tz: ZoneInfo
 
-        try:
-            deleted = postgres.replace_window(
-                url,
+    def write(
+        self,
+        df: pl.DataFrame,
+        *,
+        start: dt.datetime,
+        end: dt.datetime,
+        primary_key: Sequence[str] | None = None,
+        chunk: str | None = None,
+        kept: Sequence[Kept] = (),
+    ) -> WindowWrite:
+        """Replace [start, end) in the lake and the warehouse so that, whatever fails, both
+        hold the same rows: stage the lake, commit the warehouse, publish the lake (module
+        docstring)."""
+        lake_dir, name = lake.store_of(self.lake_dir), str(self.table)
+        # Both writers spend their time outside the GIL (Parquet encoding, binary COPY).
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            staging = pool.submit(
+                lake.stage_window,
+                lake_dir,
                 df,
-                schema=schema,
-                table=table,
-                time_column=time_column,
                 start=start,
                 end=end,
-                primary_key=primary_key,
-                chunk=chunk,
+                tz=self.tz,
+                time_column=self.table.time_column,
                 kept=kept,
-                before_commit=lake_staged,
             )
-        except BaseException:
-            _discard(staging)
-            raise
-    staged = staging.result()
-    try:
-        files = staged.publish()
-    except OSError as exc:
-        days = ", ".join(key.split("/")[0] for _, key in staged.moves)
-        raise StoresOutOfStep(
-            f"{schema}.{table} committed [{start}, {end}) but the lake files of {days} under "
-            f"{lake_dir.uri()} could not be published ({exc}); re-run these partitions"
-        ) from exc
-    return WindowWrite(lake_files=files, rows_deleted=deleted)
+
+            def lake_staged() -> None:
+                try:
+                    staging.result()
+                except BaseException as exc:
+                    exc.add_note(f"{name}: the warehouse transaction was rolled back")
+                    raise
+
+            try:
+                deleted = postgres.replace_window(
+                    self.url,
+                    df,
+                    self.table,
+                    start=start,
+                    end=end,
+                    primary_key=primary_key,
+                    chunk=chunk,
+                    kept=kept,
+                    before_commit=lake_staged,
+                )
+            except BaseException:
+                _discard(staging)
+                raise
+        staged = staging.result()
+        try:
+            files = staged.publish()
+        except OSError as exc:
+            days = ", ".join(key.split("/")[0] for _, key in staged.moves)
+            raise StoresOutOfStep(
+                f"{name} committed [{start}, {end}) but the lake files of {days} under "
+                f"{lake_dir.uri()} could not be published ({exc}); re-run these partitions"
+            ) from exc
+        return WindowWrite(lake_files=files, rows_deleted=deleted)
+
+    def read(self, start: dt.datetime, end: dt.datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+        """The window's rows in the lake and in the warehouse, read at the same time (Parquet
+        decoding and the COPY both run outside the GIL)."""
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            reading = pool.submit(
+                lake.read_window,
+                self.lake_dir,
+                start=start,
+                end=end,
+                tz=self.tz,
+                time_column=self.table.time_column,
+            )
+            in_warehouse = postgres.read_window(
+                self.url, self.table, start=start, end=end, ordered=False
+            )
+            in_lake = reading.result()
+        return (pl.DataFrame() if in_lake is None else in_lake), in_warehouse
+
+    def compare(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        starts: Sequence[dt.datetime] | Callable[[], Sequence[dt.datetime]],
+        keys: Sequence[str],
+    ) -> Comparison:
+        """`differing_partitions` over [start, end), a local day at a time: memory holds one
+        day of both stores, not the whole range (a month of 2,000 symbols' bars is 30 M rows
+        a side)."""
+        cached: list[Sequence[dt.datetime]] = []
+
+        def all_starts() -> Sequence[dt.datetime]:
+            if not cached:
+                cached.append(starts() if callable(starts) else starts)
+            return cached[0]
+
+        lake_rows = warehouse_rows = 0
+        differing: dict[str, dict[str, int]] = {}
+        for lo, hi in day_spans(start, end, self.tz):
+            in_lake, in_warehouse = self.read(lo, hi)
+            lake_rows += in_lake.height
+            warehouse_rows += in_warehouse.height
+            day = differing_partitions(
+                in_lake, in_warehouse, all_starts, keys, time_column=self.table.time_column
+            )
+            for key, counts in day.items():  # a partition longer than a day adds up its days
+                seen = differing.setdefault(key, dict.fromkeys(counts, 0))
+                for name, value in counts.items():
+                    seen[name] += value
+        return Comparison(lake_rows, warehouse_rows, differing)
 
 
 # --- reconciliation --------------------------------------------------------------------------
-
-
-def read_both(
-    lake_dir: Location,
-    url: str,
-    *,
-    start: dt.datetime,
-    end: dt.datetime,
-    tz: ZoneInfo,
-    schema: str,
-    table: str,
-    time_column: str = "ts",
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The window's rows in the lake and in the warehouse, read at the same time (Parquet
-    decoding and the COPY both run outside the GIL)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        reading = pool.submit(
-            lake.read_window, lake_dir, start=start, end=end, tz=tz, time_column=time_column
-        )
-        in_warehouse = postgres.read_window(
-            url,
-            schema=schema,
-            table=table,
-            time_column=time_column,
-            start=start,
-            end=end,
-            ordered=False,
-        )
-        in_lake = reading.result()
-    return (pl.DataFrame() if in_lake is None else in_lake), in_warehouse
 
 
 def differing_partitions(
@@ -240,48 +265,3 @@ def day_spans(
         spans.append((lo, hi))
         lo = hi
     return spans
-
-
-def compare_window(
-    lake_dir: Location,
-    url: str,
-    *,
-    start: dt.datetime,
-    end: dt.datetime,
-    tz: ZoneInfo,
-    schema: str,
-    table: str,
-    starts: Sequence[dt.datetime] | Callable[[], Sequence[dt.datetime]],
-    keys: Sequence[str],
-    time_column: str = "ts",
-) -> Comparison:
-    """`differing_partitions` over [start, end), a local day at a time: memory holds one day of
-    both stores, not the whole range (a month of 2,000 symbols' bars is 30 M rows a side)."""
-    cached: list[Sequence[dt.datetime]] = []
-
-    def all_starts() -> Sequence[dt.datetime]:
-        if not cached:
-            cached.append(starts() if callable(starts) else starts)
-        return cached[0]
-
-    lake_rows = warehouse_rows = 0
-    differing: dict[str, dict[str, int]] = {}
-    for lo, hi in day_spans(start, end, tz):
-        in_lake, in_warehouse = read_both(
-            lake_dir,
-            url,
-            start=lo,
-            end=hi,
-            tz=tz,
-            schema=schema,
-            table=table,
-            time_column=time_column,
-        )
-        lake_rows += in_lake.height
-        warehouse_rows += in_warehouse.height
-        day = differing_partitions(in_lake, in_warehouse, all_starts, keys, time_column=time_column)
-        for key, counts in day.items():  # a partition longer than a day adds up its days
-            seen = differing.setdefault(key, dict.fromkeys(counts, 0))
-            for name, value in counts.items():
-                seen[name] += value
-    return Comparison(lake_rows, warehouse_rows, differing)

@@ -4,7 +4,7 @@ started reads the dropped file instead of calling the market-data provider."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from finance_assets.lib.landing.inspection import (
     MAX_FILE_BYTES,
@@ -14,12 +14,11 @@ from finance_assets.lib.landing.inspection import (
 )
 from finance_assets.lib.landing.names import name_problem
 from finance_assets.lib.landing.store import LandingStore
-from finance_assets.lib.markets import Market
-from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
+from finance_assets.lib.providers.base import BarProvider, BarRequest, ProviderError, RawPayload
 from finance_assets.lib.providers.csv_files import FORMAT, PROVIDER
 
 
-class LandingZoneFiles:
+class LandingZoneFiles(BarProvider):
     """A BarProvider over one dropped file: the run the landing sensor started reads the file
     instead of calling the market-data provider.
 
@@ -51,14 +50,8 @@ class LandingZoneFiles:
     def __repr__(self) -> str:
         return f"LandingZoneFiles({self.store!r}, {self.file_name!r})"
 
-    def fetch_bars(
-        self,
-        market: Market,
-        symbols: Sequence[str],
-        interval: Interval,
-        start: dt.datetime,
-        end: dt.datetime,
-    ) -> list[RawPayload]:
+    def _fetch_checked(self, request: BarRequest) -> list[RawPayload]:
+        market, _, interval, start, end = request  # the file's symbols, not those asked for
         if interval != "1day":
             raise ProviderError(f"landing-zone files hold daily bars, not {interval} ones")
         fetched_at = self._clock()

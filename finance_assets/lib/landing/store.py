@@ -19,6 +19,7 @@ from finance_assets.lib.io.objects import (
     S3ObjectStore,
     UnsafeKey,
     check_parts,
+    split_root,
 )
 
 # A file in a market's landing folder (top level only): name, size, modified (UTC).
@@ -97,17 +98,8 @@ def open_store(root: str, market_key: str, s3: S3Resource | None = None) -> Land
     `s3`'s client: boto3's chain when None)."""
     if not re.fullmatch(r"[a-z0-9_]+", market_key):
         raise UnsafeKey(f"market key {market_key!r} is not a folder name")
-    if "://" in root:
-        scheme, _, rest = root.partition("://")
-        if scheme == "s3":
-            bucket, _, prefix = rest.partition("/")
-            prefix = prefix.strip("/")
-            key = f"{prefix}/{market_key}" if prefix else market_key
-            return S3LandingStore(bucket, key, s3=s3)
-        if scheme != "file":
-            raise NotImplementedError(
-                f"landing zone {root!r}: only local folders (a path or file://) and S3 "
-                "(s3://bucket/prefix) are implemented"
-            )
-        root = rest
-    return LocalLandingStore(Path(root) / market_key)
+    bucket, rest = split_root(root, "landing zone ")
+    if bucket is None:
+        return LocalLandingStore(Path(rest) / market_key)
+    prefix = rest.strip("/")
+    return S3LandingStore(bucket, f"{prefix}/{market_key}" if prefix else market_key, s3=s3)

@@ -44,8 +44,9 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers.bars import BarClient, BarRequest, Call
+from finance_assets.lib.providers.bars import BarClient, Call
 from finance_assets.lib.providers.base import (
+    BarRequest,
     Interval,
     PayloadFormatError,
     RawPayload,

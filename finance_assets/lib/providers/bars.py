@@ -3,13 +3,11 @@ of calls, and one policy for symbols the provider does not know."""
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-from collections.abc import Callable, Sequence
-from typing import ClassVar, Literal, NamedTuple
+from collections.abc import Callable
+from typing import ClassVar, Literal
 
-from finance_assets.lib.markets import Market
-from finance_assets.lib.providers.base import Interval, RawPayload, check_bar_request
+from finance_assets.lib.providers.base import BarProvider, BarRequest, RawPayload
 from finance_assets.lib.providers.http import InvalidSymbol, redact
 
 LOG = logging.getLogger("finance_assets.providers")
@@ -19,41 +17,21 @@ LOG = logging.getLogger("finance_assets.providers")
 Call = tuple[str, Callable[[int], RawPayload]]
 
 
-class BarRequest(NamedTuple):
-    """What `fetch_bars` was asked for; `symbols` distinct, in order."""
-
-    market: Market
-    symbols: list[str]
-    interval: Interval
-    start: dt.datetime
-    end: dt.datetime
-
-
-class BarClient:
-    """`BarProvider.fetch_bars` over `_plan`: each call in order, numbered by `batch`.
+class BarClient(BarProvider):
+    """`BarProvider._fetch_checked` over `_plan`: each call in order, numbered by `batch`.
 
     A symbol the provider does not know (`InvalidSymbol`) is skipped with a warning and the
     others go on (its remaining calls too when `skip_known_invalid`), unless
     `on_invalid_symbol="raise"`, or no call succeeded: then the last such error is raised.
     """
 
-    name: ClassVar[str]
     # Whether a symbol found unknown is not asked for again in the same fetch (its other
     # months would fail the same way).
     skip_known_invalid: ClassVar[bool] = False
     on_invalid_symbol: Literal["skip", "raise"] = "skip"
 
-    def fetch_bars(
-        self,
-        market: Market,
-        symbols: Sequence[str],
-        interval: Interval,
-        start: dt.datetime,
-        end: dt.datetime,
-    ) -> list[RawPayload]:
-        """Bars with start <= bar start < end for `symbols`, as few calls as the source allows."""
-        check_bar_request(interval, start, end)
-        plan = self._plan(BarRequest(market, list(dict.fromkeys(symbols)), interval, start, end))
+    def _fetch_checked(self, request: BarRequest) -> list[RawPayload]:
+        plan = self._plan(request)
         payloads: list[RawPayload] = []
         skipped: list[InvalidSymbol] = []
         unknown: set[str] = set()

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import datetime as dt
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import orjson
 
@@ -147,10 +148,21 @@ class RawPayload:
         )
 
 
-class BarProvider(Protocol):
-    """What every market-data source offers the assets."""
+class BarRequest(NamedTuple):
+    """What `fetch_bars` was asked for; `symbols` distinct, in order."""
 
-    name: str
+    market: Market
+    symbols: list[str]
+    interval: Interval
+    start: dt.datetime
+    end: dt.datetime
+
+
+class BarProvider(ABC):
+    """What every market-data source offers the assets: `fetch_bars`, which refuses a bad
+    request (`check_bar_request`) before any call and hands the rest to `_fetch_checked`."""
+
+    name: ClassVar[str]
 
     def fetch_bars(
         self,
@@ -161,4 +173,11 @@ class BarProvider(Protocol):
         end: dt.datetime,
     ) -> list[RawPayload]:
         """Bars with start <= bar start < end for `symbols`, as few calls as the source allows."""
-        ...
+        check_bar_request(interval, start, end)
+        return self._fetch_checked(
+            BarRequest(market, list(dict.fromkeys(symbols)), interval, start, end)
+        )
+
+    @abstractmethod
+    def _fetch_checked(self, request: BarRequest) -> list[RawPayload]:
+        """The payloads of a checked request."""

@@ -21,7 +21,6 @@ import functools
 import hashlib
 import json
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -29,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from finance_assets.lib.markets import BAR_MINUTES, Market
-from finance_assets.lib.providers.base import Interval, RawPayload
+from finance_assets.lib.providers.base import BarProvider, BarRequest, Interval, RawPayload
 from finance_assets.lib.schema import UTC_TS
 
 _EPOCH = dt.date(2000, 1, 3)
@@ -50,7 +49,7 @@ class _SessionPath:
     volume: np.ndarray
 
 
-class SimulatedMarket:
+class SimulatedMarket(BarProvider):
     """Offline provider. `fault_rate` in [0, 1]; `batch_size` symbols per simulated call."""
 
     name = "simulated"
@@ -75,16 +74,9 @@ class SimulatedMarket:
 
     # --- the provider interface -----------------------------------------------------------
 
-    def fetch_bars(
-        self,
-        market: Market,
-        symbols: Sequence[str],
-        interval: Interval,
-        start: dt.datetime,
-        end: dt.datetime,
-    ) -> list[RawPayload]:
+    def _fetch_checked(self, request: BarRequest) -> list[RawPayload]:
+        market, symbols, interval, start, end = request
         payloads = []
-        symbols = list(dict.fromkeys(symbols))
         for batch, offset in enumerate(range(0, len(symbols), self.batch_size)):
             chunk = symbols[offset : offset + self.batch_size]
             documents = {
@@ -119,15 +111,9 @@ class SimulatedMarket:
 
     # --- ground truth (tests and benchmarks compare against it) ---------------------------
 
-    def bars(
-        self,
-        market: Market,
-        symbols: Sequence[str],
-        interval: Interval,
-        start: dt.datetime,
-        end: dt.datetime,
-    ) -> pl.DataFrame:
-        """The uncorrupted bars a fetch of this range describes, as a typed frame."""
+    def bars(self, request: BarRequest) -> pl.DataFrame:
+        """The uncorrupted bars a fetch of `request` describes, as a typed frame."""
+        market, symbols, interval, start, end = request
         frames = []
         for symbol in symbols:
             for path in self._paths(market, symbol, interval, start, end):

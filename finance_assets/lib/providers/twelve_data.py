@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from finance_assets.lib.markets import BAR_MINUTES, Market
-from finance_assets.lib.providers.bars import BarClient, BarRequest, Call
-from finance_assets.lib.providers.base import Interval, RawPayload
+from finance_assets.lib.providers.bars import BarClient, Call
+from finance_assets.lib.providers.base import BarRequest, Interval, RawPayload
 from finance_assets.lib.providers.errors import (
     AuthenticationFailed,
     InvalidRequest,

@@ -47,8 +47,8 @@ from typing import Any, Literal
 import orjson
 
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers.bars import BarClient, BarRequest, Call
-from finance_assets.lib.providers.base import Interval, RawPayload, check_bar_request
+from finance_assets.lib.providers.bars import BarClient, Call
+from finance_assets.lib.providers.base import BarRequest, Interval, RawPayload, check_bar_request
 from finance_assets.lib.providers.errors import (
     AuthenticationFailed,
     InvalidRequest,

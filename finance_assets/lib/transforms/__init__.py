@@ -16,7 +16,6 @@ from finance_assets.lib.transforms.cleaning import (
     clean_payloads,
     record_checks,
     rejected_files,
-    rows_per_window,
     typed_fields,
     with_bar_times,
 )
@@ -33,6 +32,7 @@ from finance_assets.lib.transforms.parsing import (
     failed_symbols,
     parse_payloads,
     payload_groups,
+    rows_per_window,
     supersede,
     window_records,
 )

@@ -272,26 +272,6 @@ def clean_bars(
     )
 
 
-def rows_per_window(times: pl.Series, starts: Sequence[dt.datetime]) -> list[int]:
-    """How many of `times` fall in each window: window i runs from `starts[i]` (ascending) to
-    the next start, the last one open-ended. Times before the first start count for none.
-
-    A single-run backfill materialises many partitions from one frame: this gives each
-    partition its own row count.
-    """
-    if not starts:
-        return []
-    if times.dtype.time_zone is None:  # type: ignore[attr-defined]
-        raise ValueError(f"{times.name!r} must be timezone-aware, got {times.dtype}")
-    bounds = pl.Series("start", [as_utc(s) for s in starts]).cast(pl.Datetime("us", "UTC"))
-    if not bounds.is_sorted():
-        raise ValueError("window starts must be ascending")
-    index = bounds.search_sorted(times.cast(pl.Datetime("us", "UTC")), side="right") - 1
-    counts = index.filter(index >= 0).value_counts()
-    found = dict(zip(counts[:, 0].to_list(), counts[:, 1].to_list(), strict=True))
-    return [found.get(i, 0) for i in range(len(starts))]
-
-
 def rejected_files(
     timed: pl.DataFrame, payloads: Sequence[RawPayload], max_invalid_rate: float
 ) -> list[RejectedPayload]:

@@ -1,10 +1,11 @@
 """Parsing: payloads as received to raw records (every field text), the newest payload
-winning for each (symbol, time), and the records of one window."""
+winning for each (symbol, time), the records of one window, and the rows of each window of a
+range."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -212,3 +213,23 @@ def payload_groups(payloads: list[RawPayload]) -> list[list[RawPayload]]:
         key = find(payload.symbols[0]) if payload.symbols else f"#{payload.payload_id}"
         groups.setdefault(key, []).append(payload)
     return list(groups.values())
+
+
+def rows_per_window(times: pl.Series, starts: Sequence[dt.datetime]) -> list[int]:
+    """How many of `times` fall in each window: window i runs from `starts[i]` (ascending) to
+    the next start, the last one open-ended. Times before the first start count for none.
+
+    A single-run backfill materialises many partitions from one frame: this gives each
+    partition its own row count.
+    """
+    if not starts:
+        return []
+    if times.dtype.time_zone is None:  # type: ignore[attr-defined]
+        raise ValueError(f"{times.name!r} must be timezone-aware, got {times.dtype}")
+    bounds = pl.Series("start", [as_utc(s) for s in starts]).cast(pl.Datetime("us", "UTC"))
+    if not bounds.is_sorted():
+        raise ValueError("window starts must be ascending")
+    index = bounds.search_sorted(times.cast(pl.Datetime("us", "UTC")), side="right") - 1
+    counts = index.filter(index >= 0).value_counts()
+    found = dict(zip(counts[:, 0].to_list(), counts[:, 1].to_list(), strict=True))
+    return [found.get(i, 0) for i in range(len(starts))]

@@ -37,22 +37,28 @@ def is_s3(root: str) -> bool:
     return root.startswith("s3://")
 
 
+def split_root(root: str, what: str = "") -> tuple[str | None, str]:
+    """(bucket, prefix) of `s3://bucket[/prefix]`, (None, path) of a path or a `file://` URI;
+    another scheme is refused, the message starting with `what` (what the root is for)."""
+    if "://" not in root:
+        return None, root
+    scheme, _, rest = root.partition("://")
+    if scheme == "s3":
+        bucket, _, prefix = rest.partition("/")
+        return bucket, prefix
+    if scheme != "file":
+        raise NotImplementedError(
+            f"{what}{root!r}: only local folders (a path or file://) and S3 "
+            "(s3://bucket/prefix) are implemented"
+        )
+    return None, rest
+
+
 def open_location(root: str | os.PathLike[str], s3: S3Resource | None = None) -> ObjectStore:
     """The store at `root`: a path, a `file://` URI, or `s3://bucket[/prefix]` (through `s3`'s
     client; boto3's chain when None)."""
-    text = os.fspath(root)
-    if "://" in text:
-        scheme, _, rest = text.partition("://")
-        if scheme == "s3":
-            bucket, _, prefix = rest.partition("/")
-            return S3ObjectStore(bucket, prefix, s3=s3)
-        if scheme != "file":
-            raise NotImplementedError(
-                f"{text!r}: only local folders (a path or file://) and S3 (s3://bucket/prefix) "
-                "are implemented"
-            )
-        text = rest
-    return LocalObjectStore(text)
+    bucket, rest = split_root(os.fspath(root))
+    return LocalObjectStore(rest) if bucket is None else S3ObjectStore(bucket, rest, s3=s3)
 
 
 __all__ = [
@@ -68,5 +74,6 @@ __all__ = [
     "is_s3",
     "open_location",
     "os_error",
+    "split_root",
     "temp_key",
 ]
