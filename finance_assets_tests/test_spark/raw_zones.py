@@ -19,7 +19,7 @@ import polars as pl
 from finance_assets.lib.io import lake
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers import SimulatedMarket
-from finance_assets.lib.providers.base import RawPayload
+from finance_assets.lib.providers.base import BarRequest, RawPayload
 
 EASTERN = ZoneInfo("America/New_York")
 INTRADAY = (dt.date(2026, 11, 16), dt.date(2026, 11, 18))
@@ -39,7 +39,7 @@ def fetched(hour: int, day: int = 21) -> dt.datetime:
 
 def truth(market: Market, symbol: str, interval: str, start, end) -> list[tuple[Any, ...]]:
     """(ts, open, high, low, close, volume) of the simulated market, oldest first."""
-    frame = SimulatedMarket().bars(market, [symbol], interval, start, end).sort("ts")
+    frame = SimulatedMarket().bars(BarRequest(market, [symbol], interval, start, end)).sort("ts")
     return frame.select("ts", "open", "high", "low", "close", "volume").rows()
 
 
