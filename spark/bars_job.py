@@ -31,6 +31,7 @@ import json
 import os
 import posixpath
 import sys
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -188,7 +189,7 @@ def raw_to_parquet(
     bars = result.bars.withColumn("date", _local_date("ts", timezone))
     quarantine = result.quarantine.withColumn("date", _local_date("partition_ts", timezone))
     # The figures in one Spark job over the judgement: (symbol, date) written, reasons counted.
-    counts = (
+    tallies = (
         bars.groupBy("symbol", "date", F.lit(None).cast("string").alias("reason"))
         .count()
         .unionByName(
@@ -196,8 +197,8 @@ def raw_to_parquet(
         )
         .collect()
     )
-    written = [r for r in counts if r["reason"] is None]
-    reasons = [r for r in counts if r["reason"] is not None]
+    written = [r for r in tallies if r["reason"] is None]
+    reasons = [r for r in tallies if r["reason"] is not None]
     bars_table = bars_output.Table(posixpath.join(out, asset), ("symbol", "date"))
     removed = bars_table.replace_window(
         bars.repartition("symbol", "date").sortWithinPartitions("ts"),
@@ -211,19 +212,17 @@ def raw_to_parquet(
         quarantine.repartition("date"), dates, {(asset, r["date"]) for r in reasons}
     )
     loaded = sum(r["count"] for r in written)
-    counts: dict[str, int] = {}
+    counts = Counter()
     for r in reasons:
-        counts[r["reason"]] = counts.get(r["reason"], 0) + r["count"]
-    formats: dict[str, int] = {}
-    for p in payloads:
-        formats[p.format] = formats.get(p.format, 0) + 1
+        counts[r["reason"]] += r["count"]
+    formats = Counter(p.format for p in payloads)
     figures = {
         "payloads": len(payloads),
         "payload_formats": dict(sorted(formats.items())),
         "records_received": loaded + sum(counts.values()),
         "rows_loaded": loaded,
         "rows_quarantined": sum(counts.values()),
-        "quarantine_reasons": dict(sorted(counts.items(), key=lambda i: -i[1])),
+        "quarantine_reasons": dict(counts.most_common()),
         "provider_errors": raw.errors,
         "rejected_files": {r.file: r.reason for r in rejections},
         "partitions_written": len(written),
