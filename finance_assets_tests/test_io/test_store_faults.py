@@ -22,28 +22,12 @@ from finance_assets.defs.market.partitions import daily_partitions
 from finance_assets.lib.io import lake, postgres
 from finance_assets.lib.io.managers import LakeWarehouseIOManager, WarehouseResource
 from finance_assets.lib.providers import SimulatedMarket
-from finance_assets.lib.providers.base import BarRequest
-from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA, conform
+from finance_assets.lib.schema import BAR_KEY
+from finance_assets_tests.test_io.day_bars import day_bars
 
 DAY = "2026-11-18"
 SCHEMA = "t_faults"
 TEMP = ".tmp-"  # temporary files: .<name>.tmp-<pid>...
-
-
-def _bars(market, symbols, ingested: int) -> pl.DataFrame:
-    start = dt.datetime(2026, 11, 18, tzinfo=market.tz)
-    bars = SimulatedMarket().bars(
-        BarRequest(market, symbols, "5min", start, start + dt.timedelta(days=1))
-    )
-    return conform(
-        bars.with_columns(
-            adj_close=pl.lit(None, pl.Float64),
-            currency=pl.lit("USD"),
-            source=pl.lit("simulated"),
-            ingested_at=pl.lit(dt.datetime(2026, 11, 18, 22, ingested, tzinfo=dt.UTC)),
-        ),
-        BAR_SCHEMA,
-    )
 
 
 def _temps(folder: Path) -> list[Path]:
@@ -144,8 +128,8 @@ def _background(fn) -> tuple[threading.Thread, dict]:
 
 def _old_then_new(store: Store, us) -> tuple[pl.DataFrame, dict]:
     """Writes the old rows; returns the new ones and a key only they have."""
-    old = _bars(us, ["AAPL", "MSFT"], ingested=0)
-    new = _bars(us, ["AAPL", "MSFT", "NVDA"], ingested=30)
+    old = day_bars(us, ["AAPL", "MSFT"], ingested_minute=0)
+    new = day_bars(us, ["AAPL", "MSFT", "NVDA"], ingested_minute=30)
     assert store.write(old).success
     # The last key of the COPY (sent in key order), a key the old rows do not have.
     held = new.sort(BAR_KEY).row(-1, named=True)
@@ -203,7 +187,7 @@ def test_read_only_lake_rolls_the_warehouse_back(store, us, mounts):
 
 
 def test_full_disk_under_the_lake_leaves_no_temp_file_and_the_old_rows(store, us, mounts):
-    old = _bars(us, ["AAPL"], ingested=0)
+    old = day_bars(us, ["AAPL"], ingested_minute=0)
     folder = store.lake_dir / SCHEMA / "bars"
     folder.mkdir(parents=True)
     _mount("-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder))
@@ -211,7 +195,7 @@ def test_full_disk_under_the_lake_leaves_no_temp_file_and_the_old_rows(store, us
     assert store.write(old).success
     before = store.rows()
     # Noise compresses badly: far more than 64 KiB of Parquet.
-    big = pl.concat([_bars(us, [f"S{i:03d}"], ingested=30) for i in range(40)])
+    big = pl.concat([day_bars(us, [f"S{i:03d}"], ingested_minute=30) for i in range(40)])
     big = big.with_columns(volume=pl.int_range(pl.len()) * 7919 % 1_000_003)
     result = store.write(big)
     assert not result.success
@@ -249,7 +233,7 @@ def test_a_killed_writers_temp_files_go_with_the_next_write(tmp_path, us):
     folder.mkdir(parents=True)
     leftover = folder / f".{lake.LAKE_FILE}{TEMP}{dead.pid}-0000abcd"
     leftover.write_bytes(b"half a parquet file")
-    frame = _bars(us, ["AAPL"], ingested=0)
+    frame = day_bars(us, ["AAPL"], ingested_minute=0)
     start = dt.datetime(2026, 11, 18, tzinfo=us.tz)
     lake.stage_window(
         tmp_path / "lake" / "bars", frame, start=start, end=start + dt.timedelta(days=1), tz=us.tz
@@ -268,8 +252,8 @@ def test_kept_spans_stay_in_both_stores(tmp_path, pg_url, us):
         conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     start = dt.datetime(2026, 11, 18, tzinfo=us.tz)
     end = start + dt.timedelta(days=1)
-    old = _bars(us, ["AAPL", "MSFT"], ingested=0)
-    new = _bars(us, ["AAPL"], ingested=30)
+    old = day_bars(us, ["AAPL", "MSFT"], ingested_minute=0)
+    new = day_bars(us, ["AAPL"], ingested_minute=30)
     both = stores.Stores(tmp_path, pg_url, postgres.WindowTable(SCHEMA, "kept"), us.tz)
     args = dict(start=start, end=end, primary_key=BAR_KEY)
     both.write(old, **args)

@@ -35,12 +35,12 @@ from finance_assets.lib.io.managers import (
 )
 from finance_assets.lib.io.objects import open_location
 from finance_assets.lib.providers import SimulatedMarket
-from finance_assets.lib.providers.base import BarRequest
-from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA, conform
+from finance_assets.lib.schema import BAR_KEY
 from finance_assets.lib.settings import SettingsError
 from finance_assets.resources import build_resources
 from finance_assets.resources.storage import StorageResource
 from finance_assets_tests.conftest import DUMMY_KEY_ID, DUMMY_SECRET
+from finance_assets_tests.test_io.day_bars import day_bars
 from finance_assets_tests.test_io.s3_faults import start_fault_proxy
 
 FETCHED = dt.datetime(2026, 11, 19, 1, tzinfo=dt.UTC)
@@ -278,22 +278,6 @@ SCHEMA = "t_s3_faults"
 DAY = "2026-11-18"
 
 
-def _bars(market, symbols: list[str], minute: int) -> pl.DataFrame:
-    start = dt.datetime(2026, 11, 18, tzinfo=market.tz)
-    bars = SimulatedMarket().bars(
-        BarRequest(market, symbols, "5min", start, start + dt.timedelta(days=1))
-    )
-    return conform(
-        bars.with_columns(
-            adj_close=pl.lit(None, pl.Float64),
-            currency=pl.lit("USD"),
-            source=pl.lit("simulated"),
-            ingested_at=pl.lit(dt.datetime(2026, 11, 18, 22, minute, tzinfo=dt.UTC)),
-        ),
-        BAR_SCHEMA,
-    )
-
-
 def _write_bars(market, frame: pl.DataFrame, lake_root: str, url: str, s3: S3Resource | None):
     @dg.asset(
         key=[SCHEMA, "bars"],
@@ -331,7 +315,7 @@ def test_s3_refusing_the_lake_put_fails_the_step_and_keeps_the_warehouse(
     lake_root = f"s3://{bucket}/lake"
     # Two attempts beyond the first, for boto3 and for polars alike (S3Resource's budget).
     s3 = S3Resource(max_attempts=2)
-    old, new = _bars(us, ["AAPL", "MSFT"], 0), _bars(us, ["AAPL", "MSFT", "NVDA"], 30)
+    old, new = day_bars(us, ["AAPL", "MSFT"], 0), day_bars(us, ["AAPL", "MSFT", "NVDA"], 30)
     assert _write_bars(us, old, lake_root, pg_url, s3).success
     before_wh, before_lake = _warehouse(pg_url), _lake_rows(lake_root)
     keys_before = listing(lake_root)
@@ -375,7 +359,7 @@ def test_a_missing_bucket_is_named(aws_env, pg_url, us) -> None:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     result = _write_bars(
-        us, _bars(us, ["AAPL"], 0), "s3://no-such-finance-bucket/lake", pg_url, None
+        us, day_bars(us, ["AAPL"], 0), "s3://no-such-finance-bucket/lake", pg_url, None
     )
     assert not result.success
     text = _failure(result)
