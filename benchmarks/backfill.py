@@ -327,7 +327,8 @@ STORAGE_CLASSES = ("pooled", "pooled-unbatched", "dagster-postgres")
 
 def postgres_storage(storage_class: str, url: str) -> dict[str, Any]:
     """The `storage:` block of dagster.yaml for a PostgreSQL instance at `url`: the project's
-    pooled storage (as deployed, finance_assets/storage.py) or dagster-postgres's own."""
+    pooled storage (as deployed, finance_assets/dagster_instance/pooled_storage.py) or
+    dagster-postgres's own."""
     # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3,
     # on which its event storage fails (NOTIFY with a bound parameter).
     url = url.replace("postgresql://", "postgresql+psycopg2://", 1)
@@ -338,7 +339,7 @@ def postgres_storage(storage_class: str, url: str) -> dict[str, Any]:
     config = {"postgres_url": url, "batch_planned_events": storage_class == "pooled"}
     return {
         "custom": {
-            "module": "finance_assets.storage",
+            "module": "finance_assets.dagster_instance.pooled_storage",
             "class": "PooledPostgresStorage",
             "config": config,
         }
@@ -347,9 +348,9 @@ def postgres_storage(storage_class: str, url: str) -> dict[str, Any]:
 
 def local_storage(data_dir: Path) -> dict[str, Any]:
     """The local instance's storage (as `make demo` / `make dev`): the pooled storage on the
-    embedded PostgreSQL of a data folder (finance_assets/local_instance.py)."""
+    embedded PostgreSQL of a data folder (finance_assets/dagster_instance/local_storage.py)."""
     config = {"data_dir": str(data_dir)}
-    module = "finance_assets.local_instance"
+    module = "finance_assets.dagster_instance.local_storage"
     return {"custom": {"module": module, "class": "LocalPostgresStorage", "config": config}}
 
 
@@ -542,8 +543,8 @@ def data_path(
     The raw zone and the lake under `data_dir`, or at `raw_root` / `lake_root` (`s3://...`)."""
     import polars as pl
 
-    from finance_assets.lib import cleaning, quality
-    from finance_assets.lib.io import lake, postgres, stores
+    from finance_assets.lib import clean_step, quality
+    from finance_assets.lib.io import lake, lake_warehouse, postgres
     from finance_assets.lib.io.objects import open_location
     from finance_assets.lib.schema import BAR_KEY
     from finance_assets.resources import DataQualityResource
@@ -573,7 +574,7 @@ def data_path(
     raw = lake.read_payloads(raw_dir, start, end)
     step("raw zone read")
     # The asset's own clean step: parse, supersede, window, clean, kept spans.
-    cleaned = cleaning.clean_window(
+    cleaned = clean_step.clean_window(
         raw,
         market,
         "5min",
@@ -590,9 +591,11 @@ def data_path(
     step("quality rules")
 
     # As LakeWarehouseIOManager does: lake staged while the warehouse copies, the warehouse
-    # committed, the lake published (stores.Stores.write).
+    # committed, the lake published (lake_warehouse.Stores.write).
     bars = result.bars
-    both = stores.Stores(lake_dir, pg_url, postgres.WindowTable(schema, "bars_5min"), market.tz)
+    both = lake_warehouse.Stores(
+        lake_dir, pg_url, postgres.WindowTable(schema, "bars_5min"), market.tz
+    )
     both.write(
         bars,
         start=start,
@@ -1168,7 +1171,8 @@ def add_speed_arguments(parser: argparse.ArgumentParser) -> None:
         "--storage-class",
         choices=STORAGE_CLASSES,
         default="pooled",
-        help="with --instance postgres: pooled = finance_assets.storage.PooledPostgresStorage "
+        help="with --instance postgres: pooled = "
+        "finance_assets.dagster_instance.pooled_storage.PooledPostgresStorage "
         "(as dagster.yaml deploys it), pooled-unbatched = the same without its batched planned "
         "events, dagster-postgres = its own storage (a connection per statement outside the "
         "webserver)",

@@ -9,11 +9,11 @@ from collections.abc import Sequence
 import dagster as dg
 
 from finance_assets.defs.analytics import definitions as analytics
+from finance_assets.defs.cluster import definitions as cluster
 from finance_assets.defs.common import TASK_OVERRIDES_TAG
 from finance_assets.defs.market import definitions as market
 from finance_assets.defs.ops import definitions as ops
 from finance_assets.defs.social import definitions as social
-from finance_assets.defs.spark import definitions as spark
 from finance_assets.defs.warehouse import definitions as warehouse
 from finance_assets.lib.markets import Market, markets_from_env
 from finance_assets.lib.settings import SettingsError
@@ -44,7 +44,7 @@ def build_domain_defs(
         market.build_defs(markets, follow_schedules=follow_schedules),
         warehouse.build_defs(markets),
         social.build_defs(markets),
-        spark.build_defs(markets),
+        cluster.build_defs(markets),
         analytics.build_defs(markets),
     )
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # PgBouncer in session mode in front of Dagster's storage: every Dagster process (webserver,
 # daemon, code server, each run and step process) keeps its own small pool of connections
-# (finance_assets/storage.py), so the pooler caps what PostgreSQL sees and queues the rest instead
+# (finance_assets/dagster_instance/pooled_storage.py), so the pooler caps what PostgreSQL sees and queues the rest instead
 # of refusing them at max_connections; session mode keeps LISTEN/NOTIFY working. An idle pooled
 # client holds its server connection in session mode: raise PGBOUNCER_POOL_SIZE with the runs. The config and its password file are written at start, in a private
 # directory, from the environment: no password is in the image.

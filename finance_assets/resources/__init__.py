@@ -53,10 +53,10 @@ from finance_assets.resources.posts import (
     SimulatedPostsResource,
     XApiResource,
 )
-from finance_assets.resources.spark import spark_pipes_from_env
+from finance_assets.resources.spark_pipes import spark_pipes_from_env
 from finance_assets.resources.steps import check_step_execution
-from finance_assets.resources.storage import StorageResource
 from finance_assets.resources.thresholds import AlertSettingsResource, DataQualityResource
+from finance_assets.resources.zones import StorageResource
 
 __all__ = [
     "ENVIRONMENTS",

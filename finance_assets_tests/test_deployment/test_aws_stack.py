@@ -58,8 +58,8 @@ from finance_assets.lib.markets import Market  # noqa: E402
 from finance_assets.lib.schema import BAR_SCHEMA  # noqa: E402
 from finance_assets.resources.landing import LANDING_FILE_TAG, LandingZoneResource  # noqa: E402
 from finance_assets.resources.market_data import SimulatedMarketResource  # noqa: E402
-from finance_assets.resources.storage import StorageResource  # noqa: E402
 from finance_assets.resources.thresholds import DataQualityResource  # noqa: E402
+from finance_assets.resources.zones import StorageResource  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 AWS_DIR = REPO / "deployment" / "aws"

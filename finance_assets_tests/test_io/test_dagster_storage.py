@@ -1,6 +1,6 @@
-"""The pooled Dagster storage (finance_assets/storage.py), loaded from a dagster.yaml as a
-deployment loads it, against the real PostgreSQL: runs stored and read back, connections reused,
-a killed connection replaced."""
+"""The pooled Dagster storage (finance_assets/dagster_instance/pooled_storage.py), loaded from a
+dagster.yaml as a deployment loads it, against the real PostgreSQL: runs stored and read back,
+connections reused, a killed connection replaced."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy
 import yaml
 
-from finance_assets.storage import (
+from finance_assets.dagster_instance.pooled_storage import (
     PooledPostgresEventLogStorage,
     PooledPostgresRunStorage,
     PooledPostgresStorage,
@@ -35,7 +35,7 @@ def _storage_block(url: str, **pool: int) -> dict:
     parts = urlsplit(url)
     return {
         "custom": {
-            "module": "finance_assets.storage",
+            "module": "finance_assets.dagster_instance.pooled_storage",
             "class": "PooledPostgresStorage",
             "config": {
                 "postgres_db": {
@@ -163,7 +163,7 @@ def test_the_deployed_instances_use_the_pooled_storage(path, storage_db, tmp_pat
     config = yaml.safe_load((REPO / path).read_text())
     storage = config["storage"]["custom"]
     assert (storage["module"], storage["class"]) == (
-        "finance_assets.storage",
+        "finance_assets.dagster_instance.pooled_storage",
         "PooledPostgresStorage",
     )
     # And the file loads: its storage block with its env vars pointed at the test database.
@@ -298,8 +298,8 @@ def test_planned_events_are_batched_into_the_rows_dagster_postgres_writes(
 def test_the_local_instance_keeps_dagsters_storage_on_the_embedded_server(tmp_path, monkeypatch):
     """deployment/local/dagster.yaml (what `make demo` / `make dev` use): the pooled storage in a
     `dagster` database of the embedded PostgreSQL under FINANCE_DATA_DIR."""
+    from finance_assets.dagster_instance.local_storage import LocalPostgresStorage
     from finance_assets.lib.io.postgres import embedded_server_url
-    from finance_assets.local_instance import LocalPostgresStorage
 
     data = tmp_path / "data"
     monkeypatch.setenv("FINANCE_DATA_DIR", str(data))

@@ -10,7 +10,7 @@ import psycopg
 from finance_assets.defs.market.freshness import assets_for_run
 from finance_assets.demo import range_tags, run_market
 from finance_assets.lib.clock import intraday_range
-from finance_assets.lib.io.stores import differing_partitions
+from finance_assets.lib.io.lake_warehouse import differing_partitions
 from finance_assets_tests.test_assets.test_end_to_end import _defs, env, fresh_schema  # noqa: F401
 
 DAYS = [dt.date(2026, 11, 17), dt.date(2026, 11, 18)]

@@ -245,7 +245,7 @@ def test_a_killed_writers_temp_files_go_with_the_next_write(tmp_path, us):
 def test_kept_spans_stay_in_both_stores(tmp_path, pg_url, us):
     """A symbol a provider did not answer keeps its rows in both stores; the others are
     replaced."""
-    from finance_assets.lib.io import stores
+    from finance_assets.lib.io import lake_warehouse
     from finance_assets.lib.io.spans import Kept
 
     with psycopg.connect(pg_url, autocommit=True) as conn:
@@ -254,7 +254,7 @@ def test_kept_spans_stay_in_both_stores(tmp_path, pg_url, us):
     end = start + dt.timedelta(days=1)
     old = day_bars(us, ["AAPL", "MSFT"], ingested_minute=0)
     new = day_bars(us, ["AAPL"], ingested_minute=30)
-    both = stores.Stores(tmp_path, pg_url, postgres.WindowTable(SCHEMA, "kept"), us.tz)
+    both = lake_warehouse.Stores(tmp_path, pg_url, postgres.WindowTable(SCHEMA, "kept"), us.tz)
     args = dict(start=start, end=end, primary_key=BAR_KEY)
     both.write(old, **args)
     kept = [Kept("MSFT", start, end)]

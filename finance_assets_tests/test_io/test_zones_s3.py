@@ -38,7 +38,7 @@ from finance_assets.lib.providers import SimulatedMarket
 from finance_assets.lib.schema import BAR_KEY
 from finance_assets.lib.settings import SettingsError
 from finance_assets.resources import build_resources
-from finance_assets.resources.storage import StorageResource
+from finance_assets.resources.zones import StorageResource
 from finance_assets_tests.conftest import DUMMY_KEY_ID, DUMMY_SECRET
 from finance_assets_tests.test_io.day_bars import day_bars
 from finance_assets_tests.test_io.s3_faults import start_fault_proxy

@@ -18,7 +18,7 @@ from finance_assets.lib import schema, transforms
 from finance_assets.lib.markets import BAR_MINUTES, markets_from_env
 from finance_assets.lib.providers import alpha_vantage, csv_files, twelve_data_series, yahoo_chart
 from finance_assets.lib.providers.base import PayloadFormatError
-from finance_assets.resources import spark as spark_resource
+from finance_assets.resources import spark_pipes as spark_resource
 from finance_assets.resources.thresholds import DataQualityResource
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "spark"))

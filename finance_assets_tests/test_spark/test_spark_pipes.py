@@ -28,10 +28,10 @@ import dagster_pipes
 import polars as pl
 import pytest
 
-from finance_assets.defs.spark.assets import build_spark_assets
+from finance_assets.defs.cluster.assets import build_spark_assets
 from finance_assets.lib.io import lake
 from finance_assets.lib.providers import SimulatedMarket
-from finance_assets.resources.spark import (
+from finance_assets.resources.spark_pipes import (
     JOB_DIR,
     SparkPipesResource,
     library_files,

@@ -37,7 +37,7 @@ from finance_assets.defs.market.reconcile import (
     reconciliation_result,
 )
 from finance_assets.lib import answers, transforms
-from finance_assets.lib.cleaning import clean_window
+from finance_assets.lib.clean_step import clean_window
 from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource, table_preview
 from finance_assets.lib.io.spans import WindowRows
@@ -46,8 +46,8 @@ from finance_assets.lib.providers.base import Interval, ProviderError, RawPayloa
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA
 from finance_assets.resources.landing import LANDING_SHA256_TAG, LandingZoneResource
 from finance_assets.resources.market_data import MarketDataResource
-from finance_assets.resources.storage import StorageResource
 from finance_assets.resources.thresholds import DataQualityResource
+from finance_assets.resources.zones import StorageResource
 
 # A range run gives each partition its own counts up to this many partitions (six UK sessions
 # of 5-minute bars: the demo's range). Dagster checks every per-partition `add_asset_metadata`

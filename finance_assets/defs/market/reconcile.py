@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import polars as pl
 
-from finance_assets.lib.io import postgres, stores
+from finance_assets.lib.io import lake_warehouse, postgres
 from finance_assets.lib.io.objects import ObjectStore
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval
@@ -54,7 +54,7 @@ def reconciliation_result(
         return sorted(w.start for w in windows)
 
     table = postgres.WindowTable(asset_key.path[0], asset_key.path[-1])
-    both = stores.Stores(lake_dir, url, table, tz)
+    both = lake_warehouse.Stores(lake_dir, url, table, tz)
     compared = both.compare(window.start, window.end, starts=starts, keys=keys)
     differing = compared.differing
     metadata: dict[str, Any] = {

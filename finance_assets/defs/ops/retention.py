@@ -15,7 +15,7 @@ import dagster as dg
 from finance_assets.defs.common import step_tags
 from finance_assets.lib.io import lake
 from finance_assets.lib.io.objects import ObjectStore
-from finance_assets.resources.storage import StorageResource
+from finance_assets.resources.zones import StorageResource
 
 
 class RetentionConfig(dg.Config):

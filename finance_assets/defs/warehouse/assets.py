@@ -22,8 +22,8 @@ from finance_assets.lib import quality, transforms
 from finance_assets.lib.io import lake
 from finance_assets.lib.markets import Market
 from finance_assets.lib.schema import DAILY_SUMMARY_KEY, DAILY_SUMMARY_SCHEMA, UTC_TS
-from finance_assets.resources.storage import StorageResource
 from finance_assets.resources.thresholds import AlertSettingsResource
+from finance_assets.resources.zones import StorageResource
 
 
 def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:

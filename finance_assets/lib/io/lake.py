@@ -13,8 +13,8 @@ Every object is written whole or not at all (a local file goes to a temporary na
 renamed; an S3 PUT is atomic), so a reader never sees half a file and a failure leaves the
 previous one. The lake's day files are staged under hidden temporary names and published later
 (`stage_window`; on S3 publishing is a server-side copy): that is how the lake follows the
-warehouse's commit (`stores.py`). Temporary objects of a killed writer are removed by the next
-write to the same folder (locally when their PID is gone, on S3 after an hour).
+warehouse's commit (`lake_warehouse.py`). Temporary objects of a killed writer are removed by
+the next write to the same folder (locally when their PID is gone, on S3 after an hour).
 
 Each function takes the asset's store (`ObjectStore`), or a path / `s3://` URI to open one.
 """

@@ -9,7 +9,7 @@ reads those 20 days in one call. Where an asset's rows go:
   share a table between assets.
 - `LakeWarehouseIOManager`: the Parquet lake and the warehouse (the clean bars), reading from
   the lake; written so that a fault on either side leaves both with the same rows
-  (`stores.Stores.write`).
+  (`lake_warehouse.Stores.write`).
 
 The raw zone's and the lake's roots are a path or an `s3://bucket/prefix` URI; the scheme only
 chooses the object store (`objects.open_location`, S3 clients from the `s3` S3Resource, boto3's
@@ -25,7 +25,7 @@ import dagster as dg
 import polars as pl
 from dagster_aws.s3 import S3Resource
 
-from finance_assets.lib.io import lake, postgres, stores
+from finance_assets.lib.io import lake, lake_warehouse, postgres
 from finance_assets.lib.io.mongo import MongoRawStore
 from finance_assets.lib.io.objects import ObjectStore, open_location
 from finance_assets.lib.io.spans import WindowRows
@@ -262,7 +262,7 @@ class LakeWarehouseIOManager(dg.ConfigurableIOManager):
     Takes a frame, or `WindowRows` (a frame and the spans whose stored rows stay). The lake's
     files are staged while the warehouse transaction runs, the transaction commits only once
     they are, and they are renamed into place after it: whatever fails, both stores keep the
-    same rows (`stores.Stores.write`)."""
+    same rows (`lake_warehouse.Stores.write`)."""
 
     lake_root: str
     warehouse: dg.ResourceDependency[WarehouseResource]
@@ -278,7 +278,7 @@ class LakeWarehouseIOManager(dg.ConfigurableIOManager):
             )
         time_type = rows.frame.schema.get(table.time_column)
         store = asset_store(self.lake_root, context.asset_key, self.s3)
-        both = stores.Stores(store, self.warehouse.get_url(), table, tz)
+        both = lake_warehouse.Stores(store, self.warehouse.get_url(), table, tz)
         written = both.write(
             rows.frame,
             start=start,

@@ -4,7 +4,7 @@ Bulk writes go through ADBC's ingest, which is binary COPY under the hood (measu
 psycopg's CSV COPY for 800k bars), never per-row INSERT. In one transaction the window's rows are
 deleted and the new rows copied in, so a re-run never duplicates and a failure mid-write rolls
 back to the previous rows. `kept` spans (a symbol a provider did not answer) are left out of the
-delete; `before_commit` lets the lake refuse the commit (see `stores.py`). Names are quoted
+delete; `before_commit` lets the lake refuse the commit (see `lake_warehouse.py`). Names are quoted
 with `psycopg.sql.Identifier`; values are bound parameters (`$n`, PostgreSQL's own placeholders).
 """
 

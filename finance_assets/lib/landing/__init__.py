@@ -20,15 +20,15 @@ from finance_assets.lib.landing.inspection import (
     inspect_file,
 )
 from finance_assets.lib.landing.ledger import Ledger, LedgerEntry
-from finance_assets.lib.landing.names import name_problem, symbol_from_name
-from finance_assets.lib.landing.provider import LandingZoneFiles
-from finance_assets.lib.landing.store import (
+from finance_assets.lib.landing.location import (
     LandingStore,
     LocalLandingStore,
     S3LandingStore,
     UnsafeKey,
     open_store,
 )
+from finance_assets.lib.landing.names import name_problem, symbol_from_name
+from finance_assets.lib.landing.provider import LandingZoneFiles
 from finance_assets.lib.landing.tick import Accepted, ScanResult, scan
 from finance_assets.lib.providers.csv_files import PROVIDER
 

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from finance_assets.lib.landing.store import LandingStore
+from finance_assets.lib.landing.location import LandingStore
 
 PROCESSED_DIR = ".processed"
 

@@ -12,8 +12,8 @@ from finance_assets.lib.landing.inspection import (
     content_hash,
     inspect_file,
 )
+from finance_assets.lib.landing.location import LandingStore
 from finance_assets.lib.landing.names import name_problem
-from finance_assets.lib.landing.store import LandingStore
 from finance_assets.lib.providers.base import BarProvider, BarRequest, ProviderError, RawPayload
 from finance_assets.lib.providers.csv_files import FORMAT, PROVIDER
 

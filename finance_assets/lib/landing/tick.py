@@ -19,8 +19,8 @@ from finance_assets.lib.landing.inspection import (
     too_large,
 )
 from finance_assets.lib.landing.ledger import Ledger, LedgerEntry
+from finance_assets.lib.landing.location import LandingStore, UnsafeKey
 from finance_assets.lib.landing.names import name_problem
-from finance_assets.lib.landing.store import LandingStore, UnsafeKey
 from finance_assets.lib.markets import Market
 
 REJECTED_DIR = "rejected"

@@ -10,7 +10,7 @@ import dagster as dg
 from finance_assets.defs.common import market_asset, step_tags
 from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib.markets import Market
-from finance_assets.resources.spark import SparkPipesResource
+from finance_assets.resources.spark_pipes import SparkPipesResource
 
 ASSET = "bars_by_symbol"
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from finance_assets.defs.spark.assets import build_spark_assets
+from finance_assets.defs.cluster.assets import build_spark_assets
 from finance_assets.lib.markets import Market
 
 

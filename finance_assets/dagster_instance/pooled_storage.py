@@ -11,7 +11,7 @@ Loaded from `dagster.yaml`, Dagster's supported extension point for storage:
 
     storage:
       custom:
-        module: finance_assets.storage
+        module: finance_assets.dagster_instance.pooled_storage
         class: PooledPostgresStorage
         config:
           postgres_db: {...}            # as dagster-postgres's `storage: postgres:` block

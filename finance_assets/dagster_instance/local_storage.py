@@ -8,14 +8,14 @@ code server, runs) joins the same server; it stops when the last of them exits.
 
     storage:
       custom:
-        module: finance_assets.local_instance
+        module: finance_assets.dagster_instance.local_storage
         class: LocalPostgresStorage
         config:
           data_dir:                   # optional: else FINANCE_DATA_DIR, else ./data
             env: FINANCE_DATA_DIR
 
-It imports `dagster._serdes` and `dagster._config` for the reason `storage.py` gives (a storage
-class has no public base).
+It imports `dagster._serdes` and `dagster._config` for the reason `pooled_storage.py` gives (a
+storage class has no public base).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from dagster import Field, StringSource
 from dagster._config.config_schema import UserConfigSchema
 from dagster._serdes import ConfigurableClassData
 
-from finance_assets.storage import PooledPostgresStorage, PoolSettings
+from finance_assets.dagster_instance.pooled_storage import PooledPostgresStorage, PoolSettings
 
 DATABASE = "dagster"
 
