@@ -11,6 +11,14 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 DEMO_DAYS ?= 5
 DEMO_END ?=
+# `make demo UNIVERSE=index`: the S&P 500 and the FTSE 100 (shipped) instead of five demo symbols.
+UNIVERSE ?=
+ifeq ($(UNIVERSE),index)
+export FINANCE_UNIVERSE_US ?= sp500
+export FINANCE_UNIVERSE_UK ?= ftse100
+else ifneq ($(UNIVERSE),)
+$(error UNIVERSE=$(UNIVERSE): use UNIVERSE=index, or set FINANCE_UNIVERSE_US / FINANCE_UNIVERSE_UK)
+endif
 BENCH_ARGS ?=
 
 .PHONY: demo test dev lint bench clean up down base-image

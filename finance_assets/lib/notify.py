@@ -1,7 +1,7 @@
 """Notifications without Dagster: what a message says, and the channels that carry it.
 
 A `Notification` is rendered once per channel: Slack `chat.postMessage` (mrkdwn text, posted
-by `defs/ops/notifications/slack.py` through dagster-slack), e-mail (plain text over SMTP) and a
+by `resources/slack.py` through dagster-slack), e-mail (plain text over SMTP) and a
 local file of JSON lines (the default without a Slack token, so the demo shows what would have
 been sent). Every sender raises a `SendError` subclass on failure, with a message that never
 contains a secret (masked by `lib/redaction.py`): the caller keeps the notification and tries

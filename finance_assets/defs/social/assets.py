@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import (
+from finance_assets.defs.common.assets import (
     fails_once_if_permanent,
     output_unless_failed,
     range_verdicts,
@@ -18,7 +18,8 @@ from finance_assets.defs.common import (
     warehouse_table,
     with_sessions_before,
 )
-from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
+from finance_assets.defs.common.automation import DAILY, HOURLY
+from finance_assets.defs.common.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib import social
 from finance_assets.lib.clock import HOURLY_FMT
 from finance_assets.lib.io.managers import table_preview
@@ -39,7 +40,9 @@ def hourly_partitions(market: Market) -> dg.TimeWindowPartitionsDefinition:
 
 def _raw_posts(market: Market) -> dg.AssetsDefinition:
     @dg.asset(
-        **raw_zone_payloads(market, "social", hourly_partitions(market), name="raw_posts"),
+        **raw_zone_payloads(
+            market, "social", hourly_partitions(market), name="raw_posts", schedule=HOURLY
+        ),
         description=(
             f"Recent posts about each company of {market.name} (its hashtag or cashtag, "
             "original posts in English), every search page kept exactly as received in the raw "
@@ -73,6 +76,7 @@ def _post_sentiment(market: Market) -> dg.AssetsDefinition:
             partition_expr="created_at",
             primary_key=social.POST_SENTIMENT_KEY,
             schema=social.POST_SENTIMENT_SCHEMA,
+            schedule=HOURLY,
         ),
         check_specs=[
             dg.AssetCheckSpec(
@@ -145,6 +149,7 @@ def _daily_table(
         by_date=True,
         primary_key=primary_key,
         schema=schema,
+        schedule=DAILY,
     )
 
 

@@ -13,11 +13,11 @@ import dagster as dg
 import psycopg
 from psycopg import sql
 
-from finance_assets.defs.ops.notifications import CHAT, Notifier
 from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource
 from finance_assets.lib.markets import Market
 from finance_assets.lib.notify import Notification, SendError
+from finance_assets.resources.notifier import CHAT, Notifier
 
 MAX_AGE = dt.timedelta(hours=6)
 LEDGER = "price_alert_notifications"

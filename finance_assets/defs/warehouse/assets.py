@@ -6,14 +6,15 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import (
+from finance_assets.defs.common.assets import (
     output_unless_failed,
     rule_check,
     unique_keys_check,
     warehouse_table,
     with_sessions_before,
 )
-from finance_assets.defs.market.partitions import (
+from finance_assets.defs.common.automation import DAILY, EVERY_5MIN
+from finance_assets.defs.common.partitions import (
     daily_partitions,
     five_minute_partitions,
     refuse_invalid_partitions,
@@ -44,6 +45,7 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
             by_date=True,
             primary_key=DAILY_SUMMARY_KEY,
             schema=DAILY_SUMMARY_SCHEMA,
+            schedule=DAILY,
         ),
         check_specs=[
             dg.AssetCheckSpec(
@@ -118,6 +120,7 @@ def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
             primary_key=transforms.PRICE_ALERT_KEY,
             schema=transforms.PRICE_ALERT_SCHEMA,
             table="price_alerts",
+            schedule=EVERY_5MIN,
         ),
         check_specs=[
             dg.AssetCheckSpec(

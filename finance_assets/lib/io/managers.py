@@ -157,24 +157,6 @@ class RawZoneIOManager(dg.ConfigurableIOManager):
         return lake.read_payloads(asset_store(self.root, context.asset_key, self.s3), start, end)
 
 
-def _lake_write(store: ObjectStore, context: dg.OutputContext, obj: pl.DataFrame) -> dict[str, Any]:
-    start, end, tz = _window(context)
-    meta = _output_metadata(context)
-    files = lake.stage_window(
-        store,
-        obj,
-        start=start,
-        end=end,
-        tz=tz,
-        time_column=meta.get("partition_expr", "ts"),
-    ).publish()
-    return {
-        "lake_files": len(files),
-        "lake_bytes": sum(f.size for f in files),
-        "dagster/uri": store.uri(),
-    }
-
-
 def _lake_read(store: ObjectStore, context: dg.InputContext) -> pl.DataFrame:
     start, end, tz = _window(context)
     meta = (

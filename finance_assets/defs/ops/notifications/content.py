@@ -6,10 +6,10 @@ from typing import Any
 
 import dagster as dg
 
-from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
-from finance_assets.defs.ops.notifications.resource import Notifier
+from finance_assets.defs.common.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.lib import notify
 from finance_assets.lib.notify import Notification
+from finance_assets.resources.notifier import Notifier
 
 PARTITION_TAG = "dagster/partition"
 

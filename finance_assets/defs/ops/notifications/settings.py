@@ -11,9 +11,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from finance_assets.defs.ops.notifications.resource import Notifier
-from finance_assets.defs.ops.notifications.slack import SLACK_API_URL, SlackChannel
 from finance_assets.lib import notify
+from finance_assets.resources.notifier import Notifier
+from finance_assets.resources.slack import SLACK_API_URL, SlackChannel
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")

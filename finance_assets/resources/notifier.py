@@ -11,10 +11,10 @@ from typing import Any
 
 import dagster as dg
 
-from finance_assets.defs.ops.notifications.slack import SlackChannel
 from finance_assets.lib import notify
 from finance_assets.lib.notify import Notification, SendError
 from finance_assets.lib.redaction import REDACTED, redact
+from finance_assets.resources.slack import SlackChannel
 
 CHAT, EMAIL = "chat", "email"
 # Which logical channels each kind of notice goes to. A failed blocking check also fails its
