@@ -58,10 +58,10 @@ bench: $(VENV)/.installed-dev
 
 # --strict: a broken link, a missing anchor or a page left out of the nav fails the build.
 docs: $(VENV)/.installed-docs
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 docs-serve: $(VENV)/.installed-docs
-	$(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(PORT)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(PORT)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache site
