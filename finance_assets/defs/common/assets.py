@@ -307,7 +307,10 @@ def output_unless_failed(
     written (the previous rows stay) and the step fails, so downstream assets do not run.
     `keys`: the run's partition keys (a range's verdicts say what they cover)."""
     checks = range_verdicts(checks, keys)
-    failed = [c.check_name for c in checks if not c.passed]
+    # A WARN verdict informs; only an ERROR one stops the write.
+    failed = [
+        c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+    ]
     if failed:
         yield from checks
         raise dg.Failure(
