@@ -21,8 +21,8 @@ else ifneq ($(UNIVERSE),)
 $(error UNIVERSE=$(UNIVERSE): use UNIVERSE=index, or set FINANCE_UNIVERSE_US / FINANCE_UNIVERSE_UK)
 endif
 BENCH_ARGS ?=
-# make docs-serve: the site with live reload, on loopback only
-PORT ?= 8000
+# The port of `make dev` (default 3000) and of `make docs-serve` (default 8000), on loopback.
+PORT ?=
 
 .PHONY: demo test dev lint bench docs docs-serve clean up down base-image
 
@@ -36,7 +36,12 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,spark]'
-	@touch $@ $(VENV)/.installed $(VENV)/.installed-docs
+	@touch $@ $(VENV)/.installed $(VENV)/.installed-docs $(VENV)/.installed-ui
+
+# `make dev` needs the webserver only, not the test toolchain (pyspark, moto, playwright, ...).
+$(VENV)/.installed-ui: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[ui]'
+	@touch $@ $(VENV)/.installed
 
 $(VENV)/.installed-docs: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[docs]'
@@ -55,8 +60,8 @@ demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
-dev: $(VENV)/.installed-dev $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+dev: $(VENV)/.installed-ui $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(or $(PORT),3000)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -69,7 +74,7 @@ docs: $(VENV)/.installed-docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 docs-serve: $(VENV)/.installed-docs
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(PORT)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(or $(PORT),8000)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache site
