@@ -61,7 +61,7 @@ test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
 dev: $(VENV)/.installed-ui $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(or $(PORT),3000)
+	$(BIN)/dg dev --workspace workspace.yaml --host 127.0.0.1 --port $(or $(PORT),3000)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
