@@ -38,7 +38,8 @@ LOCATION_NAME = "finance_assets"
 MODULE_NAME = "finance_assets.definitions"
 ATTRIBUTE = "defs"
 # Steps run in this process: the demo and the tests pay ~0.1 s a run instead of a subprocess
-# per step. A re-execution from the UI may pick another executor.
+# per step. The code location's own executor is in-process already (resources/steps.py); a job
+# on Dagster's default executor (multi or in-process) is told so.
 IN_PROCESS = {"execution": {"config": {"in_process": {}}}}
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -71,9 +72,10 @@ def run_job(
     """
     job_def = defs.resolve_job_def(job_name)
     selection = frozenset(asset_selection) if asset_selection is not None else None
+    selects = job_def.executor_def is dg.multi_or_in_process_executor
     run = instance.create_run_for_job(
         job_def=job_def,
-        run_config={**IN_PROCESS, **QUIET},
+        run_config={**(IN_PROCESS if selects else {}), **QUIET},
         tags={**job_def.run_tags, **tags},
         asset_selection=selection,
         remote_job_origin=job_origin(job_name),

@@ -276,12 +276,17 @@ def test_ecs_steps_run_under_their_components_role(monkeypatch, tmp_path):
     assert handler._get_task_overrides(step) == {"taskRoleArn": INGEST_ARN}
 
 
-def test_without_ecs_no_step_tag_and_dagsters_default_executor(monkeypatch, tmp_path):
+def test_without_ecs_no_step_tag_and_the_steps_run_in_the_runs_process(monkeypatch, tmp_path):
+    """By default a run's steps run in its own process (none reloads the code location);
+    `multiprocess` is Dagster's own default, a process per step."""
     for environ in ({}, PROD):
         defs = _defs_with(monkeypatch, tmp_path, environ)
         assert set(_step_roles(defs).values()) == {None}
         for job in defs.resolve_all_job_defs():
-            assert job.executor_def is dg.multi_or_in_process_executor, job.name
+            assert job.executor_def is dg.in_process_executor, job.name
+    defs = _defs_with(monkeypatch, tmp_path, {"FINANCE_STEP_EXECUTOR": "multiprocess"})
+    for job in defs.resolve_all_job_defs():
+        assert job.executor_def is dg.multiprocess_executor, job.name
 
 
 @pytest.mark.parametrize(

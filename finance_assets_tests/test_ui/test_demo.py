@@ -101,6 +101,9 @@ def test_the_demo_succeeds_under_a_fake_clock(tmp_path, demo_db, instant, sessio
             assert len(rows) == 5, (market, rows)
             assert all(bars > 0 and posts is not None for _, bars, posts in rows), rows
     assert "┌┐" not in out and "Incomplete" not in out
+    # A demo run prints no warning (Dagster's beta and preview notices included).
+    warned = [line for line in errors.read_text().splitlines() if "Warning" in line]
+    assert not warned, warned
 
 
 def test_bad_demo_settings_are_usage_errors_naming_the_value(tmp_path):
