@@ -16,6 +16,12 @@ previous one. The lake's day files are staged under hidden temporary names and p
 warehouse's commit (`lake_warehouse.py`). Temporary objects of a killed writer are removed by
 the next write to the same folder (locally when their PID is gone, on S3 after an hour).
 
+A window staged for the warehouse's commit is marked first: `_pending/<window>.json` beside the
+`dt=` folders lists its staged objects and where they go. A publish that fails after the
+commit (S3 answering CopyObject with 500s) leaves the marker and the staged objects: readers of
+the window refuse it (`PendingPublish`), the reconciliation names it, and the next write to the
+asset, or `publish_pending`, finishes the publish from the staged objects before anything else.
+
 Each function takes the asset's store (`ObjectStore`), or a path / `s3://` URI to open one.
 """
 
@@ -24,9 +30,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import time
+import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -51,9 +60,13 @@ Location = ObjectStore | str | os.PathLike[str]
 
 __all__ = [
     "LAKE_FILE",
+    "PENDING",
     "TEMP_MARK",
+    "PendingPublish",
     "StagedWindow",
     "dt_partitions",
+    "pending_publishes",
+    "publish_pending",
     "read_payloads",
     "read_window",
     "remove_partition",
@@ -258,31 +271,80 @@ def remove_partition(base: Location, folder: str) -> int:
 # --- Parquet lake ----------------------------------------------------------------------------
 
 
+PENDING = "_pending"  # the markers of windows committed in the warehouse, not yet published
+
+
+class PendingPublish(RuntimeError):
+    """A window's day files wait to be published: the lake lags the warehouse there, and a
+    reader refuses it rather than answer from the older files."""
+
+
 @dataclass
 class StagedWindow:
     """Day files written under temporary names, waiting to be published (moved into place:
     a rename locally, a server-side copy on S3) or discarded; `removals` are the day files the
-    window leaves empty; `sizes` the bytes of each staged file."""
+    window leaves empty; `sizes` the bytes of each staged file. `marker`: the key of its
+    pending-publish marker, once `mark` wrote one."""
 
     store: ObjectStore
     moves: list[tuple[str, str]] = field(default_factory=list)
     removals: list[str] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    marker: str | None = None
 
-    def publish(self) -> list[ObjectInfo]:
-        """Move every staged file into place (a rename per day locally: microseconds each)."""
-        done = []
-        now = dt.datetime.now(dt.UTC)
-        try:
-            for tmp, key in self.moves:
-                self.store.move(tmp, key)
-                done.append(ObjectInfo(key, self.sizes.get(tmp, 0), now))
-            for key in self.removals:
-                self.store.delete(key)
-        except BaseException:
-            self.discard()
-            raise
+    def mark(self) -> str:
+        """Write the pending-publish marker: from now on readers of the window's days refuse
+        them until `publish` (here, by the next writer or by `publish_pending`) clears it."""
+        start = (self.start or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        end = (self.end or start).astimezone(dt.UTC)
+        key = f"{PENDING}/{start:%Y%m%dT%H%M%S}-{end:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.json"
+        document = {
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+            "moves": [list(m) for m in self.moves],
+            "removals": self.removals,
+            "sizes": self.sizes,
+            "staged_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+        self.store.write(key, json.dumps(document, indent=1).encode())
+        self.marker = key
+        return key
+
+    def publish(self, attempts: int = 1, backoff: float = 1.0) -> list[ObjectInfo]:
+        """Move every staged file into place (a rename per day locally: microseconds each),
+        then clear the marker. Up to `attempts` tries, `backoff` seconds doubling between
+        them, each going on from where the last stopped. On failure a marked window keeps its
+        staged files and marker (the warehouse has committed them: `publish_pending` finishes
+        it); an unmarked one is discarded."""
+        done: list[ObjectInfo] = []
+        for attempt in range(1, attempts + 1):
+            try:
+                self._publish_rest(done)
+                break
+            except OSError:
+                if attempt == attempts:
+                    if self.marker is None:
+                        self.discard()
+                    raise
+                time.sleep(backoff * 2 ** (attempt - 1))
+            except BaseException:
+                if self.marker is None:
+                    self.discard()
+                raise
         return done
+
+    def _publish_rest(self, done: list[ObjectInfo]) -> None:
+        now = dt.datetime.now(dt.UTC)
+        for tmp, key in self.moves[len(done) :]:
+            self.store.move(tmp, key)
+            done.append(ObjectInfo(key, self.sizes.get(tmp, 0), now))
+        for key in self.removals:
+            self.store.delete(key)
+        if self.marker is not None:
+            self.store.delete(self.marker)
+            self.marker = None
 
     def discard(self) -> None:
         for tmp, _ in self.moves:
@@ -290,6 +352,95 @@ class StagedWindow:
                 self.store.delete(tmp)
             except OSError:
                 continue  # left for the next write to the folder (remove_stale_temps)
+        if self.marker is not None:
+            try:
+                self.store.delete(self.marker)
+                self.marker = None
+            except OSError:
+                pass  # a marker without staged files: the next writer clears it
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One pending-publish marker: the window, the day files it would write, its key."""
+
+    key: str
+    start: dt.datetime
+    end: dt.datetime
+    moves: list[tuple[str, str]]
+    removals: list[str]
+    sizes: dict[str, int]
+
+    @property
+    def days(self) -> list[str]:
+        return sorted(
+            {k.split("/")[0] for _, k in self.moves} | {k.split("/")[0] for k in self.removals}
+        )
+
+
+def pending_publishes(
+    base: Location, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> list[Pending]:
+    """The asset's pending-publish markers (those whose window overlaps [start, end) when
+    given), oldest window first. One listing of `_pending/`: nothing when there is none."""
+    store = store_of(base)
+    found = []
+    for info in store.list_files(PENDING):
+        if not info.name.endswith(".json"):
+            continue
+        document = json.loads(store.read(info.name))
+        lo = dt.datetime.fromisoformat(document["window_start"])
+        hi = dt.datetime.fromisoformat(document["window_end"])
+        if start is not None and end is not None and not (lo < end and start < hi):
+            continue
+        found.append(
+            Pending(
+                info.name,
+                lo,
+                hi,
+                [(str(a), str(b)) for a, b in document["moves"]],
+                list(document["removals"]),
+                dict(document.get("sizes", {})),
+            )
+        )
+    return sorted(found, key=lambda p: (p.start, p.key))
+
+
+def publish_pending(base: Location) -> list[str]:
+    """Finish every pending publish of the asset at `base` from its staged objects, oldest
+    first (each was committed in the warehouse before the next write began); returns the
+    day files published. A staged object already moved (its key exists, the staged name does
+    not) counts as published; one missing from both places raises `PendingPublish`, the
+    marker kept: only a re-run of that window can rewrite the day."""
+    store = store_of(base)
+    published: list[str] = []
+    for pending in pending_publishes(store):
+        staged = StagedWindow(
+            store, [], pending.removals, pending.sizes, pending.start, pending.end, pending.key
+        )
+        for tmp, key in pending.moves:
+            if store.exists(tmp):
+                staged.moves.append((tmp, key))
+            elif not store.exists(key):
+                raise PendingPublish(
+                    f"{store.uri(pending.key)}: the staged {store.uri(tmp)} for {key} is gone; "
+                    f"re-run [{pending.start}, {pending.end}) to rewrite it"
+                )
+        published += [info.name for info in staged.publish()]
+    return published
+
+
+def _refuse_pending(store: ObjectStore, start: dt.datetime, end: dt.datetime) -> None:
+    pending = pending_publishes(store, start, end)
+    if pending:
+        days = ", ".join(sorted({d for p in pending for d in p.days}))
+        first = pending[0]
+        raise PendingPublish(
+            f"{store.uri()}: {days} wait to be published (marker {store.uri(first.key)}): the "
+            f"warehouse committed [{first.start}, {first.end}) and the lake still holds the "
+            "older day files; the next write of the asset (or lake.publish_pending) "
+            "publishes them"
+        )
 
 
 def stage_window(
@@ -313,8 +464,11 @@ def stage_window(
     if outside:
         raise ValueError(f"{outside} row(s) have {time_column} outside [{start}, {end})")
     refuse_kept_rows(df, kept, time_column, store.uri())
+    # An earlier window committed but not published goes first: its day files are what this
+    # window reads back for partial days, and its staged objects must not be taken for stale.
+    publish_pending(store)
     stays = (ts < start_utc) | (ts >= end_utc) | kept_expr(kept, time_column)
-    staged = StagedWindow(store)
+    staged = StagedWindow(store, start=start, end=end)
     try:
         for day in _days(start, end, tz):
             key = f"{_dt(day)}/{LAKE_FILE}"
@@ -348,10 +502,20 @@ def stage_window(
 
 
 def read_window(
-    base: Location, *, start: dt.datetime, end: dt.datetime, tz: ZoneInfo, time_column: str = "ts"
+    base: Location,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    tz: ZoneInfo,
+    time_column: str = "ts",
+    pending: Literal["refuse", "ignore"] = "refuse",
 ) -> pl.DataFrame | None:
-    """Rows of [start, end) from the day files it touches; None when there are none."""
+    """Rows of [start, end) from the day files it touches; None when there are none.
+    `PendingPublish` when a day of the window waits to be published (the lake lags the
+    warehouse there), unless `pending="ignore"` (the reconciliation, which names it)."""
     store = store_of(base)
+    if pending == "refuse":
+        _refuse_pending(store, start, end)
     days = _days(start, end, tz)
     if isinstance(store, LocalObjectStore) or len(days) <= 2:
         files = [key for day in days if store.exists(key := f"{_dt(day)}/{LAKE_FILE}")]
