@@ -160,3 +160,21 @@ def test_publish_pending_finishes_a_window_whose_first_days_were_already_moved(
     assert lake.pending_publishes(store) == []
     back = lake.read_window(store, start=start, end=end, tz=us.tz)
     assert back is not None and back.sort("symbol", "ts").equals(frame.sort("symbol", "ts"))
+
+
+def test_lake_queries_refuse_a_table_with_days_waiting_to_be_published(tmp_path, us) -> None:
+    pytest.importorskip("duckdb")
+    from finance_assets.lib.analytics.lake_queries import run_query
+
+    table = tmp_path / "us" / "bars_5min"
+    start, end = _window(us, DAY)
+    lake.stage_window(table, day_bars(us, ["AAPL"], 0), start=start, end=end, tz=us.tz).publish()
+    sql = "SELECT count(*) AS n FROM bars_5min"
+    assert run_query(sql, tmp_path, "us")["n"].to_list() == [78]
+    lake.stage_window(
+        table, day_bars(us, ["AAPL", "MSFT"], 30), start=start, end=end, tz=us.tz
+    ).mark()  # staged and marked, as a commit would leave it when the publish then fails
+    with pytest.raises(lake.PendingPublish, match=f"us.bars_5min: dt={DAY} wait to be published"):
+        run_query(sql, tmp_path, "us")
+    assert lake.publish_pending(table) == [f"dt={DAY}/{lake.LAKE_FILE}"]
+    assert run_query(sql, tmp_path, "us")["n"].to_list() == [156]
