@@ -44,9 +44,9 @@ def run_query(sql: str, lake_root: str | os.PathLike[str], market: str) -> pl.Da
             if pending:
                 days = ", ".join(sorted({d for p in pending for d in p.days}))
                 raise lake.PendingPublish(
-                    f"{market}.{table}: {days} wait to be published in the lake ({files}/"
-                    f"{lake.PENDING}/): its files there lag the warehouse; the next write of "
-                    "the asset publishes them"
+                    f"{market}.{table}: {days} wait to be published in the lake (markers "
+                    f"{files}/{lake.PENDING}*): its files there lag the warehouse; the next "
+                    "write of the asset publishes them"
                 )
             pattern = str(files / "dt=*" / "*.parquet").replace("'", "''")
             con.execute(

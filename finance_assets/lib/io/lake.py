@@ -16,13 +16,12 @@ previous one. The lake's day files are staged under hidden temporary names and p
 warehouse's commit (`lake_warehouse.py`). Temporary objects of a killed writer are removed by
 the next write to the same folder (locally when their PID is gone, on S3 after an hour).
 
-A window staged for the warehouse's commit is marked first: `_pending/<window>.json` beside the
-`dt=` folders lists its staged objects and where they go. A publish that fails after the
-commit (S3 answering CopyObject with 500s) leaves the marker and the staged objects: readers of
-the window refuse it (`PendingPublish`), the reconciliation names it, and the next write to the
-asset, or `publish_pending`, finishes the publish from the staged objects before anything else.
-
-Each function takes the asset's store (`ObjectStore`), or a path / `s3://` URI to open one.
+A window staged for the warehouse's commit is marked first: `.pending-<window>.json` beside
+the `dt=` folders (hidden, as staged files are) lists its staged objects and where they go. A
+publish that fails after the commit (S3 answering CopyObject with 500s) leaves the marker and
+the staged objects: readers of the window refuse it (`PendingPublish`), the reconciliation
+names it, and the next write to the asset, or `publish_pending`, finishes the publish from the
+staged objects before anything else.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from finance_assets.lib.answers import answered_symbols
+from finance_assets.lib.answers import answered_symbols, supersedes
 from finance_assets.lib.io.objects import (
     TEMP_MARK,
     LocalObjectStore,
@@ -65,6 +64,7 @@ __all__ = [
     "PendingPublish",
     "StagedWindow",
     "dt_partitions",
+    "expired_payloads",
     "pending_publishes",
     "publish_pending",
     "read_payloads",
@@ -152,7 +152,10 @@ def write_payloads(
     """Store each payload's body as received; drop older payloads that the window supersedes
     entirely (same window or inside it), and only for symbols the new payloads *answered*: a
     file dropped for one symbol keeps the others', and a symbol a batch answered with an error
-    keeps its previous payloads until a later one answers it. Returns the bodies' keys.
+    keeps its previous payloads until a later one answers it. An older payload that did not
+    answer such a symbol either (an error then and now) goes all the same (`supersedes`):
+    re-fetches of a failing symbol replace each other instead of piling up. Returns the
+    bodies' keys.
 
     All or nothing: when a write fails (a full disk, S3 refusing a PUT), the objects this call
     created are removed and nothing older is dropped."""
@@ -161,6 +164,7 @@ def write_payloads(
     created: list[str] = []
     new_ids: set[str] = set()
     answered: set[str] = set()
+    asked: set[str] = set()
     existing: dict[str, set[str]] = {}  # folder -> names, listed once per folder
     try:
         for payload in payloads:
@@ -195,6 +199,7 @@ def write_payloads(
             written.append(body_key)
             new_ids.add(payload.payload_id)
             answered.update(answered_symbols(payload))
+            asked.update(payload.symbols)
     except BaseException:
         for key in created:
             store.delete(key)
@@ -203,7 +208,12 @@ def write_payloads(
         if old["payload_id"] in new_ids:
             continue
         inside = start <= old["window_start"] and old["window_end"] <= end
-        if inside and set(old["symbols"]) <= answered:
+        if inside and supersedes(
+            old["symbols"],
+            lambda old=old: answered_symbols(_payload_of(old, store.read(old["key"]))),
+            asked,
+            answered,
+        ):
             store.delete(old["key"])
             store.delete(old["meta_key"])
     return written
@@ -240,24 +250,52 @@ def read_payloads(base: Location, start: dt.datetime, end: dt.datetime) -> list[
     store = store_of(base)
     metas = _payload_metas(store, start, end)
     bodies = _read_all(store, [m["key"] for m in metas])
-    payloads = []
-    for meta, body in zip(metas, bodies, strict=True):
-        payloads.append(
-            RawPayload(
-                provider=meta["provider"],
-                format=meta["format"],
-                interval=meta["interval"],
-                symbols=tuple(meta["symbols"]),
-                window_start=meta["window_start"],
-                window_end=meta["window_end"],
-                fetched_at=dt.datetime.fromisoformat(meta["fetched_at"]),
-                body=body,
-                batch=meta["batch"],
-                request=meta["request"],
-                content_type=meta.get("content_type", "application/json"),
-            )
-        )
+    payloads = [_payload_of(meta, body) for meta, body in zip(metas, bodies, strict=True)]
     return sorted(payloads, key=lambda p: (p.fetched_at, p.batch))
+
+
+def _payload_of(meta: dict, body: bytes) -> RawPayload:
+    """A stored payload from its metadata (as `_payload_metas` reads it) and body."""
+    return RawPayload(
+        provider=meta["provider"],
+        format=meta["format"],
+        interval=meta["interval"],
+        symbols=tuple(meta["symbols"]),
+        window_start=meta["window_start"],
+        window_end=meta["window_end"],
+        fetched_at=dt.datetime.fromisoformat(meta["fetched_at"]),
+        body=body,
+        batch=meta["batch"],
+        request=meta["request"],
+        content_type=meta.get("content_type", "application/json"),
+    )
+
+
+def expired_payloads(base: Location, folder: str, cutoff: dt.date) -> list[str] | None:
+    """Retention of one raw `dt=` folder: a payload is judged by the end of its window (its
+    last local day before `cutoff`), not by the day it is filed under (its first): a 20-day
+    payload filed under its first day stays until its last day is old enough. None when
+    everything in the folder has expired (remove it whole), else the keys of the expired
+    payloads (body and metadata; empty when none). A payload whose metadata does not say
+    its window is judged by the folder's day; a body without metadata goes with its folder."""
+    if not folder.startswith("dt=") or "/" in folder:
+        raise ValueError(f"{folder} is not a dt= partition folder")
+    store = store_of(base)
+    filed = dt.date.fromisoformat(folder[3:])
+    names = [o.name for o in store.list_files(folder)]
+    meta_keys = [n for n in names if n.endswith(".meta.json")]
+    expired, young = [], 0
+    for meta_key, text in zip(meta_keys, _read_all(store, meta_keys), strict=True):
+        try:
+            end = json.loads(text).get("window_end")
+            last = (dt.datetime.fromisoformat(end) - dt.timedelta(microseconds=1)).date()
+        except (ValueError, TypeError, AttributeError):
+            last = filed  # not our metadata: the folder's day is all there is to go by
+        if last < cutoff:
+            expired += [meta_key.removesuffix(".meta.json") + ".json", meta_key]
+        else:
+            young += 1
+    return None if not young else expired
 
 
 def remove_partition(base: Location, folder: str) -> int:
@@ -271,7 +309,9 @@ def remove_partition(base: Location, folder: str) -> int:
 # --- Parquet lake ----------------------------------------------------------------------------
 
 
-PENDING = "_pending"  # the markers of windows committed in the warehouse, not yet published
+# The markers of windows committed in the warehouse, not yet published: hidden objects beside the
+# `dt=` folders (no folder of their own: nothing is left behind once they go).
+PENDING = ".pending-"
 
 
 class PendingPublish(RuntimeError):
@@ -299,7 +339,7 @@ class StagedWindow:
         them until `publish` (here, by the next writer or by `publish_pending`) clears it."""
         start = (self.start or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
         end = (self.end or start).astimezone(dt.UTC)
-        key = f"{PENDING}/{start:%Y%m%dT%H%M%S}-{end:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.json"
+        key = f"{PENDING}{start:%Y%m%dT%H%M%S}-{end:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.json"
         document = {
             "window_start": start.isoformat(),
             "window_end": end.isoformat(),
@@ -382,11 +422,12 @@ def pending_publishes(
     base: Location, start: dt.datetime | None = None, end: dt.datetime | None = None
 ) -> list[Pending]:
     """The asset's pending-publish markers (those whose window overlaps [start, end) when
-    given), oldest window first. One listing of `_pending/`: nothing when there is none."""
+    given), oldest window first. One listing of the asset's own objects (its `dt=` folders are
+    not listed into)."""
     store = store_of(base)
     found = []
-    for info in store.list_files(PENDING):
-        if not info.name.endswith(".json"):
+    for info in store.list_files():
+        if not (info.name.startswith(PENDING) and info.name.endswith(".json")):
             continue
         document = json.loads(store.read(info.name))
         lo = dt.datetime.fromisoformat(document["window_start"])
