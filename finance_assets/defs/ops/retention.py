@@ -1,11 +1,15 @@
 """Retention: raw payloads expire after a configurable age; lake retention is opt-in.
 
 Seed practice was raw data removed after 30 days, clean data archived at 90 and removed at 180.
-Here the job deletes whole `dt=` partitions of the raw zone older than `raw_max_age_days`
-(default 30) and, only when `lake_max_age_days` is set, of the lake: folders locally, every
-object under the `dt=` prefix on S3 (one listing and one batch delete per 1,000 objects). Each
-deletion is logged; `dry_run` lists what would go and deletes nothing. The warehouse keeps its
-history.
+Here the job deletes raw payloads older than `raw_max_age_days` (default 30) and, only when
+`lake_max_age_days` is set, whole `dt=` partitions of the lake: folders locally, every object
+under the `dt=` prefix on S3 (one listing and one batch delete per 1,000 objects).
+
+A raw payload is filed under the day its window starts but judged by the day it ends: a
+20-day payload goes when its last day is older than the limit, not its first (its other days
+are younger). A `dt=` folder whose payloads have all expired goes whole; one that still holds a
+young payload loses only its expired ones. Each deletion is logged; `dry_run` lists what would
+go and deletes nothing. The warehouse keeps its history.
 """
 
 import datetime as dt
@@ -52,15 +56,30 @@ def purge_expired_partitions(
     if config.lake_max_age_days is not None:
         targets.append((storage.lake(), config.lake_max_age_days))
     removed: list[str] = []
-    for root, age in targets:
+    verb = "would delete" if config.dry_run else "deleting"
+    for index, (root, age) in enumerate(targets):
         cutoff = today - dt.timedelta(days=age)
         for asset_store, folder in expired_partitions(root, cutoff):
-            where = asset_store.uri(folder)
-            verb = "would delete" if config.dry_run else "deleting"
-            context.log.info(f"{verb} {where} (older than {cutoff})")
-            if not config.dry_run:
-                lake.remove_partition(asset_store, folder)
-            removed.append(where)
+            # The raw zone (the first target) is judged payload by payload; the lake's day
+            # files hold that day's rows only.
+            keys = lake.expired_payloads(asset_store, folder, cutoff) if index == 0 else None
+            if keys is None:
+                where = asset_store.uri(folder)
+                context.log.info(f"{verb} {where} (older than {cutoff})")
+                if not config.dry_run:
+                    lake.remove_partition(asset_store, folder)
+                removed.append(where)
+                continue
+            if keys:
+                context.log.info(
+                    f"{verb} {len(keys) // 2} payload(s) of {asset_store.uri(folder)} whose "
+                    f"windows ended before {cutoff}; the folder keeps younger ones"
+                )
+            for key in keys:
+                if not config.dry_run:
+                    asset_store.delete(key)
+                if not key.endswith(".meta.json"):
+                    removed.append(asset_store.uri(key))
     return dg.Output(
         removed,
         metadata={
