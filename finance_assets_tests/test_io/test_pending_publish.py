@@ -7,6 +7,7 @@ re-running the failed partition."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -178,3 +179,33 @@ def test_lake_queries_refuse_a_table_with_days_waiting_to_be_published(tmp_path,
         run_query(sql, tmp_path, "us")
     assert lake.publish_pending(table) == [f"dt={DAY}/{lake.LAKE_FILE}"]
     assert run_query(sql, tmp_path, "us")["n"].to_list() == [156]
+
+
+def test_the_hourly_job_publishes_pending_windows_its_writers_left(tmp_path, us) -> None:
+    """Nobody writes the asset again (a backfill's last partition, a retired market): the
+    platform's hourly `lake_publish_job` publishes what is pending, leaving markers younger
+    than an hour to the writers that may still be committing them."""
+    from finance_assets.defs.ops.retention import lake_publish_job
+    from finance_assets.resources.zones import StorageResource
+
+    root = tmp_path / "lake"
+    start, end = _window(us, DAY)
+    stale = open_location(str(root)).child("us", "bars_5min")
+    lake.stage_window(stale, day_bars(us, ["AAPL"], 0), start=start, end=end, tz=us.tz).mark()
+    [marker] = lake.pending_publishes(stale)
+    # Staged two hours ago: its writer is long gone.
+    document = json.loads(stale.read(marker.key))
+    document["staged_at"] = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).isoformat()
+    stale.write(marker.key, json.dumps(document).encode())
+    young = open_location(str(root)).child("uk", "bars_5min")
+    lake.stage_window(young, day_bars(us, ["MSFT"], 0), start=start, end=end, tz=us.tz).mark()
+
+    storage = StorageResource(raw_root=str(tmp_path / "raw"), lake_root=str(root))
+    result = lake_publish_job.execute_in_process(resources={"storage": storage})
+    assert result.success
+    published = result.output_for_node("publish_pending_windows")
+    assert published == [stale.uri(f"dt={DAY}/{lake.LAKE_FILE}")]
+    assert lake.pending_publishes(stale) == []
+    back = lake.read_window(stale, start=start, end=end, tz=us.tz)
+    assert back is not None and back.height == 78
+    assert len(lake.pending_publishes(young)) == 1  # its writer's, for now

@@ -5,6 +5,10 @@ Here the job deletes raw payloads older than `raw_max_age_days` (default 30) and
 `lake_max_age_days` is set, whole `dt=` partitions of the lake: folders locally, every object
 under the `dt=` prefix on S3 (one listing and one batch delete per 1,000 objects).
 
+`lake_publish_job` (hourly) finishes the lake's pending publishes (`lake.publish_pending`):
+windows the warehouse committed while S3 refused to publish their day files, and that no write
+of the asset has published since. A marker staged less than an hour ago is left to its writer.
+
 A raw payload is filed under the day its window starts but judged by the day it ends: a
 20-day payload goes when its last day is older than the limit, not its first (its other days
 are younger). A `dt=` folder whose payloads have all expired goes whole; one that still holds a
@@ -90,6 +94,38 @@ def purge_expired_partitions(
     )
 
 
+# A pending marker younger than this may belong to a write still running (staged, committing).
+PENDING_SWEEP_AGE = dt.timedelta(hours=1)
+
+
+@dg.op(description="Publish the lake's windows the warehouse committed but S3 did not publish.")
+def publish_pending_windows(
+    context: dg.OpExecutionContext, storage: StorageResource
+) -> dg.Output[list[str]]:
+    root = storage.lake()
+    published: list[str] = []
+    failed: list[str] = []
+    for market in root.list_folders():
+        for asset in root.list_folders(market):
+            asset_store = root.child(market, asset)
+            try:
+                days = lake.publish_pending(asset_store, min_age=PENDING_SWEEP_AGE)
+            except (OSError, lake.PendingPublish) as exc:
+                # One asset's trouble does not stop the others'; the step fails at the end.
+                context.log.error(f"{asset_store.uri()}: pending publish failed: {exc}")
+                failed.append(f"{asset_store.uri()}: {exc}")
+                continue
+            for key in days:
+                context.log.info(f"published {asset_store.uri(key)} (pending since a fault)")
+            published += [asset_store.uri(key) for key in days]
+    if failed:
+        raise dg.Failure(
+            f"{len(failed)} asset(s) still have windows waiting to be published",
+            metadata={"failed": dg.MetadataValue.md("\n".join(f"- {f}" for f in failed))},
+        )
+    return dg.Output(published, metadata={"published": len(published)})
+
+
 def _retention_job(op_tags: dict[str, str]) -> dg.JobDefinition:
     @dg.job(
         name="retention_job",
@@ -101,15 +137,31 @@ def _retention_job(op_tags: dict[str, str]) -> dg.JobDefinition:
     return _job
 
 
+def _lake_publish_job(op_tags: dict[str, str]) -> dg.JobDefinition:
+    @dg.job(
+        name="lake_publish_job",
+        description="Publish the lake's day files the warehouse committed but S3 refused to "
+        "publish, from their staged copies (each asset's next write does it too).",
+    )
+    def _job() -> None:
+        publish_pending_windows.tag(op_tags)()
+
+    return _job
+
+
 # Without step tags: what tests and scripts execute in process.
 retention_job = _retention_job({})
+lake_publish_job = _lake_publish_job({})
 
 
 def build_retention_defs() -> dg.Definitions:
-    """The job and its schedule. Its step runs as an ingest step: in production the raw zone
-    is what it deletes (the ingest role may delete under raw/; the lake's age is its bucket's
-    lifecycle rules, so `lake_max_age_days` there would be refused)."""
+    """The jobs and their schedules. Retention's step runs as an ingest step: in production
+    the raw zone is what it deletes (the ingest role may delete under raw/; the lake's age is
+    its bucket's lifecycle rules, so `lake_max_age_days` there would be refused). The pending
+    publishes run hourly as a transform step (the role that writes the lake)."""
     job = _retention_job(step_tags("ingest"))
+    # Publishing writes the lake: the transform role's step, as the lake's writers are.
+    publish = _lake_publish_job(step_tags("transform"))
     schedule = dg.ScheduleDefinition(
         name="retention_daily",
         job=job,
@@ -117,4 +169,12 @@ def build_retention_defs() -> dg.Definitions:
         execution_timezone="UTC",
         description="Raw payloads older than 30 days are deleted every night at 02:15 UTC.",
     )
-    return dg.Definitions(jobs=[job], schedules=[schedule])
+    hourly = dg.ScheduleDefinition(
+        name="lake_publish_hourly",
+        job=publish,
+        cron_schedule="45 * * * *",
+        execution_timezone="UTC",
+        description="Every hour, the lake's day files left pending by a failed publish are "
+        "published from their staged copies.",
+    )
+    return dg.Definitions(jobs=[job, publish], schedules=[schedule, hourly])

@@ -402,7 +402,8 @@ class StagedWindow:
 
 @dataclass(frozen=True)
 class Pending:
-    """One pending-publish marker: the window, the day files it would write, its key."""
+    """One pending-publish marker: the window, the day files it would write, its key, when it
+    was staged."""
 
     key: str
     start: dt.datetime
@@ -410,6 +411,7 @@ class Pending:
     moves: list[tuple[str, str]]
     removals: list[str]
     sizes: dict[str, int]
+    staged_at: dt.datetime
 
     @property
     def days(self) -> list[str]:
@@ -442,20 +444,26 @@ def pending_publishes(
                 [(str(a), str(b)) for a, b in document["moves"]],
                 list(document["removals"]),
                 dict(document.get("sizes", {})),
+                dt.datetime.fromisoformat(document.get("staged_at") or document["window_end"]),
             )
         )
     return sorted(found, key=lambda p: (p.start, p.key))
 
 
-def publish_pending(base: Location) -> list[str]:
+def publish_pending(base: Location, min_age: dt.timedelta | None = None) -> list[str]:
     """Finish every pending publish of the asset at `base` from its staged objects, oldest
     first (each was committed in the warehouse before the next write began); returns the
     day files published. A staged object already moved (its key exists, the staged name does
     not) counts as published; one missing from both places raises `PendingPublish`, the
-    marker kept: only a re-run of that window can rewrite the day."""
+    marker kept: only a re-run of that window can rewrite the day. `min_age`: only markers
+    staged at least that long ago (a sweep beside running writers leaves theirs alone: a
+    marker precedes its commit by the time the COPY takes)."""
     store = store_of(base)
     published: list[str] = []
+    now = dt.datetime.now(dt.UTC)
     for pending in pending_publishes(store):
+        if min_age is not None and now - pending.staged_at < min_age:
+            continue
         staged = StagedWindow(
             store, [], pending.removals, pending.sizes, pending.start, pending.end, pending.key
         )
