@@ -166,3 +166,21 @@ def test_a_bad_deadline_fails_the_definitions_at_load(tmp_path) -> None:
 
     with pytest.raises(SettingsError, match="FINANCE_HTTP_DEADLINE_SECONDS='-5' is out of range"):
         build_resources({"FINANCE_HTTP_DEADLINE_SECONDS": "-5", "FINANCE_DATA_DIR": str(tmp_path)})
+
+
+def test_the_watchdog_cuts_a_read_waiting_for_its_next_byte(fake: FakeTime) -> None:
+    """A byte every 1.5 s: the read waiting for the second one is cut at the deadline (2 s),
+    not when that byte arrives (3 s)."""
+    server = Trickle("/", SLOW_BODY, 1.5).start()
+    try:
+        client = HttpClient(
+            "alpha_vantage",
+            limiter=RateLimiter("deadline-test", 100, clock=fake.clock),
+            retry=RequestRetries(attempts=1, deadline=DEADLINE),
+            clock=fake.clock,
+        )
+        error, took = _timed(lambda: client.get_json(f"{server.url}/query", {}))
+        assert "1 bytes of the body" in str(error)
+        assert DEADLINE <= took < DEADLINE + 0.5
+    finally:
+        server.stop()
