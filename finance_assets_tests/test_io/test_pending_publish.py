@@ -209,3 +209,31 @@ def test_the_hourly_job_publishes_pending_windows_its_writers_left(tmp_path, us)
     back = lake.read_window(stale, start=start, end=end, tz=us.tz)
     assert back is not None and back.height == 78
     assert len(lake.pending_publishes(young)) == 1  # its writer's, for now
+
+
+def test_a_pending_window_whose_staged_file_is_lost_waits_for_a_rewrite_of_its_day(
+    tmp_path, us
+) -> None:
+    """Someone deleted the staged file: nothing can publish it, readers keep refusing the
+    day, and only a write that rewrites the day whole clears the marker (once published)."""
+    store = open_location(str(tmp_path / "lake"))
+    start, end = _window(us, DAY)
+    staged = lake.stage_window(store, day_bars(us, ["AAPL"], 0), start=start, end=end, tz=us.tz)
+    staged.mark()
+    store.delete(staged.moves[0][0])
+    with pytest.raises(lake.PendingPublish, match=f"staged files of dt={DAY}/part-0.parquet"):
+        lake.publish_pending(store)
+    with pytest.raises(lake.PendingPublish):
+        lake.read_window(store, start=start, end=end, tz=us.tz)
+    # A window that reads the day back (half of it) cannot stand in for the lost file.
+    half = start + dt.timedelta(hours=12)
+    with pytest.raises(lake.PendingPublish, match="are gone"):
+        lake.stage_window(store, day_bars(us, ["AAPL"], 0).clear(), start=half, end=end, tz=us.tz)
+    rewrite = lake.stage_window(
+        store, day_bars(us, ["AAPL", "MSFT"], 30), start=start, end=end, tz=us.tz
+    )
+    assert len(lake.pending_publishes(store)) == 1  # until the rewrite is published
+    rewrite.publish()
+    assert lake.pending_publishes(store) == []
+    back = lake.read_window(store, start=start, end=end, tz=us.tz)
+    assert back is not None and sorted(back.get_column("symbol").unique()) == ["AAPL", "MSFT"]

@@ -22,10 +22,13 @@ publish that fails after the commit (S3 answering CopyObject with 500s) leaves t
 the staged objects: readers of the window refuse it (`PendingPublish`), the reconciliation
 names it, and the next write to the asset, or `publish_pending`, finishes the publish from the
 staged objects before anything else.
+
+Each function takes the asset's store (`ObjectStore`), or a path / `s3://` URI to open one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -85,6 +88,11 @@ def store_of(base: Location) -> ObjectStore:
 
 def _dt(day: dt.date) -> str:
     return f"dt={day.isoformat()}"
+
+
+def _midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
+    """The start of local `day`, in UTC."""
+    return dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
 
 
 def _days(start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> list[dt.date]:
@@ -333,6 +341,11 @@ class StagedWindow:
     start: dt.datetime | None = None
     end: dt.datetime | None = None
     marker: str | None = None
+    # Markers of earlier windows whose staged files were lost, for days this window rewrites
+    # whole: they go once this window is published (`publish_pending`).
+    inherited: list[str] = field(default_factory=list)
+    # The marker stays after the publish: some of its days' staged files were lost.
+    keep_marker: bool = False
 
     def mark(self) -> str:
         """Write the pending-publish marker: from now on readers of the window's days refuse
@@ -382,9 +395,12 @@ class StagedWindow:
             done.append(ObjectInfo(key, self.sizes.get(tmp, 0), now))
         for key in self.removals:
             self.store.delete(key)
-        if self.marker is not None:
+        if self.marker is not None and not self.keep_marker:
             self.store.delete(self.marker)
             self.marker = None
+        while self.inherited:
+            self.store.delete(self.inherited[-1])
+            self.inherited.pop()
 
     def discard(self) -> None:
         for tmp, _ in self.moves:
@@ -393,11 +409,9 @@ class StagedWindow:
             except OSError:
                 continue  # left for the next write to the folder (remove_stale_temps)
         if self.marker is not None:
-            try:
+            with contextlib.suppress(OSError):  # without staged files: the next writer's
                 self.store.delete(self.marker)
                 self.marker = None
-            except OSError:
-                pass  # a marker without staged files: the next writer clears it
 
 
 @dataclass(frozen=True)
@@ -455,11 +469,25 @@ def publish_pending(base: Location, min_age: dt.timedelta | None = None) -> list
     first (each was committed in the warehouse before the next write began); returns the
     day files published. A staged object already moved (its key exists, the staged name does
     not) counts as published; one missing from both places raises `PendingPublish`, the
-    marker kept: only a re-run of that window can rewrite the day. `min_age`: only markers
-    staged at least that long ago (a sweep beside running writers leaves theirs alone: a
-    marker precedes its commit by the time the COPY takes)."""
-    store = store_of(base)
+    marker kept: a re-run of that window rewrites the day (and clears the marker once
+    published). `min_age`: only markers staged at least that long ago (a sweep beside running
+    writers leaves theirs alone: a marker precedes its commit by the time the COPY takes)."""
+    published, lost, _ = _finish_pending(store_of(base), min_age)
+    if lost:
+        raise PendingPublish("; ".join(lost.values()))
+    return published
+
+
+def _finish_pending(
+    store: ObjectStore, min_age: dt.timedelta | None = None, rewrites: Iterable[str] = ()
+) -> tuple[list[str], dict[str, str], list[str]]:
+    """`publish_pending`'s work: (day files published, {marker: why it stays} for markers
+    whose staged files are lost for days not in `rewrites`, the markers whose lost days are
+    all in `rewrites`: the caller's window takes them over)."""
     published: list[str] = []
+    lost: dict[str, str] = {}
+    taken: list[str] = []
+    rewritten = set(rewrites)
     now = dt.datetime.now(dt.UTC)
     for pending in pending_publishes(store):
         if min_age is not None and now - pending.staged_at < min_age:
@@ -467,16 +495,26 @@ def publish_pending(base: Location, min_age: dt.timedelta | None = None) -> list
         staged = StagedWindow(
             store, [], pending.removals, pending.sizes, pending.start, pending.end, pending.key
         )
+        gone = []
         for tmp, key in pending.moves:
             if store.exists(tmp):
                 staged.moves.append((tmp, key))
             elif not store.exists(key):
-                raise PendingPublish(
-                    f"{store.uri(pending.key)}: the staged {store.uri(tmp)} for {key} is gone; "
-                    f"re-run [{pending.start}, {pending.end}) to rewrite it"
+                gone.append(key)
+        if gone:
+            # Publish what is there; the marker stays until the lost days are rewritten.
+            staged.keep_marker = True
+            published += [info.name for info in staged.publish()]
+            if set(gone) <= rewritten:
+                taken.append(pending.key)
+            else:
+                lost[pending.key] = (
+                    f"{store.uri(pending.key)}: the staged files of {', '.join(gone)} are gone; "
+                    f"re-run [{pending.start}, {pending.end}) to rewrite them"
                 )
+            continue
         published += [info.name for info in staged.publish()]
-    return published
+    return published, lost, taken
 
 
 def _refuse_pending(store: ObjectStore, start: dt.datetime, end: dt.datetime) -> None:
@@ -515,9 +553,23 @@ def stage_window(
     refuse_kept_rows(df, kept, time_column, store.uri())
     # An earlier window committed but not published goes first: its day files are what this
     # window reads back for partial days, and its staged objects must not be taken for stale.
-    publish_pending(store)
+    # Days whose staged files were lost are rewritten by this window only if it covers them
+    # whole; their marker goes when this window is published.
+    whole = [
+        f"{_dt(day)}/{LAKE_FILE}"
+        for day in _days(start, end, tz)
+        if start_utc <= _midnight(day, tz)
+        and _midnight(day + dt.timedelta(days=1), tz) <= end_utc
+        and not any(
+            k.start < _midnight(day + dt.timedelta(days=1), tz) and _midnight(day, tz) < k.end
+            for k in kept
+        )
+    ]
+    _, lost, taken_over = _finish_pending(store, rewrites=whole)
+    if lost:
+        raise PendingPublish("; ".join(lost.values()))
     stays = (ts < start_utc) | (ts >= end_utc) | kept_expr(kept, time_column)
-    staged = StagedWindow(store, start=start, end=end)
+    staged = StagedWindow(store, start=start, end=end, inherited=taken_over)
     try:
         for day in _days(start, end, tz):
             key = f"{_dt(day)}/{LAKE_FILE}"
