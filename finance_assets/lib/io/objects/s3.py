@@ -142,11 +142,7 @@ def os_error(
     text = str(exc)
     operation = operation or getattr(exc, "operation_name", None)
     doing = f"S3 {operation}" if operation else "S3"
-    if (
-        isinstance(exc, (BotoCoreError, OSError))
-        and not isinstance(exc, ClientError)
-        and (_timed_out(exc) or _lost_connection(exc))
-    ):
+    if _timed_out(exc) or _lost_connection(exc):
         # No answer from S3 at all: the outage, named, with botocore's own words for it.
         kind = TimeoutError if _timed_out(exc) else ConnectionError
         reason = "timed out" if kind is TimeoutError else "could not reach S3"
@@ -164,11 +160,8 @@ def os_error(
         return FileNotFoundError(f"{what}: no such object")
     if code in ("AccessDenied", "403", "Forbidden"):
         return PermissionError(f"{what}: access denied")
-    status = (
-        (response or {}).get("ResponseMetadata", {}).get("HTTPStatusCode")
-        if isinstance(response, dict)
-        else None
-    )
+    metadata = response.get("ResponseMetadata") if isinstance(response, dict) else None
+    status = metadata.get("HTTPStatusCode") if isinstance(metadata, dict) else None
     message = error.get("Message") or (text if code or not text else text[:500])
     return OSError(
         f"{what}: {doing} failed"
