@@ -13,7 +13,7 @@ Pure functions (no Dagster): the raw zone, the clean assets and the tests use th
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import polars as pl
 
@@ -76,6 +76,27 @@ def payload_unanswered(payload: RawPayload) -> dict[str, str]:
 def answered_symbols(payload: RawPayload) -> set[str]:
     """The symbols `payload` asked for and answered (neither an error nor an empty series)."""
     return set(payload.symbols) - set(payload_unanswered(payload))
+
+
+def supersedes(
+    old_symbols: Iterable[str],
+    old_answered: Callable[[], set[str]],
+    asked: set[str],
+    answered: set[str],
+) -> bool:
+    """Whether newer payloads of a window, which `asked` for these symbols and `answered`
+    these, make an older payload inside the window redundant: each of its symbols is answered
+    anew, or asked anew while the older payload did not answer it either (an error or an empty
+    series then and now: it holds nothing for that symbol, and keeping it would pile up one
+    payload per re-fetch of a failing symbol). A symbol it answered and the new ones did not
+    keeps it: its bars are the ones the stores keep. `old_answered` is called (the body read)
+    only when that matters."""
+    old = set(old_symbols)
+    if old <= answered:
+        return True
+    if not old <= asked:
+        return False
+    return not (old - answered) & old_answered()
 
 
 def _subtract(

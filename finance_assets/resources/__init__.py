@@ -26,6 +26,11 @@ from finance_assets.lib.io.managers import (
 )
 from finance_assets.lib.landing import open_store as open_landing_store
 from finance_assets.lib.providers import alpha_vantage, twelve_data, x_api
+from finance_assets.lib.providers.retrying import (
+    DEADLINE_RANGE,
+    DEADLINE_VARIABLE,
+    DEFAULT_DEADLINE,
+)
 from finance_assets.lib.providers.yahoo import DEFAULT_CALLS_PER_MINUTE
 from finance_assets.lib.settings import EnvSettings
 from finance_assets.resources.bounds import (
@@ -117,6 +122,8 @@ def build_resources(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
     settings.choice("FINANCE_SCHEDULES", "stopped", ("running", "stopped"), "a schedule status")
     # Read by the asset factories (step roles) and the code location (executor).
     check_step_execution(settings, current_env(settings.environ))
+    # Read by every provider client when it is built (lib/providers/retrying.py).
+    settings.number(DEADLINE_VARIABLE, DEFAULT_DEADLINE, DEADLINE_RANGE)
     settings.check()
     return resources
 

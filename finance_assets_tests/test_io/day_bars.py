@@ -12,14 +12,16 @@ from finance_assets.lib.schema import BAR_SCHEMA, conform
 DAY = dt.date(2026, 11, 18)
 
 
-def day_bars(market: Market, symbols: list[str], ingested_minute: int) -> pl.DataFrame:
-    """The bars of `DAY` for `symbols`, ingested at 22:<ingested_minute> UTC (a later minute
-    makes a later fetch of the same bars)."""
-    start = dt.datetime.combine(DAY, dt.time(), market.tz)
+def day_bars(
+    market: Market, symbols: list[str], ingested_minute: int, day: dt.date = DAY
+) -> pl.DataFrame:
+    """The bars of `day` for `symbols`, ingested at 22:<ingested_minute> UTC on `day` (a later
+    minute makes a later fetch of the same bars)."""
+    start = dt.datetime.combine(day, dt.time(), market.tz)
     bars = SimulatedMarket().bars(
         BarRequest(market, symbols, "5min", start, start + dt.timedelta(days=1))
     )
-    ingested = dt.datetime.combine(DAY, dt.time(22, ingested_minute), dt.UTC)
+    ingested = dt.datetime.combine(day, dt.time(22, ingested_minute), dt.UTC)
     return conform(
         bars.with_columns(
             adj_close=pl.lit(None, pl.Float64),

@@ -1,6 +1,8 @@
 """A small HTTP proxy in front of moto's S3 server that answers chosen requests with S3's own
-error documents (500 InternalError, 503 SlowDown) instead of forwarding them: faults injected
-on the wire, so boto3's and polars' retries and error handling run as they would against AWS."""
+error documents (500 InternalError, 503 SlowDown) instead of forwarding them, or drops the
+connection without an answer (`DROP`: S3 or the network going away mid-request): faults
+injected on the wire, so boto3's and polars' retries and error handling run as they would
+against AWS."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ import http.server
 import threading
 import urllib.parse
 from dataclasses import dataclass, field
+
+# A fault's status meaning "close the connection, answer nothing".
+DROP = 0
 
 HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "expect", "proxy-connection"}
 
@@ -68,11 +73,15 @@ def start_fault_proxy(upstream: str) -> tuple[FaultProxy, http.server.ThreadingH
             body = _read_body(self)
             for fault in list(proxy.faults):
                 if fault.method == self.command and fault.contains in self.path:
+                    proxy.seen.append((self.command, self.path, fault.status))
+                    if fault.status == DROP:
+                        # The request was read whole; the client gets no status line at all.
+                        self.close_connection = True
+                        return
                     document = (
                         f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{fault.code}'
                         f"</Code><Message>injected by the test proxy</Message></Error>"
                     ).encode()
-                    proxy.seen.append((self.command, self.path, fault.status))
                     self.send_response(fault.status)
                     self.send_header("Content-Type", "application/xml")
                     self.send_header("Content-Length", str(len(document)))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import polars as pl
 
+from finance_assets.lib.io import lake
+
 QUERIES = Path(__file__).resolve().parents[3] / "queries"
 TABLES = ("daily_bars", "bars_5min")
 
@@ -36,6 +38,16 @@ def run_query(sql: str, lake_root: str | os.PathLike[str], market: str) -> pl.Da
             files = Path(lake_root) / market / table
             if not any(files.glob("dt=*/*.parquet")):
                 continue
+            # Days committed in the warehouse but not yet published: the files there are the
+            # older ones, and a query over them would answer from them without saying so.
+            pending = lake.pending_publishes(files)
+            if pending:
+                days = ", ".join(sorted({d for p in pending for d in p.days}))
+                raise lake.PendingPublish(
+                    f"{market}.{table}: {days} wait to be published in the lake (markers "
+                    f"{files}/{lake.PENDING}*): its files there lag the warehouse; the next "
+                    "write of the asset publishes them"
+                )
             pattern = str(files / "dt=*" / "*.parquet").replace("'", "''")
             con.execute(
                 f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{pattern}', "

@@ -16,22 +16,33 @@ previous one. The lake's day files are staged under hidden temporary names and p
 warehouse's commit (`lake_warehouse.py`). Temporary objects of a killed writer are removed by
 the next write to the same folder (locally when their PID is gone, on S3 after an hour).
 
+A window staged for the warehouse's commit is marked first: `.pending-<window>.json` beside
+the `dt=` folders (hidden, as staged files are) lists its staged objects and where they go. A
+publish that fails after the commit (S3 answering CopyObject with 500s) leaves the marker and
+the staged objects: readers of the window refuse it (`PendingPublish`), the reconciliation
+names it, and the next write to the asset, or `publish_pending`, finishes the publish from the
+staged objects before anything else.
+
 Each function takes the asset's store (`ObjectStore`), or a path / `s3://` URI to open one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
+import time
+import uuid
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import polars as pl
 
-from finance_assets.lib.answers import answered_symbols
+from finance_assets.lib.answers import answered_symbols, supersedes
 from finance_assets.lib.io.objects import (
     TEMP_MARK,
     LocalObjectStore,
@@ -51,9 +62,14 @@ Location = ObjectStore | str | os.PathLike[str]
 
 __all__ = [
     "LAKE_FILE",
+    "PENDING",
     "TEMP_MARK",
+    "PendingPublish",
     "StagedWindow",
     "dt_partitions",
+    "expired_payloads",
+    "pending_publishes",
+    "publish_pending",
     "read_payloads",
     "read_window",
     "remove_partition",
@@ -72,6 +88,11 @@ def store_of(base: Location) -> ObjectStore:
 
 def _dt(day: dt.date) -> str:
     return f"dt={day.isoformat()}"
+
+
+def _midnight(day: dt.date, tz: ZoneInfo) -> dt.datetime:
+    """The start of local `day`, in UTC."""
+    return dt.datetime.combine(day, dt.time(), tz).astimezone(dt.UTC)
 
 
 def _days(start: dt.datetime, end: dt.datetime, tz: ZoneInfo) -> list[dt.date]:
@@ -139,7 +160,10 @@ def write_payloads(
     """Store each payload's body as received; drop older payloads that the window supersedes
     entirely (same window or inside it), and only for symbols the new payloads *answered*: a
     file dropped for one symbol keeps the others', and a symbol a batch answered with an error
-    keeps its previous payloads until a later one answers it. Returns the bodies' keys.
+    keeps its previous payloads until a later one answers it. An older payload that did not
+    answer such a symbol either (an error then and now) goes all the same (`supersedes`):
+    re-fetches of a failing symbol replace each other instead of piling up. Returns the
+    bodies' keys.
 
     All or nothing: when a write fails (a full disk, S3 refusing a PUT), the objects this call
     created are removed and nothing older is dropped."""
@@ -148,6 +172,7 @@ def write_payloads(
     created: list[str] = []
     new_ids: set[str] = set()
     answered: set[str] = set()
+    asked: set[str] = set()
     existing: dict[str, set[str]] = {}  # folder -> names, listed once per folder
     try:
         for payload in payloads:
@@ -182,6 +207,7 @@ def write_payloads(
             written.append(body_key)
             new_ids.add(payload.payload_id)
             answered.update(answered_symbols(payload))
+            asked.update(payload.symbols)
     except BaseException:
         for key in created:
             store.delete(key)
@@ -190,7 +216,12 @@ def write_payloads(
         if old["payload_id"] in new_ids:
             continue
         inside = start <= old["window_start"] and old["window_end"] <= end
-        if inside and set(old["symbols"]) <= answered:
+        if inside and supersedes(
+            old["symbols"],
+            lambda old=old: answered_symbols(_payload_of(old, store.read(old["key"]))),
+            asked,
+            answered,
+        ):
             store.delete(old["key"])
             store.delete(old["meta_key"])
     return written
@@ -227,24 +258,52 @@ def read_payloads(base: Location, start: dt.datetime, end: dt.datetime) -> list[
     store = store_of(base)
     metas = _payload_metas(store, start, end)
     bodies = _read_all(store, [m["key"] for m in metas])
-    payloads = []
-    for meta, body in zip(metas, bodies, strict=True):
-        payloads.append(
-            RawPayload(
-                provider=meta["provider"],
-                format=meta["format"],
-                interval=meta["interval"],
-                symbols=tuple(meta["symbols"]),
-                window_start=meta["window_start"],
-                window_end=meta["window_end"],
-                fetched_at=dt.datetime.fromisoformat(meta["fetched_at"]),
-                body=body,
-                batch=meta["batch"],
-                request=meta["request"],
-                content_type=meta.get("content_type", "application/json"),
-            )
-        )
+    payloads = [_payload_of(meta, body) for meta, body in zip(metas, bodies, strict=True)]
     return sorted(payloads, key=lambda p: (p.fetched_at, p.batch))
+
+
+def _payload_of(meta: dict, body: bytes) -> RawPayload:
+    """A stored payload from its metadata (as `_payload_metas` reads it) and body."""
+    return RawPayload(
+        provider=meta["provider"],
+        format=meta["format"],
+        interval=meta["interval"],
+        symbols=tuple(meta["symbols"]),
+        window_start=meta["window_start"],
+        window_end=meta["window_end"],
+        fetched_at=dt.datetime.fromisoformat(meta["fetched_at"]),
+        body=body,
+        batch=meta["batch"],
+        request=meta["request"],
+        content_type=meta.get("content_type", "application/json"),
+    )
+
+
+def expired_payloads(base: Location, folder: str, cutoff: dt.date) -> list[str] | None:
+    """Retention of one raw `dt=` folder: a payload is judged by the end of its window (its
+    last local day before `cutoff`), not by the day it is filed under (its first): a 20-day
+    payload filed under its first day stays until its last day is old enough. None when
+    everything in the folder has expired (remove it whole), else the keys of the expired
+    payloads (body and metadata; empty when none). A payload whose metadata does not say
+    its window is judged by the folder's day; a body without metadata goes with its folder."""
+    if not folder.startswith("dt=") or "/" in folder:
+        raise ValueError(f"{folder} is not a dt= partition folder")
+    store = store_of(base)
+    filed = dt.date.fromisoformat(folder[3:])
+    names = [o.name for o in store.list_files(folder)]
+    meta_keys = [n for n in names if n.endswith(".meta.json")]
+    expired, young = [], 0
+    for meta_key, text in zip(meta_keys, _read_all(store, meta_keys), strict=True):
+        try:
+            end = json.loads(text).get("window_end")
+            last = (dt.datetime.fromisoformat(end) - dt.timedelta(microseconds=1)).date()
+        except (ValueError, TypeError, AttributeError):
+            last = filed  # not our metadata: the folder's day is all there is to go by
+        if last < cutoff:
+            expired += [meta_key.removesuffix(".meta.json") + ".json", meta_key]
+        else:
+            young += 1
+    return None if not young else expired
 
 
 def remove_partition(base: Location, folder: str) -> int:
@@ -258,31 +317,90 @@ def remove_partition(base: Location, folder: str) -> int:
 # --- Parquet lake ----------------------------------------------------------------------------
 
 
+# The markers of windows committed in the warehouse, not yet published: hidden objects beside the
+# `dt=` folders (no folder of their own: nothing is left behind once they go).
+PENDING = ".pending-"
+
+
+class PendingPublish(RuntimeError):
+    """A window's day files wait to be published: the lake lags the warehouse there, and a
+    reader refuses it rather than answer from the older files."""
+
+
 @dataclass
 class StagedWindow:
     """Day files written under temporary names, waiting to be published (moved into place:
     a rename locally, a server-side copy on S3) or discarded; `removals` are the day files the
-    window leaves empty; `sizes` the bytes of each staged file."""
+    window leaves empty; `sizes` the bytes of each staged file. `marker`: the key of its
+    pending-publish marker, once `mark` wrote one."""
 
     store: ObjectStore
     moves: list[tuple[str, str]] = field(default_factory=list)
     removals: list[str] = field(default_factory=list)
     sizes: dict[str, int] = field(default_factory=dict)
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    marker: str | None = None
+    # Markers of earlier windows whose staged files were lost, for days this window rewrites
+    # whole: they go once this window is published (`publish_pending`).
+    inherited: list[str] = field(default_factory=list)
+    # The marker stays after the publish: some of its days' staged files were lost.
+    keep_marker: bool = False
 
-    def publish(self) -> list[ObjectInfo]:
-        """Move every staged file into place (a rename per day locally: microseconds each)."""
-        done = []
-        now = dt.datetime.now(dt.UTC)
-        try:
-            for tmp, key in self.moves:
-                self.store.move(tmp, key)
-                done.append(ObjectInfo(key, self.sizes.get(tmp, 0), now))
-            for key in self.removals:
-                self.store.delete(key)
-        except BaseException:
-            self.discard()
-            raise
+    def mark(self) -> str:
+        """Write the pending-publish marker: from now on readers of the window's days refuse
+        them until `publish` (here, by the next writer or by `publish_pending`) clears it."""
+        start = (self.start or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        end = (self.end or start).astimezone(dt.UTC)
+        key = f"{PENDING}{start:%Y%m%dT%H%M%S}-{end:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}.json"
+        document = {
+            "window_start": start.isoformat(),
+            "window_end": end.isoformat(),
+            "moves": [list(m) for m in self.moves],
+            "removals": self.removals,
+            "sizes": self.sizes,
+            "staged_at": dt.datetime.now(dt.UTC).isoformat(),
+        }
+        self.store.write(key, json.dumps(document, indent=1).encode())
+        self.marker = key
+        return key
+
+    def publish(self, attempts: int = 1, backoff: float = 1.0) -> list[ObjectInfo]:
+        """Move every staged file into place (a rename per day locally: microseconds each),
+        then clear the marker. Up to `attempts` tries, `backoff` seconds doubling between
+        them, each going on from where the last stopped. On failure a marked window keeps its
+        staged files and marker (the warehouse has committed them: `publish_pending` finishes
+        it); an unmarked one is discarded."""
+        done: list[ObjectInfo] = []
+        for attempt in range(1, attempts + 1):
+            try:
+                self._publish_rest(done)
+                break
+            except OSError:
+                if attempt == attempts:
+                    if self.marker is None:
+                        self.discard()
+                    raise
+                time.sleep(backoff * 2 ** (attempt - 1))
+            except BaseException:
+                if self.marker is None:
+                    self.discard()
+                raise
         return done
+
+    def _publish_rest(self, done: list[ObjectInfo]) -> None:
+        now = dt.datetime.now(dt.UTC)
+        for tmp, key in self.moves[len(done) :]:
+            self.store.move(tmp, key)
+            done.append(ObjectInfo(key, self.sizes.get(tmp, 0), now))
+        for key in self.removals:
+            self.store.delete(key)
+        if self.marker is not None and not self.keep_marker:
+            self.store.delete(self.marker)
+            self.marker = None
+        while self.inherited:
+            self.store.delete(self.inherited[-1])
+            self.inherited.pop()
 
     def discard(self) -> None:
         for tmp, _ in self.moves:
@@ -290,6 +408,126 @@ class StagedWindow:
                 self.store.delete(tmp)
             except OSError:
                 continue  # left for the next write to the folder (remove_stale_temps)
+        if self.marker is not None:
+            with contextlib.suppress(OSError):  # without staged files: the next writer's
+                self.store.delete(self.marker)
+                self.marker = None
+
+
+@dataclass(frozen=True)
+class Pending:
+    """One pending-publish marker: the window, the day files it would write, its key, when it
+    was staged."""
+
+    key: str
+    start: dt.datetime
+    end: dt.datetime
+    moves: list[tuple[str, str]]
+    removals: list[str]
+    sizes: dict[str, int]
+    staged_at: dt.datetime
+
+    @property
+    def days(self) -> list[str]:
+        return sorted(
+            {k.split("/")[0] for _, k in self.moves} | {k.split("/")[0] for k in self.removals}
+        )
+
+
+def pending_publishes(
+    base: Location, start: dt.datetime | None = None, end: dt.datetime | None = None
+) -> list[Pending]:
+    """The asset's pending-publish markers (those whose window overlaps [start, end) when
+    given), oldest window first. One listing of the asset's own objects (its `dt=` folders are
+    not listed into)."""
+    store = store_of(base)
+    found = []
+    for info in store.list_files():
+        if not (info.name.startswith(PENDING) and info.name.endswith(".json")):
+            continue
+        document = json.loads(store.read(info.name))
+        lo = dt.datetime.fromisoformat(document["window_start"])
+        hi = dt.datetime.fromisoformat(document["window_end"])
+        if start is not None and end is not None and not (lo < end and start < hi):
+            continue
+        found.append(
+            Pending(
+                info.name,
+                lo,
+                hi,
+                [(str(a), str(b)) for a, b in document["moves"]],
+                list(document["removals"]),
+                dict(document.get("sizes", {})),
+                dt.datetime.fromisoformat(document.get("staged_at") or document["window_end"]),
+            )
+        )
+    return sorted(found, key=lambda p: (p.start, p.key))
+
+
+def publish_pending(base: Location, min_age: dt.timedelta | None = None) -> list[str]:
+    """Finish every pending publish of the asset at `base` from its staged objects, oldest
+    first (each was committed in the warehouse before the next write began); returns the
+    day files published. A staged object already moved (its key exists, the staged name does
+    not) counts as published; one missing from both places raises `PendingPublish`, the
+    marker kept: a re-run of that window rewrites the day (and clears the marker once
+    published). `min_age`: only markers staged at least that long ago (a sweep beside running
+    writers leaves theirs alone: a marker precedes its commit by the time the COPY takes)."""
+    published, lost, _ = _finish_pending(store_of(base), min_age)
+    if lost:
+        raise PendingPublish("; ".join(lost.values()))
+    return published
+
+
+def _finish_pending(
+    store: ObjectStore, min_age: dt.timedelta | None = None, rewrites: Iterable[str] = ()
+) -> tuple[list[str], dict[str, str], list[str]]:
+    """`publish_pending`'s work: (day files published, {marker: why it stays} for markers
+    whose staged files are lost for days not in `rewrites`, the markers whose lost days are
+    all in `rewrites`: the caller's window takes them over)."""
+    published: list[str] = []
+    lost: dict[str, str] = {}
+    taken: list[str] = []
+    rewritten = set(rewrites)
+    now = dt.datetime.now(dt.UTC)
+    for pending in pending_publishes(store):
+        if min_age is not None and now - pending.staged_at < min_age:
+            continue
+        staged = StagedWindow(
+            store, [], pending.removals, pending.sizes, pending.start, pending.end, pending.key
+        )
+        gone = []
+        for tmp, key in pending.moves:
+            if store.exists(tmp):
+                staged.moves.append((tmp, key))
+            elif not store.exists(key):
+                gone.append(key)
+        if gone:
+            # Publish what is there; the marker stays until the lost days are rewritten.
+            staged.keep_marker = True
+            published += [info.name for info in staged.publish()]
+            if set(gone) <= rewritten:
+                taken.append(pending.key)
+            else:
+                lost[pending.key] = (
+                    f"{store.uri(pending.key)}: the staged files of {', '.join(gone)} are gone; "
+                    f"re-run [{pending.start}, {pending.end}) to rewrite them"
+                )
+            continue
+        published += [info.name for info in staged.publish()]
+    return published, lost, taken
+
+
+def _refuse_pending(store: ObjectStore, start: dt.datetime, end: dt.datetime) -> None:
+    pending = pending_publishes(store, start, end)
+    if pending:
+        days = ", ".join(sorted({d for p in pending for d in p.days}))
+        first = pending[0]
+        raise PendingPublish(
+            f"{store.uri()}: {days} wait to be published (marker {store.uri(first.key)}): the "
+            f"warehouse committed [{first.start}, {first.end}) and the lake still holds the "
+            "older day files; the next write of the asset (or lake.publish_pending) "
+            "publishes them"
+        )
 
 
 def stage_window(
@@ -313,8 +551,25 @@ def stage_window(
     if outside:
         raise ValueError(f"{outside} row(s) have {time_column} outside [{start}, {end})")
     refuse_kept_rows(df, kept, time_column, store.uri())
+    # An earlier window committed but not published goes first: its day files are what this
+    # window reads back for partial days, and its staged objects must not be taken for stale.
+    # Days whose staged files were lost are rewritten by this window only if it covers them
+    # whole; their marker goes when this window is published.
+    whole = [
+        f"{_dt(day)}/{LAKE_FILE}"
+        for day in _days(start, end, tz)
+        if start_utc <= _midnight(day, tz)
+        and _midnight(day + dt.timedelta(days=1), tz) <= end_utc
+        and not any(
+            k.start < _midnight(day + dt.timedelta(days=1), tz) and _midnight(day, tz) < k.end
+            for k in kept
+        )
+    ]
+    _, lost, taken_over = _finish_pending(store, rewrites=whole)
+    if lost:
+        raise PendingPublish("; ".join(lost.values()))
     stays = (ts < start_utc) | (ts >= end_utc) | kept_expr(kept, time_column)
-    staged = StagedWindow(store)
+    staged = StagedWindow(store, start=start, end=end, inherited=taken_over)
     try:
         for day in _days(start, end, tz):
             key = f"{_dt(day)}/{LAKE_FILE}"
@@ -348,10 +603,20 @@ def stage_window(
 
 
 def read_window(
-    base: Location, *, start: dt.datetime, end: dt.datetime, tz: ZoneInfo, time_column: str = "ts"
+    base: Location,
+    *,
+    start: dt.datetime,
+    end: dt.datetime,
+    tz: ZoneInfo,
+    time_column: str = "ts",
+    pending: Literal["refuse", "ignore"] = "refuse",
 ) -> pl.DataFrame | None:
-    """Rows of [start, end) from the day files it touches; None when there are none."""
+    """Rows of [start, end) from the day files it touches; None when there are none.
+    `PendingPublish` when a day of the window waits to be published (the lake lags the
+    warehouse there), unless `pending="ignore"` (the reconciliation, which names it)."""
     store = store_of(base)
+    if pending == "refuse":
+        _refuse_pending(store, start, end)
     days = _days(start, end, tz)
     if isinstance(store, LocalObjectStore) or len(days) <= 2:
         files = [key for day in days if store.exists(key := f"{_dt(day)}/{LAKE_FILE}")]

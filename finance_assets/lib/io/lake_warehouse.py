@@ -10,16 +10,24 @@ Write order (one window, both stores):
    commit). A warehouse that fails (connection killed mid-COPY, statement timeout) discards
    them.
 
+Just before the commit, the staged window is marked pending (`lake.StagedWindow.mark`: a
+marker object listing the staged files). The marker goes once the files are published. A
+publish that fails after the commit (S3 answering CopyObject with 500s) is retried from the
+staged files (`publish_attempts`, backoff doubling); if it still fails, the marker and the staged
+files stay: readers of those days refuse them (`lake.PendingPublish`) rather than serve the
+older files, `compare` counts them as differing (`pending_publish`), and the next write of the
+asset (a retry, the next partition, a re-run) publishes them first (`lake.publish_pending`).
+
 The lake is a local folder or an S3 prefix (`objects.py`): the same order on both, and S3
 refusing a PUT (500, 503 SlowDown beyond the client's retries) while staging rolls the
 warehouse back like a full disk does.
 
-What remains: a process killed between the commit and the last move (microseconds per day
-file locally, a copy request on S3) leaves those days' lake files behind the warehouse, and a
-commit whose answer is lost (the connection dies during COMMIT) may have committed while the
-staged files are discarded.
-Either is repaired by the next run of those partitions, and the reconciliation check
-(`differing_partitions`) names any partition where the stores disagree.
+What remains: a process killed between the marker and the commit leaves a marker for a window
+the warehouse may not have committed (the next write publishes it, and the reconciliation names
+the partitions should they differ), and a commit whose answer is lost (the connection dies
+during COMMIT) may have committed while the staged files are discarded. Either is repaired by
+the next run of those partitions, and the reconciliation check (`differing_partitions`) names
+any partition where the stores disagree.
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -39,7 +47,8 @@ from finance_assets.lib.io.spans import Kept
 
 
 class StoresOutOfStep(RuntimeError):
-    """The warehouse committed but the lake's files could not be published."""
+    """The warehouse committed but the lake's files could not be published (yet): the
+    window is marked pending in the lake, and the next write of the asset publishes it."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,10 @@ class Stores:
     url: str
     table: postgres.WindowTable
     tz: ZoneInfo
+    # Tries of the publish after the commit, `publish_backoff` seconds doubling between them
+    # (1 + 2 + 4 s by default: S3's 500s come in bursts; boto3 retries each request too).
+    publish_attempts: int = 4
+    publish_backoff: float = 1.0
 
     def write(
         self,
@@ -95,7 +108,8 @@ class Stores:
 
             def lake_staged() -> None:
                 try:
-                    staging.result()
+                    # Marked before the commit: whatever happens after it, readers can tell.
+                    staging.result().mark()
                 except BaseException as exc:
                     exc.add_note(f"{name}: the warehouse transaction was rolled back")
                     raise
@@ -116,13 +130,17 @@ class Stores:
                 _discard(staging)
                 raise
         staged = staging.result()
+        marker = staged.marker
         try:
-            files = staged.publish()
+            files = staged.publish(self.publish_attempts, self.publish_backoff)
         except OSError as exc:
-            days = ", ".join(key.split("/")[0] for _, key in staged.moves)
+            days = ", ".join(sorted({key.split("/")[0] for _, key in staged.moves}))
             raise StoresOutOfStep(
                 f"{name} committed [{start}, {end}) but the lake files of {days} under "
-                f"{lake_dir.uri()} could not be published ({exc}); re-run these partitions"
+                f"{lake_dir.uri()} could not be published after {self.publish_attempts} "
+                f"attempts ({exc}). They stay staged and marked pending "
+                f"({lake_dir.uri(marker) if marker else 'no marker'}): readers of those days "
+                "refuse them until the next write of the asset publishes them"
             ) from exc
         return WindowWrite(lake_files=files, rows_deleted=deleted)
 
@@ -137,6 +155,7 @@ class Stores:
                 end=end,
                 tz=self.tz,
                 time_column=self.table.time_column,
+                pending="ignore",  # `compare` names pending windows; other readers refuse them
             )
             in_warehouse = postgres.read_window(
                 self.url, self.table, start=start, end=end, ordered=False
@@ -164,6 +183,7 @@ class Stores:
 
         lake_rows = warehouse_rows = 0
         differing: dict[str, dict[str, int]] = {}
+        pending = lake.pending_publishes(self.lake_dir, start, end)
         for lo, hi in day_spans(start, end, self.tz):
             in_lake, in_warehouse = self.read(lo, hi)
             lake_rows += in_lake.height
@@ -175,7 +195,27 @@ class Stores:
                 seen = differing.setdefault(key, dict.fromkeys(counts, 0))
                 for name, value in counts.items():
                     seen[name] += value
-        return Comparison(lake_rows, warehouse_rows, differing)
+        if pending:
+            # Partitions inside a window waiting to be published differ, whatever the rows
+            # say: until the publish, the lake's files there are not the warehouse's.
+            for key, window_start in zip(keys, all_starts(), strict=False):
+                if any(p.start <= window_start < p.end for p in pending):
+                    counts = differing.setdefault(
+                        key,
+                        {
+                            "lake_rows": 0,
+                            "warehouse_rows": 0,
+                            "only_in_lake": 0,
+                            "only_in_warehouse": 0,
+                        },
+                    )
+                    counts["pending_publish"] = 1
+        return Comparison(
+            lake_rows,
+            warehouse_rows,
+            differing,
+            [lake.store_of(self.lake_dir).uri(p.key) for p in pending],
+        )
 
 
 # --- reconciliation --------------------------------------------------------------------------
@@ -250,7 +290,10 @@ def differing_partitions(
 class Comparison:
     lake_rows: int
     warehouse_rows: int
-    differing: dict[str, dict[str, int]]  # see `differing_partitions`
+    # See `differing_partitions`; a partition of a window waiting to be published also has
+    # `pending_publish: 1`.
+    differing: dict[str, dict[str, int]]
+    pending: list[str] = field(default_factory=list)  # the pending-publish markers' URIs
 
 
 def day_spans(

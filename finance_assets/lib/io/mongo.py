@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from pymongo import MongoClient, ReplaceOne
 from pymongo.uri_parser import parse_uri
 
-from finance_assets.lib.answers import answered_symbols
+from finance_assets.lib.answers import answered_symbols, supersedes
 from finance_assets.lib.providers.base import RawPayload
 from finance_assets.lib.redaction import redact, redacted_errors, register_url_secrets
 
@@ -110,9 +110,11 @@ class MongoRawStore:
             )
         if operations:
             self.collection.bulk_write(operations, ordered=False)
-        # Older payloads inside the window go only when the new ones answered all their
-        # symbols (an error for one symbol is no answer): as in the raw zone.
-        symbols = {s for payload in written for s in answered_symbols(payload)}
+        # Older payloads inside the window go when the new ones answered all their symbols
+        # (an error for one symbol is no answer), or asked again for those they did not
+        # answer either: as in the raw zone (`answers.supersedes`).
+        answered = {s for payload in written for s in answered_symbols(payload)}
+        asked = {s for payload in written for s in payload.symbols}
         candidates = self.collection.find(
             {
                 "asset": name,
@@ -121,10 +123,21 @@ class MongoRawStore:
             },
             {"_id": 1, "symbols": 1},
         )
+
+        def answered_by(doc_id: str) -> set[str]:
+            # The body only when it decides: a symbol neither answered anew nor before.
+            return answered_symbols(_payload(self.collection.find_one({"_id": doc_id}) or {}))
+
         stale = [
             doc["_id"]
             for doc in candidates
-            if doc["_id"] not in ids and set(doc.get("symbols", [])) <= symbols
+            if doc["_id"] not in ids
+            and supersedes(
+                doc.get("symbols", []),
+                lambda doc_id=doc["_id"]: answered_by(doc_id),
+                asked,
+                answered,
+            )
         ]
         if stale:
             self.collection.delete_many({"_id": {"$in": stale}})
@@ -138,10 +151,35 @@ class MongoRawStore:
         """The stored bodies, byte for byte, in `_id` order."""
         with redacted_errors():
             docs = list(self.collection.find({"asset": "/".join(asset)}).sort("_id", 1))
-        return [
-            base64.b64decode(d["body"]) if d["body_encoding"] == "base64" else d["body"].encode()
-            for d in docs
-        ]
+        return [_bytes(d) for d in docs]
+
+
+def _payload(doc: dict) -> RawPayload:
+    """A stored document as the payload it holds."""
+    return RawPayload(
+        provider=doc["provider"],
+        format=doc["format"],
+        interval=doc["interval"],
+        symbols=tuple(doc["symbols"]),
+        window_start=_utc(doc["window_start"]),
+        window_end=_utc(doc["window_end"]),
+        fetched_at=_utc(doc["fetched_at"]),
+        body=_bytes(doc),
+        batch=doc.get("batch", 0),
+        request=doc.get("request", {}),
+        content_type=doc.get("content_type", "application/json"),
+    )
+
+
+def _utc(moment: dt.datetime) -> dt.datetime:
+    # pymongo hands back naive UTC datetimes unless the client is tz_aware.
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _bytes(doc: dict) -> bytes:
+    return (
+        base64.b64decode(doc["body"]) if doc["body_encoding"] == "base64" else doc["body"].encode()
+    )
 
 
 def _body(body: bytes) -> dict[str, str]:

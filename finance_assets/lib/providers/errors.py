@@ -57,6 +57,14 @@ class ProviderUnavailable(ProviderRequestError):
     retryable = True
 
 
+class DeadlineExceeded(ProviderUnavailable):
+    """A request outlived its total deadline (`RequestRetries.deadline`): a server or proxy
+    that answers, but too slowly for any per-read timeout to trip (a byte every 20 s).
+    Transient: retried like any unavailability."""
+
+    retryable = True
+
+
 class MalformedResponse(ProviderUnavailable):
     """The answer is not the provider's JSON: an HTML error page from a gateway (whatever its
     status; retried, as the provider is effectively unavailable) or JSON of another shape (not

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import os
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,24 +18,48 @@ import tenacity
 from finance_assets.lib.providers.errors import ProviderRequestError, ProviderUnavailable
 from finance_assets.lib.providers.rate_limit import Clock, RateLimiter, Sleep, utc_now
 from finance_assets.lib.redaction import PROCESS_REDACTOR, Redactor, register_secret
+from finance_assets.lib.settings import EnvSettings, NumberRange
 
 LOG = logging.getLogger("finance_assets.providers")
 
 
+# Each request's total deadline (connect, headers and body together): a per-read timeout never
+# trips on a server sending a byte every 20 s, so a request could otherwise run for hours.
+DEADLINE_VARIABLE = "FINANCE_HTTP_DEADLINE_SECONDS"
+DEFAULT_DEADLINE = 120.0
+DEADLINE_RANGE = NumberRange(
+    1, 3600, meaning="the seconds one HTTP request to a provider may take, body included"
+)
+
+
+def request_deadline(environ: Mapping[str, str] | None = None) -> float:
+    """The deadline of every provider request: `FINANCE_HTTP_DEADLINE_SECONDS`, else 120 s;
+    a bad value raises `SettingsError` naming the variable (the resources check it at load)."""
+    settings = EnvSettings(os.environ if environ is None else environ)
+    seconds = settings.number(DEADLINE_VARIABLE, DEFAULT_DEADLINE, DEADLINE_RANGE)
+    settings.check()
+    return seconds
+
+
 @dataclass(frozen=True)
 class RequestRetries:
-    """Attempts per request, exponential backoff with full jitter between them, and the longest
-    `Retry-After` worth waiting for (a longer one fails at once, naming the wait). A client's
-    own retries, inside one step attempt; not `dg.RetryPolicy`, which retries the step."""
+    """Attempts per request, exponential backoff with full jitter between them, the longest
+    `Retry-After` worth waiting for (a longer one fails at once, naming the wait), and each
+    attempt's total `deadline` in seconds (None: `request_deadline()`, the environment's).
+    A client's own retries, inside one step attempt; not `dg.RetryPolicy`, which retries the
+    step."""
 
     attempts: int = 3
     backoff_initial: float = 1.0
     backoff_max: float = 30.0
     max_retry_after: float = 120.0
+    deadline: float | None = None
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
             raise ValueError(f"attempts must be >= 1, got {self.attempts}")
+        if self.deadline is not None and not DEADLINE_RANGE.contains(self.deadline):
+            raise ValueError(f"deadline={self.deadline!r} is invalid: {DEADLINE_RANGE.text()}")
 
 
 DEFAULT_RETRY = RequestRetries()
@@ -66,6 +91,8 @@ class RetryingClient:
             register_secret(secret)
         self.clock = clock
         self.sleep = sleep
+        # Read when the client is built (a step's start): the resources checked it at load.
+        self.deadline = retry.deadline if retry.deadline is not None else request_deadline()
         # The provider's own word on when to come back, else exponential backoff, full jitter.
         self._retry_after = tenacity.wait_exception(_asked_wait)  # type: ignore[arg-type]
         self._backoff = tenacity.wait_full_jitter(

@@ -51,6 +51,7 @@ from finance_assets.lib.providers.bars import BarClient, Call
 from finance_assets.lib.providers.base import BarRequest, Interval, RawPayload, check_bar_request
 from finance_assets.lib.providers.errors import (
     AuthenticationFailed,
+    DeadlineExceeded,
     InvalidRequest,
     InvalidSymbol,
     MalformedResponse,
@@ -60,7 +61,12 @@ from finance_assets.lib.providers.errors import (
 )
 from finance_assets.lib.providers.http import check_base_url
 from finance_assets.lib.providers.rate_limit import Clock, RateLimiter, Sleep, utc_now
-from finance_assets.lib.providers.retrying import DEFAULT_RETRY, RequestRetries, RetryingClient
+from finance_assets.lib.providers.retrying import (
+    DEADLINE_VARIABLE,
+    DEFAULT_RETRY,
+    RequestRetries,
+    RetryingClient,
+)
 from finance_assets.lib.providers.yahoo_chart import (
     FORMAT,
     YAHOO_RECORD_SCHEMA,
@@ -71,10 +77,12 @@ from finance_assets.lib.providers.yahoo_chart import (
 )
 from finance_assets.lib.providers.yahoo_session import (
     YF_LOCK,
+    DeadlinePassed,
     data_layer,
     new_session,
     rebase_session,
     rebase_url,
+    within,
 )
 from finance_assets.lib.redaction import redact, register_secret
 
@@ -236,7 +244,9 @@ class YahooClient(BarClient):
 
         started = time.perf_counter()
         failure: ProviderRequestError | None = None
-        with YF_LOCK:
+        deadline = self.calls.deadline
+        began = time.monotonic()
+        with YF_LOCK, within(self.session, deadline):
             try:
                 response = data_layer(self.session).get(
                     url=url, params=dict(params), timeout=self.timeout
@@ -250,11 +260,22 @@ class YahooClient(BarClient):
                 )
             # curl_cffi's and requests' errors are OSErrors; YFException covers yfinance's own.
             except (OSError, YFException) as exc:
-                failure = ProviderUnavailable(
-                    f"{self.name}: GET {shown} failed: {type(exc).__name__}: {redact(str(exc))}",
-                    provider=self.name,
-                    symbol=symbol,
-                )
+                if time.monotonic() - began >= deadline or isinstance(exc, DeadlinePassed):
+                    # A total deadline, not a refusal: libcurl's (or ours, between requests).
+                    failure = DeadlineExceeded(
+                        f"{self.name}: GET {shown} exceeded its {deadline:g}s deadline "
+                        f"({type(exc).__name__} after {time.monotonic() - began:.1f}s; "
+                        f"{DEADLINE_VARIABLE} sets it)",
+                        provider=self.name,
+                        symbol=symbol,
+                    )
+                else:
+                    failure = ProviderUnavailable(
+                        f"{self.name}: GET {shown} failed: {type(exc).__name__}: "
+                        f"{redact(str(exc))}",
+                        provider=self.name,
+                        symbol=symbol,
+                    )
         if failure is not None:
             raise failure  # outside the except: no library traceback chained to ours
         status = int(response.status_code)

@@ -3,8 +3,11 @@ to a mirror of Yahoo's hosts when asked, and yfinance's process-wide data layer 
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 from finance_assets.lib.providers.http import check_base_url
@@ -42,6 +45,50 @@ def rebase_session(session: Any, base_url: str) -> Any:
     session.request = request
     session.rebase_to = target
     return session
+
+
+class DeadlinePassed(TimeoutError):
+    """A request of yfinance's was about to start after its call's deadline had passed."""
+
+
+def bound_by_deadline(session: Any) -> Any:
+    """Make every request of `session` end by the deadline `within` sets: yfinance may send
+    several for one call (the cookie, the crumb, the consent form, the chart, a re-ask), each
+    with the call's own timeout, so each gets what is left instead. On curl_cffi (yfinance's
+    backend) a float timeout is libcurl's total one (CURLOPT_TIMEOUT_MS): headers and body
+    together, however slowly they trickle. (A requests session reads it per read.) Returns
+    `session`; doing it twice is harmless."""
+    if getattr(session, "deadline_bound", False):
+        return session
+    send = session.request
+    state = threading.local()
+
+    def request(method: Any, url: str, *args: Any, **kwargs: Any) -> Any:
+        ends = getattr(state, "ends", None)
+        if ends is not None:
+            left = ends - time.monotonic()
+            if left <= 0:
+                raise DeadlinePassed(f"the call's deadline passed before {method} {url}")
+            given = kwargs.get("timeout")
+            kwargs["timeout"] = left if not isinstance(given, (int, float)) else min(given, left)
+        return send(method, url, *args, **kwargs)
+
+    session.request = request
+    session.deadline_state = state
+    session.deadline_bound = True
+    return session
+
+
+@contextlib.contextmanager
+def within(session: Any, seconds: float) -> Iterator[None]:
+    """Every request `session` sends inside the block ends `seconds` from now at the latest
+    (`bound_by_deadline`); per thread."""
+    state = bound_by_deadline(session).deadline_state
+    state.ends = time.monotonic() + seconds
+    try:
+        yield
+    finally:
+        state.ends = None
 
 
 def new_session(base_url: str | None = None, proxy: str | None = None) -> Any:

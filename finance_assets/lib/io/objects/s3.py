@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from typing import Any
 
 import polars as pl
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    HTTPClientError,
+    ReadTimeoutError,
+)
 from dagster_aws.s3 import S3Resource
 
 from finance_assets.lib.io.objects.base import (
@@ -115,13 +123,33 @@ def _keys(key: str, secret: str, token: str | None) -> dict[str, str]:
     return out
 
 
-def os_error(exc: BaseException, what: str, bucket: str | None = None) -> OSError:
+def os_error(
+    exc: BaseException, what: str, bucket: str | None = None, operation: str | None = None
+) -> OSError:
     """A boto3 or polars failure as the OSError a local folder would raise, without
-    credentials (botocore quotes the endpoint URL)."""
+    credentials (botocore quotes the endpoint URL), naming the S3 operation and object.
+
+    Every botocore shape: a `ClientError` (S3 answered: its code, possibly without a body), a
+    connection failure (`EndpointConnectionError`, `ConnectionClosedError`: no answer, its
+    `response` is None) or a timeout (`ReadTimeoutError`, `ConnectTimeoutError`). An outage
+    comes out as ConnectionError / TimeoutError (both OSErrors) that say it was one."""
     scrub_exception(exc)
-    error = getattr(exc, "response", {}).get("Error", {})
-    code = str(error.get("Code", ""))
+    # `response` is absent on most errors and None on botocore's HTTP client errors.
+    response = getattr(exc, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = str(error.get("Code") or "")
     text = str(exc)
+    operation = operation or getattr(exc, "operation_name", None)
+    doing = f"S3 {operation}" if operation else "S3"
+    if _timed_out(exc) or _lost_connection(exc):
+        # No answer from S3 at all: the outage, named, with botocore's own words for it.
+        kind = TimeoutError if _timed_out(exc) else ConnectionError
+        reason = "timed out" if kind is TimeoutError else "could not reach S3"
+        return kind(
+            f"{what}: {doing} {reason} (an S3 outage or a network fault, not a refusal): "
+            f"{type(exc).__name__}: {redact(text)}"
+        )
     if not code:
         # polars' object store quotes S3's XML answer: take its code from there.
         found = re.search(r"<Code>([A-Za-z]+)</Code>", text)
@@ -132,8 +160,24 @@ def os_error(exc: BaseException, what: str, bucket: str | None = None) -> OSErro
         return FileNotFoundError(f"{what}: no such object")
     if code in ("AccessDenied", "403", "Forbidden"):
         return PermissionError(f"{what}: access denied")
+    metadata = response.get("ResponseMetadata") if isinstance(response, dict) else None
+    status = metadata.get("HTTPStatusCode") if isinstance(metadata, dict) else None
     message = error.get("Message") or (text if code or not text else text[:500])
-    return OSError(f"{what}: {code or type(exc).__name__}: {redact(str(message))}")
+    return OSError(
+        f"{what}: {doing} failed"
+        + (f" (HTTP {status})" if status else "")
+        + f": {code or type(exc).__name__}: {redact(str(message))}"
+    )
+
+
+def _timed_out(exc: BaseException) -> bool:
+    return isinstance(exc, (ReadTimeoutError, ConnectTimeoutError, TimeoutError))
+
+
+def _lost_connection(exc: BaseException) -> bool:
+    return isinstance(
+        exc, (EndpointConnectionError, ConnectionClosedError, HTTPClientError, ConnectionError)
+    )
 
 
 class S3ObjectStore:
@@ -179,8 +223,8 @@ class S3ObjectStore:
     def _folder(self, folder: str) -> str:
         return self.prefix + (folder.strip("/") + "/" if folder else "")
 
-    def _error(self, exc: BaseException, what: str) -> OSError:
-        return os_error(exc, what, self.bucket)
+    def _error(self, exc: BaseException, what: str, operation: str | None = None) -> OSError:
+        return os_error(exc, what, self.bucket, operation)
 
     # The landing zone's tests reach the mapping under this name.
     @staticmethod
@@ -214,7 +258,7 @@ class S3ObjectStore:
                     modified = obj["LastModified"].astimezone(dt.UTC)
                     found.append(ObjectInfo(_join(folder, name), int(obj["Size"]), modified))
         except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, self.uri(folder)) from exc
+            raise self._error(exc, self.uri(folder), "ListObjectsV2") from exc
         return sorted(found, key=lambda o: o.name)
 
     def list_folders(self, folder: str = "") -> list[str]:
@@ -227,7 +271,7 @@ class S3ObjectStore:
                     if name:
                         found.append(name)
         except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, self.uri(folder)) from exc
+            raise self._error(exc, self.uri(folder), "ListObjectsV2") from exc
         return sorted(found)
 
     def list_tree(self, folder: str = "") -> list[ObjectInfo]:
@@ -241,18 +285,19 @@ class S3ObjectStore:
                         modified = obj["LastModified"].astimezone(dt.UTC)
                         found.append(ObjectInfo(name, int(obj["Size"]), modified))
         except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, self.uri(folder)) from exc
+            raise self._error(exc, self.uri(folder), "ListObjectsV2") from exc
         return sorted(found, key=lambda o: o.name)
 
     def exists(self, key: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+            error = (exc.response or {}).get("Error") or {}
+            if str(error.get("Code")) in ("404", "NoSuchKey", "NotFound"):
                 return False
-            raise self._error(exc, self.uri(key)) from exc
+            raise self._error(exc, self.uri(key), "HeadObject") from exc
         except BotoCoreError as exc:
-            raise self._error(exc, self.uri(key)) from exc
+            raise self._error(exc, self.uri(key), "HeadObject") from exc
         return True
 
     def read(self, key: str) -> bytes:
@@ -264,32 +309,34 @@ class S3ObjectStore:
             finally:
                 body.close()
         except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, key) from exc
+            raise self._error(exc, self.uri(key), "GetObject") from exc
 
     def write(self, key: str, data: bytes) -> None:
         full = self._key(key)
         try:
             self.client.put_object(Bucket=self.bucket, Key=full, Body=data)
         except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, key) from exc
+            raise self._error(exc, self.uri(key), "PutObject") from exc
 
     def move(self, source: str, target: str) -> None:
         src, dst = self._key(source), self._key(target)
+        operation = f"CopyObject to {self.uri(target)}"
         try:
             # S3 has no rename. Copy first: should the delete fail, the object is in both
             # places rather than nowhere. (copy_object takes up to 5 GB.)
             self.client.copy_object(
                 Bucket=self.bucket, Key=dst, CopySource={"Bucket": self.bucket, "Key": src}
             )
+            operation = "DeleteObject"
             self.client.delete_object(Bucket=self.bucket, Key=src)
         except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, source) from exc
+            raise self._error(exc, self.uri(source), operation) from exc
 
     def delete(self, key: str) -> None:
         try:
             self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
         except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, key) from exc
+            raise self._error(exc, self.uri(key), "DeleteObject") from exc
 
     def delete_folder(self, folder: str) -> int:
         if not folder:
@@ -312,7 +359,7 @@ class S3ObjectStore:
                     )
                 removed += len(batch)
         except (BotoCoreError, ClientError) as exc:
-            raise self._error(exc, self.uri(folder)) from exc
+            raise self._error(exc, self.uri(folder), "ListObjectsV2/DeleteObjects") from exc
         return removed
 
     def write_parquet(self, frame: pl.DataFrame, key: str) -> int:
@@ -322,9 +369,12 @@ class S3ObjectStore:
                 frame.write_parquet(
                     uri, storage_options=self._clients.storage_options(), **PARQUET_OPTIONS
                 )
-            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
         except (BotoCoreError, ClientError, pl.exceptions.PolarsError, OSError) as exc:
-            raise self._error(exc, uri) from exc
+            raise self._error(exc, uri, "PutObject (Parquet)") from exc
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._error(exc, uri, "HeadObject") from exc
         return int(head["ContentLength"])
 
     def read_parquet(self, keys: Sequence[str], predicate: pl.Expr | None = None) -> pl.DataFrame:
@@ -334,7 +384,8 @@ class S3ObjectStore:
                 scan = pl.scan_parquet(uris, storage_options=self._clients.storage_options())
                 return (scan if predicate is None else scan.filter(predicate)).collect()
         except (pl.exceptions.PolarsError, OSError) as exc:
-            raise self._error(exc, uris[0] if len(uris) == 1 else self.uri()) from exc
+            where = uris[0] if len(uris) == 1 else self.uri()
+            raise self._error(exc, where, "GetObject (Parquet)") from exc
 
     def remove_stale_temps(self, folder: str) -> list[str]:
         """Temporary objects older than STALE_AFTER: S3 has no PIDs to ask, and a staged
