@@ -194,7 +194,7 @@ def test_production_instance_config_runs_on_postgresql(
 
 def test_posts_sources_and_scorers_are_chosen_by_name():
     from finance_assets.lib import social
-    from finance_assets.lib.providers.x_api import XSearchClient
+    from finance_assets.providers.x_api.client import XSearchClient
     from finance_assets.resources import SimulatedPostsResource, XApiResource
 
     assert SimulatedPostsResource().get_scorer() is social.vader_scores
