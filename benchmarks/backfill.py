@@ -257,8 +257,8 @@ def floor_job(cache_dir: str, checks: str = "declared") -> dg.JobDefinition:
     as one check) or "none": what the checks' planned rows and evaluations cost."""
     import dagster as dg
 
+    from finance_assets.defs.common.partitions import five_minute_partitions
     from finance_assets.defs.market.checks import bar_check_specs
-    from finance_assets.defs.market.partitions import five_minute_partitions
 
     market = bench_market(read_manifest(cache_dir)["symbols"])
     partitions = five_minute_partitions(market)
@@ -881,7 +881,7 @@ def partition_runs(
     os.environ.update(settings)
     import dagster as dg
 
-    from finance_assets.defs.market.partitions import five_minute_partitions
+    from finance_assets.defs.common.partitions import five_minute_partitions
 
     market = bench_market(read_manifest(cache_root)["symbols"])
     partitions = five_minute_partitions(market)

@@ -1,24 +1,26 @@
-"""The code location: every domain's definitions for every configured market, and the resources
-of the environment `FINANCE_ENV` names."""
+"""The code location: every domain's definitions, loaded from the `defs/` folder by Dagster's
+convention (each domain contributes its own through `@dg.definitions`), with the resources and
+executor of the environment `FINANCE_ENV` names. Settings are checked first, all at once."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 
-from finance_assets.defs.analytics import definitions as analytics
-from finance_assets.defs.cluster import definitions as cluster
-from finance_assets.defs.common import TASK_OVERRIDES_TAG
-from finance_assets.defs.market import definitions as market
-from finance_assets.defs.ops import definitions as ops
-from finance_assets.defs.social import definitions as social
-from finance_assets.defs.warehouse import definitions as warehouse
+import finance_assets.defs
+from finance_assets.defs.common.assets import TASK_OVERRIDES_TAG
+from finance_assets.defs.common.markets import serving
 from finance_assets.lib.markets import Market, markets_from_env
 from finance_assets.lib.settings import SettingsError
-from finance_assets.resources import build_resources, current_env
+from finance_assets.resources import build_resources
 from finance_assets.resources.steps import step_execution_from_env, step_executor
+
+# The project's root (pyproject.toml's folder when run from a checkout); the defs folder is found
+# from the package itself, so an installed wheel (the container image) loads the same way.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # Single-run backfills are the point of this project; Dagster flags the parameter as beta.
 warnings.filterwarnings("ignore", message=".*backfill_policy.*", category=dg.BetaWarning)
@@ -35,25 +37,22 @@ warnings.filterwarnings(
 )
 
 
-def build_domain_defs(
-    markets: Sequence[Market], *, follow_schedules: bool = True
-) -> dg.Definitions:
-    """The data domains' definitions for `markets` (each domain builds its own), without the
-    operations domain and without resources: what the tests run a market with."""
-    return dg.Definitions.merge(
-        market.build_defs(markets, follow_schedules=follow_schedules),
-        warehouse.build_defs(markets),
-        social.build_defs(markets),
-        cluster.build_defs(markets),
-        analytics.build_defs(markets),
-    )
+def build_domain_defs(markets: Sequence[Market] | None = None) -> dg.Definitions:
+    """Every domain's definitions (`defs/`), for `markets` (None: the configured ones), without
+    the environment's resources: what the tests run a market with."""
+    with serving(markets), warnings.catch_warnings():
+        # The folder loader flags its own module scanning as a preview (a warning per module).
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.ComponentTree.from_module(
+            defs_module=finance_assets.defs, project_root=PROJECT_ROOT
+        ).build_defs()
 
 
 def build_defs() -> dg.Definitions:
     # Every bad setting in one error, markets' and resources' alike, before anything is built.
     problems: list[str] = []
     try:
-        markets = list(markets_from_env().values())
+        markets_from_env()
     except SettingsError as exc:
         problems += exc.problems
     try:
@@ -64,10 +63,8 @@ def build_defs() -> dg.Definitions:
         raise SettingsError(problems)
     # FINANCE_STEP_EXECUTOR=ecs: each step an ECS task under its component's role.
     execution = step_execution_from_env()
-    # Locally a feed is judged only while its schedule runs; in production always.
     defs = dg.Definitions.merge(
-        build_domain_defs(markets, follow_schedules=current_env() == "local"),
-        ops.build_defs(),
+        build_domain_defs(),
         dg.Definitions(resources=resources, executor=step_executor(execution)),
     )
     if execution.executor == "ecs":

@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import os
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from pathlib import Path
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
+from finance_assets.defs.common.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.launch import failure_reasons, run_job
 from finance_assets.lib import clock
 from finance_assets.lib.analytics import publish, report
@@ -227,10 +228,16 @@ def main(argv: list[str] | None = None, now: dt.datetime | None = None) -> int:
     instance = dg.DagsterInstance.get()
     url = warehouse_from_env().get_url()
     failed: list[str] = []
+    started = time.monotonic()
     for key, market in markets.items():
         sessions = list(plans[key].sessions)
-        print(f"\n{market.name}: {len(sessions)} sessions {sessions[0]} .. {sessions[-1]}")
+        print(
+            f"\n{market.name}: {len(sessions)} sessions {sessions[0]} .. {sessions[-1]}, "
+            f"{len(market.universe)} symbols ({market.universe_label})"
+        )
+        began = time.monotonic()
         runs = run_market(defs, market, sessions, instance, with_posts=True, now=now, report=print)
+        print(f"  {key}: runs took {time.monotonic() - began:.1f} s")
         if not runs.success:
             failed.append(key)
         table, notes = warehouse_summary(url, market, sessions)
@@ -249,6 +256,7 @@ def main(argv: list[str] | None = None, now: dt.datetime | None = None) -> int:
         "'data/lake/us/bars_5min/*/*.parquet', hive_partitioning=true) limit 5"
     )
     print_reports(defs, {key: plans[key].sessions[-1] for key in markets})
+    print(f"\nAll markets: {time.monotonic() - started:.1f} s")
     if failed:
         print(f"\nIncomplete: {', '.join(sorted(set(failed)))} (see above)")
     return 1 if failed else 0

@@ -9,7 +9,7 @@ re-execute and backfill from each of them.
 It imports Dagster internals (`dagster._core`) because no public API creates a run with a
 remote job origin outside the webserver and the daemon (the other modules that import
 internals say why at their top: `dagster_instance/pooled_storage.py`,
-`dagster_instance/local_storage.py`, `defs/market/partitions.py`). The demo's tests
+`dagster_instance/local_storage.py`, `defs/common/partitions.py`). The demo's tests
 (`test_ui/test_demo.py`, `test_ui/test_ui_browser.py`) re-execute such runs, so an upgrade that
 moves these names fails there first.
 """

@@ -11,6 +11,7 @@ import csv
 import dataclasses
 import datetime as dt
 import functools
+import io
 import json
 import os
 import re
@@ -29,7 +30,6 @@ BAR_MINUTES = 5
 # `BT.A.L`, indices `^GSPC`, `SP500`, FX `EURUSD=X`; upper case, at most 20 characters.
 SYMBOL = re.compile(r"\^?[A-Z0-9][A-Z0-9.=&-]{0,19}")
 SYMBOL_RULE = "upper-case letters, digits and . = & - (a leading ^ for an index), 1 to 20 long"
-DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 
 # Partition start dates. 5-minute partitions cost ~20k a year, so their default start is recent.
 DEFAULT_DAILY_START = "2025-01-02"
@@ -53,6 +53,10 @@ class Market:
     intraday_start: str = DEFAULT_INTRADAY_START
     # Company names by symbol (for post searches); symbols without one use their ticker.
     names: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # Sector by symbol, where the universe says (GICS for the S&P 500, ICB for the FTSE 100).
+    sectors: dict[str, str] = field(default_factory=dict, compare=False, hash=False)
+    # Where the universe comes from, for the UI ("S&P 500 as of 2026-08-08", a file's name).
+    universe_label: str = field(default="demo universe", compare=False)
 
     def company(self, symbol: str) -> str:
         return self.names.get(symbol) or ticker_root(symbol)
@@ -160,36 +164,84 @@ def _regular_time(times: Sequence[tuple[object, dt.time]]) -> dt.time:
     return times[-1][1]
 
 
-def load_universe(path: str | os.PathLike[str]) -> tuple[str, ...]:
-    """Symbols from a CSV with a `Symbol` (or `ticker`) column; blank and repeated rows dropped."""
+@dataclass(frozen=True)
+class Universe:
+    """The symbols a market follows, with each company's name and sector where known, and
+    where the list comes from (`label`: a shipped index with its as-of date, or a file)."""
+
+    symbols: tuple[str, ...]
+    names: dict[str, str] = field(default_factory=dict)
+    sectors: dict[str, str] = field(default_factory=dict)
+    label: str = ""
+
+
+# The index universes shipped as package data (`universes/index.json`: market, as-of date,
+# source and licence of each list).
+INDEX_UNIVERSES: dict[str, dict[str, str]] = json.loads(
+    resources.files(__package__).joinpath("universes/index.json").read_text()
+)
+
+
+def index_universe(name: str) -> Universe:
+    """A shipped index's constituents (`sp500`, `ftse100`)."""
+    spec = INDEX_UNIVERSES[name]
+    universe = _read_universe(
+        resources.files(__package__).joinpath(f"universes/{name}.csv").read_text(), name
+    )
+    return dataclasses.replace(universe, label=f"{spec['title']} as of {spec['as_of']}")
+
+
+def read_universe(path: str | os.PathLike[str]) -> Universe:
+    """A universe CSV: a `Symbol` (or `ticker`) column, optionally the company's name
+    (`name`, `Security`, `company_name`) and `sector` (or `GICS Sector`); blank and repeated
+    rows dropped."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"universe file {path} does not exist")
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = {name.strip().lower(): name for name in reader.fieldnames or []}
-        column = columns.get("symbol") or columns.get("ticker")
-        if column is None:
-            raise ValueError(
-                f"universe file {path} has no 'Symbol' column (columns: {reader.fieldnames})"
-            )
-        symbols: list[str] = []
-        bad: list[str] = []
-        for line, row in enumerate(reader, start=2):
-            symbol = (row[column] or "").strip().upper()
-            if symbol and not is_symbol(symbol):
-                bad.append(f"line {line}: {symbol!r}")
-            elif symbol and symbol not in symbols:
-                symbols.append(symbol)
+    universe = _read_universe(path.read_text(encoding="utf-8-sig"), f"universe file {path}")
+    return dataclasses.replace(universe, label=path.name)
+
+
+def load_universe(path: str | os.PathLike[str]) -> tuple[str, ...]:
+    """The symbols of a universe CSV (`read_universe`)."""
+    return read_universe(path).symbols
+
+
+def _read_universe(text: str, what: str) -> Universe:
+    reader = csv.DictReader(io.StringIO(text))
+    columns = {name.strip().lower(): name for name in reader.fieldnames or []}
+    column = columns.get("symbol") or columns.get("ticker")
+    if column is None:
+        raise ValueError(f"{what} has no 'Symbol' column (columns: {reader.fieldnames})")
+    name_column = next((columns[c] for c in _NAME_COLUMNS if c in columns), None)
+    sector_column = next((columns[c] for c in _SECTOR_COLUMNS if c in columns), None)
+    symbols: list[str] = []
+    names: dict[str, str] = {}
+    sectors: dict[str, str] = {}
+    bad: list[str] = []
+    for line, row in enumerate(reader, start=2):
+        symbol = (row[column] or "").strip().upper()
+        if symbol and not is_symbol(symbol):
+            bad.append(f"line {line}: {symbol!r}")
+        elif symbol and symbol not in symbols:
+            symbols.append(symbol)
+            if name_column and (row[name_column] or "").strip():
+                names[symbol] = row[name_column].strip()
+            if sector_column and (row[sector_column] or "").strip():
+                sectors[symbol] = row[sector_column].strip()
     if bad:
         shown = "; ".join(bad[:10]) + (f"; and {len(bad) - 10} more" if len(bad) > 10 else "")
         raise ValueError(
-            f"universe file {path} has {len(bad)} symbol(s) that are not symbols ({shown}); "
+            f"{what} has {len(bad)} symbol(s) that are not symbols ({shown}); "
             f"a symbol is {SYMBOL_RULE}"
         )
     if not symbols:
-        raise ValueError(f"universe file {path} lists no symbols")
-    return tuple(symbols)
+        raise ValueError(f"{what} lists no symbols")
+    return Universe(tuple(symbols), names, sectors)
+
+
+_NAME_COLUMNS = ("name", "security", "company_name", "company")
+_SECTOR_COLUMNS = ("sector", "gics sector")
 
 
 def _demo_markets() -> dict[str, Market]:
@@ -209,7 +261,8 @@ def markets_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Mark
 
     - `FINANCE_MARKETS`: comma-separated market keys (default: all of them; set but empty is
       an error, not a code location without assets).
-    - `FINANCE_UNIVERSE_<KEY>`: path to a universe CSV replacing that market's demo universe.
+    - `FINANCE_UNIVERSE_<KEY>`: the market's universe instead of its five demo symbols: a
+      shipped index (`sp500` for us, `ftse100` for uk) or the path of a universe CSV.
     - `FINANCE_DAILY_START` / `FINANCE_INTRADAY_START`: first partition dates (YYYY-MM-DD).
     """
     env = EnvSettings(os.environ if environ is None else environ)
@@ -233,18 +286,43 @@ def markets_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Mark
             continue
         market = _DEMO_MARKETS[key]
         variable = f"FINANCE_UNIVERSE_{key.upper()}"
-        universe_file = env.raw(variable)
-        universe = market.universe
-        if universe_file:
-            try:
-                universe = load_universe(universe_file)
-            except (OSError, ValueError) as exc:
-                env.problem(f"{variable}={universe_file!r}: {exc}")
+        chosen = _env_universe(env, variable, key)
+        if chosen is not None:
+            market = dataclasses.replace(
+                market,
+                universe=chosen.symbols,
+                names=chosen.names,
+                sectors=chosen.sectors,
+                universe_label=chosen.label,
+            )
         markets[key] = dataclasses.replace(
-            market, universe=universe, daily_start=daily_start, intraday_start=intraday_start
+            market, daily_start=daily_start, intraday_start=intraday_start
         )
     env.check()
     return markets
+
+
+def _env_universe(env: EnvSettings, variable: str, market: str) -> Universe | None:
+    value = env.raw(variable)
+    if not value:
+        return None
+    index = value.strip().lower()
+    if index in INDEX_UNIVERSES:
+        if INDEX_UNIVERSES[index]["market"] != market:
+            ours = [n for n, spec in INDEX_UNIVERSES.items() if spec["market"] == market]
+            env.problem(
+                f"{variable}={value!r} is an index of the "
+                f"{INDEX_UNIVERSES[index]['market']} market; for {market}: "
+                f"{', '.join(ours) or 'none shipped'}, or the path of a universe CSV"
+            )
+            return None
+        return index_universe(index)
+    try:
+        return read_universe(value)
+    except (OSError, ValueError) as exc:
+        shipped = ", ".join(INDEX_UNIVERSES)
+        env.problem(f"{variable}={value!r}: {exc} (or a shipped index: {shipped})")
+        return None
 
 
 def _env_date(env: EnvSettings, name: str, default: str) -> str:

@@ -1,14 +1,17 @@
 """Notifications without Dagster: what a message says, and the channels that carry it.
 
 A `Notification` is rendered once per channel: Slack `chat.postMessage` (mrkdwn text, posted
-by `defs/ops/notifications/slack.py` through dagster-slack), e-mail (plain text over SMTP) and a
-local file of JSON lines (the default without a Slack token, so the demo shows what would have
-been sent). Every sender raises a `SendError` subclass on failure, with a message that never
-contains a secret (masked by `lib/redaction.py`): the caller keeps the notification and tries
-again later.
+by `resources/slack.py` through dagster-slack), e-mail (plain text over SMTP), a webhook (JSON
+with the notice's structured `data`, signed with HMAC-SHA256 when a secret is set: what a
+trading bot subscribes to) and a local file of JSON lines (the default without a Slack token,
+so the demo shows what would have been sent). Every sender raises a `SendError` subclass on
+failure, with a message that never contains a secret (masked by `lib/redaction.py`): the
+caller keeps the notification and tries again later.
 """
 
 import datetime as dt
+import hashlib
+import hmac
 import json
 import smtplib
 import ssl
@@ -18,6 +21,8 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
+
+import requests
 
 from finance_assets.lib import redaction
 from finance_assets.lib.redaction import redact
@@ -76,13 +81,15 @@ class SmtpFailed(SendError):
 class Notification:
     """One notice, independent of the channel that carries it."""
 
-    kind: str  # "check_failure", "run_failure", "run_success"
+    kind: str  # "check_failure", "run_failure", "run_success", "price_alert"
     severity: str  # "ERROR", "WARN", "INFO"
     title: str
     fields: tuple[tuple[str, str], ...] = ()
     details: tuple[tuple[str, str], ...] = ()  # multi-line values: samples, errors
     links: tuple[tuple[str, str], ...] = ()  # (label, url)
     created_at: str = field(default_factory=lambda: dt.datetime.now(dt.UTC).isoformat())
+    # Structured values for machine channels (the webhook): numbers stay numbers.
+    data: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def subject(self) -> str:
@@ -124,6 +131,16 @@ class Notification:
             fields=clean(self.fields),
             details=clean(self.details),
         )
+
+    def webhook_body(self) -> dict[str, Any]:
+        """What the webhook posts: the notice's kind and title, and its structured data."""
+        return {
+            "kind": self.kind,
+            "severity": self.severity,
+            "title": self.title,
+            "created_at": self.created_at,
+            "data": dict(self.data),
+        }
 
     def as_record(self) -> dict[str, Any]:
         return {
@@ -362,3 +379,46 @@ class FileSender:
         except OSError as err:
             raise SendError("file", f"cannot append to {self.path}: {err}") from None
         return str(self.path)
+
+
+# -- webhook ---------------------------------------------------------------------------------
+
+SIGNATURE_HEADER = "X-Finance-Assets-Signature"
+TIMESTAMP_HEADER = "X-Finance-Assets-Timestamp"
+
+
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """`sha256=<hex>` of HMAC-SHA256(secret, "<timestamp>.<body>"): a receiver recomputes it
+    and compares in constant time; the timestamp lets it refuse replays."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={digest.hexdigest()}"
+
+
+@dataclass(frozen=True)
+class WebhookSender:
+    """POSTs a notice as JSON to a URL (2xx = delivered); signed when `secret` is set."""
+
+    url: str
+    secret: str | None = None
+    timeout: float = 10.0
+
+    def send(self, notification: Notification) -> None:
+        body = json.dumps(notification.webhook_body(), separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json"}
+        if self.secret:
+            timestamp = str(int(dt.datetime.now(dt.UTC).timestamp()))
+            headers[TIMESTAMP_HEADER] = timestamp
+            headers[SIGNATURE_HEADER] = webhook_signature(self.secret, timestamp, body)
+        try:
+            answer = requests.post(self.url, data=body, headers=headers, timeout=self.timeout)
+        except requests.RequestException as err:
+            raise Unreachable("webhook", f"{type(err).__name__}: {err}") from None
+        if answer.status_code == 429:
+            wait = answer.headers.get("Retry-After", "")
+            raise SendRateLimited(
+                "webhook",
+                "HTTP 429 (rate limited)",
+                retry_after=redaction.parse_retry_after(wait, dt.datetime.now(dt.UTC)),
+            )
+        if not 200 <= answer.status_code < 300:
+            raise SendError("webhook", f"HTTP {answer.status_code}: {answer.text[:200]}")

@@ -19,6 +19,6 @@ class MarketDataResource(dg.ConfigurableResource):
 
 def required_key(value: str | None, variable: str) -> str:
     if not value:
-        # Typed as permanent: the step fails once, without retries (see defs/common.py).
+        # Typed as permanent: the step fails once, without retries (see defs/common/assets.py).
         raise MissingApiKey(f"{variable} is not set: the provider needs an API key")
     return value

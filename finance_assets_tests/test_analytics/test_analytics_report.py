@@ -93,6 +93,28 @@ def test_the_overview_renders_at_its_size_and_is_not_blank(us):
     assert "<script" not in page and "http" not in page  # self-contained, nothing fetched
 
 
+def test_the_volume_axis_holds_each_session_once_and_no_other_day(us):
+    """One tick per trading session, in order, each date once: no weekend or holiday on the
+    axis (a date axis plotted them as days and repeated dates between ticks)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    data = _synthetic_day(us)
+    ax = Figure().add_subplot()
+    charts._volume_panel(ax, data, dict.fromkeys(data.symbols, "#333333"))
+    labels = [tick.get_text() for tick in ax.get_xticklabels()]
+    sessions = sorted(set(data.history.get_column("trading_date").to_list()))
+    assert labels == [f"{day:%m-%d}" for day in sessions]
+    assert len(set(labels)) == len(labels)
+    assert all(us.is_session(day) for day in sessions)
+    # The 25 sessions span weekends (and Thanksgiving): none of those days is on the axis.
+    span = (sessions[-1] - sessions[0]).days + 1
+    assert span > len(sessions)
+    assert list(ax.get_xticks()) == list(range(len(sessions)))
+
+
 def test_volume_zscores_match_a_hand_computation():
     volumes = [100, 110, 90, 105, 95, 300, 100]
     frame = pl.DataFrame(

@@ -7,7 +7,7 @@ import pytest
 from dagster._core.test_utils import freeze_time
 
 from finance_assets.definitions import build_domain_defs
-from finance_assets.defs.market.partitions import five_minute_partitions
+from finance_assets.defs.common.partitions import five_minute_partitions
 from finance_assets.demo import range_tags
 from finance_assets.resources import build_resources
 

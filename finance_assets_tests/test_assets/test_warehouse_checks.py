@@ -7,7 +7,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from finance_assets.defs.common import output_unless_failed, rule_check
+from finance_assets.defs.common.assets import output_unless_failed, rule_check
 from finance_assets.lib import quality, social
 from finance_assets.lib.schema import DAILY_SUMMARY_KEY, DAILY_SUMMARY_SCHEMA, empty
 from finance_assets.lib.transforms import PRICE_ALERT_KEY

@@ -5,8 +5,8 @@ import polars as pl
 import psycopg
 import pytest
 
+from finance_assets.defs.common.partitions import daily_partitions
 from finance_assets.defs.market.checks import bar_check_results
-from finance_assets.defs.market.partitions import daily_partitions
 from finance_assets.lib import quality
 from finance_assets.lib.io.managers import (
     LakeWarehouseIOManager,

@@ -7,7 +7,6 @@ import dagster as dg
 import polars as pl
 import psycopg
 
-from finance_assets.defs.market.freshness import assets_for_run
 from finance_assets.demo import range_tags, run_market
 from finance_assets.lib.clock import intraday_range
 from finance_assets.lib.io.lake_warehouse import differing_partitions
@@ -23,7 +22,8 @@ def _check(result: dg.ExecuteInProcessResult, name: str = "stores_agree"):
 def test_stores_agree_over_a_single_run_range_and_is_in_the_jobs(env, fresh_schema, us):  # noqa: F811
     defs = _defs(us)
     job = dg.define_asset_job(
-        "range", selection=assets_for_run(us, "raw_intraday_quotes", "bars_5min")
+        "range",
+        selection=dg.AssetSelection.assets([us.key, "raw_intraday_quotes"], [us.key, "bars_5min"]),
     )
     job_def = dg.Definitions.merge(defs, dg.Definitions(jobs=[job])).resolve_job_def("range")
     assert any(

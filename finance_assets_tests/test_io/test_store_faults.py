@@ -18,7 +18,7 @@ import polars as pl
 import psycopg
 import pytest
 
-from finance_assets.defs.market.partitions import daily_partitions
+from finance_assets.defs.common.partitions import daily_partitions
 from finance_assets.lib.io import lake, postgres
 from finance_assets.lib.io.managers import LakeWarehouseIOManager, WarehouseResource
 from finance_assets.lib.schema import BAR_KEY

@@ -20,7 +20,7 @@ from dagster_aws.s3 import S3Resource
 pytest.importorskip("moto.server")
 
 from finance_assets.definitions import build_domain_defs
-from finance_assets.defs.market.partitions import (
+from finance_assets.defs.common.partitions import (
     RANGE_END_TAG,
     RANGE_START_TAG,
     daily_partitions,

@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("moto.server")
 
+from finance_assets.defs.common.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.defs.market.landing import build_landing_sensor
-from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.lib import landing
 from finance_assets.lib.markets import Market
 from finance_assets.resources.landing import (

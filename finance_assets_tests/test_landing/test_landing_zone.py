@@ -16,8 +16,8 @@ import polars as pl
 import psycopg
 import pytest
 
+from finance_assets.defs.common.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.defs.market.landing import build_landing_sensor
-from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.lib import landing, transforms
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import ProviderError

@@ -9,7 +9,7 @@ import datetime as dt
 import pytest
 from dagster._core.definitions.partitions.context import partition_loading_context
 
-from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
+from finance_assets.defs.common.partitions import daily_partitions, five_minute_partitions
 from finance_assets.defs.social.assets import hourly_partitions
 from finance_assets.lib import clock
 

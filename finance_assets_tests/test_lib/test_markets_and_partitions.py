@@ -2,7 +2,7 @@ import datetime as dt
 
 import pytest
 
-from finance_assets.defs.market.partitions import daily_partitions, five_minute_partitions
+from finance_assets.defs.common.partitions import daily_partitions, five_minute_partitions
 from finance_assets.lib.markets import load_universe, markets_from_env
 
 

@@ -158,7 +158,8 @@ def test_a_503_then_200_is_retried_by_the_client_and_succeeds(tmp_path, us, http
 
 
 def test_a_lasting_503_uses_the_whole_attempt_budget(tmp_path, us, httpserver):
-    """The README's budget: 3 client attempts per step attempt, 1 + 3 step attempts."""
+    """The attempt budget (docs/providers.md): 3 client attempts per step attempt, 1 + 3 step
+    attempts."""
     httpserver.expect_request("/time_series").respond_with_data(
         "Service Unavailable", status=503, content_type="text/plain"
     )

@@ -22,7 +22,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
 from pytest_httpserver import HTTPServer
 
-from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
+from finance_assets.defs.common.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.defs.ops.notifications import (
     RUN_NOTICE_TAG,
     RUN_PENDING_TAG,

@@ -6,7 +6,7 @@ import dagster as dg
 import pytest
 
 from finance_assets.definitions import build_domain_defs
-from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
+from finance_assets.defs.common.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.defs.ops.retention import retention_job
 from finance_assets.defs.social.assets import hourly_partitions
 from finance_assets.resources import StorageResource, build_resources

@@ -18,8 +18,8 @@ from dagster._daemon.backfill import execute_backfill_iteration
 from dagster_graphql.test.utils import define_out_of_process_workspace, execute_dagster_graphql
 
 from finance_assets.definitions import build_defs
+from finance_assets.defs.common.partitions import INTRADAY_FMT, five_minute_partitions
 from finance_assets.defs.market import freshness as freshness_module
-from finance_assets.defs.market.partitions import INTRADAY_FMT, five_minute_partitions
 from finance_assets.defs.ops.notifications import Notifier, build_check_failure_sensor
 
 WORKSPACE = Path(__file__).resolve().parents[2] / "workspace.yaml"

@@ -24,7 +24,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from finance_assets.defs.market.partitions import INTRADAY_FMT, five_minute_partitions
+from finance_assets.defs.common.partitions import INTRADAY_FMT, five_minute_partitions
 
 CHROMIUM = Path("/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[2]

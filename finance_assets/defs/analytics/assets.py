@@ -7,9 +7,6 @@ from finance_assets.defs.analytics.report import market_report_asset
 from finance_assets.defs.analytics.views import bi_views_asset
 from finance_assets.lib.markets import Market
 
-# The analytics assets the daily job runs after the day's tables (see defs/market/schedules.py).
-DAILY_ANALYTICS = ("market_report", "price_forecast", "bi_views")
-
 
 def build_analytics_assets(market: Market) -> list[dg.AssetsDefinition]:
     return [market_report_asset(market), price_forecast_asset(market), bi_views_asset(market)]

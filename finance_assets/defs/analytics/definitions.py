@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import dagster as dg
 
 from finance_assets.defs.analytics.assets import build_analytics_assets
+from finance_assets.defs.common.markets import configured_markets
 from finance_assets.lib.markets import Market
 
 
@@ -17,3 +18,9 @@ def build_defs(markets: Sequence[Market]) -> dg.Definitions:
             [asset for market in markets for asset in build_analytics_assets(market)]
         )
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """This domain's part of the code location, for the configured markets."""
+    return build_defs(configured_markets())

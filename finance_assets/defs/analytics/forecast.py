@@ -7,13 +7,14 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import (
+from finance_assets.defs.common.assets import (
     output_unless_failed,
     rule_check,
     warehouse_table,
     with_sessions_before,
 )
-from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
+from finance_assets.defs.common.automation import DAILY
+from finance_assets.defs.common.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib.analytics import forecast
 from finance_assets.lib.io.managers import table_preview
 from finance_assets.lib.markets import Market
@@ -78,6 +79,7 @@ def price_forecast_asset(market: Market) -> dg.AssetsDefinition:
             primary_key=forecast.FORECAST_KEY,
             schema=forecast.FORECAST_SCHEMA,
             descriptions=DESCRIPTIONS,
+            schedule=DAILY,
         ),
         check_specs=[
             dg.AssetCheckSpec(

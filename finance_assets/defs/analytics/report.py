@@ -5,8 +5,9 @@ import datetime as dt
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import market_asset, step_tags, with_sessions_before
-from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
+from finance_assets.defs.common.assets import market_asset, step_tags, with_sessions_before
+from finance_assets.defs.common.automation import DAILY
+from finance_assets.defs.common.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib.analytics import metrics, publish, report
 from finance_assets.lib.markets import Market
 from finance_assets.resources import StorageResource
@@ -35,7 +36,13 @@ def market_report_asset(market: Market) -> dg.AssetsDefinition:
             "bars_5min": dg.AssetIn([market.key, "bars_5min"], partition_mapping=_INTRADAY),
             "price_moves": dg.AssetIn([market.key, "price_moves"], partition_mapping=_INTRADAY),
         },
-        **market_asset(market, "analytics", daily_partitions(market), kinds={"matplotlib", "html"}),
+        **market_asset(
+            market,
+            "analytics",
+            daily_partitions(market),
+            kinds={"matplotlib", "html"},
+            schedule=DAILY,
+        ),
         description=(
             f"The daily report of {market.name}: price and running VWAP per symbol with the "
             "day's alerts marked, open-to-close and high-low ranges, volume over the last "

@@ -3,7 +3,8 @@
 import dagster as dg
 from psycopg import sql
 
-from finance_assets.defs.common import market_asset, step_tags
+from finance_assets.defs.common.assets import market_asset, step_tags
+from finance_assets.defs.common.automation import DAILY
 from finance_assets.lib.analytics import views
 from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource
@@ -23,7 +24,7 @@ def bi_views_asset(market: Market) -> dg.AssetsDefinition:
         ],
         # Views, not a table: no `dagster/table_name` or column schema of one table to show.
         # Unpartitioned, in the daily job: a range run of that job creates them once.
-        **market_asset(market, "analytics", kinds={"sql"}),
+        **market_asset(market, "analytics", kinds={"sql"}, schedule=DAILY),
         description=(
             f"Views in the `{market.key}` schema for a BI tool (QuickSight, Power BI, Grafana, "
             f"Metabase): {names}. Created or replaced in one transaction at every run (views "

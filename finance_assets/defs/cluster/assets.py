@@ -7,8 +7,8 @@ import datetime as dt
 
 import dagster as dg
 
-from finance_assets.defs.common import market_asset, step_tags
-from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
+from finance_assets.defs.common.assets import market_asset, step_tags
+from finance_assets.defs.common.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib.markets import Market
 from finance_assets.resources.spark_pipes import SparkPipesResource
 

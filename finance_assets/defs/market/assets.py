@@ -17,7 +17,7 @@ from typing import Any
 
 import dagster as dg
 
-from finance_assets.defs.common import (
+from finance_assets.defs.common.assets import (
     fails_once_if_permanent,
     owners,
     range_verdicts,
@@ -25,12 +25,13 @@ from finance_assets.defs.common import (
     step_tags,
     table_metadata,
 )
-from finance_assets.defs.market.checks import bar_check_results, bar_check_specs
-from finance_assets.defs.market.partitions import (
+from finance_assets.defs.common.automation import DAILY, EVERY_5MIN, schedule_tags
+from finance_assets.defs.common.partitions import (
     daily_partitions,
     five_minute_partitions,
     refuse_invalid_partitions,
 )
+from finance_assets.defs.market.checks import bar_check_results, bar_check_specs
 from finance_assets.defs.market.reconcile import (
     LISTED_PARTITIONS,
     expected_bar_starts,
@@ -57,17 +58,20 @@ from finance_assets.resources.zones import StorageResource
 PARTITION_METADATA_LIMIT = 800
 
 
-def _market_tags(market: Market) -> dict[str, str]:
-    return {"market": market.key}
+# The schedule each interval's assets run on (defs/common/automation.py).
+SCHEDULE_OF: dict[Interval, str] = {"5min": EVERY_5MIN, "1day": DAILY}
 
 
 def _raw_quotes_asset(
     market: Market, name: str, interval: Interval, partitions_def: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
     @dg.asset(
-        **raw_zone_payloads(market, "market", partitions_def, name=name),
+        **raw_zone_payloads(
+            market, "market", partitions_def, name=name, schedule=SCHEDULE_OF[interval]
+        ),
         description=(
-            f"{interval} bars for the {market.name} universe ({len(market.universe)} symbols), "
+            f"{interval} bars for the {market.name} universe ({market.universe_label}, "
+            f"{len(market.universe)} symbols), "
             "every provider response kept exactly as received in the raw zone "
             f"(`raw/{market.key}/{name}/dt=YYYY-MM-DD/`). A partition range is fetched in one call "
             "per symbol batch, so a backfill costs a handful of calls, not one per partition."
@@ -147,7 +151,7 @@ def _clean_bars_asset(
         io_manager_key="lake_warehouse_io_manager",
         kinds={"parquet", "polars", "postgres"},
         owners=owners("market"),
-        tags=_market_tags(market),
+        tags=schedule_tags(market, SCHEDULE_OF[interval]),
         op_tags=step_tags("transform"),
         description=(
             f"Clean {interval} bars of {market.name} in the canonical schema (symbol, ts = UTC "

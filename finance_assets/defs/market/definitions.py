@@ -7,11 +7,13 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from finance_assets.defs.common.markets import configured_markets
 from finance_assets.defs.market.assets import build_market_assets
 from finance_assets.defs.market.freshness import build_feed_defs, build_freshness_sensor
 from finance_assets.defs.market.landing import build_landing_sensor
 from finance_assets.defs.market.schedules import build_market_schedules
 from finance_assets.lib.markets import Market
+from finance_assets.resources import current_env
 
 
 def build_defs(markets: Sequence[Market], *, follow_schedules: bool) -> dg.Definitions:
@@ -36,3 +38,10 @@ def build_defs(markets: Sequence[Market], *, follow_schedules: bool) -> dg.Defin
             sensors=[build_freshness_sensor(markets, follow_schedules=follow_schedules)]
         ),
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """This domain's part of the code location, for the configured markets. Locally a feed is
+    judged only while its schedule runs; in production always."""
+    return build_defs(configured_markets(), follow_schedules=current_env() == "local")

@@ -29,8 +29,8 @@ from typing import Any
 
 import dagster as dg
 
-from finance_assets.defs.common import owners
-from finance_assets.defs.market.partitions import DAILY_FMT, INTRADAY_FMT
+from finance_assets.defs.common.assets import owners
+from finance_assets.defs.common.partitions import DAILY_FMT, INTRADAY_FMT
 from finance_assets.lib.markets import BAR_MINUTES, Market
 
 CHECK_NAME = "fresh"
@@ -113,16 +113,6 @@ def evaluate_freshness(
         f"{now.astimezone(market.tz):%Y-%m-%d %H:%M %Z} "
         + ("is in" if found or expected is None else "is missing: the feed has stalled"),
     )
-
-
-def freshness_check_keys(market: Market) -> list[dg.AssetCheckKey]:
-    return [dg.AssetCheckKey(feed_key(market, asset), CHECK_NAME) for asset in GRACE]
-
-
-def assets_for_run(market: Market, *names: str) -> dg.AssetSelection:
-    """The market's assets `names` with their checks (the freshness checks are not among them:
-    they belong to the feeds, which no run materialises)."""
-    return dg.AssetSelection.assets(*(dg.AssetKey([market.key, name]) for name in names))
 
 
 def _feed(market: Market, asset: str) -> list[dg.AssetSpec | dg.AssetChecksDefinition]:

@@ -16,9 +16,9 @@ import datetime as dt
 
 import dagster as dg
 
-from finance_assets.defs.common import AssetJob
-from finance_assets.defs.market.freshness import assets_for_run
-from finance_assets.defs.market.partitions import (
+from finance_assets.defs.common.assets import AssetJob
+from finance_assets.defs.common.automation import DAILY, scheduled
+from finance_assets.defs.common.partitions import (
     DAILY_FMT,
     RANGE_END_TAG,
     RANGE_START_TAG,
@@ -38,7 +38,8 @@ from finance_assets.resources.landing import (
 def landing_job(market: Market) -> AssetJob:
     return dg.define_asset_job(
         f"{market.key}_landing_job",
-        selection=assets_for_run(market, "raw_daily_quotes", "daily_bars"),
+        # A landing file brings daily bars: the market domain's daily assets.
+        selection=scheduled(market, DAILY) & dg.AssetSelection.groups(f"{market.key}_market"),
         description=f"Daily bars of {market.name} from a file dropped into the landing zone.",
         tags={"market": market.key},
     )

@@ -12,14 +12,18 @@ calling paid providers before someone has looked at it.
 """
 
 import datetime as dt
-import os
 
 import dagster as dg
 
-from finance_assets.defs.analytics.assets import DAILY_ANALYTICS
-from finance_assets.defs.common import AssetJob
-from finance_assets.defs.market.freshness import assets_for_run
-from finance_assets.defs.market.partitions import (
+from finance_assets.defs.common.assets import AssetJob
+from finance_assets.defs.common.automation import (
+    DAILY,
+    EVERY_5MIN,
+    provider_tag,
+    scheduled,
+    schedules_default_status,
+)
+from finance_assets.defs.common.partitions import (
     DAILY_FMT,
     INTRADAY_FMT,
 )
@@ -30,43 +34,19 @@ PUBLICATION_DELAY = dt.timedelta(minutes=1)
 DAILY_DELAY = dt.timedelta(minutes=30)
 
 
-def schedules_default_status() -> dg.DefaultScheduleStatus:
-    running = os.environ.get("FINANCE_SCHEDULES", "stopped").strip().lower() == "running"
-    return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
-
-
-def provider_tag(key: str, variable: str) -> dict[str, str]:
-    """The run tag naming the provider a job calls (`finance/market_data_provider`,
-    `finance/posts_provider`): the container instance's QueuedRunCoordinator allows one run at a
-    time per keyed provider (deployment/docker/dagster.yaml), since each client's rate limiter
-    lives in its run's process."""
-    return {key: os.environ.get(variable, "").strip().lower() or "simulated"}
-
-
 def intraday_job(market: Market) -> AssetJob:
     return dg.define_asset_job(
         f"{market.key}_bars_5min_job",
-        selection=assets_for_run(market, "raw_intraday_quotes", "bars_5min", "price_moves"),
+        selection=scheduled(market, EVERY_5MIN),
         tags=provider_tag("finance/market_data_provider", "MARKET_DATA_PROVIDER"),
         description=f"The latest 5-minute bar of {market.name}: payloads, clean bars, moves.",
     )
 
 
-DAILY_ASSETS = (
-    "raw_daily_quotes",
-    "daily_bars",
-    "daily_summary",
-    "daily_sentiment",
-    "stock_sentiment_daily",
-    # Then the day's report, forecast and BI views (defs/analytics).
-    *DAILY_ANALYTICS,
-)
-
-
 def daily_job(market: Market) -> AssetJob:
     return dg.define_asset_job(
         f"{market.key}_daily_job",
-        selection=assets_for_run(market, *DAILY_ASSETS),
+        selection=scheduled(market, DAILY),
         tags=provider_tag("finance/market_data_provider", "MARKET_DATA_PROVIDER"),
         description=f"{market.name} after the close: daily bars, the daily summary, the day's "
         "sentiment and the two joined; then the daily report, the forecast and the BI views.",

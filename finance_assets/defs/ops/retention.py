@@ -12,7 +12,7 @@ import datetime as dt
 
 import dagster as dg
 
-from finance_assets.defs.common import step_tags
+from finance_assets.defs.common.assets import step_tags
 from finance_assets.lib.io import lake
 from finance_assets.lib.io.objects import ObjectStore
 from finance_assets.resources.zones import StorageResource
@@ -99,3 +99,8 @@ def build_retention_defs() -> dg.Definitions:
         description="Raw payloads older than 30 days are deleted every night at 02:15 UTC.",
     )
     return dg.Definitions(jobs=[job], schedules=[schedule])
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_retention_defs()

@@ -9,7 +9,7 @@ from typing import Any
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import (
+from finance_assets.defs.common.assets import (
     fails_once_if_permanent,
     output_unless_failed,
     range_verdicts,
@@ -18,7 +18,8 @@ from finance_assets.defs.common import (
     warehouse_table,
     with_sessions_before,
 )
-from finance_assets.defs.market.partitions import daily_partitions, refuse_invalid_partitions
+from finance_assets.defs.common.automation import DAILY, HOURLY
+from finance_assets.defs.common.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib import social
 from finance_assets.lib.clock import HOURLY_FMT
 from finance_assets.lib.io.managers import table_preview
@@ -39,7 +40,9 @@ def hourly_partitions(market: Market) -> dg.TimeWindowPartitionsDefinition:
 
 def _raw_posts(market: Market) -> dg.AssetsDefinition:
     @dg.asset(
-        **raw_zone_payloads(market, "social", hourly_partitions(market), name="raw_posts"),
+        **raw_zone_payloads(
+            market, "social", hourly_partitions(market), name="raw_posts", schedule=HOURLY
+        ),
         description=(
             f"Recent posts about each company of {market.name} (its hashtag or cashtag, "
             "original posts in English), every search page kept exactly as received in the raw "
@@ -73,6 +76,7 @@ def _post_sentiment(market: Market) -> dg.AssetsDefinition:
             partition_expr="created_at",
             primary_key=social.POST_SENTIMENT_KEY,
             schema=social.POST_SENTIMENT_SCHEMA,
+            schedule=HOURLY,
         ),
         check_specs=[
             dg.AssetCheckSpec(
@@ -87,6 +91,13 @@ def _post_sentiment(market: Market) -> dg.AssetsDefinition:
                 blocking=True,
                 description="a post counts once per company, across pages and re-runs",
             ),
+            dg.AssetCheckSpec(
+                "every_post_usable",
+                asset=key,
+                description="every post received has what the pipeline needs (a creation time: "
+                "X sends it only when `tweet.fields` asks for `created_at`); a WARN naming the "
+                "count otherwise, never a silent drop",
+            ),
         ],
         description=(
             f"One row per post about a company of {market.name}: cleaned text (URLs, mentions, "
@@ -98,9 +109,15 @@ def _post_sentiment(market: Market) -> dg.AssetsDefinition:
         context: dg.AssetExecutionContext, raw_posts: list[RawPayload], posts: PostsResource
     ):
         window = context.partition_time_window
-        received = social.parse_post_payloads(raw_posts)
+        parsed = social.parse_post_payloads(raw_posts)
         start, end = window.start.astimezone(dt.UTC), window.end.astimezone(dt.UTC)
-        received = received.filter((pl.col("created_at") >= start) & (pl.col("created_at") < end))
+        undated = parsed.filter(pl.col("created_at").is_null()).height
+        received = parsed.filter((pl.col("created_at") >= start) & (pl.col("created_at") < end))
+        if undated:
+            context.log.warning(
+                f"{undated} of {parsed.height} posts have no created_at (is `tweet.fields` "
+                "asking for it?): they cannot be placed in a window and are not scored"
+            )
         scored = social.score_posts(received, posts.scorer, posts.get_scorer())
         scores = pl.col("compound", "pos", "neu", "neg")
         out_of_range = scored.filter(pl.any_horizontal((scores < -1) | (scores > 1))).height
@@ -120,8 +137,16 @@ def _post_sentiment(market: Market) -> dg.AssetsDefinition:
                     passed=duplicates == 0,
                     metadata={"duplicates": duplicates},
                 ),
+                dg.AssetCheckResult(
+                    check_name="every_post_usable",
+                    passed=undated == 0,
+                    severity=dg.AssetCheckSeverity.WARN,
+                    metadata={"posts_received": parsed.height, "posts_without_created_at": undated},
+                ),
             ],
             {
+                "posts_received": parsed.height,
+                "posts_without_created_at": undated,
                 "posts": scored.height,
                 "companies": scored.get_column("symbol").n_unique(),
                 "mean_compound": float(scored.get_column("compound").mean() or 0.0),
@@ -145,6 +170,7 @@ def _daily_table(
         by_date=True,
         primary_key=primary_key,
         schema=schema,
+        schedule=DAILY,
     )
 
 

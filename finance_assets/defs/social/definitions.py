@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from finance_assets.defs.common.markets import configured_markets
 from finance_assets.defs.social.assets import build_social_assets
 from finance_assets.defs.social.schedules import build_social_schedules
 from finance_assets.lib.markets import Market
@@ -19,3 +20,9 @@ def build_defs(markets: Sequence[Market]) -> dg.Definitions:
         ),
         schedules=[s for market in markets for s in build_social_schedules(market)],
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """This domain's part of the code location, for the configured markets."""
+    return build_defs(configured_markets())

@@ -12,8 +12,13 @@ from collections.abc import Collection
 
 import dagster as dg
 
-from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
-from finance_assets.defs.market.schedules import provider_tag, schedules_default_status
+from finance_assets.defs.common.automation import (
+    HOURLY,
+    provider_tag,
+    scheduled,
+    schedules_default_status,
+)
+from finance_assets.defs.common.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.defs.social.assets import HOURLY_FMT, hourly_partitions
 from finance_assets.lib.markets import Market
 
@@ -53,9 +58,7 @@ def posts_request(
 def build_social_schedules(market: Market) -> list[dg.ScheduleDefinition]:
     job = dg.define_asset_job(
         f"{market.key}_posts_job",
-        selection=dg.AssetSelection.assets(
-            [market.key, "raw_posts"], [market.key, "post_sentiment"]
-        ),
+        selection=scheduled(market, HOURLY),
         description=f"The last hour's posts about the companies of {market.name}, scored.",
         tags=provider_tag("finance/posts_provider", "POSTS_PROVIDER"),
     )

@@ -6,14 +6,15 @@ from collections.abc import Iterator
 import dagster as dg
 import polars as pl
 
-from finance_assets.defs.common import (
+from finance_assets.defs.common.assets import (
     output_unless_failed,
     rule_check,
     unique_keys_check,
     warehouse_table,
     with_sessions_before,
 )
-from finance_assets.defs.market.partitions import (
+from finance_assets.defs.common.automation import DAILY, EVERY_5MIN
+from finance_assets.defs.common.partitions import (
     daily_partitions,
     five_minute_partitions,
     refuse_invalid_partitions,
@@ -33,7 +34,10 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
     @dg.asset(
         ins={
             # The session before each day too: its close is the base of the day's return.
-            "bars_5min": with_sessions_before([market.key, "bars_5min"], 1)
+            "bars_5min": with_sessions_before([market.key, "bars_5min"], 1),
+            # Where a session has no 5-minute bars for a symbol (a daily-only pipeline, a date
+            # before the 5-minute partitions start), its daily bar.
+            "daily_bars": with_sessions_before([market.key, "daily_bars"], 1),
         },
         **warehouse_table(
             market,
@@ -44,6 +48,7 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
             by_date=True,
             primary_key=DAILY_SUMMARY_KEY,
             schema=DAILY_SUMMARY_SCHEMA,
+            schedule=DAILY,
         ),
         check_specs=[
             dg.AssetCheckSpec(
@@ -58,27 +63,39 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
                 blocking=True,
                 description="the VWAP of each day lies within its [low, high]",
             ),
+            dg.AssetCheckSpec(
+                "every_session_summarised",
+                asset=key,
+                blocking=True,
+                description="every trading session of the window has rows: an empty day is "
+                "a missing input (neither 5-minute nor daily bars), never a healthy one",
+            ),
         ],
         description=(
             f"One row per symbol and trading day of {market.name}, from that day's 5-minute "
             "bars: open, high, low, close, volume, VWAP = Σ((high+low+close)/3 × volume) / "
             "Σ volume, open-to-close %, high-low range % of the open, return % against the "
-            f"previous session's close, bar count. Table `{market.key}.daily_summary`."
+            "previous session's close, bar count. Where a day has no 5-minute bars for a "
+            "symbol, from its daily bar (`bar_count` 0, no VWAP: a daily bar cannot give one). "
+            f"Table `{market.key}.daily_summary`."
         ),
     )
     def _summary(
-        context: dg.AssetExecutionContext, bars_5min: pl.DataFrame
+        context: dg.AssetExecutionContext, bars_5min: pl.DataFrame, daily_bars: pl.DataFrame
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
-        summary = transforms.daily_summary(bars_5min, market)
+        summary = transforms.daily_summary(bars_5min, market, daily_bars)
         first, last = window.start.date(), window.end.date()
         # The extra leading session was read only for its close.
         summary = summary.filter(
             (pl.col("trading_date") >= first) & (pl.col("trading_date") < last)
         )
-        short = summary.filter(pl.col("bar_count") < summary.get_column("bar_count").max())
+        intraday = summary.filter(pl.col("bar_count") > 0)
+        short = intraday.filter(pl.col("bar_count") < intraday.get_column("bar_count").max())
         sessions = market.sessions(first, last - dt.timedelta(days=1))
+        summarised = set(summary.get_column("trading_date").to_list())
+        empty_sessions = [day for day in sessions if day not in summarised]
         off_key = pl.concat(
             [
                 quality.duplicate_keys(summary, DAILY_SUMMARY_KEY),
@@ -88,6 +105,7 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
         checks = [
             rule_check("one_row_per_symbol_and_session", off_key, summary.height),
             rule_check("vwap_within_range", quality.vwap_outside_range(summary), summary.height),
+            _sessions_check(market, sessions, empty_sessions),
         ]
         yield from output_unless_failed(
             key,
@@ -96,11 +114,30 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
             {
                 "sessions": summary.get_column("trading_date").n_unique(),
                 "short_sessions": short.height,
+                "rows_from_daily_bars": summary.height - intraday.height,
             },
             keys=context.partition_keys,
         )
 
     return _summary
+
+
+def _sessions_check(
+    market: Market, sessions: list[dt.date], empty: list[dt.date]
+) -> dg.AssetCheckResult:
+    """`every_session_summarised`: a traded session without a row is a missing input."""
+    metadata: dict[str, object] = {"sessions": len(sessions), "sessions_without_rows": len(empty)}
+    if empty:
+        shown = ", ".join(map(str, empty[:10])) + (
+            f" and {len(empty) - 10} more" if len(empty) > 10 else ""
+        )
+        metadata["missing"] = (
+            f"no 5-minute or daily bars of {market.key} for {shown}: materialise "
+            f"{market.key}/daily_bars (or {market.key}/bars_5min) for them first"
+        )
+    return dg.AssetCheckResult(
+        check_name="every_session_summarised", passed=not empty, metadata=metadata
+    )
 
 
 def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
@@ -118,6 +155,7 @@ def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
             primary_key=transforms.PRICE_ALERT_KEY,
             schema=transforms.PRICE_ALERT_SCHEMA,
             table="price_alerts",
+            schedule=EVERY_5MIN,
         ),
         check_specs=[
             dg.AssetCheckSpec(

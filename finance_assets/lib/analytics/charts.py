@@ -124,17 +124,21 @@ def _ranges_panel(ax, data: DayData) -> None:
 
 
 def _volume_panel(ax, data: DayData, colours: dict[str, str]) -> None:
+    """Volume per session: the x axis holds the sessions themselves, one tick each (a date
+    axis would plot weekends and holidays as days and repeat a date between its ticks)."""
     h = data.history.sort("trading_date")
+    sessions = sorted(set(h.get_column("trading_date").to_list()) | {data.day})
+    position = {day: i for i, day in enumerate(sessions)}
     for symbol in data.symbols:
         rows = h.filter(pl.col("symbol") == symbol)
         median = rows.get_column("volume").median() or 1
         rel = (rows.get_column("volume") / median).to_list()
-        days = rows.get_column("trading_date").to_list()
-        ax.plot(days, rel, marker="o", ms=3, lw=1, color=colours[symbol], label=symbol)
+        xs = [position[day] for day in rows.get_column("trading_date").to_list()]
+        ax.plot(xs, rel, marker="o", ms=3, lw=1, color=colours[symbol], label=symbol)
         unusual = rows.with_columns(rel=pl.Series(rel)).filter(pl.col("unusual_volume"))
         if unusual.height:
             ax.scatter(
-                unusual.get_column("trading_date").to_list(),
+                [position[day] for day in unusual.get_column("trading_date").to_list()],
                 unusual.get_column("rel").to_list(),
                 s=140,
                 facecolors="none",
@@ -142,12 +146,12 @@ def _volume_panel(ax, data: DayData, colours: dict[str, str]) -> None:
                 lw=2,
                 zorder=3,
             )
-    from matplotlib.dates import DateFormatter
-
-    ax.axvline(data.day, color="#bbbbbb", lw=6, alpha=0.4, zorder=0)
-    ax.xaxis.set_major_formatter(DateFormatter("%m-%d"))
+    ax.axvline(position[data.day], color="#bbbbbb", lw=6, alpha=0.4, zorder=0)
+    ax.set_xticks(range(len(sessions)), [f"{day:%m-%d}" for day in sessions])
+    ax.set_xlim(-0.5, len(sessions) - 0.5)
     ax.set_ylabel("volume ÷ symbol's median", fontsize=8)
     ax.tick_params(labelsize=7)
+    ax.tick_params(axis="x", labelrotation=90)  # a label per session, upright they collide
     ax.legend(fontsize=7, ncol=5, loc="upper left")
     ax.set_title(
         f"Volume, last sessions (◯ unusual: z ≥ {UNUSUAL_VOLUME_Z:g} vs the previous {WINDOW})",

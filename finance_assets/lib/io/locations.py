@@ -8,7 +8,6 @@ assets that read the lake directly (`price_moves`, the reconciliation check).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -58,20 +57,10 @@ def check_locations(settings: EnvSettings, env: str, data_dir: str | os.PathLike
     return Locations(raw=found[RAW_VARIABLE], lake=found[LAKE_VARIABLE])
 
 
-def locations_from_env(environ: Mapping[str, str] | None = None) -> Locations:
-    """The roots outside a Dagster run (scripts, the benchmark), unchecked beyond their form."""
-    environ = os.environ if environ is None else environ
-    settings = EnvSettings(environ)
-    found = check_locations(settings, "local", environ.get("FINANCE_DATA_DIR", "data"))
-    settings.check()
-    return found
-
-
 __all__ = [
     "LAKE_VARIABLE",
     "RAW_VARIABLE",
     "Locations",
     "UnsafeKey",
     "check_locations",
-    "locations_from_env",
 ]

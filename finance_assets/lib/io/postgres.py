@@ -25,6 +25,7 @@ from typing import Any
 import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 import psycopg
+import pyarrow as pa
 from adbc_driver_manager.dbapi import Connection, Cursor
 from psycopg import sql
 
@@ -208,10 +209,16 @@ def replace_window(
                 params,
             )
             deleted = int(cur.fetchone()[0])
-            for part in _slices(df, time_column, chunk):
-                if primary_key:
-                    part = part.sort(primary_key)
-                cur.adbc_ingest(table, part.to_arrow(), mode="append", db_schema_name=schema)
+            if df.height:
+                # One ingest (one COPY) streaming the slices: the driver opens a transaction
+                # per ingest call, so a call per slice logged "there is already a transaction
+                # in progress" for every slice after the first.
+                cur.adbc_ingest(
+                    table,
+                    _batches(df, time_column, chunk, primary_key),
+                    mode="append",
+                    db_schema_name=schema,
+                )
             if before_commit is not None:
                 before_commit()
             conn.commit()
@@ -222,6 +229,19 @@ def replace_window(
                 conn.rollback()
             raise
     return deleted
+
+
+def _batches(
+    df: pl.DataFrame, time_column: str, every: str | None, primary_key: Sequence[str] | None
+) -> pa.RecordBatchReader:
+    """The rows as one Arrow stream, a time slice at a time, each slice in key order."""
+    schema = df.head(0).to_arrow().schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for part in _slices(df, time_column, every):
+            yield from (part.sort(primary_key) if primary_key else part).to_arrow().to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _slices(df: pl.DataFrame, time_column: str, every: str | None) -> Iterator[pl.DataFrame]:

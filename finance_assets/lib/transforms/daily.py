@@ -15,31 +15,42 @@ from finance_assets.lib.schema import (
 # --- aggregation -----------------------------------------------------------------------------
 
 
-def daily_summary(bars: pl.DataFrame, market: Market) -> pl.DataFrame:
-    """One row per (trading_date, symbol) from a session's 5-minute bars.
+def daily_summary(
+    bars: pl.DataFrame, market: Market, daily_bars: pl.DataFrame | None = None
+) -> pl.DataFrame:
+    """One row per (trading_date, symbol) from a session's 5-minute bars, or from the provider's
+    daily bar where the session has no 5-minute bars for the symbol (`daily_bars`).
 
     vwap = Σ(typical price × volume) / Σ volume with typical price = (high + low + close) / 3;
     open_to_close_pct = close / open − 1; range_pct = (high − low) / open; return_pct = close /
-    previous session's close − 1 (null when that session is not in `bars`). Percentages × 100.
+    previous session's close − 1 (null when that session is not in `bars` or `daily_bars`).
+    Percentages × 100. A row from a daily bar has `bar_count` 0 and no VWAP: a daily bar does not
+    say how the volume was spread over the day's prices, so none is invented.
     """
-    if bars.is_empty():
-        return empty(DAILY_SUMMARY_SCHEMA)
-    sessions = (
-        bars.lazy()
-        .with_columns(trading_date=pl.col("ts").dt.convert_time_zone(market.timezone).dt.date())
-        .sort("symbol", "ts")
-        .group_by("trading_date", "symbol")
-        .agg(
-            open=pl.col("open").first(),
-            high=pl.col("high").max(),
-            low=pl.col("low").min(),
-            close=pl.col("close").last(),
-            volume=pl.col("volume").sum(),
-            _pv=((pl.col("high") + pl.col("low") + pl.col("close")) / 3 * pl.col("volume")).sum(),
-            bar_count=pl.len(),
+    sessions = _sessions_from_bars(bars, market)
+    if daily_bars is not None and not daily_bars.is_empty():
+        from_daily = (
+            daily_bars.lazy()
+            .with_columns(trading_date=pl.col("ts").dt.convert_time_zone(market.timezone).dt.date())
+            .select(
+                "trading_date",
+                "symbol",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+                _pv=pl.lit(None, pl.Float64),
+                bar_count=pl.lit(0, pl.UInt32),
+            )
+            .collect()
+            .join(
+                sessions.select("trading_date", "symbol"), on=["trading_date", "symbol"], how="anti"
+            )
         )
-        .collect()
-    )
+        sessions = pl.concat([sessions, from_daily.cast(sessions.schema)])
+    if sessions.is_empty():
+        return empty(DAILY_SUMMARY_SCHEMA)
     dates = sessions.get_column("trading_date").unique().to_list()
     previous = pl.DataFrame(
         {"trading_date": dates, "_prev_date": [market.previous_session(d) for d in dates]},
@@ -60,6 +71,40 @@ def daily_summary(bars: pl.DataFrame, market: Market) -> pl.DataFrame:
         .sort("trading_date", "symbol")
     )
     return conform(summary, DAILY_SUMMARY_SCHEMA)
+
+
+def _sessions_from_bars(bars: pl.DataFrame, market: Market) -> pl.DataFrame:
+    """Each (trading_date, symbol)'s OHLCV, Σ(typical price × volume) and bar count."""
+    schema = {
+        "trading_date": pl.Date(),
+        "symbol": pl.String(),
+        "open": pl.Float64(),
+        "high": pl.Float64(),
+        "low": pl.Float64(),
+        "close": pl.Float64(),
+        "volume": pl.Int64(),
+        "_pv": pl.Float64(),
+        "bar_count": pl.UInt32(),
+    }
+    if bars.is_empty():
+        return pl.DataFrame(schema=schema)
+    return (
+        bars.lazy()
+        .with_columns(trading_date=pl.col("ts").dt.convert_time_zone(market.timezone).dt.date())
+        .sort("symbol", "ts")
+        .group_by("trading_date", "symbol")
+        .agg(
+            open=pl.col("open").first(),
+            high=pl.col("high").max(),
+            low=pl.col("low").min(),
+            close=pl.col("close").last(),
+            volume=pl.col("volume").sum(),
+            _pv=((pl.col("high") + pl.col("low") + pl.col("close")) / 3 * pl.col("volume")).sum(),
+            bar_count=pl.len(),
+        )
+        .collect()
+        .cast(schema)
+    )
 
 
 # --- price moves -----------------------------------------------------------------------------

@@ -18,7 +18,6 @@ Message texts and the SMTP and file senders are in `lib/notify.py`; redaction in
 
 from finance_assets.defs.ops.notifications.check_sensor import build_check_failure_sensor
 from finance_assets.defs.ops.notifications.definitions import build_notification_defs
-from finance_assets.defs.ops.notifications.resource import CHAT, EMAIL, ROUTES, Notifier
 from finance_assets.defs.ops.notifications.run_sensors import (
     RUN_FAILURE,
     RUN_NOTICE_TAG,
@@ -30,7 +29,8 @@ from finance_assets.defs.ops.notifications.run_sensors import (
     build_run_success_sensor,
 )
 from finance_assets.defs.ops.notifications.settings import notifier_from_env
-from finance_assets.defs.ops.notifications.slack import SlackChannel
+from finance_assets.resources.notifier import CHAT, EMAIL, ROUTES, Notifier
+from finance_assets.resources.slack import SlackChannel
 
 __all__ = [
     "CHAT",

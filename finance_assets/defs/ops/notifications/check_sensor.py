@@ -15,7 +15,7 @@ import dagster as dg
 from finance_assets.defs.ops.notifications import delivery
 from finance_assets.defs.ops.notifications.content import RunCache, check_notification
 from finance_assets.defs.ops.notifications.delivery import Tick
-from finance_assets.defs.ops.notifications.resource import Notifier
+from finance_assets.resources.notifier import Notifier
 
 _EVENT_TYPE = dg.DagsterEventType.ASSET_CHECK_EVALUATION
 

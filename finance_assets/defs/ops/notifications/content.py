@@ -6,10 +6,10 @@ from typing import Any
 
 import dagster as dg
 
-from finance_assets.defs.market.partitions import RANGE_END_TAG, RANGE_START_TAG
-from finance_assets.defs.ops.notifications.resource import Notifier
+from finance_assets.defs.common.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.lib import notify
 from finance_assets.lib.notify import Notification
+from finance_assets.resources.notifier import Notifier
 
 PARTITION_TAG = "dagster/partition"
 
@@ -111,8 +111,24 @@ def _step_errors(instance: dg.DagsterInstance, run_id: str) -> tuple[str | None,
             message = event.message
         else:
             error = event.step_failure_data.error
-            steps.append((event.step_key or "?", error.message if error else event.message or ""))
+            steps.append((event.step_key or "?", root_error(error) or event.message or ""))
     return message, steps
+
+
+def root_error(error: Any) -> str:
+    """What went wrong in the step's own words: Dagster wraps the user's exception ("Error
+    occurred while executing op", "Exceeded max_retries of 3"); the innermost cause is the
+    provider's or the step's error, the outermost line says what gave up (kept, after it)."""
+    if error is None:
+        return ""
+    chain = [error]
+    while chain[-1].cause is not None:
+        chain.append(chain[-1].cause)
+    root = chain[-1].message.strip()
+    if len(chain) == 1:
+        return root
+    outer = error.message.strip().splitlines()[0] if error.message.strip() else ""
+    return f"{root}\n({outer})" if outer and outer not in root else root
 
 
 def run_notification(

@@ -27,3 +27,8 @@ def build_notification_defs(environ: Mapping[str, str] | None = None) -> dg.Defi
         ],
         resources={"notifier": notifier_from_env(environ)},
     )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_notification_defs()

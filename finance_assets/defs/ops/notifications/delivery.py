@@ -4,8 +4,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from finance_assets.defs.ops.notifications.resource import Notifier
 from finance_assets.lib.notify import Notification, SendError
+from finance_assets.resources.notifier import Notifier
 
 
 def now() -> float:

@@ -16,7 +16,7 @@ import dagster as dg
 from finance_assets.defs.ops.notifications import delivery
 from finance_assets.defs.ops.notifications.content import run_notification
 from finance_assets.defs.ops.notifications.delivery import Tick
-from finance_assets.defs.ops.notifications.resource import Notifier
+from finance_assets.resources.notifier import Notifier
 
 RUN_NOTICE_TAG = "finance/notify"
 RUN_PENDING_TAG = "finance/notify_pending"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import dagster as dg
 
-from finance_assets.defs.ops.notifications.resource import Notifier
-from finance_assets.defs.ops.notifications.slack import SLACK_API_URL, SlackChannel
 from finance_assets.lib import notify
+from finance_assets.resources.notifier import Notifier
+from finance_assets.resources.slack import SLACK_API_URL, SlackChannel
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off", "")
@@ -42,6 +42,13 @@ def notifier_from_env(environ: Mapping[str, str] | None = None) -> Notifier:
         raise ValueError("SLACK_BOT_TOKEN is set but SLACK_CHANNEL is not (the channel to post to)")
     if environ.get("SMTP_HOST") and not environ.get("NOTIFY_EMAIL_TO"):
         raise ValueError("SMTP_HOST is set but NOTIFY_EMAIL_TO is not (comma-separated addresses)")
+    webhook = environ.get("PRICE_ALERT_WEBHOOK_URL", "").strip()
+    if webhook and not webhook.lower().startswith(("http://", "https://")):
+        raise ValueError("PRICE_ALERT_WEBHOOK_URL is not an http(s) URL (the value is not shown)")
+    if environ.get("PRICE_ALERT_WEBHOOK_SECRET") and not webhook:
+        raise ValueError(
+            "PRICE_ALERT_WEBHOOK_SECRET is set but PRICE_ALERT_WEBHOOK_URL is not (where to post)"
+        )
     port = environ.get("SMTP_PORT")
     if port and not port.strip().isdigit():
         raise ValueError(f"SMTP_PORT={port!r} is not a port number")
@@ -65,6 +72,8 @@ def notifier_from_env(environ: Mapping[str, str] | None = None) -> Notifier:
         notifications_file=str(Path(data_dir) / "notifications.jsonl"),
         ui_url=env("DAGSTER_UI_URL") or notify.DEFAULT_UI_URL,
         notify_check_warnings=env_bool(environ, "NOTIFY_CHECK_WARN", False),
+        webhook_url=env("PRICE_ALERT_WEBHOOK_URL"),
+        webhook_secret=env("PRICE_ALERT_WEBHOOK_SECRET"),
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import dagster as dg
 import polars as pl
 
+from finance_assets.defs.common.automation import schedule_tags
 from finance_assets.lib import quality
 from finance_assets.lib.io.managers import table_preview
 from finance_assets.lib.markets import Market
@@ -191,15 +192,17 @@ def market_asset(
     partitions_def: dg.PartitionsDefinition | None = None,
     *,
     kinds: set[str],
+    schedule: str | None = None,
 ) -> dict[str, Any]:
     """The `@dg.asset` arguments every asset of a market shares: its group (`<market>_<domain>`),
-    owners and market tag, and single-run backfills of its partitions."""
+    owners, market tag and the schedule it runs on (`defs/common/automation.py`), and
+    single-run backfills of its partitions."""
     args: dict[str, Any] = {
         "backfill_policy": dg.BackfillPolicy.single_run(),
         "group_name": f"{market.key}_{domain}",
         "kinds": kinds,
         "owners": owners(domain),
-        "tags": {"market": market.key},
+        "tags": schedule_tags(market, schedule),
     }
     if partitions_def is not None:
         args["partitions_def"] = partitions_def
@@ -229,6 +232,7 @@ def warehouse_table(
     table: str | None = None,
     by_date: bool = False,
     descriptions: Mapping[str, str] | None = None,
+    schedule: str | None = None,
 ) -> dict[str, Any]:
     """The `@dg.asset` arguments of a partitioned PostgreSQL table `<market>.<table>` (the
     asset's name unless `table` says otherwise): single-run backfills, the warehouse IO
@@ -248,7 +252,9 @@ def warehouse_table(
     if by_date:
         metadata["partition_expr_type"] = "date"
     return {
-        **market_asset(market, domain, partitions_def, kinds={"polars", "postgres"}),
+        **market_asset(
+            market, domain, partitions_def, kinds={"polars", "postgres"}, schedule=schedule
+        ),
         "key": [market.key, name],
         "io_manager_key": "warehouse_io_manager",
         "op_tags": step_tags("transform"),
@@ -257,13 +263,18 @@ def warehouse_table(
 
 
 def raw_zone_payloads(
-    market: Market, domain: str, partitions_def: dg.PartitionsDefinition, *, name: str
+    market: Market,
+    domain: str,
+    partitions_def: dg.PartitionsDefinition,
+    *,
+    name: str,
+    schedule: str | None = None,
 ) -> dict[str, Any]:
     """The `@dg.asset` arguments of a provider's answers kept in the raw zone (`<market>/<name>`):
     single-run backfills, `API_RETRY` for transient faults, the raw-zone IO manager, owners, the
     ingest role's step tag."""
     return {
-        **market_asset(market, domain, partitions_def, kinds={"json"}),
+        **market_asset(market, domain, partitions_def, kinds={"json"}, schedule=schedule),
         "key": [market.key, name],
         "retry_policy": API_RETRY,
         "io_manager_key": "raw_zone_io_manager",
@@ -296,7 +307,10 @@ def output_unless_failed(
     written (the previous rows stay) and the step fails, so downstream assets do not run.
     `keys`: the run's partition keys (a range's verdicts say what they cover)."""
     checks = range_verdicts(checks, keys)
-    failed = [c.check_name for c in checks if not c.passed]
+    # A WARN verdict informs; only an ERROR one stops the write.
+    failed = [
+        c.check_name for c in checks if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
+    ]
     if failed:
         yield from checks
         raise dg.Failure(

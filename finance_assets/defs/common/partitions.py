@@ -9,8 +9,9 @@ into every planned event of a run, and ~900 excluded datetimes a year made a 2-d
 18 s doing so. Those partitions simply hold no bars (the provider returns none, the clean asset
 writes none), and the schedules skip them using the exchange calendar.
 
-"Now" is `dagster._time.get_current_datetime` (internal), the clock Dagster's own schedules and
-sensors read: tests that freeze Dagster's clock at chosen instants move this one too.
+"Now" is the partition loading context's instant (`dg.partition_loading_context`): the clock
+`has_partition_key` reads, so a key is judged against the same instant Dagster judges it by
+(and a test that sets that instant moves both).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ import functools
 from zoneinfo import ZoneInfo
 
 import dagster as dg
-from dagster._time import get_current_datetime
 
 from finance_assets.lib.clock import DAILY_FMT, INTRADAY_FMT
 from finance_assets.lib.markets import BAR_MINUTES, Market
@@ -126,7 +126,8 @@ def refuse_invalid_partitions(context: dg.AssetExecutionContext, market: Market)
     if partitions_def.fmt != DAILY_FMT:
         return  # 5-minute and hourly partitions exist only once their window has ended
     window = context.partition_time_window
-    now = get_current_datetime()  # Dagster's clock: the one `has_partition_key` reads
+    with dg.partition_loading_context() as loading:  # the instant `has_partition_key` read
+        now = loading.effective_dt
     first, last_day = window.start.date(), (window.end - dt.timedelta(seconds=1)).date()
     for day in market.sessions(first, last_day):
         close = market.session_bounds(day)[1]

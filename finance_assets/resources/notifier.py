@@ -1,7 +1,8 @@
 """The `notifier` resource: which channels a notice goes to, and the one place it is sent from.
 
 Chat is Slack (`slack`, a `dagster_slack.SlackResource`) when configured, else the Dagster log
-plus `notifications.jsonl`; e-mail goes over SMTP when a host and recipients are configured.
+plus `notifications.jsonl`; e-mail goes over SMTP when a host and recipients are configured;
+price alerts also go to a webhook as signed JSON when its URL is configured.
 Every send passes through `Notifier.send`, which masks the secrets it holds before anything is
 posted, logged or raised.
 """
@@ -11,18 +12,20 @@ from typing import Any
 
 import dagster as dg
 
-from finance_assets.defs.ops.notifications.slack import SlackChannel
 from finance_assets.lib import notify
 from finance_assets.lib.notify import Notification, SendError
 from finance_assets.lib.redaction import REDACTED, redact
+from finance_assets.resources.slack import SlackChannel
 
-CHAT, EMAIL = "chat", "email"
-# Which logical channels each kind of notice goes to. A failed blocking check also fails its
-# run, and the run's failure notice is what goes by e-mail: one mail per incident, not two.
+CHAT, EMAIL, WEBHOOK = "chat", "email", "webhook"
+# Which logical channels each kind of notice goes to (a channel only where it is configured).
+# A failed blocking check also fails its run, and the run's failure notice is what goes by
+# e-mail: one mail per incident, not two. Price alerts go to chat and, for bots, the webhook.
 ROUTES: Mapping[str, tuple[str, ...]] = {
     "check_failure": (CHAT,),
     "run_failure": (CHAT, EMAIL),
-    "run_success": (CHAT,),
+    "run_success": (CHAT, EMAIL),
+    "price_alert": (CHAT, WEBHOOK),
 }
 
 
@@ -41,13 +44,17 @@ class Notifier(dg.ConfigurableResource):
     notifications_file: str = "data/notifications.jsonl"
     ui_url: str = notify.DEFAULT_UI_URL
     notify_check_warnings: bool = False
-    timeout_seconds: float = 10.0  # SMTP; the Slack leg has its own
+    timeout_seconds: float = 10.0  # SMTP and webhook; the Slack leg has its own
+    # Price alerts as JSON for bots; the URL may carry a token, so it is masked like a secret.
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
     def __repr_args__(self) -> Any:
         # pydantic's repr would print the password wherever the resource is shown (the Slack
         # token is masked by `SlackChannel`'s own repr).
         for name, value in super().__repr_args__():
-            yield name, (REDACTED if name == "smtp_password" and value else value)
+            secret = name in ("smtp_password", "webhook_url", "webhook_secret")
+            yield name, (REDACTED if secret and value else value)
 
     @property
     def chat_backend(self) -> str:
@@ -65,11 +72,12 @@ class Notifier(dg.ConfigurableResource):
     def secrets(self) -> list[str]:
         """The values this resource holds that must never be shown."""
         token = self.slack.token if self.slack is not None else None
-        return [s for s in (token, self.smtp_password) if s]
+        return [s for s in (token, self.smtp_password, self.webhook_secret, self.webhook_url) if s]
 
     def channels(self, kind: str) -> list[str]:
         """The configured channels a notice of this kind goes to."""
-        return [c for c in ROUTES[kind] if c == CHAT or (c == EMAIL and self.email_enabled)]
+        configured = {CHAT: True, EMAIL: self.email_enabled, WEBHOOK: bool(self.webhook_url)}
+        return [channel for channel in ROUTES[kind] if configured[channel]]
 
     def redact(self, text: str) -> str:
         return redact(text, self.secrets)
@@ -96,6 +104,10 @@ class Notifier(dg.ConfigurableResource):
                     password=self.smtp_password,
                     starttls=self.smtp_starttls,
                     timeout=self.timeout_seconds,
+                ).send(notification)
+            elif channel == WEBHOOK:
+                notify.WebhookSender(
+                    self.webhook_url or "", self.webhook_secret, timeout=self.timeout_seconds
                 ).send(notification)
             else:
                 raise ValueError(f"unknown notification channel {channel!r}")

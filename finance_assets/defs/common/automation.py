@@ -1,0 +1,46 @@
+"""How assets join their schedules: each asset declares the schedule it runs on (a `schedule`
+tag, beside its `market` tag) and each job selects by those tags, so a new asset joins its job
+by its own declaration, in its own domain, and no domain lists another domain's assets."""
+
+import os
+
+import dagster as dg
+
+from finance_assets.lib.markets import Market
+
+# The asset tag naming the schedule an asset runs on, and its values.
+SCHEDULE_TAG = "schedule"
+EVERY_5MIN = "5min"  # `<market>_bars_5min_job`: each bar a minute after it closes
+HOURLY = "hourly"  # `<market>_posts_job`: the last hour's posts
+DAILY = "daily"  # `<market>_daily_job`: after the close, the day's tables and analytics
+SCHEDULES = (EVERY_5MIN, HOURLY, DAILY)
+
+
+def schedule_tags(market: Market, schedule: str | None) -> dict[str, str]:
+    """The tags every asset of `market` carries: its market and, if it runs on one, its
+    schedule (one of `SCHEDULES`)."""
+    if schedule is not None and schedule not in SCHEDULES:
+        raise ValueError(f"unknown schedule {schedule!r}: one of {', '.join(SCHEDULES)}")
+    return {"market": market.key, **({SCHEDULE_TAG: schedule} if schedule else {})}
+
+
+def scheduled(market: Market, schedule: str) -> dg.AssetSelection:
+    """The assets of `market` that declare `schedule` (with their checks)."""
+    return dg.AssetSelection.tag(SCHEDULE_TAG, schedule) & dg.AssetSelection.tag(
+        "market", market.key
+    )
+
+
+def schedules_default_status() -> dg.DefaultScheduleStatus:
+    """Schedules start stopped (`FINANCE_SCHEDULES=running` starts them): a new deployment
+    should not begin calling paid providers before someone has looked at it."""
+    running = os.environ.get("FINANCE_SCHEDULES", "stopped").strip().lower() == "running"
+    return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+
+
+def provider_tag(key: str, variable: str) -> dict[str, str]:
+    """The run tag naming the provider a job calls (`finance/market_data_provider`,
+    `finance/posts_provider`): the container instance's QueuedRunCoordinator allows one run at a
+    time per keyed provider (deployment/docker/dagster.yaml), since each client's rate limiter
+    lives in its run's process."""
+    return {key: os.environ.get(variable, "").strip().lower() or "simulated"}
