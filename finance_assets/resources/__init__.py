@@ -12,7 +12,7 @@ environment at run time and the UI shows only the variable's name.
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -205,14 +205,31 @@ def _posts(settings: EnvSettings) -> PostsResource:
     )
 
 
-# The providers' names and resource classes, as this package has always exported them: read
+# The providers' names and resource classes, as this package has always exported them, read
 # from the registry when asked (a provider's resource module imports this package's bases, so
 # importing it here at load time would be circular).
+class _ProviderNames(Sequence[str]):
+    """The providers of one kind, as the registry lists them when read (a provider registered
+    in-process included)."""
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+
+    def __getitem__(self, index: Any) -> Any:
+        return registry.names(self.kind)[index]
+
+    def __len__(self) -> int:
+        return len(registry.names(self.kind))
+
+    def __repr__(self) -> str:
+        return repr(registry.names(self.kind))
+
+
+PROVIDERS: Sequence[str] = _ProviderNames("bars")  # MARKET_DATA_PROVIDER's values
+POSTS_PROVIDERS: Sequence[str] = _ProviderNames("posts")  # POSTS_PROVIDER's values
+
+
 def __getattr__(name: str) -> Any:
-    if name == "PROVIDERS":  # MARKET_DATA_PROVIDER's values
-        return registry.names("bars")
-    if name == "POSTS_PROVIDERS":
-        return registry.names("posts")
     for spec in registry.all_specs():
         if spec.resource.rpartition(":")[2] == name:
             return spec.resource_class()
