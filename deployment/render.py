@@ -94,17 +94,16 @@ def env_example() -> list[str]:
     for spec in registry.all_specs():
         if not spec.settings:
             continue
+        required = [s.variable for s in spec.required_secrets]
+        needs = f"; required: {', '.join(required)}" if required else ""
         lines += textwrap.wrap(
-            f"With {spec.slot.variable}={spec.name}, {spec.description}:",
+            f"With {spec.slot.variable}={spec.name}: {spec.description}{needs}.",
             96,
             initial_indent="# ",
             subsequent_indent="#   ",
         )
-        for setting in spec.settings:
-            line = f"# {setting.variable}={_env_default(setting)}"
-            if setting.required:
-                line += "  (required when chosen)"
-            lines.append(line)
+        # Values only after `=`: a note there would become part of the value when uncommented.
+        lines += [f"# {s.variable}={_env_default(s)}" for s in spec.settings]
     return lines
 
 

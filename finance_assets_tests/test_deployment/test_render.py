@@ -121,7 +121,8 @@ def test_a_registered_provider_reaches_the_container_stack(with_fake):
         "# MARKET_DATA_PROVIDER: simulated, twelve_data, alpha_vantage, yfinance, fake_exchange"
         in env_file
     )
-    assert "# FAKE_EXCHANGE_API_KEY=  (required when chosen)" in env_file
+    assert "# FAKE_EXCHANGE_API_KEY=\n" in env_file
+    assert "required: FAKE_EXCHANGE_API_KEY." in env_file
     assert "# FAKE_EXCHANGE_CALLS_PER_MINUTE=30" in env_file
     compose = yaml.safe_load(with_fake[render.COMPOSE])
     environment = compose["services"]["code"]["environment"]
