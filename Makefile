@@ -48,7 +48,7 @@ $(VENV)/.installed-docs: $(BIN)/python pyproject.toml
 	@touch $@
 
 # Local instance: Dagster's storage on the embedded PostgreSQL under FINANCE_DATA_DIR
-# (deployment/local/dagster.yaml; the repo's top-level dagster.yaml is for production). Copied
+# (deployment/local/dagster.yaml; the containers' and AWS's are beside it in deployment/). Copied
 # again when the template changes (an instance made before it kept SQLite in DAGSTER_HOME).
 $(DAGSTER_HOME)/dagster.yaml: deployment/local/dagster.yaml
 	@mkdir -p $(DAGSTER_HOME)

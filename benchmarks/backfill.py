@@ -167,7 +167,7 @@ class ReplayProvider:
 
 def prepare(cache_dir: str, n_symbols: int, days: int, end_day: str) -> dict[str, Any]:
     """Generate the payloads batch by batch and write their bodies to `cache_dir`."""
-    from finance_assets.lib.providers.simulated import MAX_BATCH_SYMBOLS, SimulatedMarket
+    from finance_assets.providers.simulated_market.client import MAX_BATCH_SYMBOLS, SimulatedMarket
 
     began = time.perf_counter()
     symbols = [f"S{i:04d}" for i in range(n_symbols)]
@@ -801,7 +801,7 @@ def prepare_windows(cache_root: str, n_symbols: int, day: str, k: int) -> dict[s
     """Payloads for the first `k` 5-minute windows of session `day` and for its last one (the
     live tick's), each window in a folder laid out as `prepare` lays out a range."""
     from finance_assets.lib.clock import INTRADAY_FMT
-    from finance_assets.lib.providers.simulated import MAX_BATCH_SYMBOLS, SimulatedMarket
+    from finance_assets.providers.simulated_market.client import MAX_BATCH_SYMBOLS, SimulatedMarket
 
     symbols = [f"S{i:04d}" for i in range(n_symbols)]
     market = bench_market(symbols)

@@ -19,8 +19,8 @@ import polars as pl
 
 from finance_assets.lib.io.spans import Kept, kept_expr
 from finance_assets.lib.providers.base import RawPayload, json_object_or_none
-from finance_assets.lib.providers.twelve_data_series import to_twelve_data
 from finance_assets.lib.transforms import CleanResult, failed_symbols
+from finance_assets.providers.twelve_data.parser import to_twelve_data
 
 
 def _canonical(payload: RawPayload, found: dict[str, str]) -> dict[str, str]:

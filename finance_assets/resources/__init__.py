@@ -2,15 +2,17 @@
 the environment variables (the one place that reads them for resources).
 
 `FINANCE_ENV` picks the dict (`local` by default); an unknown value is an error, never a silent
-fallback to shared infrastructure. Each provider is its own resource class (market_data.py,
-posts.py); `MARKET_DATA_PROVIDER` and `POSTS_PROVIDER` choose which one sits under the keys the
-assets ask for (`market_data`, `posts`). Every secret is a `dg.EnvVar`: Dagster resolves it
-from the process environment at run time and the UI shows only the variable's name.
+fallback to shared infrastructure. Each provider is its own package with its own resource
+class (`finance_assets/providers/`); `MARKET_DATA_PROVIDER` and `POSTS_PROVIDER` choose which
+one sits under the keys the assets ask for (`market_data`, `posts`), among the providers the
+registry lists, and each provider's settings are read as its spec declares them (variable,
+default, range). Every secret is a `dg.EnvVar`: Dagster resolves it from the process
+environment at run time and the UI shows only the variable's name.
 """
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,39 +27,18 @@ from finance_assets.lib.io.managers import (
     WarehouseResource,
 )
 from finance_assets.lib.landing import open_store as open_landing_store
-from finance_assets.lib.providers import alpha_vantage, twelve_data, x_api
 from finance_assets.lib.providers.retrying import (
     DEADLINE_RANGE,
     DEADLINE_VARIABLE,
     DEFAULT_DEADLINE,
 )
-from finance_assets.lib.providers.yahoo import DEFAULT_CALLS_PER_MINUTE
 from finance_assets.lib.settings import EnvSettings
-from finance_assets.resources.bounds import (
-    CALLS_PER_MINUTE,
-    PRICE_MOVE_PCT,
-    QUARANTINE_RATE,
-    SIM_FAULT_RATE,
-    TOP_POSTS,
-    X_PAGES,
-    X_WAIT,
-)
+from finance_assets.providers import registry
+from finance_assets.providers.spec import KINDS, Kind, ProviderSpec
+from finance_assets.resources.bounds import PRICE_MOVE_PCT, QUARANTINE_RATE, TOP_POSTS
 from finance_assets.resources.landing import LandingZoneResource, max_file_bytes_from_env
-from finance_assets.resources.market_data import (
-    BAR_PROVIDERS,
-    AlphaVantageResource,
-    MarketDataResource,
-    SimulatedMarketResource,
-    TwelveDataResource,
-    YFinanceResource,
-)
-from finance_assets.resources.posts import (
-    POSTS_PROVIDERS,
-    POSTS_SCORERS,
-    PostsResource,
-    SimulatedPostsResource,
-    XApiResource,
-)
+from finance_assets.resources.market_data import MarketDataResource
+from finance_assets.resources.posts import POSTS_SCORERS, PostsResource
 from finance_assets.resources.spark_pipes import spark_pipes_from_env
 from finance_assets.resources.steps import check_step_execution
 from finance_assets.resources.thresholds import AlertSettingsResource, DataQualityResource
@@ -66,24 +47,16 @@ from finance_assets.resources.zones import StorageResource
 __all__ = [
     "ENVIRONMENTS",
     "AlertSettingsResource",
-    "AlphaVantageResource",
     "DataQualityResource",
     "MarketDataResource",
     "PostsResource",
-    "SimulatedMarketResource",
-    "SimulatedPostsResource",
     "StorageResource",
-    "TwelveDataResource",
-    "XApiResource",
-    "YFinanceResource",
     "build_resources",
     "current_env",
     "data_dir",
     "warehouse_from_env",
 ]
 
-PROVIDERS = tuple(BAR_PROVIDERS)
-PROXY_SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
 _AWS_REGION = re.compile(r"[a-z]{2}(-[a-z]+)+-\d{1,2}")
 
 
@@ -190,70 +163,84 @@ def _secret(settings: EnvSettings, name: str) -> Any:
     return dg.EnvVar(name) if settings.raw(name) else None
 
 
+def _provider(settings: EnvSettings, kind: Kind) -> Any:
+    """The chosen provider's resource, its fields read from the environment as its spec
+    declares them. Every provider's settings of the kind are checked, chosen or not: a bad
+    value waits for no one to switch providers. A required secret (an API key) is asked for
+    only of the chosen one."""
+    slot = KINDS[kind]
+    choices = registry.specs(kind)
+    chosen = settings.choice(
+        slot.variable, choices[0].name, tuple(s.name for s in choices), "a provider"
+    )
+    configs = {spec.name: provider_config(spec, settings) for spec in choices}
+    spec = registry.get(kind, chosen)
+    for setting in spec.required_secrets:
+        settings.require(setting.variable, f"{slot.variable}={spec.name} needs {setting.required}")
+    return spec.resource_class(), configs[chosen]
+
+
+def provider_config(spec: ProviderSpec, settings: EnvSettings) -> dict[str, Any]:
+    """A provider's resource fields from the environment (problems recorded in `settings`):
+    each secret as `dg.EnvVar(variable)` when set, never its value."""
+    config: dict[str, Any] = {}
+    for setting in spec.settings:
+        value = setting.read(settings)
+        if setting.is_secret:
+            value = dg.EnvVar(setting.variable) if value else None
+        config[setting.field] = value
+    return config
+
+
 def _market_data(settings: EnvSettings) -> MarketDataResource:
-    """The chosen provider's resource. Every provider's settings are checked, chosen or not:
-    a bad value waits for no one to switch providers."""
-    provider = settings.choice("MARKET_DATA_PROVIDER", "simulated", PROVIDERS, "a provider")
-    if provider == "twelve_data":
-        settings.require("TWELVEDATA_API_KEY", "MARKET_DATA_PROVIDER=twelve_data needs its key")
-    if provider == "alpha_vantage":
-        settings.require("ALPHAVANTAGE_API_KEY", "MARKET_DATA_PROVIDER=alpha_vantage needs its key")
-    proxy = settings.url("YFINANCE_PROXY", None, PROXY_SCHEMES)
-    config: dict[str, dict[str, Any]] = {
-        "simulated": {
-            "fault_rate": settings.number("FINANCE_SIM_FAULT_RATE", 0.0, SIM_FAULT_RATE),
-        },
-        "twelve_data": {
-            "api_key": _secret(settings, "TWELVEDATA_API_KEY"),
-            "base_url": settings.url("TWELVEDATA_BASE_URL", twelve_data.DEFAULT_BASE_URL),
-            "credits_per_minute": settings.whole(
-                "TWELVEDATA_CREDITS_PER_MINUTE",
-                twelve_data.FREE_CREDITS_PER_MINUTE,
-                CALLS_PER_MINUTE,
-            ),
-        },
-        "alpha_vantage": {
-            "api_key": _secret(settings, "ALPHAVANTAGE_API_KEY"),
-            "base_url": settings.url("ALPHAVANTAGE_BASE_URL", alpha_vantage.DEFAULT_BASE_URL),
-            "calls_per_minute": settings.whole(
-                "ALPHAVANTAGE_CALLS_PER_MINUTE",
-                alpha_vantage.FREE_CALLS_PER_MINUTE,
-                CALLS_PER_MINUTE,
-            ),
-        },
-        "yfinance": {
-            "base_url": settings.url("YFINANCE_BASE_URL", None),
-            "proxy": _secret(settings, "YFINANCE_PROXY") if proxy else None,
-            "calls_per_minute": settings.whole(
-                "YFINANCE_CALLS_PER_MINUTE", DEFAULT_CALLS_PER_MINUTE, CALLS_PER_MINUTE
-            ),
-            "cache_dir": settings.raw("YFINANCE_CACHE_DIR"),
-        },
-    }
-    return BAR_PROVIDERS[provider](**config[provider])
+    resource, config = _provider(settings, "bars")
+    return resource(**config)
 
 
 def _posts(settings: EnvSettings) -> PostsResource:
-    provider = settings.choice("POSTS_PROVIDER", "simulated", tuple(POSTS_PROVIDERS), "a provider")
+    resource, config = _provider(settings, "posts")
     scorer = settings.choice("POSTS_SCORER", "vader", POSTS_SCORERS, "a scorer")
-    if provider == "x_api":
-        settings.require("X_BEARER_TOKEN", "POSTS_PROVIDER=x_api needs an app bearer token")
     region = settings.raw("COMPREHEND_REGION")
     if region and not _AWS_REGION.fullmatch(region):
         settings.problem(f"COMPREHEND_REGION={region!r} is not an AWS region (e.g. us-east-1)")
         region = None
-    shared = {
-        "top_n": settings.whole("FINANCE_TOP_POSTS", 10, TOP_POSTS),
-        "scorer": scorer,
-        "comprehend_region": region,
-    }
-    x = {
-        "bearer_token": _secret(settings, "X_BEARER_TOKEN"),
-        "base_url": settings.url("X_API_BASE_URL", x_api.DEFAULT_BASE_URL),
-        "max_pages": settings.whole("X_MAX_PAGES", 10, X_PAGES),
-        "max_wait_seconds": settings.number("X_MAX_WAIT_SECONDS", 900.0, X_WAIT),
-    }
-    return POSTS_PROVIDERS[provider](**shared, **(x if provider == "x_api" else {}))
+    return resource(
+        top_n=settings.whole("FINANCE_TOP_POSTS", 10, TOP_POSTS),
+        scorer=scorer,
+        comprehend_region=region,
+        **config,
+    )
+
+
+# The providers' names and resource classes, as this package has always exported them, read
+# from the registry when asked (a provider's resource module imports this package's bases, so
+# importing it here at load time would be circular).
+class _ProviderNames(Sequence[str]):
+    """The providers of one kind, as the registry lists them when read (a provider registered
+    in-process included)."""
+
+    def __init__(self, kind: Kind) -> None:
+        self.kind = kind
+
+    def __getitem__(self, index: Any) -> Any:
+        return registry.names(self.kind)[index]
+
+    def __len__(self) -> int:
+        return len(registry.names(self.kind))
+
+    def __repr__(self) -> str:
+        return repr(registry.names(self.kind))
+
+
+PROVIDERS: Sequence[str] = _ProviderNames("bars")  # MARKET_DATA_PROVIDER's values
+POSTS_PROVIDERS: Sequence[str] = _ProviderNames("posts")  # POSTS_PROVIDER's values
+
+
+def __getattr__(name: str) -> Any:
+    for spec in registry.all_specs():
+        if spec.resource.rpartition(":")[2] == name:
+            return spec.resource_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _check_stores(settings: EnvSettings) -> None:

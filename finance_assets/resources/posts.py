@@ -1,23 +1,31 @@
-"""The posts sources, one resource each, with what every source shares: the sentiment scorer
-(`POSTS_SCORER`) and how many top posts a day keeps. The assets ask for `posts`, whichever it
-is; `POSTS_PROVIDER` picks the class (resources/__init__.py). The X bearer token arrives as a
-`dg.EnvVar`: the UI shows the variable's name, never its value."""
+"""What every posts source's resource shares: the sentiment scorer (`POSTS_SCORER`) and how
+many top posts a day keeps. The assets ask for `posts`, whichever it is; `POSTS_PROVIDER`
+picks the class (resources/__init__.py, from the registry); each source's class sits in its
+own package (`finance_assets/providers/<name>/resource.py`)."""
 
+import datetime as dt
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import dagster as dg
 import polars as pl
 
 from finance_assets.lib import social
 from finance_assets.lib.comprehend import comprehend_client, comprehend_scores
-from finance_assets.lib.providers import x_api
-from finance_assets.lib.providers.simulated_posts import SimulatedPosts
-from finance_assets.lib.providers.x_api import XSearchClient
-from finance_assets.resources.bounds import TOP_POSTS, X_PAGES, X_WAIT, bounded, secret
-from finance_assets.resources.market_data import required_key
+from finance_assets.lib.markets import Market
+from finance_assets.lib.providers.base import RawPayload
+from finance_assets.resources.bounds import TOP_POSTS, bounded
 
 POSTS_SCORERS = ("vader", "comprehend")
+
+
+class PostsSource(Protocol):
+    """What the social assets call on a posts source (the simulated one, X's client)."""
+
+    def fetch_posts(
+        self, market: Market, symbols: Sequence[str], start: dt.datetime, end: dt.datetime
+    ) -> list[RawPayload]: ...
 
 
 class PostsResource(dg.ConfigurableResource):
@@ -27,7 +35,7 @@ class PostsResource(dg.ConfigurableResource):
     scorer: str = "vader"
     comprehend_region: str | None = None  # None: boto3's own chain (AWS_DEFAULT_REGION, profile)
 
-    def get_source(self) -> SimulatedPosts | XSearchClient:
+    def get_source(self) -> PostsSource:
         raise NotImplementedError(f"{type(self).__name__} names no posts source")
 
     def get_scorer(self) -> Callable[[list[str]], pl.DataFrame]:
@@ -39,34 +47,3 @@ class PostsResource(dg.ConfigurableResource):
                 comprehend_scores, client=comprehend_client(self.comprehend_region)
             )
         raise ValueError(f"unknown posts scorer {self.scorer!r}; valid: {', '.join(POSTS_SCORERS)}")
-
-
-class SimulatedPostsResource(PostsResource):
-    """Seeded posts (`POSTS_PROVIDER=simulated`, the default)."""
-
-    def get_source(self) -> SimulatedPosts:
-        return SimulatedPosts()
-
-
-class XApiResource(PostsResource):
-    """X API v2 recent search (`POSTS_PROVIDER=x_api`)."""
-
-    bearer_token: str | None = secret("X_BEARER_TOKEN")
-    base_url: str = x_api.DEFAULT_BASE_URL
-    max_pages: int = bounded(10, X_PAGES, "X_MAX_PAGES")
-    max_wait_seconds: float = bounded(900.0, X_WAIT, "X_MAX_WAIT_SECONDS")
-
-    def get_source(self) -> XSearchClient:
-        return XSearchClient(
-            required_key(self.bearer_token, "X_BEARER_TOKEN"),
-            self.base_url,
-            max_pages=self.max_pages,
-            max_wait_seconds=self.max_wait_seconds,
-        )
-
-
-# POSTS_PROVIDER's values, in the order errors list them.
-POSTS_PROVIDERS: dict[str, type[PostsResource]] = {
-    "simulated": SimulatedPostsResource,
-    "x_api": XApiResource,
-}

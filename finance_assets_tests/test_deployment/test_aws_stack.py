@@ -56,8 +56,8 @@ from finance_assets.lib.io.managers import (  # noqa: E402
 from finance_assets.lib.io.objects import S3ObjectStore, open_location  # noqa: E402
 from finance_assets.lib.markets import Market  # noqa: E402
 from finance_assets.lib.schema import BAR_SCHEMA  # noqa: E402
+from finance_assets.providers.simulated_market.resource import SimulatedMarketResource  # noqa: E402
 from finance_assets.resources.landing import LANDING_FILE_TAG, LandingZoneResource  # noqa: E402
-from finance_assets.resources.market_data import SimulatedMarketResource  # noqa: E402
 from finance_assets.resources.thresholds import DataQualityResource  # noqa: E402
 from finance_assets.resources.zones import StorageResource  # noqa: E402
 
@@ -417,9 +417,15 @@ def test_dagster_services_use_ecs_run_launcher_with_logs_in_cloudwatch(platform:
         assert launcher["config"]["use_current_ecs_task_config"] is False
         network = launcher["config"]["run_task_kwargs"]["networkConfiguration"]
         assert network["awsvpcConfiguration"]["subnets"] == ["Subnets"]
-        assert config["storage"]["postgres"]["postgres_db"]["password"] == {
-            "env": "DAGSTER_PG_PASSWORD"
-        }
+        # The project's pooled storage (the one the benchmarks measured), not the stock one.
+        storage = config["storage"]["custom"]
+        assert (storage["module"], storage["class"]) == (
+            "finance_assets.dagster_instance.pooled_storage",
+            "PooledPostgresStorage",
+        )
+        assert storage["config"]["postgres_db"]["password"] == {"env": "DAGSTER_PG_PASSWORD"}
+        env = {e["Name"]: e.get("Value") for e in dagster["Environment"]}
+        assert env["PGSSLMODE"] == "require"  # libpq: the storage over TLS only
     services = resources(platform, "AWS::ECS::Service")
     for service in services.values():
         (strategy,) = service["Properties"]["CapacityProviderStrategy"]

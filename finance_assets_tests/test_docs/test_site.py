@@ -147,8 +147,10 @@ def _settings_in_code() -> dict[str, str]:
                 and _SETTING.fullmatch(node.value)
             ):
                 found.setdefault(node.value, str(module.relative_to(ROOT)))
-    for instance in (ROOT / "dagster.yaml", *sorted((ROOT / "deployment").glob("*/dagster.yaml"))):
-        for name in _env_names(yaml.safe_load(instance.read_text(encoding="utf-8"))):
+    for instance in sorted((ROOT / "deployment").glob("*/dagster.yaml")):
+        # The AWS instance is an Fn::Sub template: its `${Resource}`s stand in for themselves.
+        text = re.sub(r"\$\{(\w+)\}", r"\1", instance.read_text(encoding="utf-8"))
+        for name in _env_names(yaml.safe_load(text)):
             found.setdefault(name, str(instance.relative_to(ROOT)))
     return found
 

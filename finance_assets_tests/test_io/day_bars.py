@@ -5,9 +5,9 @@ import datetime as dt
 import polars as pl
 
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers import SimulatedMarket
 from finance_assets.lib.providers.base import BarRequest
 from finance_assets.lib.schema import BAR_SCHEMA, conform
+from finance_assets.providers.simulated_market import SimulatedMarket
 
 DAY = dt.date(2026, 11, 18)
 

@@ -8,9 +8,9 @@ import psycopg
 import pytest
 
 from finance_assets.lib.io import lake, postgres
-from finance_assets.lib.providers import SimulatedMarket
 from finance_assets.lib.providers.base import BarRequest
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA, conform
+from finance_assets.providers.simulated_market import SimulatedMarket
 
 NY = ZoneInfo("America/New_York")
 

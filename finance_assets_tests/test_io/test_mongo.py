@@ -15,7 +15,7 @@ import pytest
 
 from finance_assets.demo import run_market
 from finance_assets.lib.io.mongo import MongoRawStore
-from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.providers.simulated_market import SimulatedMarket
 
 NY = dt.timezone(dt.timedelta(hours=-5))
 

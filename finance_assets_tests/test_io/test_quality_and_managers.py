@@ -14,8 +14,8 @@ from finance_assets.lib.io.managers import (
     RawZoneIOManager,
     WarehouseResource,
 )
-from finance_assets.lib.providers import SimulatedMarket
 from finance_assets.lib.providers.base import BarRequest
+from finance_assets.providers.simulated_market import SimulatedMarket
 
 KEY = dg.AssetKey(["us", "bars_5min"])
 

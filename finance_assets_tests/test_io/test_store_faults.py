@@ -21,8 +21,8 @@ import pytest
 from finance_assets.defs.common.partitions import daily_partitions
 from finance_assets.lib.io import lake, postgres
 from finance_assets.lib.io.managers import LakeWarehouseIOManager, WarehouseResource
-from finance_assets.lib.providers import SimulatedMarket
 from finance_assets.lib.schema import BAR_KEY
+from finance_assets.providers.simulated_market import SimulatedMarket
 from finance_assets_tests.test_io.day_bars import day_bars
 
 DAY = "2026-11-18"

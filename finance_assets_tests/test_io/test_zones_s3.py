@@ -34,9 +34,9 @@ from finance_assets.lib.io.managers import (
     WarehouseResource,
 )
 from finance_assets.lib.io.objects import open_location
-from finance_assets.lib.providers import SimulatedMarket
 from finance_assets.lib.schema import BAR_KEY
 from finance_assets.lib.settings import SettingsError
+from finance_assets.providers.simulated_market import SimulatedMarket
 from finance_assets.resources import build_resources
 from finance_assets.resources.zones import StorageResource
 from finance_assets_tests.conftest import DUMMY_KEY_ID, DUMMY_SECRET

@@ -20,9 +20,9 @@ from finance_assets.defs.common.partitions import RANGE_END_TAG, RANGE_START_TAG
 from finance_assets.defs.market.landing import build_landing_sensor
 from finance_assets.lib import landing, transforms
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers import csv_files as yahoo_csv_format
 from finance_assets.lib.providers.base import ProviderError
-from finance_assets.lib.providers.csv_files import parse_yahoo_csv
+from finance_assets.providers.yfinance import csv_export as yahoo_csv_format
+from finance_assets.providers.yfinance.csv_export import parse_yahoo_csv
 from finance_assets.resources.landing import (
     LANDING_FILE_TAG,
     LANDING_SHA256_TAG,

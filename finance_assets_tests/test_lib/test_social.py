@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from finance_assets.lib import social
-from finance_assets.lib.providers.simulated_posts import SimulatedPosts
+from finance_assets.providers.simulated_posts.client import SimulatedPosts
 
 UTC = dt.UTC
 

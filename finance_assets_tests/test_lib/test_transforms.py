@@ -395,7 +395,7 @@ def test_window_records_keep_only_what_belongs_to_the_partition(us):
 
 
 def test_cleaning_group_by_group_equals_cleaning_everything_at_once(us):
-    from finance_assets.lib.providers import SimulatedMarket
+    from finance_assets.providers.simulated_market import SimulatedMarket
 
     start = dt.datetime(2025, 11, 25, 14, 30, tzinfo=UTC)
     end = dt.datetime(2025, 11, 25, 21, 0, tzinfo=UTC)

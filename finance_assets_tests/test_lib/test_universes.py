@@ -11,8 +11,8 @@ import pytest
 
 from finance_assets.lib.markets import INDEX_UNIVERSES, markets_from_env, read_universe
 from finance_assets.lib.providers.base import BarRequest
-from finance_assets.lib.providers.simulated import SimulatedMarket
 from finance_assets.lib.settings import SettingsError
+from finance_assets.providers.simulated_market import SimulatedMarket
 from finance_assets_tests.conftest import SAMPLES
 
 

@@ -16,12 +16,6 @@ from pytest_httpserver import HTTPServer
 
 from finance_assets.lib import transforms
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers.alpha_vantage import (
-    AlphaVantageClient,
-    canonical_symbol,
-    parse_alpha_vantage,
-    to_alpha_vantage,
-)
 from finance_assets.lib.providers.base import RawPayload
 from finance_assets.lib.providers.http import (
     AuthenticationFailed,
@@ -30,6 +24,12 @@ from finance_assets.lib.providers.http import (
     RateLimited,
 )
 from finance_assets.lib.schema import RAW_RECORD_SCHEMA
+from finance_assets.providers.alpha_vantage.client import (
+    AlphaVantageClient,
+    canonical_symbol,
+    parse_alpha_vantage,
+    to_alpha_vantage,
+)
 from finance_assets_tests.test_providers.test_http import (
     API_KEY,
     FakeTime,

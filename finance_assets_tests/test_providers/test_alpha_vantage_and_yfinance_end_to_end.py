@@ -22,10 +22,10 @@ from werkzeug import Request, Response
 
 from finance_assets.demo import run_market
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers import SimulatedMarket
-from finance_assets.lib.providers.alpha_vantage import to_alpha_vantage
 from finance_assets.lib.providers.base import BarRequest
-from finance_assets.lib.providers.yahoo import canonical_symbol, to_yahoo
+from finance_assets.providers.alpha_vantage.client import to_alpha_vantage
+from finance_assets.providers.simulated_market import SimulatedMarket
+from finance_assets.providers.yfinance.client import canonical_symbol, to_yahoo
 from finance_assets_tests.test_providers.test_yahoo import (  # noqa: F401 (autouse fixtures)
     CRUMB,
     NOT_FOUND,

@@ -21,9 +21,9 @@ from finance_assets.lib.providers.http import (
     RequestRetries,
     request_deadline,
 )
-from finance_assets.lib.providers.x_api import XSearchClient
-from finance_assets.lib.providers.yahoo import YahooClient
 from finance_assets.lib.settings import SettingsError
+from finance_assets.providers.x_api.client import XSearchClient
+from finance_assets.providers.yfinance.client import YahooClient
 from finance_assets_tests.test_providers.test_http import (
     API_KEY,
     FakeTime,

@@ -25,7 +25,6 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers.alpha_vantage import AlphaVantageClient
 from finance_assets.lib.providers.base import ProviderError, RawPayload
 from finance_assets.lib.providers.http import (
     AuthenticationFailed,
@@ -40,7 +39,8 @@ from finance_assets.lib.providers.http import (
     redact,
     register_secret,
 )
-from finance_assets.lib.providers.twelve_data import TwelveDataClient
+from finance_assets.providers.alpha_vantage.client import AlphaVantageClient
+from finance_assets.providers.twelve_data.client import TwelveDataClient
 from finance_assets.resources import build_resources
 
 # Distinctive, so that finding it anywhere it should not be is unambiguous.
@@ -597,7 +597,7 @@ START = dt.datetime(2026, 11, 16, 14, 30, tzinfo=dt.UTC)
 def test_every_bar_provider_refuses_a_bad_request_before_calling(
     us: Market, provider: str, interval: str, start: dt.datetime, end: dt.datetime, match: str
 ) -> None:
-    from finance_assets.lib.providers.yahoo import YahooClient
+    from finance_assets.providers.yfinance.client import YahooClient
 
     # Port 9 on loopback answers nothing: a request that got as far as the network would hang
     # or fail with a connection error, not the ValueError asked for.

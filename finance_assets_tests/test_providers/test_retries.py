@@ -14,7 +14,7 @@ from werkzeug import Request, Response
 
 from finance_assets.defs.market.assets import build_market_assets
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.providers.simulated_market import SimulatedMarket
 from finance_assets.resources import TwelveDataResource, build_resources
 
 SECRET = "td-key-9d41c7e2-retry-budget"

@@ -5,8 +5,8 @@ import polars as pl
 import pytest
 
 from finance_assets.lib import transforms
-from finance_assets.lib.providers import SimulatedMarket
 from finance_assets.lib.providers.base import BarRequest
+from finance_assets.providers.simulated_market import SimulatedMarket
 
 NY = dt.timezone(dt.timedelta(hours=-5))
 START = dt.datetime(2025, 11, 24, tzinfo=NY)

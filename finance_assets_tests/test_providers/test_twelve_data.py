@@ -20,7 +20,7 @@ from finance_assets.lib.providers.http import (
     QuotaExhausted,
     RateLimited,
 )
-from finance_assets.lib.providers.twelve_data import (
+from finance_assets.providers.twelve_data.client import (
     TwelveDataClient,
     canonical_symbol,
     to_twelve_data,

@@ -11,7 +11,7 @@ import pytest
 from werkzeug import Request, Response
 
 from finance_assets.demo import run_market
-from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.providers.simulated_market import SimulatedMarket
 
 SECRET = "td-key-6f1e2b9c-must-not-leak"
 DAY = [dt.date(2026, 11, 18)]

@@ -25,7 +25,7 @@ from finance_assets.lib.providers.http import (
     QuotaExhausted,
     RateLimited,
 )
-from finance_assets.lib.providers.x_api import (
+from finance_assets.providers.x_api.client import (
     OutsideSearchWindow,
     XSearchClient,
 )

@@ -39,7 +39,7 @@ from finance_assets.lib.providers.http import (
     RateLimited,
     RateLimiter,
 )
-from finance_assets.lib.providers.yahoo import (
+from finance_assets.providers.yfinance.client import (
     FORMAT,
     YAHOO_RECORD_SCHEMA,
     YahooClient,
@@ -346,7 +346,7 @@ def test_yfinance_reads_the_same_body_the_same_way(
     yahoo.serve("AAPL", body)
     from curl_cffi import requests as curl_requests
 
-    from finance_assets.lib.providers.yahoo import rebase_session
+    from finance_assets.providers.yfinance.client import rebase_session
 
     session = rebase_session(curl_requests.Session(trust_env=False), base_url(httpserver))
     history = yfinance.Ticker("AAPL", session=session).history(

@@ -13,8 +13,8 @@ import pytest
 from finance_assets.lib import landing, quality, transforms
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import RawPayload
-from finance_assets.lib.providers.simulated import SimulatedMarket
 from finance_assets.lib.schema import MAX_PRICE, MAX_VOLUME
+from finance_assets.providers.simulated_market.client import SimulatedMarket
 
 FETCHED = dt.datetime(2026, 11, 21, 12, tzinfo=dt.UTC)
 

@@ -148,16 +148,17 @@ def test_secrets_are_envvars_whichever_mapping_the_settings_come_from(monkeypatc
         assert built.market_data.api_key == "td-secret"  # what a run gets
 
 
-def test_production_instance_config_runs_on_postgresql(
-    pg_server_url, tmp_path, monkeypatch, s3, bucket
-):
-    """The repository's dagster.yaml, against a real server (catches driver mismatches), its
-    compute logs in moto's S3 (test_compute_logs_s3.py reads them back)."""
-    import shutil
+def test_aws_instance_config_runs_on_postgresql(pg_server_url, tmp_path, monkeypatch):
+    """The AWS stack's Dagster instance (deployment/aws/dagster.yaml, what platform.yaml's
+    webserver and daemon write), against a real server (catches driver mismatches): the
+    pooled storage, the run queue, the logs left to CloudWatch. Its run launcher is ECS's,
+    which needs AWS: runs here execute in process."""
+    import re
     import uuid
     from pathlib import Path
 
     import psycopg
+    import yaml
 
     info = psycopg.conninfo.conninfo_to_dict(pg_server_url)
     if str(info.get("host", "")).startswith("/"):
@@ -166,7 +167,11 @@ def test_production_instance_config_runs_on_postgresql(
     with psycopg.connect(pg_server_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        shutil.copy(Path(__file__).resolve().parents[2] / "dagster.yaml", tmp_path / "dagster.yaml")
+        source = Path(__file__).resolve().parents[2] / "deployment" / "aws" / "dagster.yaml"
+        # An Fn::Sub template: its `${Name}`s stand in for the stack's resources.
+        config = yaml.safe_load(re.sub(r"\$\{(\w+)\}", r"\1", source.read_text()))
+        assert config.pop("run_launcher")["class"] == "EcsRunLauncher"
+        (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(config))
         for key, value in {
             "DAGSTER_HOME": str(tmp_path),
             "DAGSTER_PG_HOST": str(info.get("host", "127.0.0.1")),
@@ -174,8 +179,6 @@ def test_production_instance_config_runs_on_postgresql(
             "DAGSTER_PG_DB": name,
             "DAGSTER_PG_USERNAME": str(info.get("user", "postgres")),
             "DAGSTER_PG_PASSWORD": str(info.get("password", "unused")),
-            "DAGSTER_COMPUTE_LOG_BUCKET": bucket,
-            "DAGSTER_COMPUTE_LOG_PREFIX": "dagster/compute",
         }.items():
             monkeypatch.setenv(key, value)
 
@@ -185,7 +188,8 @@ def test_production_instance_config_runs_on_postgresql(
 
         with dg.DagsterInstance.get() as instance:
             assert type(instance.run_storage).__name__ == "PooledPostgresRunStorage"
-            assert type(instance.compute_log_manager).__name__ == "S3ComputeLogManager"
+            assert type(instance.compute_log_manager).__name__ == "NoOpComputeLogManager"
+            assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
             assert dg.materialize([ping], instance=instance).success
     finally:
         with psycopg.connect(pg_server_url, autocommit=True) as conn:
@@ -194,7 +198,7 @@ def test_production_instance_config_runs_on_postgresql(
 
 def test_posts_sources_and_scorers_are_chosen_by_name():
     from finance_assets.lib import social
-    from finance_assets.lib.providers.x_api import XSearchClient
+    from finance_assets.providers.x_api.client import XSearchClient
     from finance_assets.resources import SimulatedPostsResource, XApiResource
 
     assert SimulatedPostsResource().get_scorer() is social.vader_scores

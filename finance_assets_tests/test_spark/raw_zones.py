@@ -18,8 +18,8 @@ import polars as pl
 
 from finance_assets.lib.io import lake
 from finance_assets.lib.markets import Market
-from finance_assets.lib.providers import SimulatedMarket
 from finance_assets.lib.providers.base import BarRequest, RawPayload
+from finance_assets.providers.simulated_market import SimulatedMarket
 
 EASTERN = ZoneInfo("America/New_York")
 INTRADAY = (dt.date(2026, 11, 16), dt.date(2026, 11, 18))

@@ -16,8 +16,11 @@ import pytest
 
 from finance_assets.lib import schema, transforms
 from finance_assets.lib.markets import BAR_MINUTES, markets_from_env
-from finance_assets.lib.providers import alpha_vantage, csv_files, twelve_data_series, yahoo_chart
 from finance_assets.lib.providers.base import PayloadFormatError
+from finance_assets.providers.alpha_vantage import client as alpha_vantage
+from finance_assets.providers.twelve_data import parser as twelve_data_series
+from finance_assets.providers.yfinance import csv_export as csv_files
+from finance_assets.providers.yfinance import parser as yahoo_chart
 from finance_assets.resources import spark_pipes as spark_resource
 from finance_assets.resources.thresholds import DataQualityResource
 

@@ -30,7 +30,7 @@ import pytest
 
 from finance_assets.defs.cluster.assets import build_spark_assets
 from finance_assets.lib.io import lake
-from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.providers.simulated_market import SimulatedMarket
 from finance_assets.resources.spark_pipes import (
     JOB_DIR,
     SparkPipesResource,

@@ -13,7 +13,7 @@ from pathlib import Path
 import polars as pl
 
 from finance_assets.lib.io import lake
-from finance_assets.lib.providers import SimulatedMarket
+from finance_assets.providers.simulated_market import SimulatedMarket
 from finance_assets_tests.test_spark.raw_zones import SESSION, fetched, local, read_back
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "spark"))

@@ -10,7 +10,7 @@ One module a concern, no Dagster in any: `names` (which files are read, the symb
 states), `store` (a local folder or an S3 prefix behind one interface), `inspection` (the
 validation that decides between a run and a rejection), `ledger`, `tick` (one sensor tick's
 decisions: `scan`) and `provider` (`LandingZoneFiles`, which a landing run reads the file
-through). The file format's readers are a provider's: `lib/providers/csv_files.py`.
+through). The file format's readers are a provider's: `providers/yfinance/csv_export.py`.
 """
 
 from finance_assets.lib.landing.inspection import (
@@ -30,7 +30,7 @@ from finance_assets.lib.landing.location import (
 from finance_assets.lib.landing.names import name_problem, symbol_from_name
 from finance_assets.lib.landing.provider import LandingZoneFiles
 from finance_assets.lib.landing.tick import Accepted, ScanResult, scan
-from finance_assets.lib.providers.csv_files import PROVIDER
+from finance_assets.providers.yfinance.csv_export import PROVIDER
 
 # What the sensor, the runs and the settings check use; the rest is in the modules.
 __all__ = [

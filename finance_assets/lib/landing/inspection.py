@@ -1,6 +1,6 @@
 """The validation that decides between a run and a rejection: one dropped file, read once.
 
-Over the Yahoo CSV readers (`providers/csv_files.py`); no storage and no Dagster here.
+Over the Yahoo CSV readers (`providers/yfinance/csv_export.py`); no storage and no Dagster here.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from finance_assets.lib.landing.names import symbol_from_name
 from finance_assets.lib.markets import Market, is_symbol
-from finance_assets.lib.providers.csv_files import summarize_yahoo_csv
+from finance_assets.providers.yfinance.csv_export import summarize_yahoo_csv
 
 # A daily history of one symbol over 30 years is ~1 MB, 500 symbols over a year ~8 MB. The
 # sensor holds a file's bytes while it inspects them (the rows it reads one at a time), so this

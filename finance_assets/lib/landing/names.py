@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 
 from finance_assets.lib.markets import is_symbol
-from finance_assets.lib.providers.csv_files import canonical_symbol
+from finance_assets.providers.yfinance.csv_export import canonical_symbol
 
 _NAME = re.compile(r"[A-Za-z0-9^][A-Za-z0-9 ._()=^&+-]{0,195}\.csv", re.IGNORECASE)
 _YAHOO_NAME = re.compile(r"yahoofinance-(.+)-\d{8}-\d{8}", re.IGNORECASE)

@@ -15,7 +15,7 @@ from finance_assets.lib.landing.inspection import (
 from finance_assets.lib.landing.location import LandingStore
 from finance_assets.lib.landing.names import name_problem
 from finance_assets.lib.providers.base import BarProvider, BarRequest, ProviderError, RawPayload
-from finance_assets.lib.providers.csv_files import FORMAT, PROVIDER
+from finance_assets.providers.yfinance.csv_export import FORMAT, PROVIDER
 
 
 class LandingZoneFiles(BarProvider):

@@ -1,6 +1,7 @@
-"""Market-data providers: one client per source behind one interface (`BarProvider`)."""
+"""What every provider shares: the interface (`base.BarProvider`, `RawPayload`), the HTTP stack
+(`http`, `retrying`, `rate_limit`, `keyed`, `bars`) and the typed errors (`errors`). The providers
+themselves are packages of `finance_assets.providers`, one folder each."""
 
 from finance_assets.lib.providers.base import BarProvider, ProviderError, RawPayload
-from finance_assets.lib.providers.simulated import SimulatedMarket
 
-__all__ = ["BarProvider", "ProviderError", "RawPayload", "SimulatedMarket"]
+__all__ = ["BarProvider", "ProviderError", "RawPayload"]

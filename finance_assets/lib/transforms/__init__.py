@@ -7,7 +7,6 @@ module is their one import point.
 """
 
 from finance_assets.lib.providers.base import PayloadFormatError
-from finance_assets.lib.providers.twelve_data_series import parse_twelve_data, twelve_data_errors
 from finance_assets.lib.schema import RAW_RECORD_SCHEMA, conform
 from finance_assets.lib.transforms.cleaning import (
     CleanResult,
@@ -36,6 +35,7 @@ from finance_assets.lib.transforms.parsing import (
     supersede,
     window_records,
 )
+from finance_assets.providers.twelve_data.parser import parse_twelve_data, twelve_data_errors
 
 __all__ = [
     "PARSERS",

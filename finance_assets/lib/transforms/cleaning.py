@@ -11,7 +11,6 @@ import polars as pl
 
 from finance_assets.lib.markets import BAR_MINUTES, Market
 from finance_assets.lib.providers.base import RawPayload
-from finance_assets.lib.providers.csv_files import PROVIDER as LANDING_PROVIDER
 from finance_assets.lib.schema import (
     BAR_SCHEMA,
     MAX_PRICE,
@@ -30,6 +29,7 @@ from finance_assets.lib.transforms.parsing import (
     supersede,
     window_records,
 )
+from finance_assets.providers.yfinance.csv_export import PROVIDER as LANDING_PROVIDER
 
 # --- cleaning --------------------------------------------------------------------------------
 

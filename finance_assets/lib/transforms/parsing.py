@@ -5,24 +5,19 @@ range."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import polars as pl
 
-from finance_assets.lib.providers.alpha_vantage import parse_alpha_vantage
 from finance_assets.lib.providers.base import PayloadFormatError, RawPayload
-from finance_assets.lib.providers.csv_files import parse_yahoo_csv
-from finance_assets.lib.providers.twelve_data_series import (
-    parse_twelve_data,
-    twelve_data_errors,
-)
-from finance_assets.lib.providers.yahoo_chart import parse_yahoo_chart
 from finance_assets.lib.schema import (
     RAW_RECORD_SCHEMA,
     UTC_TS,
     empty,
 )
+from finance_assets.providers import registry
+from finance_assets.providers.spec import Parser
 
 
 def as_utc(value: dt.datetime) -> dt.datetime:
@@ -47,7 +42,7 @@ class ParsedPayloads:
 def failed_symbols(payloads: Iterable[RawPayload]) -> dict[str, str]:
     """Symbols the providers answered with an error, for the formats that report them inline
     (a 200 response whose batch holds an error per symbol). Other formats' clients raise."""
-    scanners = {"twelve_data": twelve_data_errors}
+    scanners = registry.error_scanners()
     errors: dict[str, str] = {}
     for payload in payloads:
         scan = scanners.get(payload.format)
@@ -56,12 +51,21 @@ def failed_symbols(payloads: Iterable[RawPayload]) -> dict[str, str]:
     return errors
 
 
-PARSERS: dict[str, Callable[[bytes | str, str], tuple[pl.DataFrame, dict[str, str]]]] = {
-    "twelve_data": parse_twelve_data,
-    "alpha_vantage": parse_alpha_vantage,
-    "yahoo_csv": parse_yahoo_csv,
-    "yahoo_chart": parse_yahoo_chart,
-}
+class _Parsers(Mapping[str, Parser]):
+    """Payload format -> its parser, as the provider registry has it now (a provider registered
+    in-process is found too): each provider's spec names the formats it parses."""
+
+    def __getitem__(self, fmt: str) -> Parser:
+        return registry.parsers()[fmt]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.parsers())
+
+    def __len__(self) -> int:
+        return len(registry.parsers())
+
+
+PARSERS: Mapping[str, Parser] = _Parsers()
 
 
 def parse_payloads(payloads: Iterable[RawPayload]) -> ParsedPayloads:

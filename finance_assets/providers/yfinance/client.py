@@ -1,5 +1,5 @@
 """Yahoo Finance through yfinance: the v8 chart JSON per symbol, kept exactly as received
-(format "yahoo_chart"; its parser and Yahoo's symbol notation are in `yahoo_chart.py`, and
+(format "yahoo_chart"; its parser and Yahoo's symbol notation are in `parser.py`, and
 re-exported here).
 
 Calls: one `GET /v8/finance/chart/{symbol}` per symbol (Yahoo has no batch chart endpoint; this
@@ -30,7 +30,7 @@ Prices: Yahoo's open/high/low/close are split-adjusted (not dividend-adjusted) a
 Sessions: yfinance 1.x talks through a curl_cffi session impersonating Chrome. Pass your own
 (`session=`, a curl_cffi or requests Session, e.g. with proxies), a `proxy=` URL, and/or a
 `base_url=` that every yfinance request (chart, cookie, crumb, consent) is rebased to: an
-internal mirror, or a local stand-in in tests (`yahoo_session.rebase_session`). yfinance keeps
+internal mirror, or a local stand-in in tests (`session.rebase_session`). yfinance keeps
 one data layer per process: the client installs its session on it for each call, under a lock.
 """
 
@@ -67,7 +67,8 @@ from finance_assets.lib.providers.retrying import (
     RequestRetries,
     RetryingClient,
 )
-from finance_assets.lib.providers.yahoo_chart import (
+from finance_assets.lib.redaction import redact, register_secret
+from finance_assets.providers.yfinance.parser import (
     FORMAT,
     YAHOO_RECORD_SCHEMA,
     canonical_symbol,
@@ -75,7 +76,7 @@ from finance_assets.lib.providers.yahoo_chart import (
     parse_yahoo_chart,
     to_yahoo,
 )
-from finance_assets.lib.providers.yahoo_session import (
+from finance_assets.providers.yfinance.session import (
     YF_LOCK,
     DeadlinePassed,
     data_layer,
@@ -84,7 +85,6 @@ from finance_assets.lib.providers.yahoo_session import (
     rebase_url,
     within,
 )
-from finance_assets.lib.redaction import redact, register_secret
 
 __all__ = [
     "FORMAT",

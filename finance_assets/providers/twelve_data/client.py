@@ -1,5 +1,5 @@
 """Twelve Data `/time_series`: batches of symbols per call, bodies kept exactly as received
-(format "twelve_data"; the parser and the symbol notation are in `twelve_data_series.py`, and
+(format "twelve_data"; the parser and the symbol notation are in `parser.py`, and
 re-exported here).
 
 One call per batch of up to 120 symbols (and per exchange), `timezone=Exchange`,
@@ -39,7 +39,7 @@ from finance_assets.lib.providers.errors import (
 )
 from finance_assets.lib.providers.http import local_text, seconds_to_next_minute
 from finance_assets.lib.providers.keyed import KeyedClient
-from finance_assets.lib.providers.twelve_data_series import (
+from finance_assets.providers.twelve_data.parser import (
     FORMAT,
     canonical_symbol,
     error_code,

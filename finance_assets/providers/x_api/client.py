@@ -32,7 +32,7 @@ them, are recorded:
 - a local limiter (`requests_per_window` per `window_seconds`, default 450 per 15 minutes, the
   highest app limit X publishes for this endpoint) is only a ceiling: the headers decide.
 
-What the answers' headers and problem bodies mean is in `x_answers.py`.
+What the answers' headers and problem bodies mean is in `answers.py`.
 
 The bearer token travels in `Authorization: Bearer ...`, never in a URL; it is registered with
 the redactor, so it appears in no log line, error message or stored `request` dict.
@@ -54,7 +54,7 @@ from finance_assets.lib.providers.base import RawPayload
 from finance_assets.lib.providers.errors import InvalidRequest, RateLimited
 from finance_assets.lib.providers.keyed import KeyedClient
 from finance_assets.lib.providers.retrying import RequestRetries
-from finance_assets.lib.providers.x_answers import (
+from finance_assets.providers.x_api.answers import (
     RESET_MARGIN,
     RateWindow,
     SearchAnswer,

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from finance_assets.lib.providers import yahoo_chart
 from finance_assets.lib.providers.base import PayloadFormatError
+from finance_assets.providers.yfinance import parser as yahoo_chart
 
 # The payloads of a dropped file: its provider name (how the cleaning step tells a landing
 # file from a market-data response) and its format (which parser reads it).

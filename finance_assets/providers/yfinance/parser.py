@@ -1,5 +1,5 @@
 """Yahoo's symbol notation and the parser of its v8 chart bodies (format "yahoo_chart"), apart
-from the client (`yahoo.py`): replays and the cleaning step read bodies without yfinance.
+from the client (`client.py`): replays and the cleaning step read bodies without yfinance.
 
 Symbol notation: the universe lists write `BRK.B` and `BT.A.L`, Yahoo writes `BRK-B` and
 `BT-A.L`. `to_yahoo` / `canonical_symbol` map both ways; payloads and records hold the canonical

@@ -1,0 +1,309 @@
+"""Write the deployments' provider sections from the provider registry, and check them.
+
+    python deployment/render.py --check   # exit 1, with a diff, if a committed file differs
+    python deployment/render.py --write   # rewrite the sections in place
+
+Each section sits between two comment lines in its file, `# BEGIN render.py: <name>` and
+`# END render.py: <name>`; everything outside them is written by hand. The sections:
+
+- docker/.env.example    `providers`: MARKET_DATA_PROVIDER / POSTS_PROVIDER and every
+                         provider's variables, commented out with their defaults
+- docker/compose.yaml    `provider-environment`: the same variables passed to the code server
+- docker/dagster.yaml    `provider-run-limits`: the run coordinator's tag limit per provider
+- aws/dagster.yaml       `provider-run-limits`: the same, for the AWS instance
+- aws/platform.yaml      `provider-parameters` (the allowed values), `provider-conditions`
+                         (one per keyed provider, and which tasks read the app secret),
+                         `app-secret` (its JSON keys), `provider-secrets` (each code
+                         container's keys), `instance` (aws/dagster.yaml, the one source of
+                         the webserver's and daemon's Dagster instance)
+
+`finance_assets_tests/test_deployment/test_render.py` fails when a committed file is not what
+this script writes, so adding a provider (a folder and a registry line) cannot leave a
+deployment behind.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import re
+import sys
+import textwrap
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+DEPLOYMENT = Path(__file__).resolve().parent
+REPO = DEPLOYMENT.parent
+if str(REPO) not in sys.path:  # run as a script: the repository's package, not an installed one
+    sys.path.insert(0, str(REPO))
+
+from finance_assets.providers import registry  # noqa: E402
+from finance_assets.providers.spec import KINDS, ProviderSpec, Setting  # noqa: E402
+
+ENV_EXAMPLE = DEPLOYMENT / "docker" / ".env.example"
+COMPOSE = DEPLOYMENT / "docker" / "compose.yaml"
+DOCKER_INSTANCE = DEPLOYMENT / "docker" / "dagster.yaml"
+AWS_INSTANCE = DEPLOYMENT / "aws" / "dagster.yaml"
+PLATFORM = DEPLOYMENT / "aws" / "platform.yaml"
+
+# Not a provider's, but in the same app secret: the notification sensors' Slack token.
+SLACK_TOKEN = "SLACK_BOT_TOKEN"
+
+_SECTION = re.compile(
+    r"^(?P<indent>[ \t]*)# BEGIN render\.py: (?P<name>[\w-]+)[^\n]*\n"
+    r"(?P<body>.*?)"
+    r"^(?P=indent)# END render\.py: (?P=name)[^\n]*\n",
+    re.MULTILINE | re.DOTALL,
+)
+
+
+class RenderError(ValueError):
+    """A file's sections do not match what the script knows how to write."""
+
+
+# --- the sections ---------------------------------------------------------------------------
+
+
+def _keyed() -> list[ProviderSpec]:
+    """The providers that need a secret from the deployment (an API key, a token)."""
+    return [spec for spec in registry.all_specs() if spec.required_secrets]
+
+
+def _limited() -> list[ProviderSpec]:
+    return [spec for spec in registry.all_specs() if spec.run_limit is not None]
+
+
+def _condition(spec: ProviderSpec) -> str:
+    """`twelve_data` -> `UsesTwelveData`: the condition that passes the provider's keys."""
+    return "Uses" + "".join(part[:1].upper() + part[1:] for part in spec.name.split("_"))
+
+
+def _env_default(setting: Setting) -> str:
+    if setting.is_secret or setting.default is None:
+        return ""
+    return str(setting.default)
+
+
+def env_example() -> list[str]:
+    lines = ["# Providers: written by deployment/render.py from finance_assets/providers/."]
+    for kind, slot in KINDS.items():
+        specs = registry.specs(kind)  # type: ignore[arg-type]
+        lines.append(f"# {slot.variable}: {', '.join(s.name for s in specs)}")
+        lines.append(f"{slot.variable}={specs[0].name}")
+    for spec in registry.all_specs():
+        if not spec.settings:
+            continue
+        required = [s.variable for s in spec.required_secrets]
+        needs = f"; required: {', '.join(required)}" if required else ""
+        lines += textwrap.wrap(
+            f"With {spec.slot.variable}={spec.name}: {spec.description}{needs}.",
+            96,
+            initial_indent="# ",
+            subsequent_indent="#   ",
+        )
+        # Values only after `=`: a note there would become part of the value when uncommented.
+        lines += [f"# {s.variable}={_env_default(s)}" for s in spec.settings]
+    return lines
+
+
+def compose_environment() -> list[str]:
+    lines = [
+        f"{slot.variable}: ${{{slot.variable}:-{registry.specs(kind)[0].name}}}"  # type: ignore[arg-type]
+        for kind, slot in KINDS.items()
+    ]
+    # Unset in the env file means unset here: the provider's defaults apply.
+    lines += [f"{s.variable}:" for spec in registry.all_specs() for s in spec.settings]
+    return lines
+
+
+def run_limits() -> list[str]:
+    lines = []
+    for spec in _limited():
+        lines.append(f"- {{key: {spec.slot.run_tag}, value: {spec.name}, limit: {spec.run_limit}}}")
+    return lines
+
+
+def cfn_parameters() -> list[str]:
+    lines = []
+    for kind, slot in KINDS.items():
+        specs = registry.specs(kind)  # type: ignore[arg-type]
+        keyed = [s.name for s in specs if s.required_secrets]
+        needs = f" (the app secret holds the keys of {', '.join(keyed)})" if keyed else ""
+        lines += [
+            f"{slot.parameter}:",
+            "  Type: String",
+            f"  Default: {specs[0].name}",
+            f"  AllowedValues: [{', '.join(s.name for s in specs)}]",
+            f"  Description: {slot.variable}{needs}.",
+        ]
+    return lines
+
+
+def _is_chosen(spec: ProviderSpec) -> str:
+    return f"!Equals [!Ref {spec.slot.parameter}, {spec.name}]"
+
+
+def cfn_conditions() -> list[str]:
+    keyed = _keyed()
+    lines = [f"{_condition(spec)}: {_is_chosen(spec)}" for spec in keyed]
+    # Spelled out, not !Condition: moto's CloudFormation misreads conditions inside !And/!Or.
+    slack = '!Not [!Equals [!Ref SlackChannel, ""]]'
+    for name, terms in (
+        ("UsesAppKeys", [_is_chosen(spec) for spec in keyed]),
+        ("DaemonUsesAppKeys", [*(_is_chosen(spec) for spec in keyed), slack]),
+    ):
+        if not terms:
+            terms = ['!Equals ["", "-"]']  # no key at all: never
+        if len(terms) == 1:
+            lines.append(f"{name}: {terms[0]}")
+        else:
+            lines.append(f"{name}: !Or")
+            lines += [f"  - {term}" for term in terms]
+    return lines
+
+
+def _app_secret_keys() -> list[str]:
+    return [s.variable for spec in _keyed() for s in spec.required_secrets] + [SLACK_TOKEN]
+
+
+def app_secret() -> list[str]:
+    keys = _app_secret_keys()
+    placeholder = json.dumps(dict.fromkeys(keys, "unset"))
+    description = textwrap.wrap(
+        f"Provider keys and the Slack token (JSON keys {', '.join(keys)}); fill with "
+        "`aws secretsmanager put-secret-value` before choosing a provider or a channel.",
+        88,
+    )
+    return [
+        "Description: >-",
+        *(f"  {line}" for line in description),
+        f"SecretString: '{placeholder}'",
+    ]
+
+
+def cfn_provider_secrets() -> list[str]:
+    return [
+        f"- !If [{_condition(spec)}, {{Name: {s.variable}, ValueFrom: "
+        f'!Sub "${{AppSecret}}:{s.variable}::"}}, !Ref AWS::NoValue]'
+        for spec in _keyed()
+        for s in spec.required_secrets
+    ]
+
+
+def instance_text(aws_instance: str) -> list[str]:
+    """aws/dagster.yaml (its sections rendered) as the template's DAGSTER_INSTANCE_YAML: an
+    `Fn::Sub` of its lines without comments, the subnets joined from the parameter."""
+    body = [
+        line
+        for line in aws_instance.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    return [
+        "- Name: DAGSTER_INSTANCE_YAML",
+        "  Value: !Sub",
+        "    - |",
+        *(f"      {line}" for line in body),
+        '    - Subnets: !Join [", ", !Ref SubnetIds]',
+    ]
+
+
+# --- files ----------------------------------------------------------------------------------
+
+
+def render_sections(text: str, sections: dict[str, Callable[[], Sequence[str]]], where: str) -> str:
+    """`text` with each section's body replaced by what its function writes, indented as its
+    BEGIN line is. Every section named must be there, and no other."""
+    found: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name, indent = match["name"], match["indent"]
+        if name not in sections:
+            raise RenderError(f"{where}: unknown section {name!r}; known: {sorted(sections)}")
+        found.append(name)
+        body = "".join(f"{indent}{line}".rstrip() + "\n" for line in sections[name]())
+        begin, end = (
+            match.group(0).splitlines(keepends=True)[0],
+            f"{indent}# END render.py: {name}\n",
+        )
+        return begin + body + end
+
+    out = _SECTION.sub(replace, text)
+    missing = set(sections) - set(found)
+    if missing:
+        raise RenderError(f"{where}: no section {sorted(missing)} (BEGIN/END lines) to write")
+    return out
+
+
+def rendered(read: Callable[[Path], str] = lambda p: p.read_text()) -> dict[Path, str]:
+    """Every file as this script writes it, from `read`'s current text of each."""
+    aws_instance = render_sections(
+        read(AWS_INSTANCE), {"provider-run-limits": run_limits}, "aws/dagster.yaml"
+    )
+    return {
+        ENV_EXAMPLE: render_sections(read(ENV_EXAMPLE), {"providers": env_example}, ".env.example"),
+        COMPOSE: render_sections(
+            read(COMPOSE), {"provider-environment": compose_environment}, "compose.yaml"
+        ),
+        DOCKER_INSTANCE: render_sections(
+            read(DOCKER_INSTANCE), {"provider-run-limits": run_limits}, "docker/dagster.yaml"
+        ),
+        AWS_INSTANCE: aws_instance,
+        PLATFORM: render_sections(
+            read(PLATFORM),
+            {
+                "provider-parameters": cfn_parameters,
+                "provider-conditions": cfn_conditions,
+                "app-secret": app_secret,
+                "provider-secrets": cfn_provider_secrets,
+                "instance": lambda: instance_text(aws_instance),
+            },
+            "aws/platform.yaml",
+        ),
+    }
+
+
+def differences(files: dict[Path, str]) -> list[str]:
+    """A unified diff per file whose committed text differs from `files`'."""
+    diffs = []
+    for path, text in files.items():
+        current = path.read_text()
+        if current != text:
+            name = str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
+            diffs.append(
+                "".join(
+                    difflib.unified_diff(
+                        current.splitlines(keepends=True),
+                        text.splitlines(keepends=True),
+                        f"{name} (committed)",
+                        f"{name} (rendered)",
+                    )
+                )
+            )
+    return diffs
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    mode = parser.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--check", action="store_true", help="exit 1 if a file differs")
+    mode.add_argument("--write", action="store_true", help="rewrite the sections in place")
+    args = parser.parse_args(list(argv) if argv is not None else None)
+    files = rendered()
+    diffs = differences(files)
+    if args.check:
+        if diffs:
+            sys.stdout.write("".join(diffs))
+            fix = "python deployment/render.py --write"
+            print(f"{len(diffs)} file(s) differ from the registry: {fix}", file=sys.stderr)
+            return 1
+        return 0
+    for path, text in files.items():
+        if path.read_text() != text:
+            path.write_text(text)
+            print(f"wrote {path.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

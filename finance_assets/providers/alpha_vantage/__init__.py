@@ -1,0 +1,36 @@
+"""Alpha Vantage's time series (`MARKET_DATA_PROVIDER=alpha_vantage`): one call per symbol, a
+key required. The client and its payload parser share one module (`client.py`): the parser's
+exchange and time-zone tables are the client's symbol notation."""
+
+from finance_assets.providers.alpha_vantage.client import (
+    DEFAULT_BASE_URL,
+    FORMAT,
+    FREE_CALLS_PER_MINUTE,
+    parse_alpha_vantage,
+)
+from finance_assets.providers.spec import CALLS_PER_MINUTE, Budget, ProviderSpec, Setting
+
+FREE_CALLS_PER_DAY = 25
+
+SPEC = ProviderSpec(
+    name="alpha_vantage",
+    kind="bars",
+    resource="finance_assets.providers.alpha_vantage.resource:AlphaVantageResource",
+    description="Alpha Vantage's TIME_SERIES_* (a key; 5 calls a minute, 25 a day free)",
+    settings=(
+        Setting("api_key", "ALPHAVANTAGE_API_KEY", "secret", required="its key"),
+        Setting("base_url", "ALPHAVANTAGE_BASE_URL", "url", DEFAULT_BASE_URL),
+        Setting(
+            "calls_per_minute",
+            "ALPHAVANTAGE_CALLS_PER_MINUTE",
+            "whole",
+            FREE_CALLS_PER_MINUTE,
+            CALLS_PER_MINUTE,
+        ),
+    ),
+    formats={FORMAT: parse_alpha_vantage},
+    budget=Budget("calls_per_minute", FREE_CALLS_PER_DAY, "one call per symbol"),
+    run_limit=1,
+)
+
+__all__ = ["SPEC"]

@@ -1,0 +1,37 @@
+"""Twelve Data's `/time_series` (`MARKET_DATA_PROVIDER=twelve_data`): batches of up to 120
+symbols a call, credits per symbol, a key required."""
+
+from finance_assets.providers.spec import CALLS_PER_MINUTE, Budget, ProviderSpec, Setting
+from finance_assets.providers.twelve_data.client import DEFAULT_BASE_URL, FREE_CREDITS_PER_MINUTE
+from finance_assets.providers.twelve_data.parser import (
+    FORMAT,
+    parse_twelve_data,
+    twelve_data_errors,
+)
+
+FREE_CREDITS_PER_DAY = 800
+
+SPEC = ProviderSpec(
+    name="twelve_data",
+    kind="bars",
+    resource="finance_assets.providers.twelve_data.resource:TwelveDataResource",
+    description="Twelve Data's /time_series (a key; 8 credits a minute, 800 a day free)",
+    settings=(
+        Setting("api_key", "TWELVEDATA_API_KEY", "secret", required="its key"),
+        Setting("base_url", "TWELVEDATA_BASE_URL", "url", DEFAULT_BASE_URL),
+        Setting(
+            "credits_per_minute",
+            "TWELVEDATA_CREDITS_PER_MINUTE",
+            "whole",
+            FREE_CREDITS_PER_MINUTE,
+            CALLS_PER_MINUTE,
+        ),
+    ),
+    formats={FORMAT: parse_twelve_data},
+    error_scanners={FORMAT: twelve_data_errors},
+    budget=Budget("credits_per_minute", FREE_CREDITS_PER_DAY, "one credit per symbol"),
+    # The rate limiter lives in its run's process: two runs would each spend the whole budget.
+    run_limit=1,
+)
+
+__all__ = ["SPEC"]
