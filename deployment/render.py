@@ -38,7 +38,8 @@ REPO = DEPLOYMENT.parent
 if str(REPO) not in sys.path:  # run as a script: the repository's package, not an installed one
     sys.path.insert(0, str(REPO))
 
-from finance_assets.providers import registry  # noqa: E402
+from finance_assets.lib.markets import configured_market_keys  # noqa: E402
+from finance_assets.providers import registry, routing  # noqa: E402
 from finance_assets.providers.spec import KINDS, ProviderSpec, Setting  # noqa: E402
 
 ENV_EXAMPLE = DEPLOYMENT / "docker" / ".env.example"
@@ -85,12 +86,27 @@ def _env_default(setting: Setting) -> str:
     return str(setting.default)
 
 
+def _route_variables() -> list[str]:
+    """`MARKET_DATA_PROVIDER_<MARKET>` and `..._<MARKET>_<INTERVAL>` of the shipped markets
+    (finance_assets/providers/routing.py): each overrides MARKET_DATA_PROVIDER where set."""
+    found: list[str] = []
+    for market in configured_market_keys({}):  # every shipped market
+        for interval in routing.INTERVAL_NAMES:
+            found += [v for v in routing.route_variables(market, interval)[:2] if v not in found]
+    return found
+
+
 def env_example() -> list[str]:
     lines = ["# Providers: written by deployment/render.py from finance_assets/providers/."]
     for kind, slot in KINDS.items():
         specs = registry.specs(kind)  # type: ignore[arg-type]
         lines.append(f"# {slot.variable}: {', '.join(s.name for s in specs)}")
         lines.append(f"{slot.variable}={specs[0].name}")
+    lines.append(
+        "# A provider per market and interval (DAILY, 5MIN), overriding MARKET_DATA_PROVIDER, "
+        "e.g. MARKET_DATA_PROVIDER_US_DAILY=alpha_vantage:"
+    )
+    lines += [f"# {variable}=" for variable in _route_variables()]
     for spec in registry.all_specs():
         if not spec.settings:
             continue
@@ -113,6 +129,7 @@ def compose_environment() -> list[str]:
         for kind, slot in KINDS.items()
     ]
     # Unset in the env file means unset here: the provider's defaults apply.
+    lines += [f"{variable}:" for variable in _route_variables()]
     lines += [f"{s.variable}:" for spec in registry.all_specs() for s in spec.settings]
     return lines
 

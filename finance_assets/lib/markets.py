@@ -256,6 +256,15 @@ def _demo_markets() -> dict[str, Market]:
 _DEMO_MARKETS = _demo_markets()
 
 
+def configured_market_keys(environ: Mapping[str, str]) -> list[str]:
+    """The market keys `FINANCE_MARKETS` names that exist (all of them when unset), without
+    checking anything else: for settings that depend on the markets (providers per market)."""
+    listed = environ.get("FINANCE_MARKETS")
+    wanted = ",".join(_DEMO_MARKETS) if listed is None else listed
+    keys = dict.fromkeys(k.strip().lower() for k in wanted.split(","))
+    return [k for k in keys if k in _DEMO_MARKETS]
+
+
 def markets_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Market]:
     """The configured markets; every bad setting is reported together (`SettingsError`).
 

@@ -27,13 +27,14 @@ from finance_assets.lib.io.managers import (
     WarehouseResource,
 )
 from finance_assets.lib.landing import open_store as open_landing_store
+from finance_assets.lib.markets import configured_market_keys
 from finance_assets.lib.providers.retrying import (
     DEADLINE_RANGE,
     DEADLINE_VARIABLE,
     DEFAULT_DEADLINE,
 )
 from finance_assets.lib.settings import EnvSettings
-from finance_assets.providers import registry
+from finance_assets.providers import registry, routing
 from finance_assets.providers.spec import KINDS, Kind, ProviderSpec
 from finance_assets.resources.bounds import PRICE_MOVE_PCT, QUARANTINE_RATE, TOP_POSTS
 from finance_assets.resources.landing import LandingZoneResource, max_file_bytes_from_env
@@ -129,6 +130,7 @@ def _resources(settings: EnvSettings, warehouse_url: str | None) -> dict[str, An
     warehouse = WarehouseResource(url=warehouse_url, data_dir=str(root))
     return {
         "market_data": _market_data(settings),
+        **_routed_market_data(settings),
         "data_quality": DataQualityResource(
             max_quarantine_rate=settings.number(
                 "FINANCE_MAX_QUARANTINE_RATE", 0.05, QUARANTINE_RATE
@@ -195,6 +197,30 @@ def provider_config(spec: ProviderSpec, settings: EnvSettings) -> dict[str, Any]
 def _market_data(settings: EnvSettings) -> MarketDataResource:
     resource, config = _provider(settings, "bars")
     return resource(**config)
+
+
+def _routed_market_data(settings: EnvSettings) -> dict[str, MarketDataResource]:
+    """The providers a market and interval chose beside the default one
+    (`MARKET_DATA_PROVIDER_<MARKET>[_<INTERVAL>]`, `providers/routing.py`): one resource each,
+    under `market_data_<provider>`, its key required because it is chosen."""
+    environ = settings.environ
+    markets = configured_market_keys(environ)
+    for problem in routing.route_problems(environ, markets):
+        settings.problem(problem)
+    extra: dict[str, MarketDataResource] = {}
+    valid = registry.names("bars")
+    for found in routing.routes(environ, markets):
+        if found.resource_key == routing.BASE_KEY or found.resource_key in extra:
+            continue
+        if found.provider not in valid:
+            continue  # named above
+        spec = registry.get("bars", found.provider)
+        for setting in spec.required_secrets:
+            settings.require(
+                setting.variable, f"{found.variable}={spec.name} needs {setting.required}"
+            )
+        extra[found.resource_key] = spec.resource_class()(**provider_config(spec, settings))
+    return extra
 
 
 def _posts(settings: EnvSettings) -> PostsResource:

@@ -7,6 +7,8 @@ import os
 import dagster as dg
 
 from finance_assets.lib.markets import Market
+from finance_assets.providers import routing
+from finance_assets.providers.spec import KINDS
 
 # The asset tag naming the schedule an asset runs on, and its values.
 SCHEDULE_TAG = "schedule"
@@ -36,6 +38,12 @@ def schedules_default_status() -> dg.DefaultScheduleStatus:
     should not begin calling paid providers before someone has looked at it."""
     running = os.environ.get("FINANCE_SCHEDULES", "stopped").strip().lower() == "running"
     return dg.DefaultScheduleStatus.RUNNING if running else dg.DefaultScheduleStatus.STOPPED
+
+
+def bars_provider_tag(market: Market, interval: str) -> dict[str, str]:
+    """The run tag naming the provider of `market`'s `interval` bars (`providers/routing.py`)."""
+    chosen = routing.route(os.environ, market.key, interval)
+    return {KINDS["bars"].run_tag: chosen.provider}
 
 
 def provider_tag(key: str, variable: str) -> dict[str, str]:

@@ -12,6 +12,7 @@ the blocking `stores_agree` check compares the lake with the warehouse, row for 
 """
 
 import datetime as dt
+import os
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -45,6 +46,7 @@ from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA
+from finance_assets.providers import routing
 from finance_assets.resources.landing import LANDING_SHA256_TAG, LandingZoneResource
 from finance_assets.resources.market_data import MarketDataResource
 from finance_assets.resources.thresholds import DataQualityResource
@@ -65,26 +67,30 @@ SCHEDULE_OF: dict[Interval, str] = {"5min": EVERY_5MIN, "1day": DAILY}
 def _raw_quotes_asset(
     market: Market, name: str, interval: Interval, partitions_def: dg.PartitionsDefinition
 ) -> dg.AssetsDefinition:
+    # The provider this market's bars of this interval come from (providers/routing.py): the
+    # resource key is chosen when the definitions load, as the resources are.
+    route = routing.route(os.environ, market.key, interval)
+
     @dg.asset(
         **raw_zone_payloads(
             market, "market", partitions_def, name=name, schedule=SCHEDULE_OF[interval]
         ),
+        required_resource_keys={route.resource_key, "landing_zone"},
         description=(
             f"{interval} bars for the {market.name} universe ({market.universe_label}, "
             f"{len(market.universe)} symbols), "
             "every provider response kept exactly as received in the raw zone "
             f"(`raw/{market.key}/{name}/dt=YYYY-MM-DD/`). A partition range is fetched in one call "
-            "per symbol batch, so a backfill costs a handful of calls, not one per partition."
+            "per symbol batch, so a backfill costs a handful of calls, not one per partition. "
+            f"Provider: `{route.provider}` ({route.variable}; resource `{route.resource_key}`)."
         ),
     )
     @fails_once_if_permanent
-    def _raw(
-        context: dg.AssetExecutionContext,
-        market_data: MarketDataResource,
-        landing_zone: LandingZoneResource,
-    ) -> list[RawPayload]:
+    def _raw(context: dg.AssetExecutionContext) -> list[RawPayload]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
+        market_data: MarketDataResource = getattr(context.resources, route.resource_key)
+        landing_zone: LandingZoneResource = context.resources.landing_zone
         # A run the landing sensor started (tag `finance/landing_file`) reads the dropped file.
         provider = (
             landing_zone.provider_for_run(market, context.run.tags) or market_data.get_provider()

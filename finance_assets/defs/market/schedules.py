@@ -19,7 +19,7 @@ from finance_assets.defs.common.assets import AssetJob
 from finance_assets.defs.common.automation import (
     DAILY,
     EVERY_5MIN,
-    provider_tag,
+    bars_provider_tag,
     scheduled,
     schedules_default_status,
 )
@@ -38,7 +38,7 @@ def intraday_job(market: Market) -> AssetJob:
     return dg.define_asset_job(
         f"{market.key}_bars_5min_job",
         selection=scheduled(market, EVERY_5MIN),
-        tags=provider_tag("finance/market_data_provider", "MARKET_DATA_PROVIDER"),
+        tags=bars_provider_tag(market, "5min"),
         description=f"The latest 5-minute bar of {market.name}: payloads, clean bars, moves.",
     )
 
@@ -47,7 +47,7 @@ def daily_job(market: Market) -> AssetJob:
     return dg.define_asset_job(
         f"{market.key}_daily_job",
         selection=scheduled(market, DAILY),
-        tags=provider_tag("finance/market_data_provider", "MARKET_DATA_PROVIDER"),
+        tags=bars_provider_tag(market, "1day"),
         description=f"{market.name} after the close: daily bars, the daily summary, the day's "
         "sentiment and the two joined; then the daily report, the forecast and the BI views.",
     )
