@@ -183,12 +183,9 @@ def raw_to_parquet(
         ingested_at=dt.datetime.now(dt.UTC),
         max_quarantine_rate=args.max_quarantine_rate,
     )
-    judged = (
-        raw.payload_frame(spark, envelopes)
-        .groupBy("grp")
-        .applyInArrow(clean, work.spark_ddl(work.OUTPUT_ARROW))
-        .persist()
-    )
+    judged = _per_group(
+        raw.payload_frame(spark, envelopes), "grp", clean, work.OUTPUT_ARROW
+    ).persist()
     groups = work.notes(judged.filter(F.col("kind") == "group").select("note").collect())
     kept = _kept(groups, payloads, market, start, end)
     bars = judged.filter(F.col("kind") == "bar").select(*work.BAR_COLUMNS)
@@ -333,9 +330,12 @@ def daily_summary(
         return {"summary_rows": 0, "summary_partitions_removed": len(removed)}
     stored = spark.read.option("basePath", bars_path).parquet(*folders.values())
     summary = (
-        stored.select(*work.BAR_COLUMNS)
-        .groupBy("symbol")
-        .applyInArrow(work.summarise_symbols(market), work.spark_ddl(work.SUMMARY_ARROW))
+        _per_group(
+            stored.select(*work.BAR_COLUMNS),
+            "symbol",
+            work.summarise_symbols(market),
+            work.SUMMARY_ARROW,
+        )
         .withColumn("date", F.col("trading_date").cast("string"))
         .filter(F.col("date").isin(dates))
     )
@@ -348,6 +348,12 @@ def daily_summary(
         "summary_rows": sum(r["count"] for r in rows),
         "summary_partitions_removed": len(removed),
     }
+
+
+def _per_group(frame: DataFrame, key: str, function: Any, schema: Any) -> DataFrame:
+    """`function` (pyarrow Table -> Table of `schema`) over each `key`'s rows on the executors."""
+    spread = frame.repartition(key).sortWithinPartitions(key)
+    return spread.mapInArrow(work.by_group(key, function), work.spark_ddl(schema))
 
 
 def _local_date(column: str, timezone: str):
