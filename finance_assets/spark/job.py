@@ -207,39 +207,35 @@ def raw_to_parquet(
     quarantine_table = output.Table(
         posixpath.join(out, "quarantine"), ("asset", "date"), {"asset": asset}
     )
-    kept_days = _kept_partitions(kept, market, dates)
-    # Stored rows of kept spans in the partitions this run writes go back in with the new ones.
+    kept_days = sorted({d for _, d in _kept_partitions(kept, market, dates)})
     written_bars = {(r["symbol"], r["date"]) for r in written}
-    kept_bars = bars_table.kept_rows(
-        spark,
-        sorted({d for s, d in kept_days if (s, d) in written_bars}),
-        kept,
-        "ts",
-        [*work.BAR_COLUMNS, "date"],
-    )
-    if kept_bars is not None:
-        bars = bars.unionByName(
-            kept_bars.join(F.broadcast(_pairs(spark, written_bars)), ["symbol", "date"])
-        )
     written_days = {r["date"] for r in reasons}
+    # The stored rows of kept spans go back in with the new rows (their partitions are written
+    # whole again); a partition of the window with neither is removed.
+    kept_bars = bars_table.kept_rows(spark, kept_days, kept, "ts", [*work.BAR_COLUMNS, "date"])
+    kept_bar_parts: set[tuple[str, str]] = set()
+    if kept_bars is not None:
+        found = kept_bars.select("symbol", "date").distinct().collect()
+        kept_bar_parts = {(r["symbol"], r["date"]) for r in found}
+        bars = bars.unionByName(kept_bars)
     kept_quarantine = quarantine_table.kept_rows(
-        spark,
-        sorted({d for _, d in kept_days} & written_days),
-        kept,
-        "partition_ts",
-        [*work.QUARANTINE_COLUMNS, "date"],
+        spark, kept_days, kept, "partition_ts", [*work.QUARANTINE_COLUMNS, "date"]
     )
+    kept_quarantine_days: set[str] = set()
     if kept_quarantine is not None:
+        kept_quarantine_days = {
+            r["date"] for r in kept_quarantine.select("date").distinct().collect()
+        }
         quarantine = quarantine.unionByName(kept_quarantine)
     removed = bars_table.replace_window(
         bars.repartition("symbol", "date").sortWithinPartitions("ts"),
         dates,
-        written_bars | kept_days,
+        written_bars | kept_bar_parts,
     )
     removed += quarantine_table.replace_window(
         quarantine.repartition("date"),
         dates,
-        {(asset, d) for d in written_days | {d for _, d in kept_days}},
+        {(asset, d) for d in written_days | kept_quarantine_days},
     )
     judged.unpersist()
     loaded = sum(r["count"] for r in written)
@@ -265,6 +261,7 @@ def raw_to_parquet(
         "provider_errors": errors,
         "unanswered_symbols": unanswered,
         "kept_spans": len(kept),
+        "partitions_kept": len(kept_bar_parts - written_bars),
         "rejected_files": rejected,
         "partitions_written": len(written),
         "partitions_removed": len(removed),
@@ -307,10 +304,6 @@ def _kept_partitions(
                 found.add((span.symbol, day.isoformat()))
             day += dt.timedelta(days=1)
     return found
-
-
-def _pairs(spark: SparkSession, pairs: set[tuple[str, str]]) -> DataFrame:
-    return spark.createDataFrame(sorted(pairs), "symbol string, date string")
 
 
 def daily_summary(

@@ -104,6 +104,9 @@ class Table:
         stored = spark.read.option("basePath", self.path).parquet(*folders.values())
         for name, value in self.fixed.items():
             stored = stored.filter(F.col(name).cast("string") == value)
+        # Partition values read back as text, as the job writes them (`date` would be a date).
+        for name in self.partition_by:
+            stored = stored.withColumn(name, F.col(name).cast("string"))
         rows = stored.filter(in_spans(kept, time_column)).select(*columns)
         # Eager: the rows must be read before their files are replaced.
         rows = rows.localCheckpoint(eager=True)

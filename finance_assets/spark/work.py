@@ -175,14 +175,28 @@ def clean_groups(
 
 
 def summarise_symbols(market: Market) -> Callable[[pa.Table], pa.Table]:
-    """The function run per symbol over its stored bars (BAR_SCHEMA columns)."""
+    """The function run per symbol over its stored bars (BAR_SCHEMA columns).
+
+    Each day is summarised from its own bars and the day before's (for the return): the same
+    rows in the same order whatever window a run reads, so a re-run gives the same sums to the
+    last bit (polars sums a group's floats in an order that depends on the frame around it)."""
 
     def summarise(table: pa.Table) -> pa.Table:
-        bars = pl.from_arrow(
-            table.select(["symbol", "ts", "open", "high", "low", "close", "volume"])
-        )
+        columns = ["symbol", "ts", "open", "high", "low", "close", "volume"]
+        bars = pl.from_arrow(table.select(columns))
         assert isinstance(bars, pl.DataFrame)
-        return _conform(transforms.daily_summary(bars, market), SUMMARY_ARROW)
+        day = pl.col("ts").dt.convert_time_zone(market.timezone).dt.date()
+        bars = bars.sort("ts").with_columns(_day=day)
+        days = bars.get_column("_day").unique().sort().to_list()
+        summaries = [
+            transforms.daily_summary(
+                bars.filter(pl.col("_day").is_in(days[max(i - 1, 0) : i + 1])).drop("_day"),
+                market,
+            ).filter(pl.col("trading_date") == today)
+            for i, today in enumerate(days)
+        ]
+        frame = pl.concat(summaries) if summaries else bars.clear()
+        return _conform(frame, SUMMARY_ARROW)
 
     return summarise
 
