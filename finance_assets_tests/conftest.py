@@ -171,11 +171,9 @@ def spark_session():
 
     from dagster_pyspark.resources import spark_session_from_config
 
-    from finance_assets.spark import job as bars_job
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "spark"))
+    import bars_job
 
-    # The executors run the package's polars rules: start them with this Python, which has
-    # them (PySpark reads the variable when the context starts; the default is `python3`).
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     session = spark_session_from_config(
         {
             "spark.master": "local[2]",

@@ -8,9 +8,9 @@ from the wheel `resources/spark_pipes.py` builds at launch (EMR: the bootstrap a
 Serverless: `--py-files`), locally the Python that launches it. Nothing else is shipped.
 """
 
-from finance_assets.spark.job import ASSETS, SPARK_CONF, main, parse_args
+from finance_assets.spark.job import ASSETS, SPARK_CONF, main, parse_args, run
 
-__all__ = ["ASSETS", "SPARK_CONF", "main", "parse_args"]
+__all__ = ["ASSETS", "SPARK_CONF", "main", "parse_args", "run"]
 
 if __name__ == "__main__":
     main()

@@ -28,6 +28,7 @@ import argparse
 import dataclasses
 import datetime as dt
 import json
+import os
 import posixpath
 import sys
 from collections import Counter
@@ -41,6 +42,11 @@ from pyspark.sql import functions as F
 from finance_assets.lib.io.spans import Kept
 from finance_assets.lib.markets import Market, markets_from_env
 from finance_assets.spark import output, raw, work
+
+# The executors run the package's polars rules: unless told otherwise (spark-submit's
+# spark.pyspark.python sets the variable), PySpark starts them with this Python, which has the
+# package, rather than its default `python3` from the PATH. Read when a SparkContext starts.
+os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
 
 ASSETS = {"5min": "bars_by_symbol", "1day": "daily_bars_by_symbol"}
 ASSET = ASSETS["5min"]
