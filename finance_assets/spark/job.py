@@ -32,8 +32,7 @@ import os
 import posixpath
 import sys
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -41,7 +40,7 @@ from pyspark.sql import functions as F
 
 from finance_assets.lib.io.spans import Kept
 from finance_assets.lib.markets import Market, markets_from_env
-from finance_assets.spark import output, raw, work
+from finance_assets.spark import output, pipes, raw, work
 
 # The executors run the package's polars rules: unless told otherwise (spark-submit's
 # spark.pyspark.python sets the variable), PySpark starts them with this Python, which has the
@@ -359,50 +358,9 @@ def _local_date(column: str, timezone: str):
     return F.date_format(F.from_utc_timestamp(column, timezone), "yyyy-MM-dd")
 
 
-# --- Dagster Pipes -----------------------------------------------------------------------------
-
-
-@contextmanager
-def pipes_session() -> Iterator[Any]:
-    """The Pipes context when Dagster launched this process, else None.
-
-    Messages go where the launcher's reader looks: S3 on EMR (the reader passes a bucket),
-    stdout (EMR Serverless: CloudWatch reads the driver's stdout) or a file (local).
-    """
-    try:
-        from dagster_pipes import PipesEnvVarParamsLoader, open_dagster_pipes
-    except ImportError:
-        yield None
-        return
-    loader = PipesEnvVarParamsLoader()
-    if not loader.is_dagster_pipes_process():
-        yield None
-        return
-    with open_dagster_pipes(message_writer=_message_writer(), params_loader=loader) as pipes:
-        yield pipes
-
-
-def _message_writer() -> Any:
-    from dagster_pipes import PipesDefaultMessageWriter, PipesMessageWriter, PipesS3MessageWriter
-
-    class AnyMessageWriter(PipesMessageWriter):
-        @contextmanager
-        def open(self, params):  # type: ignore[override]
-            if "bucket" in params:
-                import boto3
-
-                writer: Any = PipesS3MessageWriter(boto3.client("s3"), interval=1)
-            else:
-                writer = PipesDefaultMessageWriter()
-            with writer.open(params) as channel:
-                yield channel
-
-    return AnyMessageWriter()
-
-
 def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    with pipes_session() as pipes:
+    with pipes.session() as context:
         own = spark is None
         if own:
             builder = SparkSession.builder.appName(f"finance_assets {ASSETS[args.interval]}")
@@ -418,33 +376,10 @@ def main(argv: Sequence[str] | None = None, spark: SparkSession | None = None) -
             if own:
                 spark.stop()
         # One line for the driver's log (stderr, where Spark logs too), however it was started.
-        print(_summary_line(ASSETS[args.interval], figures), file=sys.stderr)
-        if pipes is not None:
-            pipes.log.info(_summary_line(ASSETS[args.interval], figures))
-            pipes.report_asset_materialization(metadata=_metadata(figures))
+        print(pipes.summary_line(ASSETS[args.interval], figures), file=sys.stderr)
+        if context is not None:
+            context.log.info(pipes.summary_line(ASSETS[args.interval], figures))
+            context.report_asset_materialization(metadata=pipes.metadata(figures))
         else:
             print(json.dumps(figures, indent=1, default=str))
     return figures
-
-
-def _summary_line(asset: str, figures: dict[str, Any]) -> str:
-    return (
-        f"{asset} {figures['window']}: {figures.get('rows_loaded', 0)} rows loaded, "
-        f"{figures.get('rows_quarantined', 0)} quarantined, "
-        f"{figures.get('partitions_written', 0)} partitions written, "
-        f"{figures.get('partitions_removed', 0)} removed"
-    )
-
-
-def _metadata(figures: dict[str, Any]) -> dict[str, Any]:
-    """Pipes metadata: typed where Dagster would guess wrong."""
-    metadata: dict[str, Any] = {}
-    for key, value in figures.items():
-        if isinstance(value, dict | list):
-            metadata[key] = {"raw_value": value, "type": "json"}
-        elif isinstance(value, int):
-            metadata[key] = {"raw_value": value, "type": "int"}
-        else:
-            metadata[key] = {"raw_value": str(value), "type": "text"}
-    metadata["dagster/row_count"] = {"raw_value": figures.get("rows_loaded", 0), "type": "int"}
-    return metadata
