@@ -1,10 +1,14 @@
 """Where the Spark job runs: a resource that picks a Dagster Pipes client.
 
-- `local` (default): `PipesSubprocessClient` running `spark-submit --master local[*]` (Java 17+);
-- `emr`: `dagster_aws.pipes.PipesEMRClient`: a job flow per run, the job and a bootstrap that
-  installs `dagster-pipes` and `exchange-calendars` uploaded to S3, messages through S3;
-- `emr_serverless`: `PipesEMRServerlessClient` on an existing application, messages through
-  the driver's stdout in CloudWatch Logs.
+- `local` (default): `PipesSubprocessClient` running `spark-submit --master local[*]` (Java 17+)
+  with this Python on the driver and the executors (it has the package);
+- `emr`: `dagster_aws.pipes.PipesEMRClient`: a job flow per run; the entry point, a wheel of
+  `finance_assets` built at launch (`package_wheel`) and a bootstrap that installs it with the
+  packages the job imports (`CLUSTER_PACKAGES`) are uploaded to S3; messages through S3;
+- `emr_serverless`: `PipesEMRServerlessClient` on an existing application; the wheel goes on the
+  executors' path (`--py-files`), the packages come from a packed venv
+  (FINANCE_SPARK_SERVERLESS_VENV_URI) or the application's image; messages through the
+  driver's stdout in CloudWatch Logs.
 
 Settings come from the environment (`spark_pipes_from_env`, checked when definitions load):
 FINANCE_SPARK_MODE, FINANCE_SPARK_RAW_URI / FINANCE_SPARK_OUT_URI (S3 for the clusters),
@@ -14,10 +18,17 @@ are boto3's own chain (never a setting here).
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import importlib
+import importlib.metadata
+import io
 import os
+import shlex
 import shutil
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -28,10 +39,26 @@ from finance_assets.lib.settings import EnvSettings
 
 MODES = ("local", "emr", "emr_serverless")
 JOB_DIR = Path(__file__).resolve().parents[2] / "spark"  # the top-level spark/ folder
-ENTRY = "bars_job.py"  # what spark-submit runs; the other `bars_*.py` go with --py-files
+ENTRY = "bars_job.py"  # what spark-submit runs: it imports the job from the package
 BOOTSTRAP = "bootstrap.sh"
-# What the cluster's Python needs besides pyspark: the Pipes protocol and the calendar.
-CLUSTER_PACKAGES = ("dagster-pipes>=1.13,<1.14", "exchange-calendars>=4.5,<5", "boto3")
+PACKAGE = "finance_assets"
+# What the job imports on the cluster besides pyspark and the package itself (installed with
+# --no-deps: the package's own dependencies are the whole platform's, Dagster and all): the
+# polars rules, the calendar, the provider base, the Pipes protocol. Specifiers as in
+# pyproject.toml (test_spark_pipes checks both, and that nothing else is imported).
+CLUSTER_PACKAGES = (
+    "polars>=1.30,<3",
+    "pyarrow>=18",
+    "numpy>=1.26",
+    "pandas>=2.2",
+    "orjson>=3.10",
+    "exchange-calendars>=4.5,<5",
+    "requests>=2.32,<3",
+    "tenacity>=9,<10",
+    "pyrate-limiter>=4.5,<5",
+    "dagster-pipes>=1.13,<1.14",
+    "boto3>=1.34,<2",
+)
 _TERMINATED = ("TERMINATED", "TERMINATED_WITH_ERRORS")
 _FAILED_STEP = ("FAILED", "CANCELLED", "INTERRUPTED")
 
@@ -55,6 +82,9 @@ class SparkPipesResource(dg.ConfigurableResource):
     emr_log_uri: str | None = None
     emr_job_flow_role: str = "EMR_EC2_DefaultRole"
     emr_service_role: str = "EMR_DefaultRole"
+    # The package needs Python 3.11+: the bootstrap installs it where the release has none
+    # (Amazon Linux 2023's python3.11), and Spark runs the job with it.
+    emr_python: str = "python3.11"
     serverless_application_id: str | None = None
     serverless_execution_role_arn: str | None = None
     serverless_venv_archive_uri: str | None = None  # a packed venv with dagster-pipes
@@ -96,14 +126,12 @@ class SparkPipesResource(dg.ConfigurableResource):
             "spark.ui.showConsoleProgress=false",
             "--conf",
             "spark.log.level=WARN",
-            "--py-files",
-            ",".join(str(JOB_DIR / name) for name in library_files()),
             str(JOB_DIR / ENTRY),
             *args,
         ]
 
     def _run_local(self, context, args):
-        # The driver and the workers run this Python (it has dagster-pipes and the calendar).
+        # The driver and the workers run this Python: it has the package and its dependencies.
         env = {"PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable}
         return dg.PipesSubprocessClient(env=env).run(
             command=self.local_command(args), context=context
@@ -112,19 +140,48 @@ class SparkPipesResource(dg.ConfigurableResource):
     # --- EMR -------------------------------------------------------------------------------
 
     def upload_code(self, s3: Any) -> dict[str, str]:
-        """Put the job files and the bootstrap under `code_uri`; returns name -> s3 URI."""
+        """Put the entry point, the package's wheel (built now, from the code this process
+        runs) and the EMR bootstrap under `code_uri`; returns name -> s3 URI (keys ENTRY,
+        "wheel", "wheel_zip" and BOOTSTRAP). The wheel's name carries a hash of its files, so
+        a run never picks up another run's code."""
         bucket, prefix = split_s3_uri(_required(self.code_uri, "FINANCE_SPARK_CODE_URI"))
+        name, wheel = package_wheel()
+
+        def uri(file: str) -> str:
+            return f"s3://{bucket}/{f'{prefix}/{file}'.lstrip('/')}"
+
+        files = {
+            ENTRY: (ENTRY, (JOB_DIR / ENTRY).read_bytes()),
+            "wheel": (name, wheel),
+            # The same bytes under a name Spark puts on the executors' path (`--py-files` takes
+            # .zip, .egg and .py files; a wheel is a zip).
+            "wheel_zip": (name.removesuffix(".whl") + ".zip", wheel),
+        }
+        files[BOOTSTRAP] = (BOOTSTRAP, self.bootstrap_script(uri(name)).encode())
         uris = {}
-        bootstrap = "#!/bin/bash\nset -euo pipefail\nsudo python3 -m pip install --quiet " + (
-            " ".join(f"'{p}'" for p in CLUSTER_PACKAGES) + "\n"
-        )
-        files = {name: (JOB_DIR / name).read_bytes() for name in job_files()}
-        files[BOOTSTRAP] = bootstrap.encode()
-        for name, body in files.items():
-            key = f"{prefix}/{name}".lstrip("/")
-            s3.put_object(Bucket=bucket, Key=key, Body=body)
-            uris[name] = f"s3://{bucket}/{key}"
+        for key, (file, body) in files.items():
+            bucket_key = split_s3_uri(uri(file))[1]
+            s3.put_object(Bucket=bucket, Key=bucket_key, Body=body)
+            uris[key] = uri(file)
         return uris
+
+    def bootstrap_script(self, wheel_uri: str) -> str:
+        """The EMR bootstrap action: on every node, Python 3.11+ if the release lacks it, the
+        wheel (no dependencies) and the packages the job imports."""
+        python = shlex.quote(self.emr_python)
+        wheel = "/tmp/" + wheel_uri.rsplit("/", 1)[1]
+        packages = " ".join(shlex.quote(p) for p in CLUSTER_PACKAGES)
+        return "\n".join(
+            [
+                "#!/bin/bash",
+                "set -euo pipefail",
+                f"command -v {python} >/dev/null || sudo dnf install -y -q {python} {python}-pip",
+                f"aws s3 cp --only-show-errors {shlex.quote(wheel_uri)} {shlex.quote(wheel)}",
+                f"sudo {python} -m pip install --quiet --no-deps {shlex.quote(wheel)}",
+                f"sudo {python} -m pip install --quiet {packages}",
+                "",
+            ]
+        )
 
     def emr_job_flow(self, context, args: Sequence[str], code: dict[str, str]) -> dict[str, Any]:
         """run_job_flow parameters: one step, spark-submit in cluster mode."""
@@ -141,8 +198,11 @@ class SparkPipesResource(dg.ConfigurableResource):
                     "spark-submit",
                     "--deploy-mode",
                     "cluster",
-                    "--py-files",
-                    ",".join(code[name] for name in library_files()),
+                    # The bootstrap installed the package into this Python on every node.
+                    "--conf",
+                    f"spark.pyspark.python={self.emr_python}",
+                    "--conf",
+                    f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={self.emr_python}",
                     code[ENTRY],
                     *args,
                 ],
@@ -160,7 +220,7 @@ class SparkPipesResource(dg.ConfigurableResource):
             },
             "BootstrapActions": [
                 {
-                    "Name": "dagster-pipes and exchange-calendars",
+                    "Name": "finance_assets wheel and the packages the job imports",
                     "ScriptBootstrapAction": {"Path": code[BOOTSTRAP]},
                 }
             ],
@@ -195,7 +255,7 @@ class SparkPipesResource(dg.ConfigurableResource):
     # --- EMR Serverless --------------------------------------------------------------------
 
     def serverless_job_run(self, context, args: Sequence[str], code: dict[str, str]) -> dict:
-        submit = "--py-files " + ",".join(code[name] for name in library_files())
+        submit = "--py-files " + code["wheel_zip"]
         if self.serverless_venv_archive_uri:
             submit += (
                 f" --conf spark.archives={self.serverless_venv_archive_uri}#environment"
@@ -248,15 +308,50 @@ class SparkPipesResource(dg.ConfigurableResource):
         )
 
 
-def job_files() -> list[str]:
-    """The job's files in `spark/`: the entry and the modules it imports (parsers per format,
-    cleaning, output, summary), all named `bars_*.py`."""
-    return sorted(path.name for path in JOB_DIR.glob("bars_*.py"))
+def package_wheel() -> tuple[str, bytes]:
+    """A wheel of the `finance_assets` package this process runs: (file name, bytes).
+
+    Built from the imported package's files (an editable checkout or an installed copy alike),
+    pure Python, without dependencies (the cluster installs CLUSTER_PACKAGES). Reproducible:
+    fixed file order and times, and the version's local part is a hash of the files, so the
+    same code gives the same wheel and changed code a new name."""
+    root = Path(importlib.import_module(PACKAGE).__file__).resolve().parent
+    files = {
+        f"{PACKAGE}/{path.relative_to(root).as_posix()}": path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc"
+    }
+    digest = hashlib.sha256()
+    for name, body in files.items():
+        digest.update(name.encode() + b"\0" + hashlib.sha256(body).digest())
+    try:
+        base = importlib.metadata.version(PACKAGE)
+    except importlib.metadata.PackageNotFoundError:
+        base = "0"
+    version = f"{base.split('+')[0]}+g{digest.hexdigest()[:12]}"
+    info = f"{PACKAGE}-{version}.dist-info"
+    files[f"{info}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: {PACKAGE}\nVersion: {version}\nRequires-Python: >=3.11\n"
+    ).encode()
+    files[f"{info}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: finance_assets.resources.spark_pipes\n"
+        b"Root-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    record = [f"{name},{_record_hash(body)},{len(body)}" for name, body in files.items()]
+    files[f"{info}/RECORD"] = ("\n".join([*record, f"{info}/RECORD,,"]) + "\n").encode()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as wheel:
+        for name, body in files.items():
+            entry = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            entry.external_attr = 0o644 << 16
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            wheel.writestr(entry, body)
+    return f"{PACKAGE}-{version}-py3-none-any.whl", buffer.getvalue()
 
 
-def library_files() -> list[str]:
-    """What `--py-files` ships: every job file but the entry."""
-    return [name for name in job_files() if name != ENTRY]
+def _record_hash(body: bytes) -> str:
+    digest = base64.urlsafe_b64encode(hashlib.sha256(body).digest()).rstrip(b"=")
+    return f"sha256={digest.decode()}"
 
 
 def _emr_client_class() -> type:

@@ -12,8 +12,6 @@ placeholders, error answers, duplicate and overlapping payloads across providers
 from __future__ import annotations
 
 import datetime as dt
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import polars as pl
@@ -22,12 +20,9 @@ import pytest
 
 from finance_assets.lib import transforms
 from finance_assets.lib.io import lake
+from finance_assets.spark import job as bars_job
 from finance_assets_tests.test_spark import raw_zones
 from finance_assets_tests.test_spark.raw_zones import DAILY, INTRADAY, local, read_back
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "spark"))
-import bars_job
-import bars_rules
 
 ZONES = {"5min": ("raw_intraday_quotes", INTRADAY), "1day": ("raw_daily_quotes", DAILY)}
 
@@ -49,7 +44,7 @@ def _run_both(interval: str, us, spark_session, tmp_path_factory) -> SimpleNames
         window_end=end,
         ingested_at=dt.datetime.now(dt.UTC),
         valid_starts=pl.Series("ts", us.bar_starts(start, end)) if interval == "5min" else None,
-        max_quarantine_rate=bars_rules.MAX_QUARANTINE_RATE,
+        max_quarantine_rate=bars_job.MAX_QUARANTINE_RATE,
     )
     out = tmp_path_factory.mktemp(f"spark-{interval}")
     argv = ["--raw", str(root), "--out", str(out), "--market", "us", "--interval", interval]

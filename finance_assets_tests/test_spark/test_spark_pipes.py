@@ -3,7 +3,8 @@ EMR and EMR Serverless submissions against moto's server.
 
 moto accepts a job flow or a job run but executes nothing: a test double (a botocore hook on the
 submission call) plays the cluster. It reads what the service holds (steps, configurations,
-spark-submit parameters), checks the code and bootstrap in S3, runs the step on the shared
+spark-submit parameters), checks the code in S3 and installs it as the bootstrap (EMR) or
+`--py-files` (EMR Serverless) would, then runs the step on the shared
 local Spark session with the Pipes environment the submission carried, and posts the output
 where the client reads it: the Parquet back to S3, messages to S3 (EMR) or the driver's stdout
 to CloudWatch Logs (EMR Serverless).
@@ -18,6 +19,7 @@ import io
 import json
 import os
 import shlex
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,16 +34,24 @@ from finance_assets.defs.cluster.assets import build_spark_assets
 from finance_assets.lib.io import lake
 from finance_assets.providers.simulated_market import SimulatedMarket
 from finance_assets.resources.spark_pipes import (
+    CLUSTER_PACKAGES,
+    ENTRY,
     JOB_DIR,
     SparkPipesResource,
-    library_files,
+    package_wheel,
     split_s3_uri,
 )
+from finance_assets.spark import job as bars_job
 
 boto3 = pytest.importorskip("boto3")
 moto_server = pytest.importorskip("moto.server")
-sys.path.insert(0, str(JOB_DIR))
-import bars_job  # noqa: E402
+# What a process that imported the job from `path` reports: where the package came from and
+# the markets it loads (package data read through importlib.resources, a zip or not).
+_IMPORT_CHECK = (
+    "import json, finance_assets, finance_assets.spark.job as job; "
+    "from finance_assets.lib.markets import markets_from_env; "
+    "print(json.dumps([finance_assets.__file__, sorted(markets_from_env({}))]))"
+)
 
 SYMBOLS = ("AAPL", "MSFT")
 RANGE = {
@@ -161,15 +171,70 @@ class ClusterDouble:
         self.spark, self.s3, self.scratch = spark, s3, scratch
         self.submitted: list[dict[str, Any]] = []
 
-    def check_code(self, entry: str, py_files: str) -> None:
-        """The entry point and every module it imports (--py-files) are in S3 as in spark/."""
-        uris = py_files.split(",")
-        assert sorted(Path(uri).name for uri in uris) == library_files()
-        assert Path(entry).name == "bars_job.py"
-        for uri in [entry, *uris]:
-            bucket, key = split_s3_uri(uri)
-            body = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
-            assert body == (JOB_DIR / Path(key).name).read_bytes(), uri
+    def _get(self, uri: str) -> bytes:
+        bucket, key = split_s3_uri(uri)
+        return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def check_entry(self, entry: str) -> None:
+        """The entry point in S3 is spark/bars_job.py as it is here."""
+        assert Path(entry).name == ENTRY
+        assert self._get(entry) == (JOB_DIR / ENTRY).read_bytes(), entry
+
+    def check_wheel(self, uri: str) -> bytes:
+        """The wheel in S3 is the package this process runs, built now (same bytes)."""
+        name, wheel = package_wheel()
+        assert Path(uri).name.removesuffix(".zip").removesuffix(".whl") == name[: -len(".whl")]
+        body = self._get(uri)
+        assert body == wheel, uri
+        return body
+
+    def imports_from(self, path: Path) -> list[Any]:
+        """A fresh Python with only `path` ahead of its site-packages imports the job: from
+        there (not the checkout), with the package's data."""
+        done = subprocess.run(
+            [sys.executable, "-c", _IMPORT_CHECK],
+            capture_output=True,
+            text=True,
+            cwd=self.scratch,
+            env={**os.environ, "PYTHONPATH": str(path)},
+            check=True,
+        )
+        where, markets = json.loads(done.stdout)
+        assert where.startswith(str(path)), where
+        assert markets == ["uk", "us"]
+        return markets
+
+    def bootstrap(self, script: str) -> str:
+        """Run the bootstrap's install steps here: the download from S3 and the wheel's
+        install (into a folder instead of the node's Python); check the packages it installs.
+        Returns the Python it installs into."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        site = self.scratch / "site-packages"
+        local: dict[str, Path] = {}
+        python, installed = None, None
+        for line in script.splitlines()[2:]:
+            words = shlex.split(line)
+            if words[:3] == ["aws", "s3", "cp"]:
+                source, target = words[-2:]
+                local[target] = self.scratch / Path(target).name
+                local[target].write_bytes(self.check_wheel(source))
+            elif "--no-deps" in words:
+                python = words[words.index("-m") - 1]
+                assert words[0] == "sudo" and words[words.index("-m") + 1 :][:2] == [
+                    "pip",
+                    "install",
+                ]
+                subprocess.run(
+                    [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
+                     "--target", str(site), str(local[words[-1]])],
+                    check=True,
+                )  # fmt: skip
+            elif "pip" in words:
+                installed = words[words.index("--quiet") + 1 :]
+        assert installed == list(CLUSTER_PACKAGES)
+        assert python is not None and local
+        self.imports_from(site)
+        return python
 
     def run(self, args: list[str], env: dict[str, str]) -> tuple[str, str, BaseException | None]:
         """The job's argv with S3 URIs in place of paths; returns (stdout, stderr, error)."""
@@ -220,13 +285,21 @@ def _emr_double(session, double: ClusterDouble, fail: bool = False) -> None:
         env = spark_env["Configurations"][0]["Properties"]
         bootstrap = boto3.client("emr").list_bootstrap_actions(ClusterId=cluster_id)
         path = bootstrap["BootstrapActions"][0]["ScriptPath"]
-        bucket, key = split_s3_uri(path)
-        assert b"dagster-pipes" in double.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+        python = double.bootstrap(double._get(path).decode())
         for step in emr.list_steps(ClusterId=cluster_id)["Steps"]:
             args = step["Config"]["Args"]
-            assert args[:5] == ["spark-submit", "--deploy-mode", "cluster", "--py-files", args[4]]
-            double.check_code(args[5], args[4])
-            job_args = args[6:]
+            # The job runs in the Python the bootstrap installed the wheel into.
+            assert args[:7] == [
+                "spark-submit",
+                "--deploy-mode",
+                "cluster",
+                "--conf",
+                f"spark.pyspark.python={python}",
+                "--conf",
+                f"spark.yarn.appMasterEnv.PYSPARK_PYTHON={python}",
+            ]
+            double.check_entry(args[7])
+            job_args = args[8:]
             if fail:
                 job_args[job_args.index("--raw") + 1] = "s3://finance/nothing-here"
                 job_args[job_args.index("--market") + 1] = "jp"
@@ -311,7 +384,14 @@ def test_emr_serverless_submission_runs_and_reports(us, aws, cloud):
         confs = [words[i + 1] for i, w in enumerate(words) if w == "--conf"]
         prefix = "spark.emr-serverless.driverEnv."
         env = dict(c[len(prefix) :].split("=", 1) for c in confs if c.startswith(prefix))
-        double.check_code(submit["entryPoint"], words[words.index("--py-files") + 1])
+        double.check_entry(submit["entryPoint"])
+        # --py-files: the wheel under a .zip name, imported from the zip as Spark's path has it.
+        py_files = words[words.index("--py-files") + 1]
+        assert py_files.endswith(".zip") and "," not in py_files
+        zipped = double.scratch / Path(py_files).name
+        zipped.parent.mkdir(parents=True, exist_ok=True)
+        zipped.write_bytes(double.check_wheel(py_files))
+        double.imports_from(zipped)
         out, err, error = double.run(list(submit["entryPointArguments"]), env)
         assert error is None, error
         group = "/aws/emr-serverless"

@@ -1,23 +1,22 @@
 """Re-running a window: afterwards every (symbol, date) of the window holds exactly what the run
 produced (a pair whose bars are now all quarantined loses its folder, a date whose quarantine
-is now empty loses its quarantine folder), and no date outside the window is touched."""
+is now empty loses its quarantine folder), and no date outside the window is touched; the stored
+rows of a symbol the provider did not answer stay (`lib.answers.kept_spans`)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 import json
-import sys
 from pathlib import Path
 
 import polars as pl
 
+from finance_assets.lib.clean_step import clean_window
 from finance_assets.lib.io import lake
 from finance_assets.providers.simulated_market import SimulatedMarket
+from finance_assets.spark import job as bars_job
 from finance_assets_tests.test_spark.raw_zones import SESSION, fetched, local, read_back
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "spark"))
-import bars_job
 
 DAYS = [dt.date(2026, 11, 16), dt.date(2026, 11, 17), dt.date(2026, 11, 18)]
 MIDDLE = DAYS[1].isoformat()
@@ -123,3 +122,50 @@ def test_a_window_without_any_bar_removes_its_summary_too(us, spark_session, tmp
     assert not list((out / "bars_by_symbol").glob("symbol=*/date=*"))
     assert not (out / "daily_summary" / f"date={DAYS[0]}").exists()
     assert figures["summary_partitions_removed"] == 1
+
+
+def test_a_symbol_the_provider_did_not_answer_keeps_its_stored_rows(us, spark_session, tmp_path):
+    """A re-fetch of the middle session's morning answers AAPL and refuses MSFT (an error inside
+    the batch): MSFT's stored morning stays as it was, its afternoon (still the older payload's)
+    is written again, as the polars clean step keeps them."""
+    raw = tmp_path / "raw" / "us" / "raw_intraday_quotes"
+    out = tmp_path / "spark" / "us"
+    opening, closing = local(DAYS[0], 9, 30), local(DAYS[-1], 16)
+    payloads = SimulatedMarket(clock=lambda: fetched(22, 18)).fetch_bars(
+        us, ["AAPL", "MSFT"], "5min", opening, closing
+    )
+    lake.write_payloads(raw, payloads, opening, closing, us.tz)
+    _job(spark_session, raw, out, DAYS[0], DAYS[-1])
+    baseline = read_back(out / "bars_by_symbol").drop("ingested_at").sort("symbol", "ts")
+
+    morning = (local(DAYS[1], 9, 30), local(DAYS[1], 12, 45))
+    (refetch,) = SimulatedMarket(clock=lambda: fetched(1, 19)).fetch_bars(
+        us, ["AAPL", "MSFT"], "5min", *morning
+    )
+    document = json.loads(refetch.body)
+    document["MSFT"] = {"code": 429, "message": "out of API credits", "status": "error"}
+    refetch = dataclasses.replace(refetch, body=json.dumps(document).encode())
+    lake.write_payloads(raw, [refetch], *morning, us.tz)
+    figures = _job(spark_session, raw, out, DAYS[1], DAYS[1])
+
+    assert figures["unanswered_symbols"] == {"MSFT": "429: out of API credits"}
+    assert figures["partitions_written"] == 2 and figures["partitions_kept"] == 0
+    stored = read_back(out / "bars_by_symbol").drop("ingested_at").sort("symbol", "ts")
+    assert stored.equals(baseline)
+    # What the job wrote itself is the polars step's result: MSFT's morning left out.
+    start, end = local(DAYS[1]), local(DAYS[2])
+    polars = clean_window(
+        lake.read_payloads(raw, start, end),
+        us,
+        "5min",
+        asset="bars_by_symbol",
+        start=start,
+        end=end,
+        ingested_at=dt.datetime.now(dt.UTC),
+    )
+    assert [(k.symbol, k.start, k.end) for k in polars.kept if k.symbol == "MSFT"] == [
+        ("MSFT", morning[0].astimezone(dt.UTC), morning[1].astimezone(dt.UTC))
+    ]
+    assert figures["rows_loaded"] == polars.result.bars.height
+    msft = polars.result.bars.filter(pl.col("symbol") == "MSFT")
+    assert msft.height and msft.get_column("ts").min() == morning[1].astimezone(dt.UTC)

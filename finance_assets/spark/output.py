@@ -7,15 +7,23 @@ So after writing, the window's partitions that this run did not write are remove
 of the lake's window replacement: delete the window, then write). Dates outside the window
 are never listed, let alone touched. Writing first and removing after means a reader never
 sees a window with neither the old rows nor the new.
+
+Except where a provider did not answer a symbol (`lib.answers.kept_spans`, as the polars path's
+lake and warehouse): the stored rows of a kept span stay. A partition with kept rows and new
+ones is written with both (`kept_rows`); one with only kept rows is left as it is.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import datetime as dt
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from finance_assets.lib.io.spans import Kept, grouped
 
 _GLOB = set("*?[]{}\\,")
 
@@ -76,6 +84,46 @@ class Table:
             path = _path(spark, folder)
             path.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(path, True)
         return sorted(stale)
+
+    def kept_rows(
+        self,
+        spark: SparkSession,
+        dates: Iterable[str],
+        kept: Sequence[Kept],
+        time_column: str,
+        columns: Sequence[str],
+    ) -> DataFrame | None:
+        """The stored rows of `dates` inside `kept` spans (`columns`, partition columns
+        included), read into Spark's own storage before the same folders are overwritten;
+        None when there are none."""
+        if not kept:
+            return None
+        folders = self.partitions(spark, dates)
+        if not folders:
+            return None
+        stored = spark.read.option("basePath", self.path).parquet(*folders.values())
+        for name, value in self.fixed.items():
+            stored = stored.filter(F.col(name).cast("string") == value)
+        # Partition values read back as text, as the job writes them (`date` would be a date).
+        for name in self.partition_by:
+            stored = stored.withColumn(name, F.col(name).cast("string"))
+        rows = stored.filter(in_spans(kept, time_column)).select(*columns)
+        # Eager: the rows must be read before their files are replaced.
+        rows = rows.localCheckpoint(eager=True)
+        return rows if not rows.isEmpty() else None
+
+
+def in_spans(kept: Sequence[Kept], time_column: str, symbol_column: str = "symbol") -> Column:
+    """True for the rows inside a kept span (`lib.io.spans.kept_expr` in Spark)."""
+    expr = F.lit(False)
+    t = F.col(time_column)
+    for (start, end), symbols in grouped(kept).items():
+        expr = expr | (
+            (t >= F.lit(start.astimezone(dt.UTC)))
+            & (t < F.lit(end.astimezone(dt.UTC)))
+            & F.col(symbol_column).isin(symbols)
+        )
+    return expr
 
 
 def _path(spark: SparkSession, uri: str):
