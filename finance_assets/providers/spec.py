@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import polars as pl
-from pydantic import Field
 
 from finance_assets.lib.settings import EnvSettings, NumberRange
 
@@ -109,6 +108,8 @@ class Setting:
             return secret_field(self.variable)
         if self.valid is not None:
             return bounded_field(self.default, self.valid, self.variable)
+        from pydantic import Field  # the resources' library: the Spark cluster never needs it
+
         return Field(default=self.default, description=self.description or self.variable)
 
 
@@ -117,11 +118,15 @@ def bounded_field(default: float, valid: NumberRange, description: str) -> Any:
     bounds: dict[str, Any] = {"gt" if valid.low_open else "ge": valid.low, "le": valid.high}
     if not valid.whole:
         bounds["allow_inf_nan"] = False
+    from pydantic import Field
+
     return Field(default=default, description=f"{description}; valid: {valid.text()}", **bounds)
 
 
 def secret_field(variable: str) -> Any:
     """A field for a secret: set as `dg.EnvVar(variable)`, so the UI shows only the name."""
+    from pydantic import Field
+
     return Field(default=None, description=f"{variable}, as a dg.EnvVar (never its value)")
 
 
