@@ -529,10 +529,9 @@ def describe_run(timeline: dict[str, Any], origin: float, label: str) -> list[st
     ]
     lines = [f"  {label} run {timeline['run_id'][:8]} ({timeline['status']}):"]
     last = origin
-    for key, text in order:
-        if key in m:
-            lines.append(f"    {m[key] - origin:7.2f} s  (+{m[key] - last:6.2f})  {text}")
-            last = m[key]
+    for key, text in sorted((kt for kt in order if kt[0] in m), key=lambda kt: m[kt[0]]):
+        lines.append(f"    {m[key] - origin:7.2f} s  (+{m[key] - last:6.2f})  {text}")
+        last = m[key]
     for step, s in sorted(timeline["steps"].items(), key=lambda kv: min(kv[1].values())):
         start = s.get("STEP_START")
         worker = s.get("STEP_WORKER_STARTING")
