@@ -799,7 +799,8 @@ PAGES = [
     ),
     # The asset's lineage tab (its graph upstream and downstream) and the global lineage,
     # which opens with each group collapsed.
-    ("lineage", f"/assets/{MARKET}/bars_5min?view=lineage", re.compile(r"raw_intraday_quotes")),
+    # (its nodes' labels are shortened: "raw_intrad…_quotes")
+    ("lineage", f"/assets/{MARKET}/bars_5min?view=lineage", re.compile(r"price_moves")),
     ("global_lineage", "/asset-groups", re.compile(f"{MARKET}_warehouse")),
 ]
 
