@@ -12,15 +12,16 @@ the warehouse in fresh databases on that server instead):
 1. import: `python -c "import finance_assets.definitions"` in fresh processes, best of N;
 2. in process (the baselines): the same work as below through `execute_in_process` on the same
    kind of instance, in stores of their own: one session, the schedule's tick, N sessions;
-3. `dagster dev` (webserver, daemon, code server) as `make dev` starts it, under libfaketime at
-   an instant just before a 5-minute tick in a session (the schedules evaluate "now");
+3. `dagster dev` (webserver, daemon, code server) as `make dev` starts it, with Dagster's clock
+   moved to a session of the next trading day (the schedules evaluate "now"; `DagsterClock`
+   says how and why not libfaketime);
 4. tick: `us_bars_5min_schedule` started through GraphQL; the tick the daemon evaluates, its
    run through the queue and the run launcher, rows in PostgreSQL and the lake, the price
    alert delivered by the notification sensor (the local notifier's file);
 5. UI backfills: `launchPartitionBackfill` of `us/raw_intraday_quotes` + `us/bars_5min` for one
    session and for N sessions, click -> done, broken down from the backfill and run records;
-6. browser: Debian's Chromium through Playwright: the asset catalog, an asset's overview and
-   Partitions tab, the market's lineage, each timed until it has settled.
+6. browser: Debian's Chromium through Playwright: the asset catalog, an asset's overview,
+   Partitions tab and lineage tab, the global lineage, each timed until it has settled.
 
 Every figure is printed beside its target and its in-process baseline; `--json` adds a
 machine-readable last line. Every process the script starts runs in its own session and is
@@ -163,7 +164,13 @@ if _FILE:
 
 
 class DagsterClock:
-    """Dagster's "now" in the processes started with `env()`: the real clock + an offset."""
+    """Dagster's "now" in the processes started with `env()`: the real clock + an offset.
+
+    Not libfaketime (installed, tried first): with the process clock moved, Python's timed
+    waits (`threading.Event.wait`, in every Dagster daemon loop) never return, since
+    libfaketime 0.9.10 does not intercept `sem_clockwait`; with FAKETIME_DONT_FAKE_MONOTONIC,
+    `time.sleep` fails with EINVAL. Only Dagster's clock needs moving: the schedule's tick and
+    the partitions that exist are Dagster's "now"."""
 
     def __init__(self, folder: Path, offset: float) -> None:
         self.folder = folder
@@ -1057,10 +1064,8 @@ def run(
     # The real path's seed: the session before the tick's, so that the tick's price moves have
     # a previous close (untimed; the UI backfill of that session replaces it later).
     clock = DagsterClock(scratch / "clock", tick["tick"] + 30 - time.time())
-    seed = {"steps": [{"kind": "backfill", "label": "seed", **one}]}
-    out = run_child(processes, "seed", seed, clock.env(env), scratch)
-    if not out["steps"][0]["success"]:
-        raise RuntimeError(f"the seed run failed: {out}")
+    if not args.skip_tick:
+        seed(processes, scratch, clock.env(env), one)
 
     # 3. dagster dev as `make dev` starts it, Dagster's clock a while before the tick
     port = free_port()
@@ -1159,6 +1164,14 @@ def baselines(
         f"sessions {seconds['many']:.2f} s (load {load()})"
     )
     return out
+
+
+def seed(processes: Processes, scratch: Path, env: dict[str, str], span: dict[str, Any]) -> None:
+    """One untimed in-process run of `span` into the real path's stores."""
+    steps = {"steps": [{"kind": "backfill", "label": "seed", **span}]}
+    out = run_child(processes, "seed", steps, env, scratch)
+    if not out["steps"][0]["success"]:
+        raise RuntimeError(f"the seed run failed: {out}")
 
 
 def report_tick(result: dict[str, Any], symbols: int, inproc: float | None) -> None:
