@@ -347,7 +347,7 @@ def child_inprocess(spec: dict[str, Any]) -> dict[str, Any]:
 def make_plan(sessions: int, now: dt.datetime) -> dict[str, Any]:
     """The tick's session (the first one after today's, so the fake clock runs ahead), its bar,
     and the sessions before it to backfill."""
-    from finance_assets.defs.market.partitions import INTRADAY_FMT
+    from finance_assets.defs.common.partitions import INTRADAY_FMT
     from finance_assets.lib.markets import markets_from_env
 
     market = markets_from_env({})[MARKET]
@@ -384,7 +384,7 @@ def make_plan(sessions: int, now: dt.datetime) -> dict[str, Any]:
 def tick_for(plan: dict[str, Any], index: int) -> dict[str, Any]:
     from zoneinfo import ZoneInfo
 
-    from finance_assets.defs.market.partitions import INTRADAY_FMT
+    from finance_assets.defs.common.partitions import INTRADAY_FMT
 
     bar = plan["bars"][index]
     local = dt.datetime.fromtimestamp(bar, ZoneInfo(plan["tz"]))
@@ -1035,7 +1035,7 @@ def run(
         f"on {where}; tick session {plan['day']}, backfills {one['sessions'][0]} (one session) "
         f"and {many['sessions'][0]} .. {many['sessions'][1]} ({args.sessions} sessions)"
     )
-    from finance_assets.defs.market.partitions import five_minute_partitions
+    from finance_assets.defs.common.partitions import five_minute_partitions
     from finance_assets.lib.markets import markets_from_env
 
     partitions = {
@@ -1115,7 +1115,7 @@ def run(
         result = backfill_phase(base, instance, span, keys, env, title, clock.offset)
         summary[f"backfill_{label}"] = result
         # Every bar of the span for every symbol (holidays and early closes' afternoons are
-        # partitions without bars: defs/market/partitions.py).
+        # partitions without bars: defs/common/partitions.py).
         expected = args.symbols * span["partitions"]
         if not result["pg_rows"] == result["lake_rows"] == expected:
             raise RuntimeError(f"backfill {label}: {expected} rows expected, got {result}")
