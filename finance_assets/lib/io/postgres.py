@@ -10,8 +10,10 @@ with `psycopg.sql.Identifier`; values are bound parameters (`$n`, PostgreSQL's o
 
 from __future__ import annotations
 
+import atexit
 import datetime as dt
 import functools
+import json
 import logging
 import os
 import re
@@ -346,6 +348,28 @@ def connect_psycopg(url: str, **kwargs: Any) -> Iterator[psycopg.Connection]:
         yield conn
 
 
+def _forget_dead_handles(handles: Path) -> None:
+    """Drop the processes that are gone from the embedded server's list of its users."""
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        return
+    alive = [pid for pid in pids if pid == os.getpid() or _running(pid)]
+    if alive != pids:
+        with suppress(OSError):
+            handles.write_text(json.dumps(alive))
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, another user's
+    return True
+
+
 def embedded_server_url(data_dir: str | os.PathLike[str]) -> str:
     """Start (or join) the project's embedded PostgreSQL under `<data_dir>/postgres`.
 
@@ -360,7 +384,13 @@ def embedded_server_url(data_dir: str | os.PathLike[str]) -> str:
 
     root = Path(data_dir).resolve() / "postgres"
     root.mkdir(parents=True, exist_ok=True)
+    handles = root / "pgdata" / ".handle_pids.json"
+    _forget_dead_handles(handles)
     server = get_server(root / "pgdata", cleanup_mode="stop")
+    # Registered after the server's own exit hook, so it runs first (atexit is last in, first
+    # out): a process that was killed (SIGKILL, SIGTERM) never removed itself from the list,
+    # and the last live process would otherwise leave the server running for ever.
+    atexit.register(_forget_dead_handles, handles)
     url = server.get_uri("postgres")
     log.info("embedded PostgreSQL running with data in %s", root / "pgdata")
     return url
