@@ -192,3 +192,30 @@ def test_the_daily_job_writes_the_report_beside_the_lake(demo_day, us, tmp_path,
             browser.close()
     assert all(url.startswith(("file:", "data:")) for url in requests), requests
     _assert_not_blank(Image.open(shot).convert("RGB"))
+
+
+def test_an_index_universe_charts_its_biggest_movers(us):
+    """The S&P 500 cannot be read as 503 price panels: past `MAX_CHARTED` symbols the report
+    charts the day's biggest movers (|return|) and its title says of how many."""
+    base = _synthetic_day(us)
+    template = base.summary.row(0, named=True)
+    returns = [0.5, -7.0, 1.0, 3.0, -0.2, 9.0, -4.0, 0.1, 2.5, -2.0, 6.0, -0.05]
+    summary = pl.DataFrame(
+        [{**template, "symbol": f"S{i:02d}", "return_pct": r} for i, r in enumerate(returns)],
+        schema=base.summary.schema,
+    )
+    data = report.day_data(
+        market=us.name,
+        timezone=us.timezone,
+        day=base.day,
+        bars=base.bars,
+        summary=summary,
+        sentiment=pl.DataFrame(),
+        alerts=pl.DataFrame(),
+    )
+    by_size = sorted(range(len(returns)), key=lambda i: (-abs(returns[i]), i))
+    expected = sorted(f"S{i:02d}" for i in by_size[: report.MAX_CHARTED])
+    assert data.symbols == expected and data.universe == len(returns)
+    assert "S11" not in data.symbols and "S07" not in data.symbols  # the two smallest moves
+    image = _decoded(report.render(data)[report.OVERVIEW])
+    assert image.size == charts.figure_size(report.MAX_CHARTED)

@@ -35,6 +35,7 @@ class DayData:
     summary: pl.DataFrame  # the session's daily summary rows
     sentiment: pl.DataFrame  # the session's stock_sentiment_daily rows (may be empty)
     alerts: pl.DataFrame  # the session's price alerts (may be empty)
+    universe: int = 0  # symbols the session has; more than `symbols` when only movers are charted
 
     @property
     def symbols(self) -> list[str]:
@@ -245,7 +246,12 @@ def overview_png(data: DayData, vwap: pl.DataFrame) -> bytes:
     _sentiment_panel(fig.add_subplot(lower[1, 0]), data)
     _alerts_panel(fig.add_subplot(lower[1, 1]), data)
     fig.suptitle(
-        f"{data.market} — {data.day}: price (blue) and running VWAP (orange) per symbol",
+        f"{data.market} — {data.day}: price (blue) and running VWAP (orange) per symbol"
+        + (
+            f" — the {len(data.symbols)} biggest movers of {data.universe}"
+            if data.universe > len(data.symbols)
+            else ""
+        ),
         fontsize=12,
         x=0.01,
         ha="left",

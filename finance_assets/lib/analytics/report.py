@@ -40,16 +40,34 @@ def day_data(
     sessions = history.get_column("trading_date").unique().sort()
     shown = sessions.tail(metrics.WINDOW + 1).to_list()
     local = pl.col("ts").dt.convert_time_zone(timezone).dt.date()
+    today = summary.filter(pl.col("trading_date") == day)
+    charted = pl.col("symbol").is_in(movers(today, MAX_CHARTED))
     return DayData(
         market=market,
         timezone=timezone,
         day=day,
-        bars=bars.filter(local == day),
-        history=history.filter(pl.col("trading_date").is_in(shown)),
-        summary=summary.filter(pl.col("trading_date") == day).sort("symbol"),
-        sentiment=sentiment.filter(pl.col("trading_date") == day),
-        alerts=alerts.filter(local == day),
+        bars=bars.filter((local == day) & charted),
+        history=history.filter(pl.col("trading_date").is_in(shown) & charted),
+        summary=today.filter(charted).sort("symbol"),
+        sentiment=sentiment.filter((pl.col("trading_date") == day) & charted),
+        alerts=alerts.filter((local == day) & charted),
+        universe=today.height,
     )
+
+
+# An index universe (the S&P 500: 503 symbols) cannot be read as 503 price panels: past this
+# many, the day's biggest movers are charted, and the page says so.
+MAX_CHARTED = 10
+
+
+def movers(summary: pl.DataFrame, limit: int) -> list[str]:
+    """The `limit` symbols of a day's summary that moved most (|return|, else |open to close|),
+    ties by symbol; every symbol when there are no more than `limit`."""
+    if summary.height <= limit:
+        return summary.get_column("symbol").to_list()
+    moved = pl.coalesce("return_pct", "open_to_close_pct").abs().fill_null(0.0)
+    ranked = summary.with_columns(_moved=moved).sort(["_moved", "symbol"], descending=[True, False])
+    return ranked.get_column("symbol").head(limit).to_list()
 
 
 def _or_empty(frame: pl.DataFrame, schema: dict[str, pl.DataType]) -> pl.DataFrame:
