@@ -58,9 +58,14 @@ class BarClient(BarProvider):
     def _priced(self, request: BarRequest, plan: list[Call]) -> FetchPlan | None:
         if self.budget is None:
             return None
+        weights = self._call_weights(request, plan)
+        if len(weights) != len(plan):  # a client's weights must follow its own plan
+            raise RuntimeError(
+                f"{self.name}: {len(weights)} call weights for a plan of {len(plan)} calls"
+            )
         return plan_calls(
             self.budget,
-            self._call_weights(request, plan),
+            weights,
             symbols=len(request.symbols),
             interval=request.interval,
             start=request.start,

@@ -14,6 +14,9 @@ Calls:
   Alpha Vantage cannot filter by time, so a body may hold more than the window asked for;
   `parse_alpha_vantage` keeps only the bars of the payload's window (read from its payload id).
 
+A fetch planned to need more calls than `calls_per_day` (ALPHAVANTAGE_CALLS_PER_DAY, 25 on the
+free plan) is refused before any call (`lib/providers/budget.py`).
+
 Errors arrive with HTTP 200 in the body: `Error Message` -> `InvalidSymbol` (Alpha Vantage
 answers an unknown symbol with "Invalid API call"; an apikey message -> `AuthenticationFailed`),
 `Note` (call frequency) -> `RateLimited`, retried once the limiter's window has passed,

@@ -9,7 +9,9 @@ One call per batch of up to 120 symbols (and per exchange), `timezone=Exchange`,
 A batch answer is keyed by symbol and one entry may be an error (`{"code":400,...}`) while the
 rest succeed: the payload is kept and the parser reports that symbol. A top-level
 `{"code":429,...}` ("run out of API credits for the current minute") waits for the next
-minute's credits and retries; "... for the day" is `QuotaExhausted`.
+minute's credits and retries (its credits given back to the limiter: such an answer costs
+none); "... for the day" is `QuotaExhausted`. A fetch planned to need more than
+`credits_per_day` (TWELVEDATA_CREDITS_PER_DAY, 800 free) is refused before any call.
 
 London listings are asked for without their `.L` and with `exchange=LSE` (`BT.A.L` -> symbol
 `BT.A` + `exchange=LSE`); `RawPayload.symbols` always holds the canonical symbols.
