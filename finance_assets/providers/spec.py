@@ -27,6 +27,9 @@ Parser = Callable[[bytes | str, str], tuple[pl.DataFrame, dict[str, str]]]
 ErrorScanner = Callable[[bytes | str], dict[str, str]]
 
 CALLS_PER_MINUTE = NumberRange(1, 100_000, whole=True, meaning="calls a minute the plan allows")
+CALLS_PER_DAY = NumberRange(
+    1, 100_000_000, whole=True, meaning="calls (credits) a day the plan allows a run to spend"
+)
 PROXY_SCHEMES = ("http", "https", "socks4", "socks5", "socks5h")
 
 
@@ -134,11 +137,14 @@ def secret_field(variable: str) -> Any:
 class Budget:
     """What the provider's plan allows, as the client spends it: `per_minute_setting` names the
     setting that sets the per-minute rate (its default is the free plan's); `per_day` is the
-    plan's daily cap where it has one (a run that reaches it fails as `QuotaExhausted`)."""
+    free plan's daily cap where it has one, and `per_day_setting` the setting that changes it
+    (a fetch planned to need more is refused before any call: `lib/providers/budget.py`; one
+    that meets the provider's own cap fails as `QuotaExhausted`)."""
 
     per_minute_setting: str | None = None
     per_day: int | None = None
     note: str = ""
+    per_day_setting: str | None = None
 
 
 @dataclass(frozen=True)
@@ -170,11 +176,9 @@ class ProviderSpec:
         fields = [s.field for s in self.settings]
         if len(set(fields)) != len(fields):
             raise ValueError(f"provider {self.name!r}: a resource field is declared twice")
-        if self.budget.per_minute_setting and self.budget.per_minute_setting not in fields:
-            raise ValueError(
-                f"provider {self.name!r}: budget names no setting "
-                f"{self.budget.per_minute_setting!r}"
-            )
+        for named in (self.budget.per_minute_setting, self.budget.per_day_setting):
+            if named and named not in fields:
+                raise ValueError(f"provider {self.name!r}: budget names no setting {named!r}")
         if self.run_limit is not None and self.run_limit < 1:
             raise ValueError(f"provider {self.name!r}: run_limit must be at least 1")
 
@@ -205,6 +209,11 @@ class ProviderSpec:
     def per_minute(self) -> int | None:
         name = self.budget.per_minute_setting
         return None if name is None else self.setting(name).default
+
+    def per_day(self) -> int | None:
+        """The daily cap's default (the free plan's): its setting's, else the declared one."""
+        name = self.budget.per_day_setting
+        return self.budget.per_day if name is None else self.setting(name).default
 
     def resource_class(self) -> type:
         module, _, attribute = self.resource.partition(":")

@@ -31,6 +31,8 @@ NUMERIC = {
     "FINANCE_SIM_FAULT_RATE": (["1.5", "-0.1", "nan"], "a number from 0 to 1"),
     "TWELVEDATA_CREDITS_PER_MINUTE": (["0", "8.5", "-3", "1e9"], "a whole number from 1 to"),
     "ALPHAVANTAGE_CALLS_PER_MINUTE": (["0", "2.5", "many"], "a whole number from 1 to"),
+    "TWELVEDATA_CREDITS_PER_DAY": (["0", "800.5", "1e12"], "a whole number from 1 to"),
+    "ALPHAVANTAGE_CALLS_PER_DAY": (["0", "-25", "lots"], "a whole number from 1 to"),
     "YFINANCE_CALLS_PER_MINUTE": (["-60", "0.5"], "a whole number from 1 to"),
     "FINANCE_TOP_POSTS": (["0", "2.5", "ten"], "a whole number from 1 to 1,000"),
     "X_MAX_PAGES": (["0", "101", "1.5"], "a whole number from 1 to 100"),

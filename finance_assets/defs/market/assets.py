@@ -44,6 +44,7 @@ from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource, table_preview
 from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.markets import Market
+from finance_assets.lib.providers.bars import plan_fetch
 from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA
 from finance_assets.providers import routing
@@ -95,6 +96,22 @@ def _raw_quotes_asset(
         provider = (
             landing_zone.provider_for_run(market, context.run.tags) or market_data.get_provider()
         )
+        # Priced before any call: a fetch that cannot fit the provider's daily budget is
+        # refused now (permanent: not retried), not after hours of waiting for credits.
+        plan = plan_fetch(provider, market, market.universe, interval, window.start, window.end)
+        if plan is not None:
+            context.log.info(
+                f"{provider.name}: {plan.calls} call(s), {plan.cost} {plan.budget.unit}, "
+                f"at least {plan.minutes:.1f} min at {plan.budget.per_minute} "
+                f"{plan.budget.unit}/min"
+            )
+            refusal = plan.refusal()
+            if refusal is not None:
+                raise dg.Failure(
+                    description=refusal,
+                    metadata={**plan.metadata(), "error": "BudgetExceeded", "retried": False},
+                    allow_retries=False,
+                )
         payloads = provider.fetch_bars(market, market.universe, interval, window.start, window.end)
         # Canonical symbols (Twelve Data answers BT.A.L as BT.A), as the clean step names them.
         errors = {s: m for p in payloads for s, m in answers.payload_failures(p).items()}
@@ -111,6 +128,7 @@ def _raw_quotes_asset(
                 "symbols": len(market.universe),
                 "calls": len(payloads),
                 "failed_symbols": errors,
+                **(plan.metadata() if plan is not None else {}),
             }
         )
         return payloads

@@ -110,6 +110,15 @@ class RateLimiter:
             LOG.debug("%s: rate limit reached, waited %.2fs for a slot", self.name, waited)
         return waited
 
+    def refund(self, weight: int = 1) -> None:
+        """Give back the last `weight` units taken: the call they paid for cost the provider
+        nothing (a 429, a 5xx it does not charge), so its retry must not wait for them."""
+        with self._limiter.lock, self._bucket._lock:
+            items = self._bucket.items
+            # The newest units (a weight-w acquire puts w of them): another thread's in the
+            # meantime would be as recent, and the count is what the window holds.
+            del items[max(len(items) - weight, 0) :]
+
     def saturate(self) -> None:
         """Treat the current window as full: the next `acquire` waits a whole window."""
         with self._limiter.lock:

@@ -15,7 +15,11 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from finance_assets.lib.providers.errors import ProviderRequestError, ProviderUnavailable
+from finance_assets.lib.providers.errors import (
+    DeadlineExceeded,
+    ProviderRequestError,
+    ProviderUnavailable,
+)
 from finance_assets.lib.providers.rate_limit import Clock, RateLimiter, Sleep, utc_now
 from finance_assets.lib.redaction import PROCESS_REDACTOR, Redactor, register_secret
 from finance_assets.lib.settings import EnvSettings, NumberRange
@@ -106,7 +110,14 @@ class RetryingClient:
 
         def limited() -> T:
             self.limiter.acquire(weight)
-            return attempt()
+            try:
+                return attempt()
+            except ProviderRequestError as exc:
+                if not_charged(exc):
+                    # Else its retry waits for room this answer never used (a minute at a
+                    # budget of one batch).
+                    self.limiter.refund(weight)
+                raise
 
         retrying = tenacity.Retrying(
             stop=tenacity.stop_after_attempt(self.retry.attempts),
@@ -183,6 +194,17 @@ class RetryingClient:
             exc._scrub(self.redactor)
             raise exc from None
         raise ProviderUnavailable(f"{self.provider}: GET {shown} failed", provider=self.provider)
+
+
+def not_charged(exc: ProviderRequestError) -> bool:
+    """Whether the provider did not count the call that failed with `exc` against its
+    budget: an HTTP 429 (or a body saying 429: Twelve Data's out-of-credits answer) or a 5xx.
+    A 200 that says the call frequency was exceeded (Alpha Vantage's Note) saturates the
+    limiter instead; a timeout may have been served and charged."""
+    status = exc.status
+    if status is None or isinstance(exc, DeadlineExceeded):
+        return False
+    return status == 429 or status >= 500
 
 
 def _asked_wait(exc: BaseException) -> float | None:

@@ -5,12 +5,19 @@ exchange and time-zone tables are the client's symbol notation."""
 from finance_assets.providers.alpha_vantage.client import (
     DEFAULT_BASE_URL,
     FORMAT,
+    FREE_CALLS_PER_DAY,
     FREE_CALLS_PER_MINUTE,
+    PER_DAY_VARIABLE,
+    PER_MINUTE_VARIABLE,
     parse_alpha_vantage,
 )
-from finance_assets.providers.spec import CALLS_PER_MINUTE, Budget, ProviderSpec, Setting
-
-FREE_CALLS_PER_DAY = 25
+from finance_assets.providers.spec import (
+    CALLS_PER_DAY,
+    CALLS_PER_MINUTE,
+    Budget,
+    ProviderSpec,
+    Setting,
+)
 
 SPEC = ProviderSpec(
     name="alpha_vantage",
@@ -22,14 +29,21 @@ SPEC = ProviderSpec(
         Setting("base_url", "ALPHAVANTAGE_BASE_URL", "url", DEFAULT_BASE_URL),
         Setting(
             "calls_per_minute",
-            "ALPHAVANTAGE_CALLS_PER_MINUTE",
+            PER_MINUTE_VARIABLE,
             "whole",
             FREE_CALLS_PER_MINUTE,
             CALLS_PER_MINUTE,
         ),
+        # A fetch needing more is refused before any call (a premium plan: raise it).
+        Setting("calls_per_day", PER_DAY_VARIABLE, "whole", FREE_CALLS_PER_DAY, CALLS_PER_DAY),
     ),
     formats={FORMAT: parse_alpha_vantage},
-    budget=Budget("calls_per_minute", FREE_CALLS_PER_DAY, "one call per symbol"),
+    budget=Budget(
+        "calls_per_minute",
+        FREE_CALLS_PER_DAY,
+        "one call per symbol",
+        per_day_setting="calls_per_day",
+    ),
     run_limit=1,
 )
 

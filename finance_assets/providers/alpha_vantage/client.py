@@ -14,6 +14,9 @@ Calls:
   Alpha Vantage cannot filter by time, so a body may hold more than the window asked for;
   `parse_alpha_vantage` keeps only the bars of the payload's window (read from its payload id).
 
+A fetch planned to need more calls than `calls_per_day` (ALPHAVANTAGE_CALLS_PER_DAY, 25 on the
+free plan) is refused before any call (`lib/providers/budget.py`).
+
 Errors arrive with HTTP 200 in the body: `Error Message` -> `InvalidSymbol` (Alpha Vantage
 answers an unknown symbol with "Invalid API call"; an apikey message -> `AuthenticationFailed`),
 `Note` (call frequency) -> `RateLimited`, retried once the limiter's window has passed,
@@ -53,6 +56,7 @@ from finance_assets.lib.providers.base import (
     load_json_object,
     payload_window,
 )
+from finance_assets.lib.providers.budget import CallBudget
 from finance_assets.lib.providers.http import (
     AuthenticationFailed,
     InvalidSymbol,
@@ -66,6 +70,9 @@ from finance_assets.lib.schema import RAW_RECORD_FIELDS, RAW_RECORD_SCHEMA, empt
 DEFAULT_BASE_URL = "https://www.alphavantage.co"
 FORMAT = "alpha_vantage"
 FREE_CALLS_PER_MINUTE = 5
+FREE_CALLS_PER_DAY = 25
+PER_MINUTE_VARIABLE = "ALPHAVANTAGE_CALLS_PER_MINUTE"
+PER_DAY_VARIABLE = "ALPHAVANTAGE_CALLS_PER_DAY"
 COMPACT_SESSIONS = 100  # what outputsize=compact returns
 TRAILING_DAYS = 30  # what intraday outputsize=full returns without `month`
 # Intraday labels: "start" (what Alpha Vantage sends today) or "end" (shifted back one bar).
@@ -121,16 +128,27 @@ class AlphaVantageClient(KeyedClient, BarClient):
         base_url: str = DEFAULT_BASE_URL,
         *,
         calls_per_minute: int = FREE_CALLS_PER_MINUTE,
+        calls_per_day: int | None = FREE_CALLS_PER_DAY,
         recent_days: int = 25,
         on_invalid_symbol: Literal["skip", "raise"] = "skip",
         **client: Any,
     ) -> None:
-        """`client`: `KeyedClient`'s session, timeout, retry, limiter, clock and sleep."""
+        """`client`: `KeyedClient`'s session, timeout, retry, limiter, clock and sleep.
+        `calls_per_day`: the plan's daily calls (None: a plan without a daily cap); a fetch
+        needing more is refused before any call."""
         if not 1 <= recent_days <= TRAILING_DAYS:
             raise ValueError(f"recent_days must be within [1, {TRAILING_DAYS}], got {recent_days}")
         super().__init__(api_key, base_url, calls=calls_per_minute, **client)
         self.recent_days = recent_days
         self.on_invalid_symbol = on_invalid_symbol
+        self.budget = CallBudget(
+            self.name,
+            "calls",
+            calls_per_minute,
+            PER_MINUTE_VARIABLE,
+            calls_per_day,
+            PER_DAY_VARIABLE,
+        )
 
     # --- the provider interface -----------------------------------------------------------
 

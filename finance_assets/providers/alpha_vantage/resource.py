@@ -11,10 +11,12 @@ class AlphaVantageResource(MarketDataResource):
     api_key: str | None = SPEC.field("api_key")
     base_url: str = SPEC.field("base_url")
     calls_per_minute: int = SPEC.field("calls_per_minute")
+    calls_per_day: int = SPEC.field("calls_per_day")
 
     def get_provider(self) -> AlphaVantageClient:
         return AlphaVantageClient(
             required_key(self.api_key, "ALPHAVANTAGE_API_KEY"),
             self.base_url,
             calls_per_minute=self.calls_per_minute,
+            calls_per_day=self.calls_per_day,
         )

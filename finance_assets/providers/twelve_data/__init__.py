@@ -1,15 +1,25 @@
 """Twelve Data's `/time_series` (`MARKET_DATA_PROVIDER=twelve_data`): batches of up to 120
 symbols a call, credits per symbol, a key required."""
 
-from finance_assets.providers.spec import CALLS_PER_MINUTE, Budget, ProviderSpec, Setting
-from finance_assets.providers.twelve_data.client import DEFAULT_BASE_URL, FREE_CREDITS_PER_MINUTE
+from finance_assets.providers.spec import (
+    CALLS_PER_DAY,
+    CALLS_PER_MINUTE,
+    Budget,
+    ProviderSpec,
+    Setting,
+)
+from finance_assets.providers.twelve_data.client import (
+    DEFAULT_BASE_URL,
+    FREE_CREDITS_PER_DAY,
+    FREE_CREDITS_PER_MINUTE,
+    PER_DAY_VARIABLE,
+    PER_MINUTE_VARIABLE,
+)
 from finance_assets.providers.twelve_data.parser import (
     FORMAT,
     parse_twelve_data,
     twelve_data_errors,
 )
-
-FREE_CREDITS_PER_DAY = 800
 
 SPEC = ProviderSpec(
     name="twelve_data",
@@ -21,15 +31,23 @@ SPEC = ProviderSpec(
         Setting("base_url", "TWELVEDATA_BASE_URL", "url", DEFAULT_BASE_URL),
         Setting(
             "credits_per_minute",
-            "TWELVEDATA_CREDITS_PER_MINUTE",
+            PER_MINUTE_VARIABLE,
             "whole",
             FREE_CREDITS_PER_MINUTE,
             CALLS_PER_MINUTE,
         ),
+        # A fetch needing more is refused before any call; a plan without a daily cap: set
+        # it to the most a run may spend.
+        Setting("credits_per_day", PER_DAY_VARIABLE, "whole", FREE_CREDITS_PER_DAY, CALLS_PER_DAY),
     ),
     formats={FORMAT: parse_twelve_data},
     error_scanners={FORMAT: twelve_data_errors},
-    budget=Budget("credits_per_minute", FREE_CREDITS_PER_DAY, "one credit per symbol"),
+    budget=Budget(
+        "credits_per_minute",
+        FREE_CREDITS_PER_DAY,
+        "one credit per symbol",
+        per_day_setting="credits_per_day",
+    ),
     # The rate limiter lives in its run's process: two runs would each spend the whole budget.
     run_limit=1,
 )

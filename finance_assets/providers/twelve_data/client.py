@@ -9,7 +9,9 @@ One call per batch of up to 120 symbols (and per exchange), `timezone=Exchange`,
 A batch answer is keyed by symbol and one entry may be an error (`{"code":400,...}`) while the
 rest succeed: the payload is kept and the parser reports that symbol. A top-level
 `{"code":429,...}` ("run out of API credits for the current minute") waits for the next
-minute's credits and retries; "... for the day" is `QuotaExhausted`.
+minute's credits and retries (its credits given back to the limiter: such an answer costs
+none); "... for the day" is `QuotaExhausted`. A fetch planned to need more than
+`credits_per_day` (TWELVEDATA_CREDITS_PER_DAY, 800 free) is refused before any call.
 
 London listings are asked for without their `.L` and with `exchange=LSE` (`BT.A.L` -> symbol
 `BT.A` + `exchange=LSE`); `RawPayload.symbols` always holds the canonical symbols.
@@ -28,6 +30,7 @@ from typing import Any, Literal
 from finance_assets.lib.markets import BAR_MINUTES, Market
 from finance_assets.lib.providers.bars import BarClient, Call
 from finance_assets.lib.providers.base import BarRequest, Interval, RawPayload
+from finance_assets.lib.providers.budget import CallBudget
 from finance_assets.lib.providers.errors import (
     AuthenticationFailed,
     InvalidRequest,
@@ -60,8 +63,12 @@ __all__ = [
 DEFAULT_BASE_URL = "https://api.twelvedata.com"
 MAX_BATCH_SYMBOLS = 120  # Twelve Data's limit per batch request
 MAX_OUTPUTSIZE = 5000  # values per symbol per call
-# Free ("Basic") plan: 8 API credits a minute, and a batch costs one credit per symbol.
+# Free ("Basic") plan: 8 API credits a minute, 800 a day, and a batch costs one credit per
+# symbol.
 FREE_CREDITS_PER_MINUTE = 8
+FREE_CREDITS_PER_DAY = 800
+PER_MINUTE_VARIABLE = "TWELVEDATA_CREDITS_PER_MINUTE"
+PER_DAY_VARIABLE = "TWELVEDATA_CREDITS_PER_DAY"
 
 
 @dataclass(frozen=True)
@@ -86,12 +93,15 @@ class TwelveDataClient(KeyedClient, BarClient):
         base_url: str = DEFAULT_BASE_URL,
         *,
         credits_per_minute: int = FREE_CREDITS_PER_MINUTE,
+        credits_per_day: int | None = FREE_CREDITS_PER_DAY,
         batch_size: int | None = None,
         outputsize: int = MAX_OUTPUTSIZE,
         on_invalid_symbol: Literal["skip", "raise"] = "skip",
         **client: Any,
     ) -> None:
-        """`client`: `KeyedClient`'s session, timeout, retry, limiter, clock and sleep."""
+        """`client`: `KeyedClient`'s session, timeout, retry, limiter, clock and sleep.
+        `credits_per_day`: the plan's daily credits (None: a plan without a daily cap); a
+        fetch needing more is refused before any call."""
         # A batch costs one credit per symbol, so a batch can never exceed a minute's credits.
         batch_size = batch_size or min(MAX_BATCH_SYMBOLS, credits_per_minute)
         if not 1 <= batch_size <= min(MAX_BATCH_SYMBOLS, credits_per_minute):
@@ -104,6 +114,14 @@ class TwelveDataClient(KeyedClient, BarClient):
         super().__init__(api_key, base_url, calls=credits_per_minute, **client)
         self.batch_size = batch_size
         self.outputsize = outputsize
+        self.budget = CallBudget(
+            self.name,
+            "credits",
+            credits_per_minute,
+            PER_MINUTE_VARIABLE,
+            credits_per_day,
+            PER_DAY_VARIABLE,
+        )
         self.on_invalid_symbol = on_invalid_symbol
 
     def _shown(self) -> dict[str, Any]:
@@ -121,6 +139,15 @@ class TwelveDataClient(KeyedClient, BarClient):
             )
             for window in self._windows(market, interval, start, end)
             for exchange, chunk in self._batches(symbols)
+        ]
+
+    def _call_weights(self, request: BarRequest, plan: list[Call]) -> list[int]:
+        """A credit per symbol of each batch, in `_plan`'s order."""
+        market, symbols, interval, start, end = request
+        return [
+            len(chunk)
+            for _window in self._windows(market, interval, start, end)
+            for _exchange, chunk in self._batches(symbols)
         ]
 
     # --- internals ------------------------------------------------------------------------

@@ -49,6 +49,7 @@ import orjson
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.bars import BarClient, Call
 from finance_assets.lib.providers.base import BarRequest, Interval, RawPayload, check_bar_request
+from finance_assets.lib.providers.budget import CallBudget
 from finance_assets.lib.providers.errors import (
     AuthenticationFailed,
     DeadlineExceeded,
@@ -158,6 +159,8 @@ class YahooClient(BarClient):
         self.on_invalid_symbol = on_invalid_symbol
         self._clock = clock or utc_now
         self.limiter = limiter or RateLimiter.for_client(self.name, calls_per_minute, clock=clock)
+        # Yahoo publishes no daily cap: the plan says how long, never refuses.
+        self.budget = CallBudget(self.name, "calls", calls_per_minute, "YFINANCE_CALLS_PER_MINUTE")
         # The shared retry engine (HttpClient's): the limiter per attempt, tenacity's backoff.
         self.calls = RetryingClient(
             self.name,
