@@ -173,9 +173,9 @@ def covered_spans(
     times = pl.concat(
         [
             result.bars.select("symbol", t=pl.col("ts")),
-            result.quarantine.select("symbol", t=pl.col("partition_ts")).drop_nulls(),
+            result.quarantine.select("symbol", t=pl.col("partition_ts")),
         ]
-    )
+    ).drop_nulls()  # a record without a symbol or a time covers nothing
     if times.is_empty():
         return {}
     zone = str(tz)
