@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -22,6 +23,9 @@ from finance_assets.lib.io.spans import Kept, kept_expr
 from finance_assets.lib.providers.base import RawPayload, json_object_or_none
 from finance_assets.lib.transforms import CleanResult, failed_symbols
 from finance_assets.providers.twelve_data.parser import to_twelve_data
+
+if TYPE_CHECKING:
+    from finance_assets.lib.markets import Market
 
 
 def _canonical(payload: RawPayload, found: dict[str, str]) -> dict[str, str]:
@@ -162,6 +166,12 @@ def _merged(
     return out
 
 
+def _day_span(day: dt.date, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
+    midnight = dt.datetime.combine(day, dt.time(), tz)
+    after = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)
+    return midnight.astimezone(dt.UTC), after.astimezone(dt.UTC)
+
+
 def covered_spans(
     result: CleanResult, interval: str, tz: dt.tzinfo
 ) -> dict[str, list[tuple[dt.datetime, dt.datetime]]]:
@@ -178,9 +188,8 @@ def covered_spans(
     ).drop_nulls()  # a record without a symbol or a time covers nothing
     if times.is_empty():
         return {}
-    zone = str(tz)
     per_day = (
-        times.with_columns(day=pl.col("t").dt.convert_time_zone(zone).dt.date())
+        times.with_columns(day=pl.col("t").dt.convert_time_zone(str(tz)).dt.date())
         .group_by("symbol", "day")
         .agg(first=pl.col("t").min(), last=pl.col("t").max())
         .sort("symbol", "day")
@@ -191,11 +200,28 @@ def covered_spans(
         if interval == "5min":
             span = (first.astimezone(dt.UTC), last.astimezone(dt.UTC) + step)
         else:
-            midnight = dt.datetime.combine(day, dt.time(), tz)
-            after = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)
-            span = (midnight.astimezone(dt.UTC), after.astimezone(dt.UTC))
+            span = _day_span(day, tz)
         covered.setdefault(symbol, []).append(span)
     return {s: _merged(spans) for s, spans in covered.items()}
+
+
+def session_spans(
+    market: Market, interval: str, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The traded parts of [start, end) (UTC), where stored bars can be: each session's
+    [open, close) for 5-minute bars, each session's local day for daily bars."""
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    days = market.sessions(start.astimezone(market.tz).date(), end.astimezone(market.tz).date())
+    spans = []
+    for day in days:
+        if interval == "5min":
+            a, b = (t.astimezone(dt.UTC) for t in market.session_bounds(day))
+        else:
+            a, b = _day_span(day, market.tz)
+        a, b = max(a, start), min(b, end)
+        if a < b:
+            spans.append((a, b))
+    return spans
 
 
 def kept_spans(
@@ -205,34 +231,37 @@ def kept_spans(
     start: dt.datetime,
     end: dt.datetime,
     *,
+    market: Market,
     interval: str,
-    tz: dt.tzinfo,
 ) -> tuple[CleanResult, list[Kept], dict[str, str]]:
     """What a window replacement keeps, and the clean result to write instead.
 
     A window is replaced exactly where the providers covered it, per symbol. Kept: a symbol's
-    spans where its newest payload did not answer it (an error, an empty series), and every
-    part of the window its records do not span (`covered_spans`): the whole window for a
-    symbol (of `symbols`, the universe, or a payload's) no payload gave a record for, the rest
-    of a session a provider answered in part, a session it sent nothing for. Returns (result
+    spans where its newest payload did not answer it (an error, an empty series); the whole
+    window for a symbol (of `symbols`, the universe, or a payload's) no payload gave a record
+    for; and, for the others, each session's part their records do not span
+    (`covered_spans`): the rest of a session a provider answered in part, a session it sent
+    nothing for. `market` gives the sessions (its universe is not read). Returns (result
     without the kept spans' records, kept spans, failure messages per symbol)."""
     failed, messages = unanswered_spans(payloads, start, end)
     result = without_kept(result, failed)
-    utc_start, utc_end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
-    covered = covered_spans(result, interval, tz)
-    asked = set(symbols) | {s for p in payloads for s in p.symbols} | set(covered)
+    covered = covered_spans(result, interval, market.tz)
+    asked = set(symbols) | {s for p in payloads for s in p.symbols}
+    window = (start.astimezone(dt.UTC), end.astimezone(dt.UTC))
+    sessions = session_spans(market, interval, start, end) if covered else []
     spans: dict[str, list[tuple[dt.datetime, dt.datetime]]] = {}
     for span in failed:
         spans.setdefault(span.symbol, []).append((span.start, span.end))
-    for symbol in asked:
-        rest = [(utc_start, utc_end)]
-        for a, b in covered.get(symbol, []):
+    for symbol in sorted(asked - set(covered)):
+        spans.setdefault(symbol, []).append(window)
+    for symbol, ranges in covered.items():
+        rest = list(sessions)
+        for a, b in ranges:
             rest = _subtract(rest, a, b)
         spans.setdefault(symbol, []).extend(rest)
+    # The records left lie inside their symbol's covered spans, outside every kept one.
     kept = [Kept(s, a, b) for s in sorted(spans) for a, b in _merged(spans[s])]
-    # Records outside the window were filtered by the clean step; none lies in a kept span
-    # but those of failed spans, already removed: this is a no-op kept for safety.
-    return without_kept(result, kept), kept, messages
+    return result, kept, messages
 
 
 def uncovered(

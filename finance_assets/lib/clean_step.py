@@ -61,6 +61,6 @@ def clean_window(
     # its older payloads' records are not written again), the same spans in the quarantine,
     # lake and warehouse.
     result, kept, failures = answers.kept_spans(
-        raw, result, market.universe, start, end, interval=interval, tz=market.tz
+        raw, result, market.universe, start, end, market=market, interval=interval
     )
     return CleanWindow(result, kept, {**provider_errors, **failures})

@@ -155,7 +155,7 @@ def clean_groups(
             max_quarantine_rate=max_quarantine_rate,
         )
         result, kept, unanswered = answers.kept_spans(
-            payloads, result, (), start, end, interval=interval, tz=market.tz
+            payloads, result, (), start, end, market=market, interval=interval
         )
         note = {
             "grp": table.column("grp")[0].as_py() if table.num_rows else "",
