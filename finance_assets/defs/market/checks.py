@@ -70,7 +70,7 @@ def bar_check_results(
 
 def bar_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     """The checks a clean-bars asset declares: the blocking rules, the quarantine rate and the
-    universe warning (the benchmark's no-op twin declares the same ones)."""
+    completeness check, `universe_complete` (the benchmark's no-op twin declares the same ones)."""
     specs = [
         dg.AssetCheckSpec(
             "universe_complete",
