@@ -12,8 +12,10 @@ Pure functions (no Dagster): the raw zone, the clean assets and the tests use th
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING
 
 import polars as pl
 
@@ -21,6 +23,9 @@ from finance_assets.lib.io.spans import Kept, kept_expr
 from finance_assets.lib.providers.base import RawPayload, json_object_or_none
 from finance_assets.lib.transforms import CleanResult, failed_symbols
 from finance_assets.providers.twelve_data.parser import to_twelve_data
+
+if TYPE_CHECKING:
+    from finance_assets.lib.markets import Market
 
 
 def _canonical(payload: RawPayload, found: dict[str, str]) -> dict[str, str]:
@@ -149,28 +154,165 @@ def without_kept(result: CleanResult, kept: Sequence[Kept]) -> CleanResult:
     return CleanResult(bars=bars, quarantine=quarantine, received=result.received - dropped)
 
 
+def _merged(
+    spans: Iterable[tuple[dt.datetime, dt.datetime]],
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    out: list[tuple[dt.datetime, dt.datetime]] = []
+    for a, b in sorted(spans):
+        if out and a <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], b))
+        else:
+            out.append((a, b))
+    return out
+
+
+def _day_span(day: dt.date, tz: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
+    midnight = dt.datetime.combine(day, dt.time(), tz)
+    after = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tz)
+    return midnight.astimezone(dt.UTC), after.astimezone(dt.UTC)
+
+
+def covered_spans(
+    result: CleanResult, interval: str, tz: dt.tzinfo
+) -> dict[str, list[tuple[dt.datetime, dt.datetime]]]:
+    """What the records of `result` (bars and quarantined records alike: the provider sent them)
+    span, per symbol and session: from the first bar's start to the last bar's end within each
+    local day for 5-minute bars; each whole local day a daily bar is for. A provider that
+    answers a session in part (Alpha Vantage's `compact` 100 bars, a cut-off body) covers only
+    that part: the stored rows outside it are not its to delete."""
+    times = pl.concat(
+        [
+            result.bars.select("symbol", t=pl.col("ts")),
+            result.quarantine.select("symbol", t=pl.col("partition_ts")),
+        ]
+    ).drop_nulls()  # a record without a symbol or a time covers nothing
+    if times.is_empty():
+        return {}
+    per_day = (
+        times.with_columns(day=pl.col("t").dt.convert_time_zone(str(tz)).dt.date())
+        .group_by("symbol", "day")
+        .agg(first=pl.col("t").min(), last=pl.col("t").max())
+        .sort("symbol", "day")
+    )
+    step = dt.timedelta(minutes=5)
+    covered: dict[str, list[tuple[dt.datetime, dt.datetime]]] = {}
+    for symbol, day, first, last in per_day.iter_rows():
+        if interval == "5min":
+            span = (first.astimezone(dt.UTC), last.astimezone(dt.UTC) + step)
+        else:
+            span = _day_span(day, tz)
+        covered.setdefault(symbol, []).append(span)
+    return {s: _merged(spans) for s, spans in covered.items()}
+
+
+def session_spans(
+    market: Market, interval: str, start: dt.datetime, end: dt.datetime
+) -> list[tuple[dt.datetime, dt.datetime]]:
+    """The traded parts of [start, end) (UTC), where stored bars can be: each session's
+    [open, close) for 5-minute bars, each session's local day for daily bars."""
+    start, end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+    days = market.sessions(start.astimezone(market.tz).date(), end.astimezone(market.tz).date())
+    spans = []
+    for day in days:
+        if interval == "5min":
+            a, b = (t.astimezone(dt.UTC) for t in market.session_bounds(day))
+        else:
+            a, b = _day_span(day, market.tz)
+        a, b = max(a, start), min(b, end)
+        if a < b:
+            spans.append((a, b))
+    return spans
+
+
 def kept_spans(
     payloads: Sequence[RawPayload],
     result: CleanResult,
     symbols: Iterable[str],
     start: dt.datetime,
     end: dt.datetime,
+    *,
+    market: Market,
+    interval: str,
 ) -> tuple[CleanResult, list[Kept], dict[str, str]]:
     """What a window replacement keeps, and the clean result to write instead.
 
-    Kept: a symbol's spans where its newest payload did not answer it, and the whole window
-    for a symbol (of `symbols`, the universe, or a payload's) no payload gave a record for. Returns
-    (result without the kept spans' records, kept spans, failure messages per symbol)."""
+    A window is replaced exactly where the providers covered it, per symbol. Kept: a symbol's
+    spans where its newest payload did not answer it (an error, an empty series); the whole
+    window for a symbol (of `symbols`, the universe, or a payload's) no payload gave a record
+    for; and, for the others, each session's part their records do not span
+    (`covered_spans`): the rest of a session a provider answered in part, a session it sent
+    nothing for. `market` gives the sessions (its universe is not read). Returns (result
+    without the kept spans' records, kept spans, failure messages per symbol)."""
     failed, messages = unanswered_spans(payloads, start, end)
     result = without_kept(result, failed)
-    answered = set(result.bars.get_column("symbol").unique().to_list()) | set(
-        result.quarantine.get_column("symbol").drop_nulls().unique().to_list()
-    )
+    covered = covered_spans(result, interval, market.tz)
     asked = set(symbols) | {s for p in payloads for s in p.symbols}
-    silent = sorted(asked - answered)
-    utc_start, utc_end = start.astimezone(dt.UTC), end.astimezone(dt.UTC)
-    kept = failed + [Kept(s, utc_start, utc_end) for s in silent]
+    window = (start.astimezone(dt.UTC), end.astimezone(dt.UTC))
+    sessions = session_spans(market, interval, start, end) if covered else []
+    spans: dict[str, list[tuple[dt.datetime, dt.datetime]]] = {}
+    for span in failed:
+        spans.setdefault(span.symbol, []).append((span.start, span.end))
+    for symbol in sorted(asked - set(covered)):
+        spans.setdefault(symbol, []).append(window)
+    for symbol, ranges in covered.items():
+        rest = list(sessions)
+        for a, b in ranges:
+            rest = _subtract(rest, a, b)
+        spans.setdefault(symbol, []).extend(rest)
+    # The records left lie inside their symbol's covered spans, outside every kept one.
+    kept = [Kept(s, a, b) for s in sorted(spans) for a, b in _merged(spans[s])]
     return result, kept, messages
+
+
+def uncovered(
+    kept: Sequence[Kept], expected_starts: Sequence[dt.datetime]
+) -> dict[str, list[dt.datetime]]:
+    """Symbol -> the traded bar starts (`expected_starts`, UTC) inside its kept spans: the
+    windows no provider covered for it in this run, whose stored rows (if any) stay."""
+    starts = sorted(t.astimezone(dt.UTC) for t in expected_starts)
+    found: dict[str, list[dt.datetime]] = {}
+    for span in kept:
+        lo = bisect.bisect_left(starts, span.start.astimezone(dt.UTC))
+        hi = bisect.bisect_left(starts, span.end.astimezone(dt.UTC))
+        if hi > lo:
+            found.setdefault(span.symbol, []).extend(starts[lo:hi])
+    return {s: sorted(set(ts)) for s, ts in sorted(found.items())}
+
+
+def describe_uncovered(
+    found: dict[str, list[dt.datetime]],
+    tz: dt.tzinfo,
+    step: dt.timedelta,
+    *,
+    symbols: int = 20,
+    ranges: int = 5,
+) -> dict[str, str]:
+    """Symbol -> its uncovered windows as local ranges ("2026-11-18 09:30..11:25 (24 bars)"),
+    consecutive bar starts (`step` apart) joined; bounded to `symbols` symbols and `ranges`
+    ranges each (the rest is counted), so a long backfill's metadata stays small."""
+    out: dict[str, str] = {}
+    for symbol, starts in list(found.items())[:symbols]:
+        runs: list[list[dt.datetime]] = []
+        for t in starts:
+            if runs and t - runs[-1][-1] <= step and step < dt.timedelta(days=1):
+                runs[-1].append(t)
+            else:
+                runs.append([t])
+        texts = []
+        for run in runs[:ranges]:
+            a, b = run[0].astimezone(tz), run[-1].astimezone(tz)
+            if step >= dt.timedelta(days=1):
+                texts.append(a.date().isoformat())
+            elif a == b:
+                texts.append(a.strftime("%Y-%m-%d %H:%M"))
+            else:
+                texts.append(f"{a:%Y-%m-%d %H:%M}..{b:%H:%M} ({len(run)} bars)")
+        if len(runs) > ranges:
+            texts.append(f"+{len(runs) - ranges} more")
+        out[symbol] = ", ".join(texts)
+    if len(found) > symbols:
+        out["..."] = f"{len(found) - symbols} more symbol(s)"
+    return out
 
 
 def empty_windows(bars: pl.DataFrame, expected_starts: Sequence[dt.datetime]) -> list[dt.datetime]:

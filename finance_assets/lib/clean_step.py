@@ -2,7 +2,7 @@
 
 The clean-bars asset and the benchmark's data path both call `clean_window`, so the figures the
 benchmark reports are those of the asset's own work (the grouping by payload, the window
-filter, whole-file rejection and the kept spans of symbols a provider did not answer).
+filter, whole-file rejection and the kept spans of what a provider did not cover).
 """
 
 from __future__ import annotations
@@ -56,7 +56,11 @@ def clean_window(
         valid_starts=valid_starts,
         max_quarantine_rate=max_quarantine_rate,
     )
-    # A symbol a provider did not answer keeps its stored rows (and its older payloads'
-    # records are not written again): the same spans in the quarantine, lake and warehouse.
-    result, kept, failures = answers.kept_spans(raw, result, market.universe, start, end)
+    # The window is replaced where the providers covered it, per symbol: a symbol a provider
+    # did not answer, or answered for part of a session, keeps its stored rows elsewhere (and
+    # its older payloads' records are not written again), the same spans in the quarantine,
+    # lake and warehouse.
+    result, kept, failures = answers.kept_spans(
+        raw, result, market.universe, start, end, market=market, interval=interval
+    )
     return CleanWindow(result, kept, {**provider_errors, **failures})

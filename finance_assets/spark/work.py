@@ -154,7 +154,9 @@ def clean_groups(
             valid_starts=valid_starts,
             max_quarantine_rate=max_quarantine_rate,
         )
-        result, kept, unanswered = answers.kept_spans(payloads, result, (), start, end)
+        result, kept, unanswered = answers.kept_spans(
+            payloads, result, (), start, end, market=market, interval=interval
+        )
         note = {
             "grp": table.column("grp")[0].as_py() if table.num_rows else "",
             "received": result.received,

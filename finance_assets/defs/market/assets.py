@@ -5,10 +5,14 @@ One factory builds the same shape for both intervals and every market:
 `<market>/raw_daily_quotes` -> `<market>/daily_bars`; rejected records go to the market's
 `quarantine` table.
 
-A window is replaced in both stores except where a provider did not answer for a symbol (an
-error inside a batch, or no record at all): those rows stay as they are (`lib/answers.py`).
-A traded window with no bars from any source fails the run and writes nothing. After the write,
-the blocking `stores_agree` check compares the lake with the warehouse, row for row.
+A window is replaced in both stores exactly where the providers covered it, per symbol and
+session (`lib/answers.py`): where a provider did not answer for a symbol (an error inside a
+batch, no record at all) or answered part of a session (Alpha Vantage's `compact` 100 bars, a
+cut-off body), the stored rows stay as they are, what arrived is stored, and the
+`universe_complete` check fails after the write naming the symbols and windows left uncovered
+(an ERROR when a symbol was answered in part or a traded window got no bar from any source).
+A run in which no traded window got a single bar fails and writes nothing. After the write, the
+blocking `stores_agree` check compares the lake with the warehouse, row for row.
 """
 
 import datetime as dt
@@ -246,16 +250,39 @@ def _clean_bars_asset(
         missing = sorted(set(market.universe) - set(result.bars.get_column("symbol").unique()))
         expected = expected_bar_starts(market, interval, window.start, window.end)
         missing_errors = {s: provider_errors[s] for s in missing if s in provider_errors}
+        # Empty is not healthy: a traded window no source gave a single bar for.
+        empty = answers.empty_windows(result.bars, expected)
+        uncovered = answers.uncovered(kept, expected)
+        bar_step = dt.timedelta(minutes=5) if interval == "5min" else dt.timedelta(days=1)
+        uncovered_text = answers.describe_uncovered(uncovered, market.tz, bar_step)
+        # A symbol missing whole is the universe warning it always was (a delisted symbol, a
+        # provider's error, named with its message); a symbol answered in part, or a traded
+        # window nobody answered, is a provider gone silent mid-answer: an error.
+        partial = sorted(set(uncovered) - set(missing))
         universe_check = dg.AssetCheckResult(
             check_name="universe_complete",
-            passed=not (missing and expected),
-            severity=dg.AssetCheckSeverity.WARN,
+            passed=not uncovered,
+            severity=dg.AssetCheckSeverity.ERROR
+            if partial or empty
+            else dg.AssetCheckSeverity.WARN,
             metadata={
                 "missing_symbols": missing,
                 "provider_errors": missing_errors,
                 "kept_symbols": sorted({k.symbol for k in kept}),
+                "partial_symbols": partial,
+                "uncovered": uncovered_text,
+                "uncovered_bars": sum(len(v) for v in uncovered.values()),
+                "empty_windows": len(empty),
             },
-            description="; ".join(f"{s}: {m}" for s, m in missing_errors.items())[:1000] or None,
+            description="; ".join(
+                [f"{s}: {m}" for s, m in missing_errors.items()]
+                + [
+                    f"{s} not covered: {uncovered_text[s]} (stored rows kept)"
+                    for s in partial
+                    if s in uncovered_text
+                ]
+            )[:1000]
+            or None,
         )
         # A rejected landing file makes `quarantine_rate` a warning: only ERROR checks block.
         failed = [
@@ -263,17 +290,18 @@ def _clean_bars_asset(
             for c in checks
             if not c.passed and c.severity == dg.AssetCheckSeverity.ERROR
         ]
-        # Empty is not healthy: a traded window no source gave a single bar for fails.
-        empty = answers.empty_windows(result.bars, expected)
+        # No traded window got a single bar: nothing to store, fail. (Some windows empty and
+        # others not: what arrived is stored and `universe_complete` fails, after the write.)
+        nothing = bool(expected) and len(empty) == len(expected)
         keys = context.partition_keys
-        if failed or empty:
+        if failed or nothing:
             # Blocking checks guard the lake and the warehouse too: record why, write nothing,
             # fail the step. The previous rows stay and downstream assets do not run.
             yield from range_verdicts([*checks, universe_check], keys)
             reasons_text = []
             if failed:
                 reasons_text.append(f"blocking check(s) failed: {', '.join(failed)}")
-            if empty:
+            if nothing:
                 local = [t.astimezone(market.tz).strftime("%Y-%m-%d %H:%M") for t in empty]
                 reasons_text.append(
                     f"no bars from any source for {len(empty)} traded window(s) starting "
@@ -323,6 +351,9 @@ def _clean_bars_asset(
                 "payloads": len(raw),
                 "missing_symbols": missing,
                 "provider_errors": provider_errors,
+                "uncovered": uncovered_text,
+                "uncovered_bars": sum(len(v) for v in uncovered.values()),
+                "empty_windows": len(empty),
                 "quarantine_reasons": table_preview(reasons, 10),
             },
         )

@@ -70,13 +70,17 @@ def bar_check_results(
 
 def bar_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     """The checks a clean-bars asset declares: the blocking rules, the quarantine rate and the
-    universe warning (the benchmark's no-op twin declares the same ones)."""
+    completeness check, `universe_complete` (the benchmark's no-op twin declares the same ones)."""
     specs = [
         dg.AssetCheckSpec(
             "universe_complete",
             asset=asset_key,
-            description="warns when symbols of the universe have no bars in a window where the "
-            "market traded (a delisted symbol, a provider gap, a typo in the universe file)",
+            description="fails when a provider did not cover a traded window for a symbol of "
+            "the universe (whose stored rows are kept): a warning for a symbol missing whole (a "
+            "delisted symbol, a provider error, a typo in the universe file), an error for a "
+            "symbol answered in part or a traded window no source answered; the symbols and "
+            "windows are in the metadata (`uncovered`). Evaluated after the write, blocking "
+            "nothing: what arrived is stored",
         )
     ] + [
         dg.AssetCheckSpec(name, asset=asset_key, blocking=True, description=description)
