@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -24,6 +24,9 @@ class CleanWindow:
     result: transforms.CleanResult  # without the records of the kept spans
     kept: list[Kept]  # spans whose stored rows stay as they are
     provider_errors: dict[str, str]  # symbol -> the provider's message
+    # Payloads whose body could not be read at all (payload_id -> why): they gave nothing and
+    # answered no symbol; the caller moves them to the dead-letter place.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def clean_window(
@@ -58,5 +61,8 @@ def clean_window(
     )
     # A symbol a provider did not answer keeps its stored rows (and its older payloads'
     # records are not written again): the same spans in the quarantine, lake and warehouse.
-    result, kept, failures = answers.kept_spans(raw, result, market.universe, start, end)
-    return CleanWindow(result, kept, {**provider_errors, **failures})
+    # An unreadable payload answered nothing: judged without it, as the parse step was.
+    unreadable = result.unreadable
+    readable = [p for p in raw if p.payload_id not in unreadable]
+    result, kept, failures = answers.kept_spans(readable, result, market.universe, start, end)
+    return CleanWindow(result, kept, {**provider_errors, **failures}, unreadable)

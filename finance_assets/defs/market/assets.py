@@ -32,7 +32,11 @@ from finance_assets.defs.common.partitions import (
     five_minute_partitions,
     refuse_invalid_partitions,
 )
-from finance_assets.defs.market.checks import bar_check_results, bar_check_specs
+from finance_assets.defs.market.checks import (
+    bar_check_results,
+    bar_check_specs,
+    readable_check_result,
+)
 from finance_assets.defs.market.reconcile import (
     LISTED_PARTITIONS,
     expected_bar_starts,
@@ -40,8 +44,10 @@ from finance_assets.defs.market.reconcile import (
 )
 from finance_assets.lib import answers, transforms
 from finance_assets.lib.clean_step import clean_window
-from finance_assets.lib.io import postgres
+from finance_assets.lib.io import lake, postgres
+from finance_assets.lib.io.dead_letters import DeadLetter
 from finance_assets.lib.io.managers import WarehouseResource, table_preview
+from finance_assets.lib.io.objects import ObjectStore
 from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import Interval, ProviderError, RawPayload
@@ -142,6 +148,26 @@ def _counts_per_partition(
     }
 
 
+def _dead_letters(
+    context: dg.AssetExecutionContext,
+    raw: list[RawPayload],
+    unreadable: dict[str, str],
+    raw_store: ObjectStore,
+    market: Market,
+) -> list[DeadLetter]:
+    """The payloads of the run nothing could read, moved out of the raw zone: envelopes by the
+    IO manager while reading (`RawPayloads.dead_letters`), bodies the parse step could not read
+    here. They block no later run; the rest of the window loads."""
+    dead = list(getattr(raw, "dead_letters", ()))
+    if unreadable:
+        dead += lake.dead_letter_payloads(
+            raw_store, raw, unreadable, market.tz, run_id=context.run_id
+        )
+    for letter in dead:
+        context.log.warning(f"dead-lettered {letter.file}: {letter.reason} ({letter.moved_to})")
+    return dead
+
+
 def _clean_bars_asset(
     market: Market,
     name: str,
@@ -150,10 +176,11 @@ def _clean_bars_asset(
     partitions_def: dg.TimeWindowPartitionsDefinition,
 ) -> dg.AssetsDefinition:
     bars_key = dg.AssetKey([market.key, name])
+    raw_key = dg.AssetKey([market.key, raw_name])
 
     @dg.asset(
         key=bars_key,
-        ins={"raw": dg.AssetIn(key=[market.key, raw_name])},
+        ins={"raw": dg.AssetIn(key=raw_key)},
         io_manager_key="lake_warehouse_io_manager",
         kinds={"parquet", "polars", "postgres"},
         owners=owners("market"),
@@ -197,6 +224,10 @@ def _clean_bars_asset(
             max_quarantine_rate=data_quality.max_quarantine_rate,
         )
         result, kept, provider_errors = cleaned.result, cleaned.kept, cleaned.provider_errors
+        # Payloads nothing can read leave the raw zone (envelopes while read, bodies here), so
+        # they block no later run; the rest of the window loads and the check warns.
+        dead = _dead_letters(context, raw, cleaned.unreadable, storage.raw(raw_key), market)
+        readable = readable_check_result(bars_key, dead)
         url = warehouse.get_url()
         # The dead-letter store is written whatever the checks say: it is what explains them.
         # (A store, not an asset: per-partition materialisation events for it would cost a
@@ -251,7 +282,7 @@ def _clean_bars_asset(
         if failed or empty:
             # Blocking checks guard the lake and the warehouse too: record why, write nothing,
             # fail the step. The previous rows stay and downstream assets do not run.
-            yield from range_verdicts([*checks, universe_check], keys)
+            yield from range_verdicts([*checks, universe_check, readable], keys)
             reasons_text = []
             if failed:
                 reasons_text.append(f"blocking check(s) failed: {', '.join(failed)}")
@@ -281,6 +312,7 @@ def _clean_bars_asset(
         }
         if result.rejected:
             totals["rejected_files"] = {r.file: r.reason for r in result.rejected}
+        totals["payloads_dead_lettered"] = len(dead)
         if len(keys) > 1:
             # A single-run backfill: Dagster copies output metadata to every partition's
             # materialization, so the totals are labelled as the run's, and each partition
@@ -317,7 +349,7 @@ def _clean_bars_asset(
             partitions_def,
             keys,
         )
-        yield from range_verdicts([*checks, universe_check, reconciliation], keys)
+        yield from range_verdicts([*checks, universe_check, readable, reconciliation], keys)
 
     return _clean
 

@@ -54,6 +54,8 @@ class CleanResult:
     # Files rejected as a whole, and how many of `received` (all quarantined) were theirs.
     rejected: list[RejectedPayload] = field(default_factory=list)
     rejected_records: int = 0
+    # Payloads whose body could not be read at all: payload_id -> the parser's message.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     @property
     def quarantine_rate(self) -> float:
@@ -350,9 +352,11 @@ def clean_payloads(
     bars, quarantined, received, errors = [], [], 0, {}
     rejected: list[RejectedPayload] = []
     rejected_records = 0
+    unreadable: dict[str, str] = {}
     for group in payload_groups(payloads):
         parsed = parse_payloads(group)
         errors.update(parsed.errors)
+        unreadable.update(parsed.unreadable)
         timed = with_bar_times(parsed.records, market, interval)
         rejects = (
             rejected_files(timed, group, max_quarantine_rate)
@@ -397,5 +401,6 @@ def clean_payloads(
         received=received,
         rejected=rejected,
         rejected_records=rejected_records,
+        unreadable=unreadable,
     )
     return combined, errors
