@@ -145,9 +145,12 @@ def test_unreadable_payloads_are_dead_lettered_and_the_window_loads(raw_store, u
     # The next run of the window reads only what can be read, and nothing more goes.
     again = lake.read_payloads(raw_store, start, end)
     assert [p.payload_id for p in again] == [good_id] and again.dead_letters == []
-    assert clean_window(
-        again, us, "1day", asset="daily_bars", start=start, end=end, ingested_at=start
-    ).unreadable == {}
+    assert (
+        clean_window(
+            again, us, "1day", asset="daily_bars", start=start, end=end, ingested_at=start
+        ).unreadable
+        == {}
+    )
 
 
 def test_an_unreadable_envelope_does_not_stop_a_write_of_the_window(raw_store, us, samples):
