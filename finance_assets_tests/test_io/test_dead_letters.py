@@ -4,17 +4,28 @@ rest of the window loads, and the run names it. On a local folder and on moto's 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
+import dagster as dg
+import psycopg
 import pytest
 
 from finance_assets.lib.clean_step import clean_window
 from finance_assets.lib.io import lake
 from finance_assets.lib.io.objects import ObjectStore, open_location
 from finance_assets.lib.providers.base import RawPayload
+from finance_assets_tests.test_assets.test_end_to_end import (  # noqa: F401
+    _defs,
+    env,
+    fresh_schema,
+    run_assets,
+)
 
+EASTERN = ZoneInfo("America/New_York")
 DAY = dt.date(2026, 11, 18)
 # A recorded batch answer of Twelve Data (AAPL, MSFT, one daily bar), moved to a day the
 # exchange calendar knows.
@@ -48,7 +59,7 @@ def _payload(us, body: bytes, fetched_minute: int, symbols=("AAPL", "MSFT")) -> 
 
 def _drop(store: ObjectStore, payload: RawPayload) -> None:
     """`payload` stored as `write_payloads` stores it, without superseding anything."""
-    folder = f"dt={payload.window_start.date().isoformat()}"
+    folder = f"dt={payload.window_start.astimezone(EASTERN).date().isoformat()}"
     meta = {
         "provider": payload.provider,
         "format": payload.format,
@@ -170,3 +181,79 @@ def test_the_dead_letter_folder_is_not_a_partition(raw_store, us, samples):
     start, end = _window(us)
     lake.read_payloads(raw_store, start, end)
     assert [name for _, name in lake.dt_partitions(raw_store)] == [f"dt={DAY.isoformat()}"]
+
+
+# --- through the assets ----------------------------------------------------------------------
+
+
+@pytest.fixture(params=["local", "s3"])
+def zone_roots(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """(raw root, lake root): two folders, or two prefixes of a fresh moto bucket."""
+    if request.param == "local":
+        return str(tmp_path / "raw"), str(tmp_path / "lake")
+    bucket = request.getfixturevalue("bucket")
+    return f"s3://{bucket}/raw", f"s3://{bucket}/lake"
+
+
+def _daily_rows(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT symbol, ts, open, high, low, close, volume, source FROM us.daily_bars "
+            "ORDER BY symbol, ts"
+        ).fetchall()
+
+
+def test_the_clean_asset_dead_letters_and_warns_and_the_day_loads(
+    zone_roots,
+    env,  # noqa: F811
+    fresh_schema,  # noqa: F811
+    us,
+    monkeypatch,
+):
+    raw_root, lake_root = zone_roots
+    monkeypatch.setenv("FINANCE_RAW_URI", raw_root)
+    monkeypatch.setenv("FINANCE_LAKE_URI", lake_root)
+    monkeypatch.delenv("MONGODB_URI", raising=False)
+    defs = _defs(us)
+    instance = dg.DagsterInstance.ephemeral()
+    day = DAY.isoformat()
+    run_assets(defs, instance, "first", ["raw_daily_quotes", "daily_bars"], day, day)
+    before = _daily_rows(fresh_schema)
+    assert len(before) == len(us.universe)
+
+    store = open_location(raw_root).child("us", "raw_daily_quotes")
+    start, _ = _window(us)
+    stored = lake.read_payloads(store, start, start + dt.timedelta(days=1))
+    batch = stored[0]
+    later = batch.fetched_at + dt.timedelta(hours=1)
+    cut = dataclasses.replace(batch, body=batch.body[: len(batch.body) // 2], fetched_at=later)
+    html = dataclasses.replace(
+        batch, body=b"<html>502</html>", fetched_at=later + dt.timedelta(minutes=1)
+    )
+    bad_meta = dataclasses.replace(batch, fetched_at=later + dt.timedelta(minutes=2))
+    for payload in (cut, html, bad_meta):
+        _drop(store, payload)
+    store.write(f"dt={day}/{bad_meta.payload_id}.meta.json", b"<html>not an envelope</html>")
+
+    # Before: every run of the day failed on the first of them, until someone deleted it.
+    result = run_assets(defs, instance, "again", ["daily_bars"], day, day)
+    check = next(
+        c for c in result.get_asset_check_evaluations() if c.check_name == "raw_payloads_readable"
+    )
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.metadata["dead_lettered"].value == 3
+    names = {Path(f).name for f in check.metadata["dead_letters"].value}
+    assert names == {f"{p.payload_id}.json" for p in (cut, html, bad_meta)}
+    materialization = result.asset_materializations_for_node("us__daily_bars")[0]
+    assert materialization.metadata["payloads_dead_lettered"].value == 3
+    # The day loaded as before (the same values and sources; a new ingestion time).
+    assert _daily_rows(fresh_schema) == before
+    dead = sorted(o.name for o in store.child("_dead_letter").list_tree())
+    assert len(dead) == 9
+    assert all(name.startswith(f"dt={day}/") for name in dead)
+    # The next run reads a clean zone: nothing more to move, the check passes.
+    result = run_assets(defs, instance, "third", ["daily_bars"], day, day)
+    check = next(
+        c for c in result.get_asset_check_evaluations() if c.check_name == "raw_payloads_readable"
+    )
+    assert check.passed

@@ -161,7 +161,7 @@ def _dead_letters(
     dead = list(getattr(raw, "dead_letters", ()))
     if unreadable:
         dead += lake.dead_letter_payloads(
-            raw_store, raw, unreadable, market.tz, run_id=context.run_id
+            raw_store, raw, unreadable, market.tz, run_id=context.run.run_id
         )
     for letter in dead:
         context.log.warning(f"dead-lettered {letter.file}: {letter.reason} ({letter.moved_to})")
