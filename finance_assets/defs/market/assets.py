@@ -43,7 +43,7 @@ from finance_assets.defs.market.reconcile import (
     reconciliation_result,
 )
 from finance_assets.lib import answers, transforms
-from finance_assets.lib.clean_step import clean_window
+from finance_assets.lib.clean_step import clean_window, landed_symbols
 from finance_assets.lib.io import lake, postgres
 from finance_assets.lib.io.dead_letters import DeadLetter
 from finance_assets.lib.io.managers import WarehouseResource, table_preview
@@ -213,6 +213,7 @@ def _clean_bars_asset(
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
+        landed = landed_symbols(raw, context.run.tags.get(LANDING_SHA256_TAG))
         cleaned = clean_window(
             raw,
             market,
@@ -222,6 +223,8 @@ def _clean_bars_asset(
             end=window.end,
             ingested_at=dt.datetime.now(dt.UTC),
             max_quarantine_rate=data_quality.max_quarantine_rate,
+            # A landing run touches its file's symbols only: the others' rows stay as stored.
+            only_symbols=landed,
         )
         result, kept, provider_errors = cleaned.result, cleaned.kept, cleaned.provider_errors
         # Payloads nothing can read leave the raw zone (envelopes while read, bodies here), so
@@ -256,7 +259,9 @@ def _clean_bars_asset(
         for rejection in result.rejected:
             context.log.warning(rejection.reason)
         reasons = result.quarantine.group_by("reason").len().sort("len", descending=True)
-        missing = sorted(set(market.universe) - set(result.bars.get_column("symbol").unique()))
+        missing = sorted(
+            set(landed or market.universe) - set(result.bars.get_column("symbol").unique())
+        )
         expected = expected_bar_starts(market, interval, window.start, window.end)
         missing_errors = {s: provider_errors[s] for s in missing if s in provider_errors}
         universe_check = dg.AssetCheckResult(
