@@ -196,7 +196,9 @@ def raw_to_parquet(
     # Bodies the executors could not parse leave the raw zone, as on the polars path; they
     # answered nothing, so the driver's share of the kept spans is judged without them.
     unreadable = {i: why for note in groups for i, why in note["unreadable"].items()}
-    dead = envelopes.dead_letters + raw.dead_letter_bodies(args.raw, envelopes, unreadable, run_id)
+    dead = envelopes.dead_letters + raw.dead_letter_bodies(
+        spark, args.raw, envelopes, unreadable, run_id
+    )
     readable = [p for p in payloads if p.payload_id not in unreadable]
     kept = _kept(groups, readable, market, start, end)
     bars = judged.filter(F.col("kind") == "bar").select(*work.BAR_COLUMNS)

@@ -14,9 +14,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from finance_assets.lib import transforms
-from finance_assets.lib.io import lake
-from finance_assets.lib.io.dead_letters import DeadLetter, dead_letter
-from finance_assets.lib.io.objects import ObjectStore, open_location
+from finance_assets.lib.io.dead_letters import DEAD_LETTER, DeadLetter, envelope, reason_note
 from finance_assets.lib.providers.base import RawPayload
 
 # One row per payload: its group, its envelope as stored (`<payload_id>.meta.json`) and its body.
@@ -63,29 +61,52 @@ class Envelopes(list[Envelope]):
         self.dead_letters: list[DeadLetter] = list(dead)
 
 
-def raw_store(raw_root: str) -> ObjectStore:
-    """The raw zone as the polars path's object store (`s3a://` is Hadoop's name for `s3://`),
-    to move what nothing can read out of it, on the driver."""
-    if raw_root.startswith("s3a://"):
-        raw_root = "s3://" + raw_root.removeprefix("s3a://")
-    return open_location(raw_root)
+def _move_to_dead_letter(
+    spark: SparkSession, raw_root: str, folder: str, payload_id: str, reason: str, run_id: str
+) -> DeadLetter:
+    """`lib.io.dead_letters.dead_letter` through Hadoop's FileSystem (the driver's view of the
+    raw zone, `s3://` and `s3a://` included; the cluster has no Dagster for the object
+    stores): the reason first, then the envelope, then the body."""
+    jvm = spark.sparkContext._jvm
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    root = raw_root.rstrip("/")
+    source = posixpath.join(root, folder)
+    target = posixpath.join(root, DEAD_LETTER, folder)
+    path = jvm.org.apache.hadoop.fs.Path
+    fs = path(root).getFileSystem(conf)
+    fs.mkdirs(path(target))
+    body = posixpath.join(source, f"{payload_id}.json")
+    meta = posixpath.join(source, f"{payload_id}.meta.json")
+    out = fs.create(path(posixpath.join(target, f"{payload_id}.reason.json")), True)
+    try:
+        out.write(bytearray(reason_note(body, meta, reason, run_id)))
+    finally:
+        out.close()
+    for key in (meta, body):
+        if fs.exists(path(key)) and not fs.rename(
+            path(key), path(posixpath.join(target, posixpath.basename(key)))
+        ):
+            raise OSError(f"could not move {key} to {target}")
+    return DeadLetter(body, reason, posixpath.join(target, f"{payload_id}.json"))
 
 
 def dead_letter_bodies(
-    raw_root: str, envelopes: Sequence[Envelope], reasons: dict[str, str], run_id: str | None
+    spark: SparkSession,
+    raw_root: str,
+    envelopes: Sequence[Envelope],
+    reasons: dict[str, str],
+    run_id: str,
 ) -> list[DeadLetter]:
     """Move the payloads whose body the executors could not parse (`reasons`: payload_id ->
     the parser's message) to the dead-letter place, as the polars clean asset does."""
-    if not reasons:
-        return []
-    store = raw_store(raw_root)
     return [
-        dead_letter(
-            store,
+        _move_to_dead_letter(
+            spark,
+            raw_root,
             posixpath.basename(posixpath.dirname(e.body_path)),
             e.payload_id,
             reasons[e.payload_id],
-            run_id=run_id,
+            run_id,
         )
         for e in envelopes
         if e.payload_id in reasons
@@ -97,12 +118,12 @@ def read_envelopes(
     raw_root: str,
     start: dt.datetime,
     end: dt.datetime,
-    run_id: str | None = None,
+    run_id: str = "",
 ) -> Envelopes:
     """Envelopes of the payloads whose window overlaps [start, end), oldest fetch first (the
     order of `lib.io.lake.read_payloads`): `<raw_root>/dt=YYYY-MM-DD/*.meta.json`. A format
     the polars path has no parser for is refused here, by the payload's name. An envelope that
-    cannot be read (`lib.io.lake.envelope`) is moved to the dead-letter place with its body
+    cannot be read (`lib.io.dead_letters.envelope`) is moved to the dead-letter place with its body
     (`run_id` named in its reason) and listed in the result's `dead_letters`."""
     pattern = posixpath.join(raw_root.rstrip("/"), "dt=*", "*.meta.json")
     try:
@@ -123,7 +144,7 @@ def read_envelopes(
             continue  # not a partition folder of ours
         payload_id = posixpath.basename(path).removesuffix(".meta.json")
         try:
-            meta = lake.envelope(text)
+            meta = envelope(text)
         except ValueError as exc:
             name = posixpath.basename(path)
             unreadable.append((folder, payload_id, f"envelope {name}: {exc}"))
@@ -143,10 +164,7 @@ def read_envelopes(
     found.sort(
         key=lambda item: (dt.datetime.fromisoformat(item[1]["fetched_at"]), item[1]["batch"])
     )
-    dead = []
-    if unreadable:
-        store = raw_store(raw_root)
-        dead = [dead_letter(store, *bad, run_id=run_id) for bad in unreadable]
+    dead = [_move_to_dead_letter(spark, raw_root, *bad, run_id=run_id) for bad in unreadable]
     return Envelopes([envelope for envelope, _ in found], dead)
 
 

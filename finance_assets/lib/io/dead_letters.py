@@ -27,12 +27,61 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from finance_assets.lib.io.objects import ObjectStore
+if TYPE_CHECKING:  # the Spark job imports this module without the object stores (Dagster's)
+    from finance_assets.lib.io.objects import ObjectStore
 
 DEAD_LETTER = "_dead_letter"
 
-__all__ = ["DEAD_LETTER", "DeadLetter", "dead_letter"]
+__all__ = ["DEAD_LETTER", "DeadLetter", "dead_letter", "envelope", "reason_note"]
+
+# What a stored payload is rebuilt from (`lake._payload_of`, the Spark job's `raw.to_payload`).
+_ENVELOPE_FIELDS = (
+    "provider",
+    "format",
+    "interval",
+    "symbols",
+    "window_start",
+    "window_end",
+    "fetched_at",
+    "batch",
+    "request",
+)
+
+
+def envelope(text: bytes | str) -> dict:
+    """A stored envelope (`<payload_id>.meta.json`) as written; a ValueError naming what is
+    wrong when it is not JSON, not an object, lacks a field or holds a time without offset."""
+    try:
+        meta = json.loads(text)
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ValueError(f"not JSON ({exc})") from None
+    if not isinstance(meta, dict):
+        raise ValueError(f"not a JSON object but a {type(meta).__name__}")
+    missing = [f for f in _ENVELOPE_FIELDS if f not in meta]
+    if missing:
+        raise ValueError(f"missing {', '.join(missing)}")
+    for name in ("window_start", "window_end", "fetched_at"):
+        try:
+            stamp = dt.datetime.fromisoformat(meta[name])
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} {meta[name]!r} is not an ISO datetime") from None
+        if stamp.tzinfo is None:
+            raise ValueError(f"{name} {meta[name]!r} has no UTC offset")
+    return meta
+
+
+def reason_note(body_uri: str, envelope_uri: str, reason: str, run_id: str | None) -> bytes:
+    """The `<payload_id>.reason.json` of a dead-lettered payload: what, why, when, which run."""
+    note = {
+        "file": body_uri,
+        "envelope": envelope_uri,
+        "error": reason,
+        "dead_lettered_at": dt.datetime.now(dt.UTC).isoformat(),
+        "run_id": run_id,
+    }
+    return json.dumps(note, indent=1).encode()
 
 
 @dataclass(frozen=True)
@@ -57,14 +106,8 @@ def dead_letter(
         raise ValueError(f"{folder!r} is not a dt= partition folder")
     target = f"{DEAD_LETTER}/{folder}"
     body, meta = f"{folder}/{payload_id}.json", f"{folder}/{payload_id}.meta.json"
-    note = {
-        "file": store.uri(body),
-        "envelope": store.uri(meta),
-        "error": reason,
-        "dead_lettered_at": dt.datetime.now(dt.UTC).isoformat(),
-        "run_id": run_id,
-    }
-    store.write(f"{target}/{payload_id}.reason.json", json.dumps(note, indent=1).encode())
+    note = reason_note(store.uri(body), store.uri(meta), reason, run_id)
+    store.write(f"{target}/{payload_id}.reason.json", note)
     for key in (meta, body):
         if store.exists(key):
             store.move(key, f"{target}/{key.rpartition('/')[2]}")

@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from finance_assets.lib.answers import answered_symbols, supersedes
-from finance_assets.lib.io.dead_letters import DeadLetter, dead_letter
+from finance_assets.lib.io.dead_letters import DeadLetter, dead_letter, envelope
 from finance_assets.lib.io.objects import (
     TEMP_MARK,
     LocalObjectStore,
@@ -265,42 +265,6 @@ def _payload_metas(
                 }
             )
     return sorted(found, key=lambda m: m["payload_id"])
-
-
-# What a stored payload is rebuilt from (`_payload_of`, and the Spark job's `raw.to_payload`).
-_ENVELOPE_FIELDS = (
-    "provider",
-    "format",
-    "interval",
-    "symbols",
-    "window_start",
-    "window_end",
-    "fetched_at",
-    "batch",
-    "request",
-)
-
-
-def envelope(text: bytes | str) -> dict:
-    """A stored envelope (`<payload_id>.meta.json`) as written; a ValueError naming what is
-    wrong when it is not JSON, not an object, lacks a field or holds a time without offset."""
-    try:
-        meta = json.loads(text)
-    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        raise ValueError(f"not JSON ({exc})") from None
-    if not isinstance(meta, dict):
-        raise ValueError(f"not a JSON object but a {type(meta).__name__}")
-    missing = [f for f in _ENVELOPE_FIELDS if f not in meta]
-    if missing:
-        raise ValueError(f"missing {', '.join(missing)}")
-    for name in ("window_start", "window_end", "fetched_at"):
-        try:
-            stamp = dt.datetime.fromisoformat(meta[name])
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} {meta[name]!r} is not an ISO datetime") from None
-        if stamp.tzinfo is None:
-            raise ValueError(f"{name} {meta[name]!r} has no UTC offset")
-    return meta
 
 
 class RawPayloads(list[RawPayload]):
