@@ -74,6 +74,7 @@ def _move_to_dead_letter(
     target = posixpath.join(root, DEAD_LETTER, folder)
     path = jvm.org.apache.hadoop.fs.Path
     fs = path(root).getFileSystem(conf)
+    fs.setWriteChecksum(False)  # no `.crc` files beside a local raw zone's objects
     fs.mkdirs(path(target))
     body = posixpath.join(source, f"{payload_id}.json")
     meta = posixpath.join(source, f"{payload_id}.meta.json")
