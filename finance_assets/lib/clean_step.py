@@ -7,9 +7,10 @@ filter, whole-file rejection and the kept spans of what a provider did not cover
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -24,6 +25,9 @@ class CleanWindow:
     result: transforms.CleanResult  # without the records of the kept spans
     kept: list[Kept]  # spans whose stored rows stay as they are
     provider_errors: dict[str, str]  # symbol -> the provider's message
+    # Payloads whose body could not be read at all (payload_id -> why): they gave nothing and
+    # answered no symbol; the caller moves them to the dead-letter place.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 def clean_window(
@@ -36,10 +40,15 @@ def clean_window(
     end: dt.datetime,
     ingested_at: dt.datetime,
     max_quarantine_rate: float | None = None,
+    only_symbols: Collection[str] | None = None,
 ) -> CleanWindow:
     """Clean the payloads of [start, end) for `market`'s universe (see
     `transforms.clean_payloads` and `answers.kept_spans`). Intraday bars must start on the
-    session's 5-minute marks; a bar elsewhere is quarantined."""
+    session's 5-minute marks; a bar elsewhere is quarantined.
+
+    `only_symbols`: replace those symbols' rows only (a landing run: `landed_symbols`); every
+    other symbol keeps its stored rows over the whole window, byte for byte (values, `source`,
+    `ingested_at`), instead of being written again from the provider's older payloads."""
     valid_starts = None
     if interval == "5min":
         valid_starts = pl.Series(
@@ -59,8 +68,44 @@ def clean_window(
     # The window is replaced where the providers covered it, per symbol: a symbol a provider
     # did not answer, or answered for part of a session, keeps its stored rows elsewhere (and
     # its older payloads' records are not written again), the same spans in the quarantine,
-    # lake and warehouse.
+    # lake and warehouse. An unreadable payload answered nothing: judged without it, as the
+    # parse step was.
+    unreadable = result.unreadable
+    readable = [p for p in raw if p.payload_id not in unreadable]
     result, kept, failures = answers.kept_spans(
-        raw, result, market.universe, start, end, market=market, interval=interval
+        readable, result, market.universe, start, end, market=market, interval=interval
     )
-    return CleanWindow(result, kept, {**provider_errors, **failures})
+    if only_symbols is not None:
+        result, kept = _only(result, kept, set(only_symbols), raw, market, start, end)
+    return CleanWindow(result, kept, {**provider_errors, **failures}, unreadable)
+
+
+def landed_symbols(raw: Sequence[RawPayload], sha256: str | None) -> frozenset[str] | None:
+    """The symbols of the landing file of content `sha256` (the landing run's tag) among the
+    window's payloads; None outside a landing run, or when the file is not among them."""
+    if not sha256:
+        return None
+    symbols = {s for p in raw if p.request.get("sha256") == sha256 for s in p.symbols}
+    return frozenset(symbols) if symbols else None
+
+
+def _only(
+    result: transforms.CleanResult,
+    kept: list[Kept],
+    only: set[str],
+    raw: Sequence[RawPayload],
+    market: Market,
+    start: dt.datetime,
+    end: dt.datetime,
+) -> tuple[transforms.CleanResult, list[Kept]]:
+    """The result and kept spans of a run that replaces `only`'s rows: every other symbol is
+    kept over the whole window."""
+    others = sorted((set(market.universe) | {s for p in raw for s in p.symbols}) - only)
+    window = (start.astimezone(dt.UTC), end.astimezone(dt.UTC))
+    whole = [Kept(symbol, *window) for symbol in others]
+    trimmed = answers.without_kept(result, whole)
+    # `without_kept` builds a bare result: the rejected files and unreadable payloads stay.
+    result = dataclasses.replace(
+        result, bars=trimmed.bars, quarantine=trimmed.quarantine, received=trimmed.received
+    )
+    return result, [k for k in kept if k.symbol in only] + whole

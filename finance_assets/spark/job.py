@@ -177,7 +177,8 @@ def raw_to_parquet(
 ) -> dict[str, Any]:
     """Raw payloads -> bars and quarantine of the window; the figures of the step."""
     out = args.out.rstrip("/")
-    envelopes = raw.read_envelopes(spark, args.raw, start, end)
+    run_id = spark.sparkContext.applicationId
+    envelopes = raw.read_envelopes(spark, args.raw, start, end, run_id=run_id)
     payloads = [e.payload() for e in envelopes]
     clean = work.clean_groups(
         market,
@@ -192,7 +193,14 @@ def raw_to_parquet(
         raw.payload_frame(spark, envelopes), "grp", clean, work.OUTPUT_ARROW
     ).persist()
     groups = work.notes(judged.filter(F.col("kind") == "group").select("note").collect())
-    kept = _kept(groups, payloads, market, start, end)
+    # Bodies the executors could not parse leave the raw zone, as on the polars path; they
+    # answered nothing, so the driver's share of the kept spans is judged without them.
+    unreadable = {i: why for note in groups for i, why in note["unreadable"].items()}
+    dead = envelopes.dead_letters + raw.dead_letter_bodies(
+        spark, args.raw, envelopes, unreadable, run_id
+    )
+    readable = [p for p in payloads if p.payload_id not in unreadable]
+    kept = _kept(groups, readable, market, start, end)
     bars = judged.filter(F.col("kind") == "bar").select(*work.BAR_COLUMNS)
     bars = bars.withColumn("date", _local_date("ts", market.timezone))
     quarantine = judged.filter(F.col("kind") == "quarantine").select(*work.QUARANTINE_COLUMNS)
@@ -268,6 +276,7 @@ def raw_to_parquet(
         "kept_spans": len(kept),
         "partitions_kept": len(kept_bar_parts - written_bars),
         "rejected_files": rejected,
+        "dead_lettered": {d.file: d.reason for d in dead},
         "partitions_written": len(written),
         "partitions_removed": len(removed),
         "symbols": sorted({r["symbol"] for r in written}),

@@ -154,8 +154,11 @@ def clean_groups(
             valid_starts=valid_starts,
             max_quarantine_rate=max_quarantine_rate,
         )
+        # An unreadable payload answered nothing (as in `lib.clean_step.clean_window`).
+        unreadable = result.unreadable
+        readable = [p for p in payloads if p.payload_id not in unreadable]
         result, kept, unanswered = answers.kept_spans(
-            payloads, result, (), start, end, market=market, interval=interval
+            readable, result, (), start, end, market=market, interval=interval
         )
         note = {
             "grp": table.column("grp")[0].as_py() if table.num_rows else "",
@@ -165,6 +168,7 @@ def clean_groups(
             "unanswered": unanswered,
             "rejected": [dataclasses.asdict(r) for r in result.rejected],
             "kept": [[k.symbol, k.start.isoformat(), k.end.isoformat()] for k in kept],
+            "unreadable": unreadable,
         }
         frames = [
             result.bars.with_columns(kind=pl.lit("bar")),

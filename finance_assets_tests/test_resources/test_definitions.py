@@ -38,6 +38,7 @@ def test_code_location_loads_with_both_markets(monkeypatch, tmp_path):
         "volume_non_negative",
         "quarantine_rate",
         "universe_complete",
+        "raw_payloads_readable",
         "stores_agree",
     }
 

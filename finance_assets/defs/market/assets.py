@@ -36,16 +36,22 @@ from finance_assets.defs.common.partitions import (
     five_minute_partitions,
     refuse_invalid_partitions,
 )
-from finance_assets.defs.market.checks import bar_check_results, bar_check_specs
+from finance_assets.defs.market.checks import (
+    bar_check_results,
+    bar_check_specs,
+    readable_check_result,
+)
 from finance_assets.defs.market.reconcile import (
     LISTED_PARTITIONS,
     expected_bar_starts,
     reconciliation_result,
 )
 from finance_assets.lib import answers, transforms
-from finance_assets.lib.clean_step import clean_window
-from finance_assets.lib.io import postgres
+from finance_assets.lib.clean_step import clean_window, landed_symbols
+from finance_assets.lib.io import lake, postgres
+from finance_assets.lib.io.dead_letters import DeadLetter
 from finance_assets.lib.io.managers import WarehouseResource, table_preview
+from finance_assets.lib.io.objects import ObjectStore
 from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.bars import plan_fetch
@@ -164,6 +170,26 @@ def _counts_per_partition(
     }
 
 
+def _dead_letters(
+    context: dg.AssetExecutionContext,
+    raw: list[RawPayload],
+    unreadable: dict[str, str],
+    raw_store: ObjectStore,
+    market: Market,
+) -> list[DeadLetter]:
+    """The payloads of the run nothing could read, moved out of the raw zone: envelopes by the
+    IO manager while reading (`RawPayloads.dead_letters`), bodies the parse step could not read
+    here. They block no later run; the rest of the window loads."""
+    dead = list(getattr(raw, "dead_letters", ()))
+    if unreadable:
+        dead += lake.dead_letter_payloads(
+            raw_store, raw, unreadable, market.tz, run_id=context.run.run_id
+        )
+    for letter in dead:
+        context.log.warning(f"dead-lettered {letter.file}: {letter.reason} ({letter.moved_to})")
+    return dead
+
+
 def _clean_bars_asset(
     market: Market,
     name: str,
@@ -172,10 +198,11 @@ def _clean_bars_asset(
     partitions_def: dg.TimeWindowPartitionsDefinition,
 ) -> dg.AssetsDefinition:
     bars_key = dg.AssetKey([market.key, name])
+    raw_key = dg.AssetKey([market.key, raw_name])
 
     @dg.asset(
         key=bars_key,
-        ins={"raw": dg.AssetIn(key=[market.key, raw_name])},
+        ins={"raw": dg.AssetIn(key=raw_key)},
         io_manager_key="lake_warehouse_io_manager",
         kinds={"parquet", "polars", "postgres"},
         owners=owners("market"),
@@ -208,6 +235,7 @@ def _clean_bars_asset(
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
+        landed = landed_symbols(raw, context.run.tags.get(LANDING_SHA256_TAG))
         cleaned = clean_window(
             raw,
             market,
@@ -217,8 +245,14 @@ def _clean_bars_asset(
             end=window.end,
             ingested_at=dt.datetime.now(dt.UTC),
             max_quarantine_rate=data_quality.max_quarantine_rate,
+            # A landing run touches its file's symbols only: the others' rows stay as stored.
+            only_symbols=landed,
         )
         result, kept, provider_errors = cleaned.result, cleaned.kept, cleaned.provider_errors
+        # Payloads nothing can read leave the raw zone (envelopes while read, bodies here), so
+        # they block no later run; the rest of the window loads and the check warns.
+        dead = _dead_letters(context, raw, cleaned.unreadable, storage.raw(raw_key), market)
+        readable = readable_check_result(bars_key, dead)
         url = warehouse.get_url()
         # The dead-letter store is written whatever the checks say: it is what explains them.
         # (A store, not an asset: per-partition materialisation events for it would cost a
@@ -247,7 +281,9 @@ def _clean_bars_asset(
         for rejection in result.rejected:
             context.log.warning(rejection.reason)
         reasons = result.quarantine.group_by("reason").len().sort("len", descending=True)
-        missing = sorted(set(market.universe) - set(result.bars.get_column("symbol").unique()))
+        missing = sorted(
+            set(landed or market.universe) - set(result.bars.get_column("symbol").unique())
+        )
         expected = expected_bar_starts(market, interval, window.start, window.end)
         missing_errors = {s: provider_errors[s] for s in missing if s in provider_errors}
         # Empty is not healthy: a traded window no source gave a single bar for.
@@ -297,7 +333,7 @@ def _clean_bars_asset(
         if failed or nothing:
             # Blocking checks guard the lake and the warehouse too: record why, write nothing,
             # fail the step. The previous rows stay and downstream assets do not run.
-            yield from range_verdicts([*checks, universe_check], keys)
+            yield from range_verdicts([*checks, universe_check, readable], keys)
             reasons_text = []
             if failed:
                 reasons_text.append(f"blocking check(s) failed: {', '.join(failed)}")
@@ -327,6 +363,7 @@ def _clean_bars_asset(
         }
         if result.rejected:
             totals["rejected_files"] = {r.file: r.reason for r in result.rejected}
+        totals["payloads_dead_lettered"] = len(dead)
         if len(keys) > 1:
             # A single-run backfill: Dagster copies output metadata to every partition's
             # materialization, so the totals are labelled as the run's, and each partition
@@ -366,7 +403,7 @@ def _clean_bars_asset(
             partitions_def,
             keys,
         )
-        yield from range_verdicts([*checks, universe_check, reconciliation], keys)
+        yield from range_verdicts([*checks, universe_check, readable, reconciliation], keys)
 
     return _clean
 

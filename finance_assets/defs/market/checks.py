@@ -10,6 +10,7 @@ import polars as pl
 
 from finance_assets.defs.market.reconcile import RECONCILE_CHECK
 from finance_assets.lib import quality, transforms
+from finance_assets.lib.io.dead_letters import DeadLetter
 from finance_assets.lib.io.managers import table_preview
 
 # Failing rows shown in a check's metadata.
@@ -68,6 +69,32 @@ def bar_check_results(
     return results
 
 
+READABLE_CHECK = "raw_payloads_readable"
+
+
+def readable_check_result(
+    asset_key: dg.AssetKey, dead: Sequence[DeadLetter]
+) -> dg.AssetCheckResult:
+    """Warns when the run moved raw payloads nothing could read to the dead-letter place.
+
+    A warning, not a blocking error: the rest of the window is good and loads (blocking would
+    bring back the window that fails for ever); the symbols of a dead-lettered payload keep
+    their older payloads' bars or their stored rows, so data may be missing or stale until
+    the provider is asked again, and the failed check says so (and notifies)."""
+    return dg.AssetCheckResult(
+        asset_key=asset_key,
+        check_name=READABLE_CHECK,
+        passed=not dead,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={
+            "dead_lettered": len(dead),
+            "dead_letters": {d.file: d.reason for d in dead},
+        },
+        description="; ".join(f"{d.file}: {d.reason} (now {d.moved_to})" for d in dead)[:1000]
+        or None,
+    )
+
+
 def bar_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
     """The checks a clean-bars asset declares: the blocking rules, the quarantine rate and the
     completeness check, `universe_complete` (the benchmark's no-op twin declares the same ones)."""
@@ -93,6 +120,15 @@ def bar_check_specs(asset_key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
             blocking=True,
             description="the share of received records quarantined stays within the threshold "
             "(FINANCE_MAX_QUARANTINE_RATE, default 5 %)",
+        )
+    )
+    specs.append(
+        dg.AssetCheckSpec(
+            READABLE_CHECK,
+            asset=asset_key,
+            description="warns when raw payloads of the window could not be read at all (a "
+            "truncated body, an HTML error page, an envelope that is not JSON): they were "
+            "moved to the raw zone's _dead_letter/ folder with their reason, the rest loaded",
         )
     )
     specs.append(

@@ -43,6 +43,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from finance_assets.lib.answers import answered_symbols, supersedes
+from finance_assets.lib.io.dead_letters import DeadLetter, dead_letter, envelope
 from finance_assets.lib.io.objects import (
     TEMP_MARK,
     LocalObjectStore,
@@ -65,7 +66,9 @@ __all__ = [
     "PENDING",
     "TEMP_MARK",
     "PendingPublish",
+    "RawPayloads",
     "StagedWindow",
+    "dead_letter_payloads",
     "dt_partitions",
     "expired_payloads",
     "pending_publishes",
@@ -227,19 +230,30 @@ def write_payloads(
     return written
 
 
-def _payload_metas(store: ObjectStore, start: dt.datetime, end: dt.datetime) -> list[dict]:
-    """Metadata of payloads whose window overlaps [start, end)."""
+def _payload_metas(
+    store: ObjectStore,
+    start: dt.datetime,
+    end: dt.datetime,
+    unreadable: list[tuple[str, str, str]] | None = None,
+) -> list[dict]:
+    """Metadata of payloads whose window overlaps [start, end). An envelope that cannot be
+    read is left out, and appended to `unreadable` as (folder, payload_id, reason)."""
     # A payload starts on its dt: none that starts after `end` can overlap.
     listing = _day_files(store, end.date() + dt.timedelta(days=1))
     meta_keys = [k for keys in listing.values() for k in keys if k.endswith(".meta.json")]
     found = []
     for meta_key, text in zip(meta_keys, _read_all(store, meta_keys), strict=True):
-        meta = json.loads(text)
+        folder, _, name = meta_key.rpartition("/")
+        payload_id = name.removesuffix(".meta.json")
+        try:
+            meta = envelope(text)
+        except ValueError as exc:
+            if unreadable is not None:
+                unreadable.append((folder, payload_id, f"envelope {name}: {exc}"))
+            continue
         window_start = dt.datetime.fromisoformat(meta["window_start"])
         window_end = dt.datetime.fromisoformat(meta["window_end"])
         if window_start < end and start < window_end:
-            folder, _, name = meta_key.rpartition("/")
-            payload_id = name.removesuffix(".meta.json")
             found.append(
                 {
                     **meta,
@@ -253,13 +267,54 @@ def _payload_metas(store: ObjectStore, start: dt.datetime, end: dt.datetime) -> 
     return sorted(found, key=lambda m: m["payload_id"])
 
 
-def read_payloads(base: Location, start: dt.datetime, end: dt.datetime) -> list[RawPayload]:
-    """Every stored payload whose window overlaps [start, end), oldest fetch first."""
+class RawPayloads(list[RawPayload]):
+    """A window's payloads (a list, as before), and those moved to the dead-letter place while
+    they were read (`dead_letters.dead_letter`), for the run to report."""
+
+    def __init__(self, payloads: Iterable[RawPayload] = (), dead: Iterable[DeadLetter] = ()):
+        super().__init__(payloads)
+        self.dead_letters: list[DeadLetter] = list(dead)
+
+
+def read_payloads(
+    base: Location, start: dt.datetime, end: dt.datetime, *, run_id: str | None = None
+) -> RawPayloads:
+    """Every stored payload whose window overlaps [start, end), oldest fetch first.
+
+    A payload whose envelope cannot be read (from any day up to the window's: its window is
+    unknown) is moved to the dead-letter place, `run_id` named in its reason, and listed in
+    the result's `dead_letters`; the others load."""
     store = store_of(base)
-    metas = _payload_metas(store, start, end)
+    unreadable: list[tuple[str, str, str]] = []
+    metas = _payload_metas(store, start, end, unreadable)
+    dead = [dead_letter(store, *bad, run_id=run_id) for bad in unreadable]
     bodies = _read_all(store, [m["key"] for m in metas])
     payloads = [_payload_of(meta, body) for meta, body in zip(metas, bodies, strict=True)]
-    return sorted(payloads, key=lambda p: (p.fetched_at, p.batch))
+    return RawPayloads(sorted(payloads, key=lambda p: (p.fetched_at, p.batch)), dead)
+
+
+def dead_letter_payloads(
+    base: Location,
+    payloads: Iterable[RawPayload],
+    reasons: dict[str, str],
+    tz: ZoneInfo,
+    run_id: str | None = None,
+) -> list[DeadLetter]:
+    """Move the payloads whose body could not be read (`reasons`: payload_id -> the parse
+    error) to the dead-letter place, from the `dt=` folder of the local day their window
+    starts on (where `write_payloads` filed them)."""
+    store = store_of(base)
+    return [
+        dead_letter(
+            store,
+            _dt(p.window_start.astimezone(tz).date()),
+            p.payload_id,
+            reasons[p.payload_id],
+            run_id=run_id,
+        )
+        for p in payloads
+        if p.payload_id in reasons
+    ]
 
 
 def _payload_of(meta: dict, body: bytes) -> RawPayload:

@@ -152,9 +152,21 @@ class RawZoneIOManager(dg.ConfigurableIOManager):
             metadata["mongodb"] = f"{self.mongodb_database}.raw_payloads"
         context.add_output_metadata(metadata)
 
-    def load_input(self, context: dg.InputContext) -> list[RawPayload]:
+    def load_input(self, context: dg.InputContext) -> lake.RawPayloads:
+        """The window's payloads; an envelope nothing can read is moved to the dead-letter
+        place (`lake.read_payloads`) and named in the result's `dead_letters` for the asset
+        to report."""
         start, end, _ = _window(context)
-        return lake.read_payloads(asset_store(self.root, context.asset_key, self.s3), start, end)
+        try:
+            run_id: str | None = context.step_context.run_id
+        except dg.DagsterInvariantViolationError:  # built outside a run (build_input_context)
+            run_id = None
+        raw = lake.read_payloads(
+            asset_store(self.root, context.asset_key, self.s3), start, end, run_id=run_id
+        )
+        for dead in raw.dead_letters:
+            context.log.warning(f"dead-lettered {dead.file}: {dead.reason} -> {dead.moved_to}")
+        return raw
 
 
 def _no_upstream_partitions(context: dg.InputContext) -> bool:

@@ -54,6 +54,8 @@ class CleanResult:
     # Files rejected as a whole, and how many of `received` (all quarantined) were theirs.
     rejected: list[RejectedPayload] = field(default_factory=list)
     rejected_records: int = 0
+    # Payloads whose body could not be read at all: payload_id -> the parser's message.
+    unreadable: dict[str, str] = field(default_factory=dict)
 
     @property
     def quarantine_rate(self) -> float:
@@ -324,6 +326,26 @@ def rejected_files(
     return rejected
 
 
+def _with_sources(
+    frame: pl.DataFrame, group: list[RawPayload], coverage: pl.DataFrame, left_out: set[str]
+) -> pl.DataFrame:
+    """`frame`'s `source` per symbol: the providers of the payloads (but `left_out`) that
+    answered for it; a row without a symbol keeps the group's."""
+    if frame.is_empty():
+        return frame
+    provider = {p.payload_id: p.provider for p in group}
+    by_symbol: dict[str, set[str]] = {}
+    for payload_id, symbol in coverage.select("payload_id", "symbol").iter_rows():
+        if payload_id not in left_out and symbol is not None:
+            by_symbol.setdefault(symbol, set()).add(provider[payload_id])
+    sources = {symbol: ",".join(sorted(names)) for symbol, names in by_symbol.items()}
+    return frame.with_columns(
+        source=pl.col("symbol").replace_strict(
+            sources, default=pl.col("source"), return_dtype=pl.String
+        )
+    )
+
+
 def clean_payloads(
     payloads: list[RawPayload],
     market: Market,
@@ -350,9 +372,11 @@ def clean_payloads(
     bars, quarantined, received, errors = [], [], 0, {}
     rejected: list[RejectedPayload] = []
     rejected_records = 0
+    unreadable: dict[str, str] = {}
     for group in payload_groups(payloads):
         parsed = parse_payloads(group)
         errors.update(parsed.errors)
+        unreadable.update(parsed.unreadable)
         timed = with_bar_times(parsed.records, market, interval)
         rejects = (
             rejected_files(timed, group, max_quarantine_rate)
@@ -372,15 +396,19 @@ def clean_payloads(
             asset=asset,
             window_start=window_start,
             window_end=window_end,
-            source=",".join(sorted({p.provider for p in group})),
+            source=",".join(
+                sorted({p.provider for p in group if p.payload_id not in parsed.unreadable})
+            ),
             ingested_at=ingested_at,
             valid_starts=valid_starts,
             rejected={r.payload_id: r.reason for r in rejects},
         )
+        # Lineage per symbol: a landing file for AAPL in a group with the provider's batch
+        # names itself on AAPL's rows only. A rejected file is the source of no bar (its
+        # quarantined records keep its name).
+        result.bars = _with_sources(result.bars, group, parsed.coverage, set(ids))
+        result.quarantine = _with_sources(result.quarantine, group, parsed.coverage, set())
         if rejects:
-            # A rejected file is the source of no bar (its quarantined records keep its name).
-            accepted = ",".join(sorted({p.provider for p in group if p.payload_id not in ids}))
-            result.bars = result.bars.with_columns(source=pl.lit(accepted, dtype=pl.String))
             rejected += rejects
             rejected_records += records.filter(pl.col("payload_id").is_in(ids)).height
         bars.append(result.bars)
@@ -397,5 +425,6 @@ def clean_payloads(
         received=received,
         rejected=rejected,
         rejected_records=rejected_records,
+        unreadable=unreadable,
     )
     return combined, errors

@@ -34,6 +34,8 @@ class ParsedPayloads:
     errors: dict[str, str] = field(default_factory=dict)
     # (payload_id, symbol) pairs a payload answered for, with its window and fetch time.
     coverage: pl.DataFrame = field(default_factory=lambda: pl.DataFrame())
+    # payload_id -> why its body could not be read at all (it gave no record, covers nothing).
+    unreadable: dict[str, str] = field(default_factory=dict)
 
 
 # --- parsing ---------------------------------------------------------------------------------
@@ -71,10 +73,17 @@ PARSERS: Mapping[str, Parser] = _Parsers()
 def parse_payloads(payloads: Iterable[RawPayload]) -> ParsedPayloads:
     """Parse every payload with its format's parser and keep, for each (symbol, time), only the
     newest payload that covers it: re-fetching a window supersedes what an earlier, wider fetch
-    said about it, so re-running a partition never duplicates."""
+    said about it, so re-running a partition never duplicates.
+
+    A body its parser cannot read at all (`PayloadFormatError`: a truncated download, an HTML
+    error page) is left out and named in `unreadable`: it supersedes nothing, so the older
+    payloads of its symbols load as if it had never come, and the caller moves it out of the
+    raw zone (`lib.io.dead_letters`). A format no provider parses still raises: that is the
+    deployment's fault, not the payload's."""
     record_frames: list[pl.DataFrame] = []
     coverage_rows: list[dict[str, object]] = []
     errors: dict[str, str] = {}
+    unreadable: dict[str, str] = {}
     for payload in payloads:
         parser = PARSERS.get(payload.format)
         if parser is None:
@@ -82,7 +91,11 @@ def parse_payloads(payloads: Iterable[RawPayload]) -> ParsedPayloads:
                 f"payload {payload.payload_id} has unknown format {payload.format!r}; "
                 f"known: {sorted(PARSERS)}"
             )
-        records, payload_errors = parser(payload.body, payload.payload_id)
+        try:
+            records, payload_errors = parser(payload.body, payload.payload_id)
+        except PayloadFormatError as exc:
+            unreadable[payload.payload_id] = str(exc)
+            continue
         if len(payload.symbols) == 1:
             # A body that does not name its symbol (a Yahoo CSV export) is for the one symbol
             # its envelope names.
@@ -113,7 +126,7 @@ def parse_payloads(payloads: Iterable[RawPayload]) -> ParsedPayloads:
     records = (
         pl.concat(record_frames, how="diagonal") if record_frames else empty(RAW_RECORD_SCHEMA)
     )
-    return ParsedPayloads(records=records, errors=errors, coverage=coverage)
+    return ParsedPayloads(records=records, errors=errors, coverage=coverage, unreadable=unreadable)
 
 
 def supersede(
