@@ -241,8 +241,10 @@ def kept_spans(
     window for a symbol (of `symbols`, the universe, or a payload's) no payload gave a record
     for; and, for the others, each session's part their records do not span
     (`covered_spans`): the rest of a session a provider answered in part, a session it sent
-    nothing for. `market` gives the sessions (its universe is not read). Returns (result
+    nothing for. `market` gives the sessions (its universe is not read). A payload the parse
+    step could not read (`result.unreadable`) answered nothing and is left out. Returns (result
     without the kept spans' records, kept spans, failure messages per symbol)."""
+    payloads = [p for p in payloads if p.payload_id not in result.unreadable]
     failed, messages = unanswered_spans(payloads, start, end)
     result = without_kept(result, failed)
     covered = covered_spans(result, interval, market.tz)

@@ -68,12 +68,10 @@ def clean_window(
     # The window is replaced where the providers covered it, per symbol: a symbol a provider
     # did not answer, or answered for part of a session, keeps its stored rows elsewhere (and
     # its older payloads' records are not written again), the same spans in the quarantine,
-    # lake and warehouse. An unreadable payload answered nothing: judged without it, as the
-    # parse step was.
+    # lake and warehouse. An unreadable payload answered nothing (`kept_spans` leaves it out).
     unreadable = result.unreadable
-    readable = [p for p in raw if p.payload_id not in unreadable]
     result, kept, failures = answers.kept_spans(
-        readable, result, market.universe, start, end, market=market, interval=interval
+        raw, result, market.universe, start, end, market=market, interval=interval
     )
     if only_symbols is not None:
         result, kept = _only(result, kept, set(only_symbols), raw, market, start, end)

@@ -154,11 +154,9 @@ def clean_groups(
             valid_starts=valid_starts,
             max_quarantine_rate=max_quarantine_rate,
         )
-        # An unreadable payload answered nothing (as in `lib.clean_step.clean_window`).
-        unreadable = result.unreadable
-        readable = [p for p in payloads if p.payload_id not in unreadable]
+        unreadable = result.unreadable  # answered nothing: `kept_spans` leaves them out
         result, kept, unanswered = answers.kept_spans(
-            readable, result, (), start, end, market=market, interval=interval
+            payloads, result, (), start, end, market=market, interval=interval
         )
         note = {
             "grp": table.column("grp")[0].as_py() if table.num_rows else "",
