@@ -289,6 +289,9 @@ def _clean_bars_asset(
         # Empty is not healthy: a traded window no source gave a single bar for.
         empty = answers.empty_windows(result.bars, expected)
         uncovered = answers.uncovered(kept, expected)
+        if landed is not None:
+            # A landing run replaces its file's symbols only: the others are kept on purpose.
+            uncovered = {s: bars for s, bars in uncovered.items() if s in landed}
         bar_step = dt.timedelta(minutes=5) if interval == "5min" else dt.timedelta(days=1)
         uncovered_text = answers.describe_uncovered(uncovered, market.tz, bar_step)
         # A symbol missing whole is the universe warning it always was (a delisted symbol, a
