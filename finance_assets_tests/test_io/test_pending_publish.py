@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterator
-from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -27,21 +25,9 @@ from finance_assets.lib.io.objects import open_location
 from finance_assets.lib.io.postgres import WindowTable
 from finance_assets.lib.schema import BAR_KEY
 from finance_assets_tests.test_io.day_bars import day_bars
-from finance_assets_tests.test_io.s3_faults import start_fault_proxy
 
 SCHEMA = "t_pending"
 DAY, NEXT = dt.date(2026, 11, 18), dt.date(2026, 11, 19)
-
-
-@pytest.fixture
-def proxy(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    faults, server = start_fault_proxy(aws_env)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", faults.url)
-    try:
-        yield faults
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _assets(market, frame: pl.DataFrame) -> list[dg.AssetsDefinition]:

@@ -5,9 +5,6 @@ both stores keep the rows they had."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import psycopg
 import pytest
 from botocore.exceptions import (
@@ -24,7 +21,7 @@ pytest.importorskip("moto.server")
 
 from finance_assets.lib.io.objects import os_error
 from finance_assets_tests.test_io.day_bars import day_bars
-from finance_assets_tests.test_io.s3_faults import DROP, start_fault_proxy
+from finance_assets_tests.test_io.s3_faults import DROP
 from finance_assets_tests.test_io.test_zones_s3 import (
     SCHEMA,
     _failure,
@@ -81,17 +78,6 @@ def test_every_botocore_error_shape_is_translated(exc, kind, named) -> None:
     assert isinstance(error, kind) and isinstance(error, OSError)
     assert str(error).startswith("s3://b/lake/k: S3 ")
     assert named in str(error)
-
-
-@pytest.fixture
-def proxy(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    faults, server = start_fault_proxy(aws_env)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", faults.url)
-    try:
-        yield faults
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,6 @@ from finance_assets.resources import build_resources
 from finance_assets.resources.zones import StorageResource
 from finance_assets_tests.conftest import DUMMY_KEY_ID, DUMMY_SECRET
 from finance_assets_tests.test_io.day_bars import day_bars
-from finance_assets_tests.test_io.s3_faults import start_fault_proxy
 
 FETCHED = dt.datetime(2026, 11, 19, 1, tzinfo=dt.UTC)
 
@@ -260,18 +258,6 @@ def test_one_day_end_to_end_on_s3_matches_the_local_layout(
 
 
 # --- faults ----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def proxy(aws_env: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The fault proxy in front of moto; every client of the test goes through it."""
-    faults, server = start_fault_proxy(aws_env)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", faults.url)
-    try:
-        yield faults
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 SCHEMA = "t_s3_faults"
