@@ -220,3 +220,19 @@ def test_nothing_to_compare_is_not_agreement(
     assert not check.passed
     assert check.metadata["compared"].value == 0
     assert "nothing to compare" in check.description
+
+
+def test_an_empty_window_is_never_agreement(us):
+    """No pair at all (neither provider had a bar of the sample): the check fails."""
+    import polars as pl
+
+    from finance_assets.defs.vendor.assets import _check
+    from finance_assets.lib.transforms import agreement
+
+    empty = pl.DataFrame(schema=agreement.AGREEMENT_SCHEMA)
+    check = _check(
+        dg.AssetKey(["us", "vendor_agreement"]), empty, agreement.daily_agreement(empty), us
+    )
+    assert not check.passed
+    assert check.metadata["pairs"].value == 0
+    assert "nothing to compare" in check.description

@@ -189,3 +189,124 @@ def test_tolerances_are_checked():
         ag.Tolerance(close_bp=0, volume_share=0.1)
     with pytest.raises(ValueError, match="volume_share"):
         ag.Tolerance(close_bp=1, volume_share=1.5)
+
+
+# --- recorded bodies: a real Yahoo chart against the same bars in Twelve Data's format --------
+
+
+def _yahoo_payload(body: bytes, market, start, end):
+    from finance_assets.lib.providers.base import RawPayload
+    from finance_assets.providers.yfinance.parser import FORMAT
+
+    return RawPayload(
+        provider="yfinance",
+        format=FORMAT,
+        interval="1day",
+        symbols=("AAPL",),
+        window_start=start,
+        window_end=end,
+        fetched_at=dt.datetime(2020, 11, 9, tzinfo=dt.UTC),
+        body=body,
+    )
+
+
+def test_a_recorded_yahoo_chart_against_twelve_data_made_to_differ(samples, us):
+    """Yahoo's recorded AAPL daily chart (49 sessions, Aug-Nov 2020) is the primary; the
+    reference is the same sessions written in Twelve Data's /time_series format (dates, not
+    epoch seconds; newest first) with three differences made here. The two providers' bars
+    must meet on the same session open, and only the differences made may disagree."""
+    import dataclasses
+    import json
+
+    from finance_assets.lib import transforms
+    from finance_assets.lib.providers.base import RawPayload
+    from finance_assets.providers.twelve_data.parser import FORMAT as TD_FORMAT
+
+    market = dataclasses.replace(us, daily_start="2020-01-02")
+    body = (samples / "yahoo" / "yahoo_chart_AAPL_1d_2020-08-31_to_2020-11-07.json").read_bytes()
+    chart = json.loads(body)["chart"]["result"][0]
+    quote = chart["indicators"]["quote"][0]
+    days = [dt.datetime.fromtimestamp(t, NY).date().isoformat() for t in chart["timestamp"]]
+    close = dict(zip(days, quote["close"], strict=True))
+    volume = dict(zip(days, quote["volume"], strict=True))
+    assert len(days) == 49
+    lower_close, higher_volume, dropped = "2020-09-01", "2020-10-15", "2020-11-06"
+    values = []
+    for i, day in enumerate(days):
+        if day == dropped:
+            continue
+        c = close[day] * (0.997 if day == lower_close else 1.0)
+        v = int(volume[day] * (1.25 if day == higher_volume else 1))
+        values.append(
+            {
+                "datetime": day,
+                "open": f"{quote['open'][i]:.5f}",
+                "high": f"{max(quote['high'][i], c):.5f}",
+                "low": f"{min(quote['low'][i], c):.5f}",
+                "close": f"{c:.5f}",
+                "volume": str(v),
+            }
+        )
+    td_body = {
+        "AAPL": {
+            "meta": {"symbol": "AAPL", "interval": "1day", "currency": "USD"},
+            "values": list(reversed(values)),
+            "status": "ok",
+        }
+    }
+    start = dt.datetime(2020, 8, 31, tzinfo=NY)
+    end = dt.datetime(2020, 11, 7, tzinfo=NY)
+    reference = RawPayload(
+        provider="twelve_data",
+        format=TD_FORMAT,
+        interval="1day",
+        symbols=("AAPL",),
+        window_start=start,
+        window_end=end,
+        fetched_at=dt.datetime(2020, 11, 9, tzinfo=dt.UTC),
+        body=json.dumps(td_body).encode(),
+    )
+
+    def clean(payload):
+        result, errors = transforms.clean_payloads(
+            [payload],
+            market,
+            "1day",
+            asset="test",
+            window_start=start,
+            window_end=end,
+            ingested_at=dt.datetime(2020, 11, 9, tzinfo=dt.UTC),
+        )
+        assert not errors and result.quarantine.is_empty()
+        return result.bars
+
+    primary = clean(_yahoo_payload(body, market, start, end))
+    pairs = ag.compare_bars(primary, clean(reference), ["AAPL"], TOL, NY)
+
+    statuses = _status(pairs)
+    assert len(statuses) == 49
+    assert {d for (_, d), s in statuses.items() if s != ag.AGREE} == {
+        lower_close,
+        higher_volume,
+        dropped,
+    }
+    assert statuses["AAPL", lower_close] == ag.CLOSE
+    assert statuses["AAPL", higher_volume] == ag.VOLUME
+    assert statuses["AAPL", dropped] == ag.NO_REFERENCE
+    row = {r["trading_date"].isoformat(): r for r in pairs.iter_rows(named=True)}
+    # Twelve Data's five decimals against Yahoo's float: -30 bp, to within that rounding.
+    expected_bp = (float(f"{close[lower_close] * 0.997:.5f}") / close[lower_close] - 1) * 1e4
+    assert row[lower_close]["close_diff_bp"] == pytest.approx(expected_bp, abs=1e-6)
+    assert row[lower_close]["close_diff_bp"] == pytest.approx(-30, abs=0.01)
+    # 1.25 x volume: 0.25 / 1.25 = 20 % of the larger.
+    v = volume[higher_volume]
+    assert row[higher_volume]["volume_diff_share"] == pytest.approx(
+        (int(v * 1.25) - v) / int(v * 1.25)
+    )
+    # Everything else: within the five decimals Twelve Data writes.
+    others = pairs.filter(pl.col("status") == ag.AGREE)
+    assert others.height == 46
+    assert others["close_diff_bp"].abs().max() < 0.01
+    daily = ag.daily_agreement(pairs)
+    assert daily.height == 49
+    assert daily["agreement_rate"].sum() == pytest.approx(46)
