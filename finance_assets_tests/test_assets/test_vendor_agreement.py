@@ -236,3 +236,35 @@ def test_an_empty_window_is_never_agreement(us):
     assert not check.passed
     assert check.metadata["pairs"].value == 0
     assert "nothing to compare" in check.description
+
+
+def test_the_daily_job_reports_the_agreement_rate_per_session(
+    reference_env,
+    fresh_schema,  # noqa: F811
+    us,
+    httpserver,
+):
+    """The market's daily job with a reference: the report page of the last session shows the
+    agreement per session (agreed / compared) and that session's disagreeing bars."""
+    seen: list[dict[str, str]] = []
+    httpserver.expect_request("/time_series").respond_with_handler(_stand_in(us, seen, True))
+    defs = _defs(us)
+    job = defs.resolve_job_def("us_daily_job")
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(), tags=range_tags(START, END), raise_on_error=False
+    )
+    assert result.success, [e.message for e in result.all_events if e.is_failure]
+    [page] = [p for p in reference_env.rglob("report.html") if "dt=2026-11-18" in str(p)]
+    text = page.read_text()
+    section = text[text.index("Second opinion") :]
+    rows = [
+        [cell.split("<")[0] for cell in row.split("<td>")[1:]] for row in section.split("<tr>")[2:]
+    ]
+    # trading_date, compared, agreed, agreement %, max |close diff| bp, missing ref, missing primary
+    assert [r[:4] for r in rows] == [
+        ["2026-11-16", "2", "2", "100.00"],
+        ["2026-11-17", "3", "2", "66.67"],
+        ["2026-11-18", "3", "2", "66.67"],
+    ]
+    assert [r[5] for r in rows] == ["1", "0", "0"]
+    assert "NVDA 2026-11-18 09:30: volume" in section and "AAPL 2026-11-17" not in section
