@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from finance_assets.lib.settings import NumberRange
 from finance_assets.providers import registry, routing
 
-PREFIX = "MARKET_DATA_REFERENCE"
 DEFAULT_SYMBOLS = 10
 SYMBOLS = NumberRange(1, 10_000, whole=True, meaning="symbols of the universe asked twice")
 # What the comparison tolerates (`lib/transforms/agreement.Tolerance`).
@@ -37,7 +36,7 @@ CLOSE_BP = NumberRange(
 VOLUME_SHARE = NumberRange(
     0, 1, low_open=True, meaning="share of the larger volume two volumes of one bar may differ by"
 )
-_VARIABLE = re.compile(rf"{PREFIX}_(?P<market>[A-Z0-9]+)(?P<symbols>_SYMBOLS)?")
+_VARIABLE = re.compile(r"MARKET_DATA_REFERENCE_(?P<market>[A-Z0-9]+)(?P<symbols>_SYMBOLS)?")
 
 
 @dataclass(frozen=True)
@@ -53,7 +52,10 @@ class Reference:
 
 def variables(market: str) -> tuple[str, str]:
     """The provider's variable and the sample size's, of one market."""
-    return f"{PREFIX}_{market.upper()}", f"{PREFIX}_{market.upper()}_SYMBOLS"
+    return (
+        f"MARKET_DATA_REFERENCE_{market.upper()}",
+        f"MARKET_DATA_REFERENCE_{market.upper()}_SYMBOLS",
+    )
 
 
 def _whole(raw: str) -> int | None:
