@@ -268,3 +268,23 @@ def test_the_daily_job_reports_the_agreement_rate_per_session(
     ]
     assert [r[5] for r in rows] == ["1", "0", "0"]
     assert "NVDA 2026-11-18 09:30: volume" in section and "AAPL 2026-11-17" not in section
+
+
+def test_the_reference_fetch_respects_the_reference_providers_budget(
+    reference_env,
+    fresh_schema,  # noqa: F811
+    us,
+    httpserver,
+    monkeypatch,
+):
+    """Three symbols cost three credits at Twelve Data: with two a day, the fetch is refused
+    before any call, naming the budget and its setting, and nothing is compared."""
+    monkeypatch.setenv("TWELVEDATA_CREDITS_PER_DAY", "2")
+    seen: list[dict[str, str]] = []
+    httpserver.expect_request("/time_series").respond_with_handler(_stand_in(us, seen, False))
+    result = _run(_defs(us), ["reference_daily_quotes", "vendor_agreement"], expect=False)
+    assert seen == []
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    message = failure.event_specific_data.error_display_string
+    assert "daily budget of 2 credits (TWELVEDATA_CREDITS_PER_DAY=2)" in message
+    assert _rows(fresh_schema, "SELECT to_regclass('us.vendor_agreement')") == [(None,)]
