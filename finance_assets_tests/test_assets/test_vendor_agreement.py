@@ -34,7 +34,7 @@ def _sample(universe, count):
     return sorted(sorted(universe, key=lambda s: hashlib.sha256(s.encode()).hexdigest())[:count])
 
 
-def _stand_in(market, seen, differ: bool):
+def _stand_in(market, seen, differ: bool, bad: frozenset[str] = frozenset()):
     sim = SimulatedMarket()
 
     def handler(request: Request) -> Response:
@@ -67,6 +67,9 @@ def _stand_in(market, seen, differ: bool):
                         value["volume"] = str(int(int(value["volume"]) * VOLUME_DOWN[2]))
                     kept.append(value)
                 series["values"] = kept
+        for symbol in bad:
+            # Twelve Data's per-symbol error inside a batch answered 200.
+            body[symbol] = {"code": 400, "message": f"{symbol} not found", "status": "error"}
         return Response(json.dumps(body), content_type="application/json")
 
     return handler
@@ -287,4 +290,43 @@ def test_the_reference_fetch_respects_the_reference_providers_budget(
     [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
     message = failure.event_specific_data.error_display_string
     assert "daily budget of 2 credits (TWELVEDATA_CREDITS_PER_DAY=2)" in message
+    assert _rows(fresh_schema, "SELECT to_regclass('us.vendor_agreement')") == [(None,)]
+
+
+def test_a_symbol_the_reference_fails_is_named_with_its_message(
+    reference_env,
+    fresh_schema,  # noqa: F811
+    us,
+    httpserver,
+):
+    """TSLA answered with Twelve Data's per-symbol error: its bars are reference-less, and the
+    check says why; the other two symbols agree."""
+    seen: list[dict[str, str]] = []
+    handler = _stand_in(us, seen, False, frozenset({"TSLA"}))
+    httpserver.expect_request("/time_series").respond_with_handler(handler)
+    defs = _defs(us)
+    _run(defs, ["raw_daily_quotes", "daily_bars"])
+    result = _run(defs, ["reference_daily_quotes", "vendor_agreement"])
+    check = next(c for c in result.get_asset_check_evaluations() if c.check_name == "vendors_agree")
+    assert not check.passed
+    assert check.description.startswith("TSLA: the reference answered '400: TSLA not found'")
+    assert check.metadata["disagreeing_bars"].value == 3
+    assert _rows(
+        fresh_schema,
+        "SELECT symbol, status, count(*) FROM us.vendor_agreement GROUP BY 1, 2 ORDER BY 1",
+    ) == [("AAPL", "agree", 3), ("NVDA", "agree", 3), ("TSLA", "no_reference_bar", 3)]
+
+
+def test_a_reference_that_fails_every_symbol_is_retried_not_compared(
+    reference_env,
+    fresh_schema,  # noqa: F811
+    us,
+    httpserver,
+):
+    seen: list[dict[str, str]] = []
+    handler = _stand_in(us, seen, False, frozenset({"AAPL", "NVDA", "TSLA"}))
+    httpserver.expect_request("/time_series").respond_with_handler(handler)
+    result = _run(_defs(us), ["reference_daily_quotes", "vendor_agreement"], expect=False)
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "every symbol of us's reference sample failed" in str(failures[-1].event_specific_data)
     assert _rows(fresh_schema, "SELECT to_regclass('us.vendor_agreement')") == [(None,)]

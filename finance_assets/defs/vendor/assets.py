@@ -24,11 +24,11 @@ from finance_assets.defs.common.assets import (
 )
 from finance_assets.defs.common.automation import DAILY
 from finance_assets.defs.common.partitions import daily_partitions, refuse_invalid_partitions
-from finance_assets.lib import transforms
+from finance_assets.lib import answers, transforms
 from finance_assets.lib.io.managers import table_preview
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.bars import plan_fetch
-from finance_assets.lib.providers.base import RawPayload
+from finance_assets.lib.providers.base import ProviderError, RawPayload
 from finance_assets.lib.schema import BAR_SCHEMA
 from finance_assets.lib.transforms import agreement
 from finance_assets.providers import routing
@@ -102,11 +102,19 @@ def _reference_quotes_asset(
                     allow_retries=False,
                 )
         payloads = provider.fetch_bars(market, symbols, "1day", window.start, window.end)
+        errors = {s: m for p in payloads for s, m in answers.payload_failures(p).items()}
+        if payloads and len(errors) >= len(symbols):
+            # Nothing usable came back: fail, so the retry policy asks again later.
+            raise ProviderError(
+                f"{provider.name}: every symbol of {market.key}'s reference sample failed: "
+                + "; ".join(f"{s}: {m}" for s, m in sorted(errors.items())[:10])
+            )
         context.add_output_metadata(
             {
                 "provider": provider.name,
                 "window": f"{window.start.isoformat()} .. {window.end.isoformat()}",
                 "symbols": list(symbols),
+                "failed_symbols": errors,
                 "calls": len(payloads),
                 **(plan.metadata() if plan is not None else {}),
             }
@@ -122,13 +130,20 @@ def _bars_or_empty(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def _check(
-    key: dg.AssetKey, pairs: pl.DataFrame, daily: pl.DataFrame, market: Market
+    key: dg.AssetKey,
+    pairs: pl.DataFrame,
+    daily: pl.DataFrame,
+    market: Market,
+    reference_errors: Mapping[str, str] | None = None,
 ) -> dg.AssetCheckResult:
     """Fails when any bar of the sample differs beyond the tolerance, one provider lacks a bar
     the other has, or nothing at all could be compared (an empty window is not agreement)."""
     compared = int(daily["compared"].sum()) if daily.height else 0
     agreed = int(daily["agreed"].sum()) if daily.height else 0
-    lines = agreement.disagreements(pairs, market.tz, LISTED)
+    # A symbol the reference answered with an error: its message first, then each bar.
+    errors = dict(reference_errors or {})
+    lines = [f"{s}: the reference answered {m!r}" for s, m in sorted(errors.items())]
+    lines += agreement.disagreements(pairs, market.tz, LISTED)
     bad = pairs.filter(~pl.col("agrees"))
     metadata: dict[str, Any] = {
         "pairs": pairs.height,
@@ -136,6 +151,7 @@ def _check(
         "agreed": agreed,
         "disagreeing_bars": bad.height,
         "statuses": dict(pairs.group_by("status").len().sort("status").iter_rows()),
+        "reference_errors": errors,
         "disagreements": dg.MetadataValue.md("\n".join(f"- {line}" for line in lines) or "none"),
     }
     if compared:
@@ -159,7 +175,8 @@ def _check(
     if not compared:
         description = "nothing to compare: neither provider had a bar of the sample in common"
     elif lines:
-        more = f" (and {bad.height - len(lines)} more)" if bad.height > len(lines) else ""
+        listed = len(lines) - len(errors)
+        more = f" (and {bad.height - listed} more)" if bad.height > listed else ""
         description = ("; ".join(lines) + more)[:1000]
     return dg.AssetCheckResult(
         asset_key=key,
@@ -243,7 +260,7 @@ def _agreement_asset(
             _bars_or_empty(daily_bars), cleaned.bars, symbols, tolerance, market.tz
         )
         daily = agreement.daily_agreement(pairs)
-        check = _check(key, pairs, daily, market)
+        check = _check(key, pairs, daily, market, errors)
         keys = context.partition_keys
         metadata: dict[str, Any] = {
             "reference_provider": found.provider,
