@@ -43,6 +43,8 @@ AGREE_CHECK = "vendors_agree"
 LISTED = 20
 # Per-partition agreement rates (the UI's plot) for ranges up to this many sessions.
 PARTITION_METADATA_LIMIT = 800
+# The check's figures the materialisation repeats (a range's prefixed `run_`).
+_SHARED = ("pairs", "compared", "agreed", "disagreeing_bars", "agreement_rate")
 
 COLUMNS = {
     "primary_source": "the provider the market's daily bars come from (`daily_bars.source`)",
@@ -231,8 +233,8 @@ def _agreement_asset(
             f"{primary.variable}) beside the same bar from `{found.provider}` "
             f"({found.variable}), the close difference in basis points and the volume "
             "difference as a share, and whether they agree (table "
-            f"`{market.key}.{AGREEMENT}`, one row per bar). The materialisation's "
-            "`agreement_rate` is plotted per session in the asset's Plots tab; the "
+            f"`{market.key}.{AGREEMENT}`, one row per bar). Each session's "
+            "`day_agreement_rate` (agreed / compared) is plotted in the asset's Plots tab; the "
             "`vendors_agree` check names every bar that differs. The primary's rows are never "
             "changed by a disagreement."
         ),
@@ -287,9 +289,6 @@ def _agreement_asset(
         yield from range_verdicts([check], keys)
 
     return _agreement
-
-
-_SHARED = ("pairs", "compared", "agreed", "disagreeing_bars", "agreement_rate")
 
 
 def _per_partition(daily: pl.DataFrame, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
