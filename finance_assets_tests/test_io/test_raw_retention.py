@@ -3,9 +3,11 @@ and on S3 (moto's server on loopback), through the retention job and the real wr
 
 - A payload is judged by the end of its window: a 20-day payload filed under its first day
   stays while most of its days are young.
-- Re-fetches of a window while one symbol keeps erroring replace each other instead of piling
-  up (3 payloads in the raw zone, 4 documents in MongoDB before), and what the stores keep for
-  that symbol is unchanged: the last payload that answered it."""
+- Re-fetches of a window while one symbol keeps erroring replace each other in the window's
+  reads instead of piling up (3 payloads in the raw zone, 4 documents in MongoDB before), and
+  what the stores keep for that symbol is unchanged: the last payload that answered it. The
+  raw zone sets the superseded ones aside (`_superseded/`, for "as known then"), and retention
+  expires them as it does the current ones."""
 
 from __future__ import annotations
 
@@ -141,7 +143,15 @@ def test_refetches_of_an_erroring_symbol_supersede_each_other_in_the_raw_zone(ra
     # The payload that answered MSFT stays (its bars are what the stores keep for MSFT); of
     # the three that did not, only the newest.
     assert [p.body for p in kept] == [answered.body, failing[-1].body]
-    assert len(store.list_tree()) == 4
+    current = [o.name for o in store.list_tree() if o.name.startswith("dt=")]
+    assert len(current) == 4
+    # The two re-fetches superseded are set aside, not deleted: what was known then stays.
+    aside = sorted(o.name for o in store.list_tree() if o.name.startswith(lake.SUPERSEDED))
+    assert aside == sorted(
+        f"{lake.SUPERSEDED}/dt=2026-11-18/{p.payload_id}{ext}"
+        for p in failing[:2]
+        for ext in (".json", ".meta.json")
+    )
     # What a window replacement keeps is what it kept with every re-fetch stored.
     assert unanswered_spans(kept, start, end) == unanswered_spans([answered, *failing], start, end)
 
