@@ -182,3 +182,30 @@ def test_refetches_of_an_erroring_symbol_supersede_each_other_in_mongodb(
     assert store.count(asset) == 2
     assert set(store.bodies(asset)) == {answered.body, failing[-1].body}
     store.close()
+
+
+def test_retention_expires_superseded_payloads_as_it_does_current_ones(
+    raw_root, tmp_path, us
+) -> None:
+    """Payloads set aside by a re-fetch ("as known then") go by the same rule and age."""
+    today = dt.datetime.now(dt.UTC).date()
+
+    def day(age: int) -> dt.datetime:
+        return dt.datetime.combine(today - dt.timedelta(days=age), dt.time(), us.tz)
+
+    store = open_location(raw_root).child("us", "raw_daily_quotes")
+    old, young = (day(40), day(39)), (day(10), day(9))
+    for (start, end), minute in ((old, 0), (old, 5), (young, 0), (young, 5)):
+        payload = _payload(_series("AAPL", start.date()), ["AAPL"], start, end, minute)
+        lake.write_payloads(store, [payload], start, end, us.tz)
+    aside = f"{lake.SUPERSEDED}/dt={old[0].date()}"
+    kept_aside = f"{lake.SUPERSEDED}/dt={young[0].date()}"
+    assert len(store.child(aside).list_files()) == 2
+    assert len(store.child(kept_aside).list_files()) == 2
+
+    removed = _run_retention(raw_root, tmp_path)
+    assert removed == sorted(
+        [store.uri(f"dt={old[0].date()}"), store.child(lake.SUPERSEDED).uri(f"dt={old[0].date()}")]
+    )
+    left = sorted(o.name for o in store.list_tree())
+    assert [n.rsplit("/", 1)[0] for n in left] == [kept_aside] * 2 + [f"dt={young[0].date()}"] * 2
