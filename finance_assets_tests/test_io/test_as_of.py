@@ -275,3 +275,40 @@ def test_the_command_line_and_the_saved_query_answer_as_the_function(
         ]
     )
     assert capsys.readouterr().out.startswith("no row: nothing the raw zone")
+
+
+def test_a_raw_materialisation_says_what_it_set_aside_in_the_ui(tmp_path, us, bodies) -> None:
+    """The raw asset's materialisation (what the UI shows) counts the superseded payloads it
+    set aside and names where the history is; the window then answers as of either arrival."""
+    import dagster as dg
+
+    from finance_assets.lib.io.managers import RawZoneIOManager
+
+    body, revised = bodies
+    arrivals = iter([_payload(us, body, at(1)), _payload(us, revised, at(13))])
+
+    @dg.asset(
+        key=["us", "raw_daily_quotes"],
+        partitions_def=dg.DailyPartitionsDefinition("2026-11-16", timezone="America/New_York"),
+        io_manager_key="raw",
+    )
+    def raw_daily_quotes() -> list[RawPayload]:
+        return [next(arrivals)]
+
+    manager = RawZoneIOManager(root=str(tmp_path / "raw"))
+    figures = []
+    for _ in range(2):
+        result = dg.materialize(
+            [raw_daily_quotes], partition_key="2026-11-18", resources={"raw": manager}
+        )
+        (event,) = result.get_asset_materialization_events()
+        metadata = event.materialization.metadata
+        figures.append({k: v.value for k, v in metadata.items() if "superseded" in k})
+    history = str(tmp_path / "raw" / "us" / "raw_daily_quotes" / lake.SUPERSEDED)
+    assert figures == [
+        {"superseded_set_aside": 0, "superseded_history": history},
+        {"superseded_set_aside": 1, "superseded_history": history},
+    ]
+    store = open_location(str(tmp_path / "raw")).child("us", "raw_daily_quotes")
+    assert _rows(_ask(store, us, at(2)).bars) == [AAPL, MSFT]
+    assert _rows(_ask(store, us, at(14)).bars) == [AAPL, MSFT_REVISED]

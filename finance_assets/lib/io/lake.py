@@ -74,6 +74,7 @@ __all__ = [
     "PendingPublish",
     "RawPayloads",
     "StagedWindow",
+    "Written",
     "dead_letter_payloads",
     "dt_partitions",
     "expired_payloads",
@@ -166,7 +167,7 @@ def write_payloads(
     start: dt.datetime,
     end: dt.datetime,
     tz: ZoneInfo,
-) -> list[str]:
+) -> Written:
     """Store each payload's body as received; set aside (`_superseded/`) older payloads that
     the window supersedes entirely (same window or inside it), and only for symbols the new
     payloads *answered*: a file set aside for one symbol keeps the others', and a symbol a
@@ -174,7 +175,8 @@ def write_payloads(
     older payload that did not answer such a symbol either (an error then and now) goes all
     the same (`supersedes`): re-fetches of a failing symbol replace each other in the window's
     reads instead of piling up. Nothing is deleted: what was known before stays readable as
-    history (`read_history`) until retention expires it. Returns the bodies' keys.
+    history (`read_history`) until retention expires it. Returns the bodies' keys (and, in
+    `set_aside`, those of the payloads set aside).
 
     All or nothing: when a write fails (a full disk, S3 refusing a PUT), the objects this call
     created are removed and nothing older is set aside."""
@@ -223,6 +225,7 @@ def write_payloads(
         for key in created:
             store.delete(key)
         raise
+    aside: list[str] = []
     for old in _payload_metas(store, start, end):
         if old["payload_id"] in new_ids:
             continue
@@ -234,7 +237,8 @@ def write_payloads(
             answered,
         ):
             _set_aside(store, old["meta_key"], old["key"])
-    return written
+            aside.append(f"{SUPERSEDED}/{old['key']}")
+    return Written(written, aside)
 
 
 def _set_aside(store: ObjectStore, meta_key: str, body_key: str) -> None:
@@ -282,6 +286,15 @@ def _payload_metas(
                 }
             )
     return sorted(found, key=lambda m: m["payload_id"])
+
+
+class Written(list[str]):
+    """The bodies' keys a raw write stored (a list, as before), and the keys of the older
+    payloads it set aside as superseded (`set_aside`), for the run's metadata."""
+
+    def __init__(self, keys: Iterable[str] = (), set_aside: Iterable[str] = ()):
+        super().__init__(keys)
+        self.set_aside: list[str] = list(set_aside)
 
 
 class RawPayloads(list[RawPayload]):
