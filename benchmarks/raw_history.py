@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import tempfile
 import time
 from pathlib import Path
@@ -142,9 +141,7 @@ def main() -> None:
     parser.add_argument(
         "--samples",
         type=Path,
-        default=Path(
-            os.environ.get("FINANCE_SAMPLES", Path(__file__).parents[2] / "shared" / "samples")
-        ),
+        default=Path(__file__).resolve().parents[2] / "shared" / "samples",
     )
     parser.add_argument("--symbols", type=int, default=500, help="universe for the cost line")
     parser.add_argument("--days", type=int, default=30, help="raw retention (raw_max_age_days)")
