@@ -14,10 +14,11 @@ as far as raw retention does.
 `queries/bars_as_of.sql` filters it, and `as_of` is the state at one instant. A window nothing
 was known of at T answers empty and says so (`AsOf.note`), never a bare empty frame.
 
-What it does not model: a run whose blocking check failed wrote nothing (the stores kept the
-older rows; here its payloads count), and when runs happened (here a clean after each payload;
-a run cleans after its last fetch, which gives the same rows unless one run fetched the same
-symbol twice, an error after an answer).
+A clean whose blocking checks fail writes nothing (`blocked`: the stores keep their rows), so
+an arrival that would fail them changes nothing known here either. What it does not model:
+when runs happened (here a clean after each payload; a run cleans after its last fetch, which
+gives the same rows unless one run fetched the same symbol twice, an error after an answer),
+and a landing run's own rejected file.
 
     python -m finance_assets.lib.as_of bars --raw data/raw --market us --table daily_bars \\
         --start 2026-11-16 --end 2026-11-20 --at 2026-11-18T22:00:00+00:00
@@ -34,14 +35,15 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from finance_assets.lib import transforms
-from finance_assets.lib.clean_step import clean_window
+from finance_assets.lib import answers, quality, transforms
+from finance_assets.lib.clean_step import CleanWindow, clean_window
 from finance_assets.lib.io import lake
 from finance_assets.lib.io.objects import ObjectStore
 from finance_assets.lib.io.spans import kept_expr
 from finance_assets.lib.markets import Market, markets_from_env
 from finance_assets.lib.providers.base import Interval, RawPayload
 from finance_assets.lib.schema import BAR_SCHEMA, UTC_TS, empty
+from finance_assets.lib.settings import EnvSettings, SettingsError
 
 # The clean tables a reader asks for: the raw asset they are made from, and its interval.
 TABLES: dict[str, tuple[str, Interval]] = {
@@ -51,6 +53,9 @@ TABLES: dict[str, tuple[str, Interval]] = {
 # What a version is told apart by: every column but when it was written.
 VALUE_COLUMNS = [c for c in BAR_SCHEMA if c != "ingested_at"]
 VERSION_SCHEMA = {**BAR_SCHEMA, "known_from": UTC_TS, "known_until": UTC_TS}
+# The clean assets' default share of quarantined records above which a file is rejected whole
+# (`FINANCE_MAX_QUARANTINE_RATE`): the answer uses the rule the runs used.
+MAX_QUARANTINE_RATE = 0.05
 
 
 @dataclass(frozen=True)
@@ -85,21 +90,29 @@ def replay(
     asset: str,
     start: dt.datetime,
     end: dt.datetime,
-    max_quarantine_rate: float | None = None,
+    max_quarantine_rate: float | None = MAX_QUARANTINE_RATE,
 ) -> list[tuple[dt.datetime, pl.DataFrame]]:
     """The window's bars after each arrival, oldest first: (arrival instant, the bars then).
-    Payload groups that share no symbol are replayed apart (the clean step compares payloads
-    of the same symbol only), so a window of many batches costs a replay per re-fetch, not
-    per batch; the states are merged by arrival."""
+
+    After each arrival the window is cleaned as a run would clean it, and written unless the
+    clean asset's blocking checks would fail (`blocked`, judged on the whole window as a run
+    judges it): then nothing changes. Payload groups that share no symbol are cleaned apart
+    (the clean step compares payloads of the same symbol only; `payload_groups`), each again
+    only when one of its payloads arrives, so a window of many batches costs a clean per
+    arrival of a group, not of the whole window."""
     start, end = _utc(start, "start"), _utc(end, "end")
-    steps: dict[dt.datetime, list[tuple[int, pl.DataFrame]]] = {}
     groups = transforms.payload_groups(list(payloads))
+    cleans: dict[int, CleanWindow] = {}  # each group's clean of what had arrived
+    states: dict[int, pl.DataFrame] = {}  # each group's rows as the stores held them
+    arrivals: dict[dt.datetime, list[int]] = {}
     for index, group in enumerate(groups):
-        state = empty(BAR_SCHEMA)
-        for instant in sorted({p.fetched_at.astimezone(dt.UTC) for p in group}):
-            received = [p for p in group if p.fetched_at <= instant]
-            cleaned = clean_window(
-                received,
+        for instant in {p.fetched_at.astimezone(dt.UTC) for p in group}:
+            arrivals.setdefault(instant, []).append(index)
+    out = []
+    for instant in sorted(arrivals):
+        for index in arrivals[instant]:
+            cleans[index] = clean_window(
+                [p for p in groups[index] if p.fetched_at <= instant],
                 market,
                 interval,
                 asset=asset,
@@ -108,20 +121,56 @@ def replay(
                 ingested_at=instant,
                 max_quarantine_rate=max_quarantine_rate,
             )
-            # Kept spans keep what was stored before this arrival, as the stores do.
-            stays = state.filter(kept_expr(cleaned.kept, "ts"))
-            state = pl.concat([stays, cleaned.result.bars.select(stays.columns)]).sort(
-                "symbol", "ts"
-            )
-            steps.setdefault(instant, []).append((index, state))
-    # The whole window after each arrival: every group's latest state by then.
-    out = []
-    latest: dict[int, pl.DataFrame] = {}
-    for instant in sorted(steps):
-        latest.update(dict(steps[instant]))
-        frames = list(latest.values())
+        whole = _combined([c.result for c in cleans.values()])
+        if not blocked(whole, market, interval, start, end, max_quarantine_rate):
+            # A run writes every group: where a clean keeps the stored rows (its kept spans),
+            # the rows of before stay, as they do in the lake and the warehouse.
+            for index, cleaned in cleans.items():
+                state = states.get(index, empty(BAR_SCHEMA))
+                stays = state.filter(kept_expr(cleaned.kept, "ts"))
+                bars = cleaned.result.bars.select(stays.columns)
+                states[index] = pl.concat([stays, bars]).sort("symbol", "ts")
+        frames = list(states.values()) or [empty(BAR_SCHEMA)]
         out.append((instant, pl.concat(frames).sort("symbol", "ts")))
     return out
+
+
+def _combined(results: Sequence[transforms.CleanResult]) -> transforms.CleanResult:
+    """One run's result over the groups' results (what its checks judge)."""
+    return transforms.CleanResult(
+        bars=pl.concat([r.bars for r in results]),
+        quarantine=pl.concat([r.quarantine for r in results]),
+        received=sum(r.received for r in results),
+        rejected=[x for r in results for x in r.rejected],
+        rejected_records=sum(r.rejected_records for r in results),
+    )
+
+
+def blocked(
+    result: transforms.CleanResult,
+    market: Market,
+    interval: Interval,
+    start: dt.datetime,
+    end: dt.datetime,
+    max_quarantine_rate: float | None,
+) -> list[str]:
+    """Why the clean asset would have written nothing for this result (empty: it writes), as
+    its blocking checks decide (`defs/market/assets.py`): a bar rule failing
+    (`quality.BAR_RULES`), the accepted payloads' quarantine rate over the limit, or no traded
+    window with a single bar. (A landing run failing on its own rejected file is not modelled:
+    replays take no landing run's tag.)"""
+    reasons = [name for name, (rule, _) in quality.BAR_RULES.items() if rule(result.bars).height]
+    if max_quarantine_rate is not None and result.accepted_quarantine_rate > max_quarantine_rate:
+        reasons.append("quarantine_rate")
+    if interval == "5min":
+        expected = market.bar_starts(start, end)
+    else:
+        days = market.sessions(start.astimezone(market.tz).date(), end.astimezone(market.tz).date())
+        opens = (market.session_bounds(day)[0].astimezone(dt.UTC) for day in days)
+        expected = [o for o in opens if start <= o < end]
+    if expected and len(answers.empty_windows(result.bars, expected)) == len(expected):
+        reasons.append("no bars in any traded window")
+    return reasons
 
 
 def bar_versions(states: Sequence[tuple[dt.datetime, pl.DataFrame]]) -> pl.DataFrame:
@@ -158,7 +207,7 @@ def as_of(
     start: dt.datetime,
     end: dt.datetime,
     instant: dt.datetime,
-    max_quarantine_rate: float | None = None,
+    max_quarantine_rate: float | None = MAX_QUARANTINE_RATE,
 ) -> AsOf:
     """The bars of [start, end) as the platform knew them at `instant`, from the raw asset's
     store `raw` (`<raw>/<market>/<raw asset>`: a folder or an S3 prefix). `asset` names the
@@ -199,7 +248,8 @@ def as_of(
     if bars.is_empty():
         note = (
             f"no bar of {window} was known at {instant:%Y-%m-%d %H:%M:%S} UTC: its "
-            f"{len(known)} payload(s) received by then held none (errors or empty answers)"
+            f"{len(known)} payload(s) received by then gave none the clean step would write "
+            "(errors, empty answers, or cleans its blocking checks stopped)"
             f"{skipped}"
         )
     return AsOf(bars, instant, start, end, _ids(known), _ids(later), note)
@@ -213,7 +263,7 @@ def versions(
     asset: str,
     start: dt.datetime,
     end: dt.datetime,
-    max_quarantine_rate: float | None = None,
+    max_quarantine_rate: float | None = MAX_QUARANTINE_RATE,
 ) -> pl.DataFrame:
     """Every version of the bars of [start, end) the raw zone still holds payloads for
     (`bar_versions`); empty when it holds none."""
@@ -267,6 +317,17 @@ def parse_instant(text: str) -> dt.datetime:
     return value.astimezone(dt.UTC)
 
 
+def settings_from_env() -> tuple[dict[str, Market], float]:
+    """The configured markets and the clean assets' `FINANCE_MAX_QUARANTINE_RATE`, checked as
+    the code location checks them (`SettingsError` naming each bad one)."""
+    from finance_assets.resources.bounds import QUARANTINE_RATE  # the setting's range, once
+
+    env = EnvSettings(os.environ)
+    rate = env.number("FINANCE_MAX_QUARANTINE_RATE", MAX_QUARANTINE_RATE, QUARANTINE_RATE)
+    env.check()
+    return markets_from_env(), rate
+
+
 def raw_store(raw_root: str, market: str, table: str) -> ObjectStore:
     """The raw asset's store that `table` is cleaned from."""
     return lake.store_of(raw_root).child(market, TABLES[table][0])
@@ -284,7 +345,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--end", required=True, help="last day, YYYY-MM-DD (inclusive)")
     parser.add_argument("--at", help="the instant (ISO 8601 with offset); bars only")
     args = parser.parse_args(argv)
-    markets = markets_from_env()
+    try:
+        markets, rate = settings_from_env()
+    except SettingsError as exc:
+        parser.error(str(exc))
     if args.market not in markets:
         parser.error(f"--market {args.market!r} is not configured; known: {sorted(markets)}")
     market = markets[args.market]
@@ -299,10 +363,26 @@ def main(argv: list[str] | None = None) -> int:
     interval = TABLES[args.table][1]
     with pl.Config(tbl_rows=200, tbl_cols=20, tbl_width_chars=200):
         if instant is None:
-            print(versions(store, market, interval, asset=args.table, start=start, end=end))
+            found = versions(
+                store,
+                market,
+                interval,
+                asset=args.table,
+                start=start,
+                end=end,
+                max_quarantine_rate=rate,
+            )
+            print(found if found.height else "no version: the raw zone holds no payload for it")
             return 0
         answer = as_of(
-            store, market, interval, asset=args.table, start=start, end=end, instant=instant
+            store,
+            market,
+            interval,
+            asset=args.table,
+            start=start,
+            end=end,
+            instant=instant,
+            max_quarantine_rate=rate,
         )
         print(answer.note)
         if answer.bars.height:

@@ -312,3 +312,29 @@ def test_a_raw_materialisation_says_what_it_set_aside_in_the_ui(tmp_path, us, bo
     store = open_location(str(tmp_path / "raw")).child("us", "raw_daily_quotes")
     assert _rows(_ask(store, us, at(2)).bars) == [AAPL, MSFT]
     assert _rows(_ask(store, us, at(14)).bars) == [AAPL, MSFT_REVISED]
+
+
+def test_a_revision_rejected_as_a_whole_changes_nothing_known(raw_store, us, bodies) -> None:
+    """A re-fetch whose records are bad beyond the quarantine limit (here MSFT's close is not
+    a number: 1 record of 2, over 5 %) is rejected whole by the clean step, and supersedes
+    nothing: the bars known after it are those known before."""
+    body, _ = bodies
+    start, end = _window(us)
+    bad = body.replace(b'"229.87000"', b'"229.95000"').replace(b'"414.17000"', b'"n/a"')
+    for payload in (_payload(us, body, at(1)), _payload(us, bad, at(13))):
+        lake.write_payloads(raw_store, [payload], start, end, us.tz)
+    assert _rows(_ask(raw_store, us, at(14)).bars) == [AAPL, MSFT]
+
+
+def test_payloads_that_gave_no_bar_answer_empty_and_say_so(raw_store, us) -> None:
+    start, end = _window(us)
+    errors = json.dumps({"AAPL": MSFT_ERROR | {"message": "**symbol** not found: AAPL."}})
+    only_errors = _payload(us, errors.encode(), at(1))
+    lake.write_payloads(raw_store, [only_errors], start, end, us.tz)
+    answer = _ask(raw_store, us, at(2))
+    assert answer.known and answer.bars.is_empty()
+    assert answer.note == (
+        "no bar of [2026-11-18 05:00, 2026-11-19 05:00) UTC was known at 2026-11-19 02:00:00 "
+        "UTC: its 1 payload(s) received by then gave none the clean step would write (errors, "
+        "empty answers, or cleans its blocking checks stopped)"
+    )

@@ -79,11 +79,11 @@ def run_query(
 
 def raw_versions(raw_root: str, market_key: str, first: str, last: str) -> dict[str, pl.DataFrame]:
     """`<table>_versions` of each clean table, from the raw zone at `raw_root`, over the
-    market's days `first`..`last` (YYYY-MM-DD, inclusive)."""
+    market's days `first`..`last` (YYYY-MM-DD, inclusive), with the clean assets' settings
+    (`as_of.settings_from_env`)."""
     from finance_assets.lib import as_of
-    from finance_assets.lib.markets import markets_from_env
 
-    markets = markets_from_env()
+    markets, rate = as_of.settings_from_env()
     if market_key not in markets:
         raise ValueError(f"market {market_key!r} is not configured; known: {sorted(markets)}")
     market = markets[market_key]
@@ -96,6 +96,7 @@ def raw_versions(raw_root: str, market_key: str, first: str, last: str) -> dict[
             asset=table,
             start=start,
             end=end,
+            max_quarantine_rate=rate,
         )
         for table, (_, interval) in as_of.TABLES.items()
     }
