@@ -12,6 +12,7 @@ from finance_assets.definitions import build_domain_defs
 from finance_assets.defs.market import assets as market_assets
 from finance_assets.demo import range_tags, run_market
 from finance_assets.lib.clock import intraday_range
+from finance_assets.lib.io import lake
 from finance_assets.lib.transforms import cleaning
 from finance_assets.resources import build_resources
 
@@ -87,8 +88,11 @@ def test_one_day_end_to_end_and_rerun_is_identical(env, fresh_schema, us):
     results = run_market(defs, us, day, instance)
     assert all(r.success for r in results)
     assert _counts(fresh_schema, "us") == first
-    raw = [p for p in (env / "raw" / "us" / "raw_intraday_quotes").rglob("*.json")]
+    raw = [p for p in (env / "raw" / "us" / "raw_intraday_quotes").glob("dt=*/*.json")]
     assert len([p for p in raw if not p.name.endswith(".meta.json")]) == 1  # superseded, not piled
+    # The first run's payload is set aside as history ("as known then"), not deleted.
+    aside = (env / "raw" / "us" / "raw_intraday_quotes" / lake.SUPERSEDED).glob("dt=*/*.json")
+    assert len([p for p in aside if not p.name.endswith(".meta.json")]) == 1
 
     summary = pl.read_database(
         "SELECT * FROM us.daily_summary ORDER BY symbol", psycopg.connect(fresh_schema)

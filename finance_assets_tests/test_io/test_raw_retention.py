@@ -3,9 +3,11 @@ and on S3 (moto's server on loopback), through the retention job and the real wr
 
 - A payload is judged by the end of its window: a 20-day payload filed under its first day
   stays while most of its days are young.
-- Re-fetches of a window while one symbol keeps erroring replace each other instead of piling
-  up (3 payloads in the raw zone, 4 documents in MongoDB before), and what the stores keep for
-  that symbol is unchanged: the last payload that answered it."""
+- Re-fetches of a window while one symbol keeps erroring replace each other in the window's
+  reads instead of piling up (3 payloads in the raw zone, 4 documents in MongoDB before), and
+  what the stores keep for that symbol is unchanged: the last payload that answered it. The
+  raw zone sets the superseded ones aside (`_superseded/`, for "as known then"), and retention
+  expires them as it does the current ones."""
 
 from __future__ import annotations
 
@@ -141,7 +143,15 @@ def test_refetches_of_an_erroring_symbol_supersede_each_other_in_the_raw_zone(ra
     # The payload that answered MSFT stays (its bars are what the stores keep for MSFT); of
     # the three that did not, only the newest.
     assert [p.body for p in kept] == [answered.body, failing[-1].body]
-    assert len(store.list_tree()) == 4
+    current = [o.name for o in store.list_tree() if o.name.startswith("dt=")]
+    assert len(current) == 4
+    # The two re-fetches superseded are set aside, not deleted: what was known then stays.
+    aside = sorted(o.name for o in store.list_tree() if o.name.startswith(lake.SUPERSEDED))
+    assert aside == sorted(
+        f"{lake.SUPERSEDED}/dt=2026-11-18/{p.payload_id}{ext}"
+        for p in failing[:2]
+        for ext in (".json", ".meta.json")
+    )
     # What a window replacement keeps is what it kept with every re-fetch stored.
     assert unanswered_spans(kept, start, end) == unanswered_spans([answered, *failing], start, end)
 
@@ -172,3 +182,30 @@ def test_refetches_of_an_erroring_symbol_supersede_each_other_in_mongodb(
     assert store.count(asset) == 2
     assert set(store.bodies(asset)) == {answered.body, failing[-1].body}
     store.close()
+
+
+def test_retention_expires_superseded_payloads_as_it_does_current_ones(
+    raw_root, tmp_path, us
+) -> None:
+    """Payloads set aside by a re-fetch ("as known then") go by the same rule and age."""
+    today = dt.datetime.now(dt.UTC).date()
+
+    def day(age: int) -> dt.datetime:
+        return dt.datetime.combine(today - dt.timedelta(days=age), dt.time(), us.tz)
+
+    store = open_location(raw_root).child("us", "raw_daily_quotes")
+    old, young = (day(40), day(39)), (day(10), day(9))
+    for (start, end), minute in ((old, 0), (old, 5), (young, 0), (young, 5)):
+        payload = _payload(_series("AAPL", start.date()), ["AAPL"], start, end, minute)
+        lake.write_payloads(store, [payload], start, end, us.tz)
+    aside = f"{lake.SUPERSEDED}/dt={old[0].date()}"
+    kept_aside = f"{lake.SUPERSEDED}/dt={young[0].date()}"
+    assert len(store.child(aside).list_files()) == 2
+    assert len(store.child(kept_aside).list_files()) == 2
+
+    removed = _run_retention(raw_root, tmp_path)
+    assert removed == sorted(
+        [store.uri(f"dt={old[0].date()}"), store.child(lake.SUPERSEDED).uri(f"dt={old[0].date()}")]
+    )
+    left = sorted(o.name for o in store.list_tree())
+    assert [n.rsplit("/", 1)[0] for n in left] == [kept_aside] * 2 + [f"dt={young[0].date()}"] * 2

@@ -235,14 +235,19 @@ def test_one_day_end_to_end_on_s3_matches_the_local_layout(
     ]
     assert not Path("s3:").exists()
 
-    # A re-run changes nothing: the same rows in the warehouse and the lake, the same keys.
+    # A re-run changes nothing: the same rows in the warehouse and the lake, the same keys
+    # (and the first run's raw payloads set aside as history).
     raw_before = _without_ids(listing(raw_root))
     _run_day(monkeypatch, raw_root, lake_root, pg_url, us)
     again = _tables(pg_url)
     drop_ingested = lambda rows: [r[:-1] for r in rows]  # noqa: E731  (ingested_at is last)
     assert drop_ingested(again["bars_5min"]) == drop_ingested(first["bars_5min"])
     assert again["daily_summary"] == first["daily_summary"]
-    assert _without_ids(listing(raw_root)) == raw_before
+    raw_after = _without_ids(listing(raw_root))
+    assert [k for k in raw_after if "/_superseded/" not in k] == raw_before
+    # The first run's payloads are set aside ("as known then"), each where it was filed.
+    set_aside = [k.replace("/_superseded/", "/") for k in raw_after if "/_superseded/" in k]
+    assert set_aside == raw_before
     after = _lake_rows(lake_root)
     assert after.drop("ingested_at").equals(lake_before.drop("ingested_at"))
 

@@ -99,8 +99,13 @@ def test_one_symbol_error_in_a_batch_keeps_its_payloads_and_rows_byte_for_byte(
     assert [r[:-1] for r in msft_now["pg/bars_5min"]] == [
         r[:-1] for r in msft_before["pg/bars_5min"]
     ]
-    bodies = [k for k in _raw_files(data) if not k.endswith(".meta.json")]
+    files = _raw_files(data)
+    bodies = [k for k in files if not k.endswith(".meta.json") and "/_superseded/" not in k]
     assert len(bodies) == 2  # one payload per raw asset: the older ones were superseded
+    # ... and set aside as they were ("as known then"), not deleted.
+    for key, body in raw_before.items():
+        folder, name = key.rsplit("/dt=", 1)
+        assert files[f"{folder}/_superseded/dt={name}"] == body
 
 
 def _empty_handler(request: Request) -> Response:

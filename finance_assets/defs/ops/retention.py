@@ -14,6 +14,10 @@ A raw payload is filed under the day its window starts but judged by the day it 
 are younger). A `dt=` folder whose payloads have all expired goes whole; one that still holds a
 young payload loses only its expired ones. Each deletion is logged; `dry_run` lists what would
 go and deletes nothing. The warehouse keeps its history.
+
+Superseded raw payloads (`<asset>/_superseded/dt=.../`, kept so a reader can ask what was known
+at an instant: `lib/as_of.py`) expire by the same rule and age: history reaches back as far as
+the raw zone does. The dead-letter folder is never emptied here.
 """
 
 import datetime as dt
@@ -32,18 +36,20 @@ class RetentionConfig(dg.Config):
     dry_run: bool = False
 
 
-def expired_partitions(root: ObjectStore, cutoff: dt.date) -> list[tuple[ObjectStore, str]]:
-    """`dt=` folders older than `cutoff` under `<root>/<market>/<asset>/`: (the asset's
-    store, the folder's name)."""
+def expired_partitions(
+    root: ObjectStore, cutoff: dt.date, nested: tuple[str, ...] = ()
+) -> list[tuple[ObjectStore, str]]:
+    """`dt=` folders older than `cutoff` under `<root>/<market>/<asset>/` (and under each of
+    its `nested` folders: the raw zone's superseded payloads): (the store holding the folder,
+    the folder's name)."""
     found = []
     for market in root.list_folders():
         for asset in root.list_folders(market):
             asset_store = root.child(market, asset)
-            found += [
-                (asset_store, folder)
-                for day, folder in lake.dt_partitions(asset_store)
-                if day < cutoff
-            ]
+            for store in [asset_store, *(asset_store.child(n) for n in nested)]:
+                found += [
+                    (store, folder) for day, folder in lake.dt_partitions(store) if day < cutoff
+                ]
     return found
 
 
@@ -63,7 +69,9 @@ def purge_expired_partitions(
     verb = "would delete" if config.dry_run else "deleting"
     for index, (root, age) in enumerate(targets):
         cutoff = today - dt.timedelta(days=age)
-        for asset_store, folder in expired_partitions(root, cutoff):
+        # Superseded raw payloads ("as known then") expire as the current ones do.
+        nested = (lake.SUPERSEDED,) if index == 0 else ()
+        for asset_store, folder in expired_partitions(root, cutoff, nested):
             # The raw zone (the first target) is judged payload by payload; the lake's day
             # files hold that day's rows only.
             keys = lake.expired_payloads(asset_store, folder, cutoff) if index == 0 else None

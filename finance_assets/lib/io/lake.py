@@ -4,7 +4,9 @@ same code, the same layout, on both.
 Layout (hive style, so DuckDB and Athena read it as partitioned tables):
 - raw zone: `<root>/<market>/<asset>/dt=YYYY-MM-DD/<payload_id>.json` holds a body exactly as
   received, `<payload_id>.meta.json` beside it says what was asked for and when. `dt` is the
-  exchange-local date the payload's window starts on.
+  exchange-local date the payload's window starts on. A payload a newer one supersedes is
+  moved to `<root>/<market>/<asset>/_superseded/dt=YYYY-MM-DD/` (same names), where window
+  readers do not look and "as known then" (`lib/as_of.py`) does; retention expires both alike.
 - lake: `<root>/<market>/<asset>/dt=YYYY-MM-DD/part-0.parquet`, one file per asset per day,
   sorted by (symbol, ts): few, large files (10,000 small files wrote 15-45x slower), and row-group
   statistics prune by symbol. Replacing a window rewrites the day files it touches.
@@ -56,6 +58,9 @@ from finance_assets.lib.io.spans import Kept, kept_expr, refuse_kept_rows
 from finance_assets.lib.providers.base import RawPayload
 
 LAKE_FILE = "part-0.parquet"
+# Where a raw payload goes once a newer one supersedes it: `<asset>/_superseded/dt=.../`,
+# beside the `dt=` folders that window readers (and Spark's `dt=*` glob) take.
+SUPERSEDED = "_superseded"
 # Objects fetched at once from S3 (one GET each); a local folder reads one by one.
 S3_READERS = 16
 
@@ -64,15 +69,18 @@ Location = ObjectStore | str | os.PathLike[str]
 __all__ = [
     "LAKE_FILE",
     "PENDING",
+    "SUPERSEDED",
     "TEMP_MARK",
     "PendingPublish",
     "RawPayloads",
     "StagedWindow",
+    "Written",
     "dead_letter_payloads",
     "dt_partitions",
     "expired_payloads",
     "pending_publishes",
     "publish_pending",
+    "read_history",
     "read_payloads",
     "read_window",
     "remove_partition",
@@ -159,17 +167,19 @@ def write_payloads(
     start: dt.datetime,
     end: dt.datetime,
     tz: ZoneInfo,
-) -> list[str]:
-    """Store each payload's body as received; drop older payloads that the window supersedes
-    entirely (same window or inside it), and only for symbols the new payloads *answered*: a
-    file dropped for one symbol keeps the others', and a symbol a batch answered with an error
-    keeps its previous payloads until a later one answers it. An older payload that did not
-    answer such a symbol either (an error then and now) goes all the same (`supersedes`):
-    re-fetches of a failing symbol replace each other instead of piling up. Returns the
-    bodies' keys.
+) -> Written:
+    """Store each payload's body as received; set aside (`_superseded/`) older payloads that
+    the window supersedes entirely (same window or inside it), and only for symbols the new
+    payloads *answered*: a file set aside for one symbol keeps the others', and a symbol a
+    batch answered with an error keeps its previous payloads until a later one answers it. An
+    older payload that did not answer such a symbol either (an error then and now) goes all
+    the same (`supersedes`): re-fetches of a failing symbol replace each other in the window's
+    reads instead of piling up. Nothing is deleted: what was known before stays readable as
+    history (`read_history`) until retention expires it. Returns the bodies' keys (and, in
+    `set_aside`, those of the payloads set aside).
 
     All or nothing: when a write fails (a full disk, S3 refusing a PUT), the objects this call
-    created are removed and nothing older is dropped."""
+    created are removed and nothing older is set aside."""
     store = store_of(base)
     written: list[str] = []
     created: list[str] = []
@@ -215,6 +225,7 @@ def write_payloads(
         for key in created:
             store.delete(key)
         raise
+    aside: list[str] = []
     for old in _payload_metas(store, start, end):
         if old["payload_id"] in new_ids:
             continue
@@ -225,9 +236,19 @@ def write_payloads(
             asked,
             answered,
         ):
-            store.delete(old["key"])
-            store.delete(old["meta_key"])
-    return written
+            _set_aside(store, old["meta_key"], old["key"])
+            aside.append(f"{SUPERSEDED}/{old['key']}")
+    return Written(written, aside)
+
+
+def _set_aside(store: ObjectStore, meta_key: str, body_key: str) -> None:
+    """Move a superseded payload to `_superseded/` (same `dt=` folder and names): the window's
+    readers no longer see it, and "as known then" (`lib/as_of.py`) still can. The envelope
+    first: from then on no window reader finds the payload; a crash before the body moves
+    leaves the body in its `dt=` folder, where `read_history` still finds it, readers ignore
+    it (no envelope) and retention removes it with its folder."""
+    store.move(meta_key, f"{SUPERSEDED}/{meta_key}")
+    store.move(body_key, f"{SUPERSEDED}/{body_key}")
 
 
 def _payload_metas(
@@ -267,6 +288,15 @@ def _payload_metas(
     return sorted(found, key=lambda m: m["payload_id"])
 
 
+class Written(list[str]):
+    """The bodies' keys a raw write stored (a list, as before), and the keys of the older
+    payloads it set aside as superseded (`set_aside`), for the run's metadata."""
+
+    def __init__(self, keys: Iterable[str] = (), set_aside: Iterable[str] = ()):
+        super().__init__(keys)
+        self.set_aside: list[str] = list(set_aside)
+
+
 class RawPayloads(list[RawPayload]):
     """A window's payloads (a list, as before), and those moved to the dead-letter place while
     they were read (`dead_letters.dead_letter`), for the run to report."""
@@ -291,6 +321,39 @@ def read_payloads(
     bodies = _read_all(store, [m["key"] for m in metas])
     payloads = [_payload_of(meta, body) for meta, body in zip(metas, bodies, strict=True)]
     return RawPayloads(sorted(payloads, key=lambda p: (p.fetched_at, p.batch)), dead)
+
+
+def read_history(
+    base: Location, start: dt.datetime, end: dt.datetime
+) -> tuple[list[RawPayload], list[str]]:
+    """Every payload ever stored for a window overlapping [start, end) and not yet expired:
+    the current ones and those set aside as superseded, oldest fetch first. Reads only (an
+    unreadable envelope is not moved, as `read_payloads` would): returns (payloads, the
+    envelopes left out and why)."""
+    store = store_of(base)
+    problems: list[tuple[str, str, str]] = []
+    current = _payload_metas(store, start, end, problems)
+    old_store = store.child(SUPERSEDED)
+    old = _payload_metas(old_store, start, end, problems)
+    # A body whose envelope was set aside and which was not moved yet (a crash between the
+    # two moves) is still in its `dt=` folder.
+    keys = [(store, m["key"]) for m in current] + [
+        (old_store if old_store.exists(m["key"]) else store, m["key"]) for m in old
+    ]
+    bodies = _read_all_from(keys)
+    payloads = [_payload_of(m, b) for m, b in zip([*current, *old], bodies, strict=True)]
+    unique = {p.payload_id: p for p in payloads}  # once, should a move have copied it twice
+    return (
+        sorted(unique.values(), key=lambda p: (p.fetched_at, p.batch)),
+        [f"{folder}/{payload_id}: {reason}" for folder, payload_id, reason in problems],
+    )
+
+
+def _read_all_from(keys: Sequence[tuple[ObjectStore, str]]) -> list[bytes]:
+    if len(keys) < 2 or all(isinstance(s, LocalObjectStore) for s, _ in keys):
+        return [s.read(k) for s, k in keys]
+    with ThreadPoolExecutor(max_workers=min(S3_READERS, len(keys))) as pool:
+        return list(pool.map(lambda item: item[0].read(item[1]), keys))
 
 
 def dead_letter_payloads(

@@ -142,6 +142,9 @@ class RawZoneIOManager(dg.ConfigurableIOManager):
             "payloads": len(written),
             "bytes": sum(len(p.body) for p in obj),
             "dagster/uri": store.uri(),
+            # Older payloads of the window this write superseded: kept for "as known then".
+            "superseded_set_aside": len(written.set_aside),
+            "superseded_history": store.uri(lake.SUPERSEDED),
         }
         if self.mongodb_uri:
             store = MongoRawStore(self.mongodb_uri, self.mongodb_database)
