@@ -26,8 +26,9 @@ Parser = Callable[[bytes | str, str], tuple[pl.DataFrame, dict[str, str]]]
 # A payload body -> the per-symbol errors a 200 answer reported inline (a batch's failures).
 ErrorScanner = Callable[[bytes | str], dict[str, str]]
 # A payload body and its id -> the splits and dividends it carries inline
-# (`lib.transforms.corporate_actions.ACTION_RECORD_SCHEMA`; no `source`: the envelope's provider).
-ActionParser = Callable[[bytes | str, str], pl.DataFrame]
+# (`lib.schema.ACTION_RECORD_SCHEMA`; no `source`: the envelope's provider), or None when the body
+# says nothing about them (a series without the columns): "none" and "not said" differ.
+ActionParser = Callable[[bytes | str, str], pl.DataFrame | None]
 
 CALLS_PER_MINUTE = NumberRange(1, 100_000, whole=True, meaning="calls a minute the plan allows")
 CALLS_PER_DAY = NumberRange(

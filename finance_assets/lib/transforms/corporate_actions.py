@@ -58,24 +58,29 @@ class ActionsRead:
 
     actions: pl.DataFrame
     unreadable: dict[str, str] = field(default_factory=dict)
+    # Symbols whose payloads say nothing about corporate actions (a format without them, a
+    # series without the columns): their adjusted prices miss whatever happened in the window.
+    silent: set[str] = field(default_factory=set)
 
 
 def actions_from_payloads(payloads: Iterable[RawPayload]) -> ActionsRead:
     """The splits and dividends of every payload whose format carries them inline
-    (`ProviderSpec.actions`), each with the payload's provider as `source`. Formats without
-    actions give none; a body its reader cannot read is named in `unreadable` (the bars' clean
-    step dead-letters the same body)."""
+    (`ProviderSpec.actions`), each with the payload's provider as `source`. The symbols of a
+    payload whose format or body says nothing about them are `silent`; a body its reader cannot
+    read is named in `unreadable` (the bars' clean step dead-letters the same body)."""
     readers = registry.action_parsers()
     frames: list[pl.DataFrame] = []
     unreadable: dict[str, str] = {}
+    silent: set[str] = set()
     for payload in payloads:
         read = readers.get(payload.format)
-        if read is None:
-            continue
         try:
-            frame = read(payload.body, payload.payload_id)
+            frame = None if read is None else read(payload.body, payload.payload_id)
         except PayloadFormatError as exc:
             unreadable[payload.payload_id] = str(exc)
+            continue
+        if frame is None:
+            silent.update(payload.symbols)
             continue
         if frame.is_empty():
             continue
@@ -89,7 +94,7 @@ def actions_from_payloads(payloads: Iterable[RawPayload]) -> ActionsRead:
         if frames
         else empty(CORPORATE_ACTION_SCHEMA)
     )
-    return ActionsRead(actions.unique(maintain_order=True), unreadable)
+    return ActionsRead(actions.unique(maintain_order=True), unreadable, silent)
 
 
 def check_actions(actions: pl.DataFrame) -> None:

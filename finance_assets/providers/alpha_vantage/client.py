@@ -380,13 +380,14 @@ def _sends_adjusted(series: Mapping[str, Any]) -> bool:
     )
 
 
-def parse_alpha_vantage_actions(body: bytes | str, payload_id: str = "") -> pl.DataFrame:
+def parse_alpha_vantage_actions(body: bytes | str, payload_id: str = "") -> pl.DataFrame | None:
     """The splits and dividends of a TIME_SERIES_DAILY_ADJUSTED body (ACTION_RECORD_SCHEMA):
     a day's "8. split coefficient" other than 1 is a split of that ratio on that day (its
     ex-date), a "7. dividend amount" above 0 a dividend (Alpha Vantage states it as paid, not
-    split-adjusted, like its unadjusted close). Other series carry neither column and give
-    none; error bodies give none (the bars' parser reports them). Days outside the payload's
-    window are left out, as its bars are. A value that is not a number raises
+    split-adjusted, like its unadjusted close). Other series (TIME_SERIES_DAILY, which the
+    client asks for on a free key) carry neither column: None, they say nothing; error bodies
+    give none (the bars' parser reports them). Days outside the payload's window are left
+    out, as its bars are. A value that is not a number raises
     `PayloadFormatError` naming the day and the field."""
     document = load_json_object(body, payload_id)
     if any(key in document for key in ("Error Message", "Information", "Note")):
@@ -394,12 +395,14 @@ def parse_alpha_vantage_actions(body: bytes | str, payload_id: str = "") -> pl.D
     meta = document.get("Meta Data")
     series_keys = [key for key in document if key.startswith("Time Series")]
     if not isinstance(meta, dict) or len(series_keys) != 1 or "Daily" not in series_keys[0]:
-        return empty(ACTION_RECORD_SCHEMA)
+        return None
     series = document[series_keys[0]]
     if not isinstance(series, dict):
         raise PayloadFormatError(
             f"payload {payload_id or '?'}: {series_keys[0]!r} is not an object"
         )
+    if not _sends_adjusted(series):
+        return None
     av_symbol = str(_meta(meta, "Symbol") or "")
     symbol = canonical_symbol(av_symbol) if av_symbol else None
     zone = str(_meta(meta, "Time Zone") or "US/Eastern")
@@ -409,27 +412,35 @@ def parse_alpha_vantage_actions(body: bytes | str, payload_id: str = "") -> pl.D
     )
     rows: list[dict[str, Any]] = []
     for stamp, fields in series.items():
-        if not isinstance(fields, dict) or restamp(str(stamp)) is None:
-            continue
-        named = {str(k).split(". ", 1)[-1].strip().lower(): v for k, v in fields.items()}
-        where = f"payload {payload_id or '?'}: {symbol} at {stamp}"
-        try:
-            day = dt.date.fromisoformat(str(stamp)[:10])
-        except ValueError:
-            raise PayloadFormatError(f"{where}: {stamp!r} is not a date") from None
-        ratio = _number(named.get("split coefficient"), f"{where}: split coefficient", 1.0)
-        amount = _number(named.get("dividend amount"), f"{where}: dividend amount", 0.0)
-        if ratio <= 0:
-            raise PayloadFormatError(f"{where}: split coefficient {ratio!r} must be > 0")
-        if amount < 0:
-            raise PayloadFormatError(f"{where}: dividend amount {amount!r} must be >= 0")
-        if ratio != 1.0:
-            rows.append({"ex_date": day, "symbol": symbol, "kind": "split", "ratio": ratio})
-        if amount > 0:
-            rows.append({"ex_date": day, "symbol": symbol, "kind": "dividend", "amount": amount})
+        if isinstance(fields, dict) and restamp(str(stamp)) is not None:
+            rows += _day_actions(str(stamp), fields, symbol, f"payload {payload_id or '?'}")
     if not rows:
         return empty(ACTION_RECORD_SCHEMA)
     return pl.DataFrame(rows, schema=ACTION_RECORD_SCHEMA)
+
+
+def _day_actions(
+    stamp: str, fields: Mapping[str, Any], symbol: str | None, pid: str
+) -> list[dict[str, Any]]:
+    """A day's split (coefficient other than 1) and dividend (amount above 0), if any."""
+    named = {str(k).split(". ", 1)[-1].strip().lower(): v for k, v in fields.items()}
+    where = f"{pid}: {symbol} at {stamp}"
+    try:
+        day = dt.date.fromisoformat(stamp[:10])
+    except ValueError:
+        raise PayloadFormatError(f"{where}: {stamp!r} is not a date") from None
+    ratio = _number(named.get("split coefficient"), f"{where}: split coefficient", 1.0)
+    amount = _number(named.get("dividend amount"), f"{where}: dividend amount", 0.0)
+    if ratio <= 0:
+        raise PayloadFormatError(f"{where}: split coefficient {ratio!r} must be > 0")
+    if amount < 0:
+        raise PayloadFormatError(f"{where}: dividend amount {amount!r} must be >= 0")
+    rows: list[dict[str, Any]] = []
+    if ratio != 1.0:
+        rows.append({"ex_date": day, "symbol": symbol, "kind": "split", "ratio": ratio})
+    if amount > 0:
+        rows.append({"ex_date": day, "symbol": symbol, "kind": "dividend", "amount": amount})
+    return rows
 
 
 def _number(value: Any, what: str, default: float) -> float:

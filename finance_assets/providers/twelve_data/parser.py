@@ -156,19 +156,25 @@ def twelve_data_errors(body: bytes | str) -> dict[str, str]:
 # --- corporate actions -----------------------------------------------------------------------
 
 
-def parse_twelve_data_actions(body: bytes | str, payload_id: str = "") -> pl.DataFrame:
+def parse_twelve_data_actions(body: bytes | str, payload_id: str = "") -> pl.DataFrame | None:
     """The splits and dividends in a Twelve Data body (ACTION_RECORD_SCHEMA), single-symbol or
     batch, in the shapes of its `/splits` (`splits: [{date, from_factor, to_factor}]`, 4-for-1
     as from 4 to 1) and `/dividends` (`dividends: [{ex_date, amount}]`) answers. Real
     `/time_series` bodies carry neither (the client does not call those endpoints: each costs
     credits per symbol); the simulated market adds them to its daily bodies. Entries with a
-    value that is not a positive number raise `PayloadFormatError` naming it."""
+    value that is not a positive number raise `PayloadFormatError` naming it. A body with
+    neither list says nothing about corporate actions: None."""
     document = load_json_object(body, payload_id)
     pid = payload_id or "?"
     if "values" in document or "meta" in document or "status" in document:
         series = {str((document.get("meta") or {}).get("symbol", "")): document}
     else:
         series = document
+    if not any(
+        isinstance(item, dict) and ("splits" in item or "dividends" in item)
+        for item in series.values()
+    ):
+        return None
     rows: list[dict[str, object]] = []
     for key, item in series.items():
         if not isinstance(item, dict) or item.get("status") == "error":
