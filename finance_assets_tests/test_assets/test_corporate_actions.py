@@ -1,0 +1,102 @@
+"""Corporate actions through Dagster on the simulated market: its seeded splits and dividends
+land in `us.corporate_actions`, and `us.adjusted_daily_bars` adjusts the daily bars for them.
+
+The expectations are the simulated market's own events (its generator, not the parsing or
+adjustment code) and the adjustment worked out here in plain Python, day by day.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import psycopg
+import pytest
+
+from finance_assets.providers.simulated_market import SimulatedMarket
+from finance_assets_tests.test_assets.test_daily_only import _run, old_us  # noqa: F401
+from finance_assets_tests.test_assets.test_end_to_end import _defs, env, fresh_schema  # noqa: F401
+
+# NVDA splits 5-for-1 on 31 January and 4-for-1 on 2 February 2024 (seed 7); dividends fall
+# on other symbols' days in the same fortnight.
+START, END = "2024-01-24", "2024-02-06"
+
+
+def _rows(url: str, query: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query).fetchall()
+
+
+def test_simulated_splits_and_dividends_land_once_and_adjust_every_earlier_day(
+    env,  # noqa: F811
+    fresh_schema,  # noqa: F811
+    old_us,  # noqa: F811
+):
+    defs = _defs(old_us)
+    names = ["raw_daily_quotes", "daily_bars", "corporate_actions", "adjusted_daily_bars"]
+    result = _run(defs, names, START, END)
+
+    sim = SimulatedMarket(seed=7)
+    window = (
+        old_us.session_bounds(dt.date.fromisoformat(START))[0],
+        old_us.session_bounds(dt.date.fromisoformat(END))[1],
+    )
+    expected = set()
+    for symbol in old_us.universe:
+        splits, dividends = sim.actions(old_us, symbol, *window)
+        expected |= {
+            (dt.date.fromisoformat(s["date"]), symbol, "split", s["from_factor"], None)
+            for s in splits
+        }
+        expected |= {
+            (dt.date.fromisoformat(d["ex_date"]), symbol, "dividend", None, d["amount"])
+            for d in dividends
+        }
+    assert any(kind == "split" for _, _, kind, _, _ in expected)
+    assert any(kind == "dividend" for _, _, kind, _, _ in expected)
+    stored = _rows(
+        fresh_schema,
+        "SELECT ex_date, symbol, kind, ratio, amount, source FROM us.corporate_actions",
+    )
+    assert {row[:5] for row in stored} == expected
+    assert {row[5] for row in stored} == {"simulated"}
+
+    bars = _rows(
+        fresh_schema,
+        "SELECT symbol, (ts AT TIME ZONE 'America/New_York')::date, open, close, volume "
+        "FROM us.daily_bars ORDER BY 1, 2",
+    )
+    adjusted = {
+        (row[0], row[1]): row[2:]
+        for row in _rows(
+            fresh_schema,
+            "SELECT symbol, trading_date, factor, adj_open, adj_close, adj_volume, "
+            "provider_adj_close FROM us.adjusted_daily_bars",
+        )
+    }
+    assert len(adjusted) == len(bars) == 10 * len(old_us.universe)
+    closes: dict[tuple[str, dt.date], float] = {(s, d): c for s, d, _, c, _ in bars}
+    for symbol, day, open_, close, volume in bars:
+        factor, split_part = 1.0, 1.0
+        for ex_date, who, kind, ratio, amount in expected:
+            if who != symbol or ex_date <= day:
+                continue
+            if kind == "split":
+                factor /= ratio
+                split_part /= ratio
+            else:
+                previous = max(d for s, d in closes if s == symbol and d < ex_date)
+                factor *= 1 - amount / closes[(symbol, previous)]
+        got = adjusted[(symbol, day)]
+        assert got[0] == pytest.approx(factor, rel=1e-12), (symbol, day)
+        assert got[1] == pytest.approx(open_ * factor, rel=1e-12)
+        assert got[2] == pytest.approx(close * factor, rel=1e-12)
+        assert got[3] == pytest.approx(volume / split_part, rel=1e-12)
+        assert got[4] is None  # the simulated market sends no adj_close of its own
+    # NVDA's days before 31 January are divided by 20 (and its dividends, if any).
+    assert adjusted[("NVDA", dt.date(2024, 1, 30))][0] == pytest.approx(1 / 20, rel=1e-2)
+
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["providers_agree_on_actions"].passed
+    assert checks["actions_reported"].passed
+    compared = checks["adj_close_matches_provider"]
+    assert compared.passed and compared.metadata["rows_compared"].value == 0
