@@ -100,3 +100,42 @@ def test_simulated_splits_and_dividends_land_once_and_adjust_every_earlier_day(
     assert checks["actions_reported"].passed
     compared = checks["adj_close_matches_provider"]
     assert compared.passed and compared.metadata["rows_compared"].value == 0
+
+
+def test_the_checks_name_the_symbols_days_and_values_and_only_warn(samples):
+    """The verdicts a user reads in the UI, from the recorded AAPL chart with its dividend left
+    out of the actions table, and from two providers stating different amounts."""
+    import json
+
+    import dagster as dg
+    import polars as pl
+
+    from finance_assets.defs.market.corporate_actions import _adj_close_check, _agreement_check
+    from finance_assets.lib.transforms import corporate_actions as ca
+    from finance_assets_tests.test_lib.test_corporate_actions import (
+        AAPL_CHART,
+        _actions,
+        _chart_bars,
+    )
+
+    body = json.loads((samples / AAPL_CHART).read_bytes())
+    bars = _chart_bars(body, fetched=dt.datetime(2025, 2, 19, 21, tzinfo=dt.UTC))
+    split_only = _actions([("AAPL", "2020-08-31", "split", 4.0)], "yfinance")
+    adjusted = ca.adjust_daily_bars(bars, split_only, "America/New_York").bars
+    check = _adj_close_check(adjusted, ca.adj_close_disagreements(adjusted))
+    assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
+    assert check.description.startswith("AAPL 2020-08-31..2020-11-05 (48 days, up to -0.1")
+    assert check.metadata["rows_compared"].value == 49
+    assert check.metadata["symbols_disagreeing"].value == ["AAPL"]
+
+    conflicts = ca.deduplicate(
+        pl.concat(
+            [
+                _actions([("AAPL", "2020-11-06", "dividend", 0.205)], "yfinance"),
+                _actions([("AAPL", "2020-11-06", "dividend", 0.82)], "alpha_vantage"),
+            ]
+        )
+    )[1]
+    agreement = _agreement_check(conflicts)
+    assert not agreement.passed and agreement.severity == dg.AssetCheckSeverity.WARN
+    assert agreement.description == ("AAPL 2020-11-06 dividend: alpha_vantage=0.82, yfinance=0.205")

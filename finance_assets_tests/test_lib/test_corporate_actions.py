@@ -465,3 +465,59 @@ def test_simulated_daily_bodies_carry_seeded_actions_and_unchanged_prices(us):
         dt.datetime(2025, 11, 24, 16, tzinfo=dt.UTC),
     )
     assert parse_twelve_data_actions(intraday.body, intraday.payload_id) is None
+
+
+def test_yahoo_and_alpha_vantage_payloads_of_one_window_give_one_row_per_action(samples: Path):
+    """Through the registry's readers and the payload envelopes: Yahoo's recorded chart and an
+    Alpha Vantage daily-adjusted body (constructed in its documented shape) for the same days."""
+    window = (
+        dt.datetime(2020, 8, 31, 4, tzinfo=dt.UTC),
+        dt.datetime(2020, 11, 7, 5, tzinfo=dt.UTC),
+    )
+    yahoo = RawPayload(
+        provider="yfinance",
+        format="yahoo_chart",
+        interval="1day",
+        symbols=("AAPL",),
+        window_start=window[0],
+        window_end=window[1],
+        fetched_at=dt.datetime(2025, 2, 19, tzinfo=dt.UTC),
+        body=(samples / AAPL_CHART).read_bytes(),
+    )
+    day = {
+        "1. open": "1",
+        "2. high": "1",
+        "3. low": "1",
+        "4. close": "1",
+        "5. adjusted close": "1",
+        "6. volume": "1",
+        "7. dividend amount": "0.0000",
+        "8. split coefficient": "1.0",
+    }
+    av_body = {
+        "Meta Data": {"2. Symbol": "AAPL", "5. Time Zone": "US/Eastern"},
+        "Time Series (Daily)": {
+            "2020-11-06": {**day, "7. dividend amount": "0.2050"},
+            "2020-11-05": day,
+            "2020-08-31": {**day, "8. split coefficient": "4.0"},
+            "2020-08-28": day,
+        },
+    }
+    av = RawPayload(
+        provider="alpha_vantage",
+        format="alpha_vantage",
+        interval="1day",
+        symbols=("AAPL",),
+        window_start=window[0],
+        window_end=window[1],
+        fetched_at=dt.datetime(2020, 11, 9, tzinfo=dt.UTC),
+        body=json.dumps(av_body).encode(),
+    )
+    read = ca.actions_from_payloads([yahoo, av])
+    assert read.actions.height == 4 and not read.silent and not read.unreadable
+    deduplicated, conflicts = ca.deduplicate(read.actions)
+    assert conflicts.is_empty()
+    assert deduplicated.select("ex_date", "kind", "source").rows() == [
+        (dt.date(2020, 8, 31), "split", "alpha_vantage,yfinance"),
+        (dt.date(2020, 11, 6), "dividend", "alpha_vantage,yfinance"),
+    ]
