@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 
+import dagster as dg
 import psycopg
 import pytest
 
@@ -107,7 +108,6 @@ def test_the_checks_name_the_symbols_days_and_values_and_only_warn(samples):
     out of the actions table, and from two providers stating different amounts."""
     import json
 
-    import dagster as dg
     import polars as pl
 
     from finance_assets.defs.market.corporate_actions import _adj_close_check, _agreement_check
@@ -139,3 +139,17 @@ def test_the_checks_name_the_symbols_days_and_values_and_only_warn(samples):
     agreement = _agreement_check(conflicts)
     assert not agreement.passed and agreement.severity == dg.AssetCheckSeverity.WARN
     assert agreement.description == ("AAPL 2020-11-06 dividend: alpha_vantage=0.82, yfinance=0.205")
+
+
+def test_a_window_without_payloads_fails_naming_what_to_run_and_writes_nothing(
+    env,  # noqa: F811
+    fresh_schema,  # noqa: F811
+    old_us,  # noqa: F811
+):
+    """No payload is not "no corporate action": the run fails and the table is not created."""
+    result = _run(_defs(old_us), ["corporate_actions"], START, START, expect=False)
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    message = failure.step_failure_data.error.message
+    assert "no daily payloads in the raw zone for 2024-01-24 .. 2024-01-25" in message
+    assert "materialise us/raw_daily_quotes for them first" in message
+    assert _rows(fresh_schema, "SELECT to_regclass('us.corporate_actions')") == [(None,)]
