@@ -39,7 +39,7 @@ if str(REPO) not in sys.path:  # run as a script: the repository's package, not 
     sys.path.insert(0, str(REPO))
 
 from finance_assets.lib.markets import configured_market_keys  # noqa: E402
-from finance_assets.providers import registry, routing  # noqa: E402
+from finance_assets.providers import reference, registry, routing  # noqa: E402
 from finance_assets.providers.spec import KINDS, ProviderSpec, Setting  # noqa: E402
 
 ENV_EXAMPLE = DEPLOYMENT / "docker" / ".env.example"
@@ -96,6 +96,12 @@ def _route_variables() -> list[str]:
     return found
 
 
+def _reference_variables() -> list[str]:
+    """`MARKET_DATA_REFERENCE_<MARKET>` and its `_SYMBOLS` of the shipped markets
+    (finance_assets/providers/reference.py): a second opinion on the market's daily bars."""
+    return [v for market in configured_market_keys({}) for v in reference.variables(market)]
+
+
 def env_example() -> list[str]:
     lines = ["# Providers: written by deployment/render.py from finance_assets/providers/."]
     for kind, slot in KINDS.items():
@@ -107,6 +113,8 @@ def env_example() -> list[str]:
         "e.g. MARKET_DATA_PROVIDER_US_DAILY=alpha_vantage:"
     )
     lines += [f"# {variable}=" for variable in _route_variables()]
+    lines.append("# A second opinion on a market's daily bars (docs/vendor-agreement.md):")
+    lines += [f"# {variable}=" for variable in _reference_variables()]
     for spec in registry.all_specs():
         if not spec.settings:
             continue
@@ -129,7 +137,7 @@ def compose_environment() -> list[str]:
         for kind, slot in KINDS.items()
     ]
     # Unset in the env file means unset here: the provider's defaults apply.
-    lines += [f"{variable}:" for variable in _route_variables()]
+    lines += [f"{variable}:" for variable in _route_variables() + _reference_variables()]
     lines += [f"{s.variable}:" for spec in registry.all_specs() for s in spec.settings]
     return lines
 

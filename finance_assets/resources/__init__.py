@@ -34,7 +34,7 @@ from finance_assets.lib.providers.retrying import (
     DEFAULT_DEADLINE,
 )
 from finance_assets.lib.settings import EnvSettings
-from finance_assets.providers import registry, routing
+from finance_assets.providers import reference, registry, routing
 from finance_assets.providers.spec import KINDS, Kind, ProviderSpec
 from finance_assets.resources.bounds import PRICE_MOVE_PCT, QUARANTINE_RATE, TOP_POSTS
 from finance_assets.resources.landing import LandingZoneResource, max_file_bytes_from_env
@@ -42,7 +42,11 @@ from finance_assets.resources.market_data import MarketDataResource
 from finance_assets.resources.posts import POSTS_SCORERS, PostsResource
 from finance_assets.resources.spark_pipes import spark_pipes_from_env
 from finance_assets.resources.steps import check_step_execution
-from finance_assets.resources.thresholds import AlertSettingsResource, DataQualityResource
+from finance_assets.resources.thresholds import (
+    AlertSettingsResource,
+    DataQualityResource,
+    VendorToleranceResource,
+)
 from finance_assets.resources.zones import StorageResource
 
 __all__ = [
@@ -139,6 +143,16 @@ def _resources(settings: EnvSettings, warehouse_url: str | None) -> dict[str, An
         "alerts": AlertSettingsResource(
             price_move_threshold_pct=settings.number("FINANCE_PRICE_MOVE_PCT", 1.0, PRICE_MOVE_PCT)
         ),
+        "vendor_tolerance": VendorToleranceResource(
+            close_bp=settings.number(
+                reference.CLOSE_BP_VARIABLE, reference.DEFAULT_CLOSE_BP, reference.CLOSE_BP
+            ),
+            volume_share=settings.number(
+                reference.VOLUME_SHARE_VARIABLE,
+                reference.DEFAULT_VOLUME_SHARE,
+                reference.VOLUME_SHARE,
+            ),
+        ),
         "posts": _posts(settings),
         "warehouse": warehouse,
         "storage": StorageResource(raw_root=zones.raw, lake_root=zones.lake),
@@ -207,19 +221,25 @@ def _routed_market_data(settings: EnvSettings) -> dict[str, MarketDataResource]:
     markets = configured_market_keys(environ)
     for problem in routing.route_problems(environ, markets):
         settings.problem(problem)
+    # A market's reference provider (MARKET_DATA_REFERENCE_<MARKET>, providers/reference.py)
+    # is served like a route: the same resource when it serves both.
+    for problem in reference.reference_problems(environ, markets):
+        settings.problem(problem)
+    chosen = [(r.resource_key, r.provider, r.variable) for r in routing.routes(environ, markets)]
+    chosen += [
+        (r.resource_key, r.provider, r.variable) for r in reference.references(environ, markets)
+    ]
     extra: dict[str, MarketDataResource] = {}
     valid = registry.names("bars")
-    for found in routing.routes(environ, markets):
-        if found.resource_key == routing.BASE_KEY or found.resource_key in extra:
+    for key, provider, variable in chosen:
+        if key == routing.BASE_KEY or key in extra:
             continue
-        if found.provider not in valid:
+        if provider not in valid:
             continue  # named above
-        spec = registry.get("bars", found.provider)
+        spec = registry.get("bars", provider)
         for setting in spec.required_secrets:
-            settings.require(
-                setting.variable, f"{found.variable}={spec.name} needs {setting.required}"
-            )
-        extra[found.resource_key] = spec.resource_class()(**provider_config(spec, settings))
+            settings.require(setting.variable, f"{variable}={spec.name} needs {setting.required}")
+        extra[key] = spec.resource_class()(**provider_config(spec, settings))
     return extra
 
 

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from finance_assets.providers import reference
 from finance_assets.resources.bounds import PRICE_MOVE_PCT, QUARANTINE_RATE, bounded
 
 
@@ -15,3 +16,15 @@ class DataQualityResource(dg.ConfigurableResource):
     """Thresholds of the asset checks."""
 
     max_quarantine_rate: float = bounded(0.05, QUARANTINE_RATE, "FINANCE_MAX_QUARANTINE_RATE")
+
+
+class VendorToleranceResource(dg.ConfigurableResource):
+    """How far a reference provider's bar may differ from the primary's and still agree
+    (`vendor_agreement`)."""
+
+    close_bp: float = bounded(
+        reference.DEFAULT_CLOSE_BP, reference.CLOSE_BP, reference.CLOSE_BP_VARIABLE
+    )
+    volume_share: float = bounded(
+        reference.DEFAULT_VOLUME_SHARE, reference.VOLUME_SHARE, reference.VOLUME_SHARE_VARIABLE
+    )

@@ -23,7 +23,7 @@ from finance_assets.resources import build_resources
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "finance_assets"
-DOMAINS = ("analytics", "cluster", "market", "ops", "social", "warehouse")
+DOMAINS = ("analytics", "cluster", "market", "ops", "social", "vendor", "warehouse")
 # Where a private Dagster name is imported, and why (nothing public offers it).
 PRIVATE_IMPORTS_ALLOWED = {
     # Instance storage classes: Dagster's plug-in interface for storage has no public base.

@@ -1,6 +1,7 @@
 """`<market>/market_report`: the charts people look at, one page per market and session."""
 
 import datetime as dt
+import os
 
 import dagster as dg
 import polars as pl
@@ -10,6 +11,7 @@ from finance_assets.defs.common.automation import DAILY
 from finance_assets.defs.common.partitions import daily_partitions, refuse_invalid_partitions
 from finance_assets.lib.analytics import metrics, publish, report
 from finance_assets.lib.markets import Market
+from finance_assets.providers import reference
 from finance_assets.resources import StorageResource
 
 # A range run's metadata is copied onto each of its partitions: the chart (~80 KB) is embedded
@@ -24,6 +26,14 @@ def _sessions(context: dg.AssetExecutionContext) -> list[dt.date]:
 
 def market_report_asset(market: Market) -> dg.AssetsDefinition:
     key = dg.AssetKey([market.key, "market_report"])
+    # A market with a reference provider (MARKET_DATA_REFERENCE_<MARKET>) shows the second
+    # opinion's agreement per session too.
+    second_opinion = reference.reference(os.environ, market.key) is not None
+    extra_ins = (
+        {"vendor_agreement": with_sessions_before([market.key, "vendor_agreement"], metrics.WINDOW)}
+        if second_opinion
+        else {}
+    )
 
     @dg.asset(
         key=key,
@@ -35,6 +45,7 @@ def market_report_asset(market: Market) -> dg.AssetsDefinition:
             # A day's 5-minute partitions; on an early close the afternoon's do not exist.
             "bars_5min": dg.AssetIn([market.key, "bars_5min"], partition_mapping=_INTRADAY),
             "price_moves": dg.AssetIn([market.key, "price_moves"], partition_mapping=_INTRADAY),
+            **extra_ins,
         },
         **market_asset(
             market,
@@ -58,6 +69,7 @@ def market_report_asset(market: Market) -> dg.AssetsDefinition:
         stock_sentiment_daily: pl.DataFrame,
         bars_5min: pl.DataFrame,
         price_moves: pl.DataFrame,
+        **second: pl.DataFrame,
     ) -> dg.MaterializeResult:
         refuse_invalid_partitions(context, market)
         sessions = _sessions(context)
@@ -85,6 +97,7 @@ def market_report_asset(market: Market) -> dg.AssetsDefinition:
                 summary=daily_summary,
                 sentiment=stock_sentiment_daily,
                 alerts=price_moves,
+                vendor_agreement=second.get("vendor_agreement"),
             )
             files = report.render(data)
             written = publish.write_report(root, market.key, day, files, storage.s3)

@@ -80,6 +80,7 @@ OWNERS: Mapping[str, Sequence[str]] = {
     "warehouse": ["team:analytics"],
     "social": ["team:social-signals"],
     "analytics": ["team:analytics"],
+    "vendor": ["team:market-data"],
 }
 
 # What each column means, wherever it appears (a table may say more about its own columns).

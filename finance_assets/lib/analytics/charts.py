@@ -36,6 +36,11 @@ class DayData:
     sentiment: pl.DataFrame  # the session's stock_sentiment_daily rows (may be empty)
     alerts: pl.DataFrame  # the session's price alerts (may be empty)
     universe: int = 0  # symbols the session has; more than `symbols` when only movers are charted
+    # The second opinion (a market with a reference provider): agreement per day up to the
+    # session (agreement.DAILY_AGREEMENT_SCHEMA), and the session's disagreeing bars; None
+    # for a market without a reference.
+    agreement: pl.DataFrame | None = None
+    disagreements: tuple[str, ...] = ()
 
     @property
     def symbols(self) -> list[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import html
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -13,7 +14,7 @@ from finance_assets.lib.analytics import charts, metrics
 from finance_assets.lib.analytics.charts import DayData
 from finance_assets.lib.schema import BAR_SCHEMA, DAILY_SUMMARY_SCHEMA
 from finance_assets.lib.social import STOCK_SENTIMENT_SCHEMA
-from finance_assets.lib.transforms import PRICE_ALERT_SCHEMA
+from finance_assets.lib.transforms import PRICE_ALERT_SCHEMA, agreement
 
 OVERVIEW = "overview.png"
 PAGE = "report.html"
@@ -28,10 +29,13 @@ def day_data(
     summary: pl.DataFrame,
     sentiment: pl.DataFrame,
     alerts: pl.DataFrame,
+    vendor_agreement: pl.DataFrame | None = None,
 ) -> DayData:
     """The report's inputs for `day`, from frames that may cover more days: `summary` the
-    daily summary over the day and the sessions before it (for the volume z-scores). A table
-    not written yet reads as a frame without columns: it stands for no rows."""
+    daily summary over the day and the sessions before it (for the volume z-scores);
+    `vendor_agreement` (a market with a reference provider) the per-bar comparison over the
+    day and the sessions before it. A table not written yet reads as a frame without columns:
+    it stands for no rows."""
     bars = _or_empty(bars, BAR_SCHEMA)
     summary = _or_empty(summary, DAILY_SUMMARY_SCHEMA)
     sentiment = _or_empty(sentiment, STOCK_SENTIMENT_SCHEMA)
@@ -52,7 +56,22 @@ def day_data(
         sentiment=sentiment.filter((pl.col("trading_date") == day) & charted),
         alerts=alerts.filter((local == day) & charted),
         universe=today.height,
+        **_second_opinion(vendor_agreement, day, timezone),
     )
+
+
+def _second_opinion(pairs: pl.DataFrame | None, day: dt.date, timezone: str) -> dict:
+    """The agreement per day over the day and the sessions before it, and the day's
+    disagreeing bars (none of it for a market without a reference provider)."""
+    if pairs is None:
+        return {}
+    pairs = _or_empty(pairs, agreement.AGREEMENT_SCHEMA).filter(pl.col("trading_date") <= day)
+    days = agreement.daily_agreement(pairs).tail(metrics.WINDOW + 1)
+    today = pairs.filter(pl.col("trading_date") == day)
+    return {
+        "agreement": days,
+        "disagreements": tuple(agreement.disagreements(today, ZoneInfo(timezone))),
+    }
 
 
 # An index universe (the S&P 500: 503 symbols) cannot be read as 503 price panels: past this
@@ -157,8 +176,35 @@ th {{ background: #f0f0f0; }} .none {{ color: #777; }}
 {_table(performance_table(data), "Performance")}
 {_table(sentiment, "Sentiment")}
 {_table(alerts, "Price alerts")}
+{_second_opinion_html(data)}
 </body></html>
 """
+
+
+def _second_opinion_html(data: DayData) -> str:
+    """The agreement rate per day with the reference provider, and the day's differences."""
+    if data.agreement is None:
+        return ""
+    days = data.agreement.select(
+        "trading_date",
+        "compared",
+        "agreed",
+        agreement_pct=pl.col("agreement_rate") * 100,
+        max_close_diff_bp="max_close_diff_bp",
+        missing_reference="missing_reference",
+        missing_primary="missing_primary",
+    )
+    listed = "".join(f"<li>{html.escape(line)}</li>" for line in data.disagreements)
+    today = (
+        f"<ul id='disagreements'>{listed}</ul>"
+        if listed
+        else "<p class='none'>no disagreement on this session</p>"
+    )
+    return (
+        _table(days, "Second opinion: agreement with the reference provider per session")
+        + "<p>agreement = bars both providers had that agree within the tolerances, of the "
+        "bars both had; an empty rate means nothing could be compared.</p>" + today
+    )
 
 
 def render(data: DayData) -> dict[str, bytes]:
