@@ -16,6 +16,7 @@ import pytest
 from finance_assets.providers.simulated_market import SimulatedMarket
 from finance_assets_tests.test_assets.test_daily_only import _run, old_us  # noqa: F401
 from finance_assets_tests.test_assets.test_end_to_end import _defs, env, fresh_schema  # noqa: F401
+from finance_assets_tests.test_assets.test_vendor_agreement import reference_env  # noqa: F401
 
 # NVDA splits 5-for-1 on 31 January and 4-for-1 on 2 February 2024 (seed 7); dividends fall
 # on other symbols' days in the same fortnight.
@@ -153,3 +154,49 @@ def test_a_window_without_payloads_fails_naming_what_to_run_and_writes_nothing(
     assert "no daily payloads in the raw zone for 2024-01-24 .. 2024-01-25" in message
     assert "materialise us/raw_daily_quotes for them first" in message
     assert _rows(fresh_schema, "SELECT to_regclass('us.corporate_actions')") == [(None,)]
+
+
+def test_a_reference_providers_actions_are_deduplicated_with_the_primarys(
+    reference_env,  # noqa: F811
+    fresh_schema,  # noqa: F811
+    us,
+    httpserver,
+):
+    """With MARKET_DATA_REFERENCE_US=twelve_data (a local stand-in answering the simulated
+    market's bodies for its sample AAPL, NVDA, TSLA), each action of a sampled symbol is one row
+    reported by both providers; the others by the primary alone."""
+    from finance_assets_tests.test_assets.test_vendor_agreement import (
+        END as V_END,
+    )
+    from finance_assets_tests.test_assets.test_vendor_agreement import (
+        START as V_START,
+    )
+    from finance_assets_tests.test_assets.test_vendor_agreement import _stand_in
+
+    seen: list[dict[str, str]] = []
+    httpserver.expect_request("/time_series").respond_with_handler(_stand_in(us, seen, False))
+    names = ["raw_daily_quotes", "reference_daily_quotes", "corporate_actions"]
+    result = _run(_defs(us), names, V_START, V_END)
+    window = (
+        us.session_bounds(dt.date.fromisoformat(V_START))[0],
+        us.session_bounds(dt.date.fromisoformat(V_END))[1],
+    )
+    sim = SimulatedMarket(seed=7)
+    sample = {"AAPL", "NVDA", "TSLA"}
+    expected = set()
+    for symbol in us.universe:
+        splits, dividends = sim.actions(us, symbol, *window)
+        sources = "simulated,twelve_data" if symbol in sample else "simulated"
+        expected |= {
+            (dt.date.fromisoformat(d["ex_date"]), symbol, d["amount"], sources) for d in dividends
+        }
+        expected |= {(dt.date.fromisoformat(s["date"]), symbol, None, sources) for s in splits}
+    # TSLA (sampled) and GOOGL (not) go ex-dividend on 18 November 2026 (seed 7).
+    assert {(day, symbol) for day, symbol, *_ in expected} == {
+        (dt.date(2026, 11, 18), "TSLA"),
+        (dt.date(2026, 11, 18), "GOOGL"),
+    }
+    stored = _rows(fresh_schema, "SELECT ex_date, symbol, amount, source FROM us.corporate_actions")
+    assert set(stored) == expected
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    assert checks["providers_agree_on_actions"].passed and checks["actions_reported"].passed

@@ -7,7 +7,8 @@ The math is `lib/transforms/corporate_actions.py` (pure, tested without Dagster)
 """
 
 import datetime as dt
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import dagster as dg
@@ -35,6 +36,11 @@ from finance_assets.lib.schema import (
     empty,
 )
 from finance_assets.lib.transforms import corporate_actions as ca
+from finance_assets.providers import reference
+
+# The vendor domain's raw answers of a market's reference provider (MARKET_DATA_REFERENCE_<M>),
+# read by key: a second provider's actions for the symbols of its sample.
+REFERENCE_QUOTES = "reference_daily_quotes"
 
 ACTION_COLUMNS = {
     "ex_date": "exchange-local ex-date: the first session that trades without the split or "
@@ -67,9 +73,14 @@ _ALL_TIMES = tuple(dt.datetime.combine(day, dt.time(), dt.UTC) for day in _ALL_D
 def _corporate_actions_asset(market: Market) -> dg.AssetsDefinition:
     partitions_def = daily_partitions(market)
     key = dg.AssetKey([market.key, "corporate_actions"])
-
-    @dg.asset(
-        ins={"raw": dg.AssetIn(key=[market.key, "raw_daily_quotes"])},
+    ins = {"raw": dg.AssetIn(key=[market.key, "raw_daily_quotes"])}
+    # With a reference provider, its answers (kept by the vendor domain) are a second source of
+    # the same actions for its sample of symbols: deduplicated with the primary's.
+    second = reference.reference(os.environ, market.key)
+    if second is not None:
+        ins["reference"] = dg.AssetIn(key=[market.key, REFERENCE_QUOTES])
+    args = dict(
+        ins=ins,
         **warehouse_table(
             market,
             "market",
@@ -101,16 +112,20 @@ def _corporate_actions_asset(market: Market) -> dg.AssetsDefinition:
         ],
         description=(
             f"Splits and dividends of the {market.name} universe by ex-date, read from the "
-            f"daily payloads kept in the raw zone (`{market.key}/raw_daily_quotes`: no extra "
-            "provider call): Yahoo's chart `events`, Alpha Vantage's daily-adjusted split "
-            "coefficient and dividend columns, the simulated market's seeded actions. One row "
-            "per (ex_date, symbol, kind) whichever providers reported it (`source` lists "
-            f"them). Table `{market.key}.corporate_actions`; "
+            f"daily payloads kept in the raw zone (`{market.key}/raw_daily_quotes`"
+            + (f" and the reference's `{market.key}/{REFERENCE_QUOTES}`" if second else "")
+            + ": no extra provider call): Yahoo's chart `events`, Alpha Vantage's "
+            "daily-adjusted split coefficient and dividend columns, the simulated market's "
+            "seeded actions. One row per (ex_date, symbol, kind) whichever providers reported "
+            f"it (`source` lists them). Table `{market.key}.corporate_actions`; "
             f"`{market.key}/adjusted_daily_bars` applies them."
         ),
     )
-    def _actions(
-        context: dg.AssetExecutionContext, raw: list[RawPayload]
+
+    def _materialize(
+        context: dg.AssetExecutionContext,
+        raw: list[RawPayload],
+        second_opinion: Sequence[RawPayload],
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
         window = context.partition_time_window
@@ -125,6 +140,15 @@ def _corporate_actions_asset(market: Market) -> dg.AssetsDefinition:
                 allow_retries=False,
             )
         read = ca.actions_from_payloads(raw)
+        if second_opinion:
+            other = ca.actions_from_payloads(second_opinion)
+            # Silent: no payload of either provider could say (a reference answers its sample).
+            told = {s for p in second_opinion for s in p.symbols} - other.silent
+            read = ca.ActionsRead(
+                pl.concat([read.actions, other.actions]),
+                {**read.unreadable, **other.unreadable},
+                read.silent - told,
+            )
         for payload_id, reason in read.unreadable.items():
             context.log.warning(f"corporate actions of {payload_id} not read: {reason}")
         actions, conflicts = ca.deduplicate(ca.in_window(read.actions, first, last))
@@ -137,13 +161,30 @@ def _corporate_actions_asset(market: Market) -> dg.AssetsDefinition:
                 "dividends": actions.filter(pl.col("kind") == ca.DIVIDEND).height,
                 "sources": sorted(set(read.actions.get_column("source").to_list())),
                 "payloads": len(raw),
+                "reference_payloads": len(second_opinion),
                 "payloads_unreadable": read.unreadable,
                 "actions": table_preview(actions, 20),
             },
             keys=context.partition_keys,
         )
 
-    return _actions
+    if second is None:
+
+        @dg.asset(**args)
+        def _actions(
+            context: dg.AssetExecutionContext, raw: list[RawPayload]
+        ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+            yield from _materialize(context, raw, ())
+
+        return _actions
+
+    @dg.asset(**args)
+    def _with_reference(
+        context: dg.AssetExecutionContext, raw: list[RawPayload], reference: list[RawPayload]
+    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+        yield from _materialize(context, raw, reference)
+
+    return _with_reference
 
 
 def _agreement_check(conflicts: pl.DataFrame) -> dg.AssetCheckResult:
