@@ -67,6 +67,40 @@ DAILY_SUMMARY_SCHEMA: dict[str, pl.DataType] = {
 }
 DAILY_SUMMARY_KEY = ["trading_date", "symbol"]
 
+# A split or a dividend as a provider's body carries it (`providers/spec.py` `ActionParser`):
+# `ratio` new shares per old (4.0 for a 4-for-1 split), `amount` per share in the price's
+# currency; the other of the two is null.
+ACTION_RECORD_SCHEMA: dict[str, pl.DataType] = {
+    "ex_date": pl.Date(),  # exchange-local: the first session that trades without it
+    "symbol": pl.String(),
+    "kind": pl.String(),  # "split" or "dividend"
+    "ratio": pl.Float64(),
+    "amount": pl.Float64(),
+}
+# The `<market>.corporate_actions` table: one row per (ex_date, symbol, kind), deduplicated
+# across providers; `source` lists every provider that reported it (comma-separated).
+CORPORATE_ACTION_SCHEMA: dict[str, pl.DataType] = {**ACTION_RECORD_SCHEMA, "source": pl.String()}
+CORPORATE_ACTION_KEY = ["ex_date", "symbol", "kind"]
+
+# The `<market>.adjusted_daily_bars` table: each daily bar's prices adjusted for the splits and
+# dividends known now, and what the provider's own adj_close should be on its basis.
+ADJUSTED_BAR_SCHEMA: dict[str, pl.DataType] = {
+    "trading_date": pl.Date(),
+    "symbol": pl.String(),
+    "ts": UTC_TS,
+    "close": pl.Float64(),  # as stored in daily_bars
+    "factor": pl.Float64(),
+    "adj_open": pl.Float64(),
+    "adj_high": pl.Float64(),
+    "adj_low": pl.Float64(),
+    "adj_close": pl.Float64(),
+    "adj_volume": pl.Float64(),
+    "provider_adj_close": pl.Float64(),
+    "expected_provider_adj_close": pl.Float64(),
+    "source": pl.String(),
+}
+ADJUSTED_BAR_KEY = ["trading_date", "symbol"]
+
 
 def empty(schema: dict[str, pl.DataType]) -> pl.DataFrame:
     return pl.DataFrame(schema=schema)

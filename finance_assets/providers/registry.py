@@ -21,7 +21,7 @@ from finance_assets.providers import (
     x_api,
     yfinance,
 )
-from finance_assets.providers.spec import ErrorScanner, Kind, Parser, ProviderSpec
+from finance_assets.providers.spec import ActionParser, ErrorScanner, Kind, Parser, ProviderSpec
 
 # In the order errors and the deployments list them; the first of each kind is the default.
 _SPECS: list[ProviderSpec] = [
@@ -61,6 +61,11 @@ def parsers() -> dict[str, Parser]:
 
 def error_scanners() -> dict[str, ErrorScanner]:
     return {fmt: scan for spec in _SPECS for fmt, scan in spec.error_scanners.items()}
+
+
+def action_parsers() -> dict[str, ActionParser]:
+    """Payload format -> the reader of the splits and dividends its bodies carry inline."""
+    return {fmt: read for spec in _SPECS for fmt, read in spec.actions.items()}
 
 
 def register(spec: ProviderSpec) -> None:

@@ -25,6 +25,10 @@ Kind = Literal["bars", "posts"]
 Parser = Callable[[bytes | str, str], tuple[pl.DataFrame, dict[str, str]]]
 # A payload body -> the per-symbol errors a 200 answer reported inline (a batch's failures).
 ErrorScanner = Callable[[bytes | str], dict[str, str]]
+# A payload body and its id -> the splits and dividends it carries inline
+# (`lib.schema.ACTION_RECORD_SCHEMA`; no `source`: the envelope's provider), or None when the body
+# says nothing about them (a series without the columns): "none" and "not said" differ.
+ActionParser = Callable[[bytes | str, str], pl.DataFrame | None]
 
 CALLS_PER_MINUTE = NumberRange(1, 100_000, whole=True, meaning="calls a minute the plan allows")
 CALLS_PER_DAY = NumberRange(
@@ -154,7 +158,9 @@ class ProviderSpec:
     `resource` is "module:Class" of its Dagster resource, imported only when the resources are
     built (the spec stays importable without Dagster). `formats` maps each payload format the
     provider's payloads carry to its parser; `error_scanners` the formats whose 200 answers
-    report per-symbol errors inline. `run_limit`: how many runs may call it at once (the run
+    report per-symbol errors inline; `actions` the formats whose bodies carry splits and
+    dividends inline (Yahoo's chart `events`), read by the `corporate_actions` asset.
+    `run_limit`: how many runs may call it at once (the run
     coordinators' tag limits; None: unlimited, as for the simulated sources). Its secrets are
     its settings of type "secret" (the deployments' secret keys)."""
 
@@ -165,6 +171,7 @@ class ProviderSpec:
     settings: tuple[Setting, ...] = ()
     formats: Mapping[str, Parser] = field(default_factory=dict)
     error_scanners: Mapping[str, ErrorScanner] = field(default_factory=dict)
+    actions: Mapping[str, ActionParser] = field(default_factory=dict)
     budget: Budget = field(default_factory=Budget)
     run_limit: int | None = None
 

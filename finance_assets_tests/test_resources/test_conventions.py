@@ -177,6 +177,8 @@ def test_jobs_hold_exactly_the_assets_that_declare_their_schedule(us, us_defs):
     assert daily == {
         "us/raw_daily_quotes",
         "us/daily_bars",
+        "us/corporate_actions",
+        "us/adjusted_daily_bars",
         "us/daily_summary",
         "us/daily_sentiment",
         "us/stock_sentiment_daily",

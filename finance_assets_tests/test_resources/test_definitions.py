@@ -87,8 +87,9 @@ def test_every_asset_tells_a_dagster_user_what_they_expect(monkeypatch, tmp_path
             schema = metadata["dagster/column_schema"]
             assert schema.columns, name
             assert all(c.description for c in schema.columns), name
-    # bars_5min, daily_bars, daily_summary, price_moves, three social, price_forecast
-    assert tables == 2 * 8
+    # bars_5min, daily_bars, daily_summary, price_moves, three social, price_forecast,
+    # corporate_actions, adjusted_daily_bars
+    assert tables == 2 * 10
     price_moves = graph.get(dg.AssetKey(["us", "price_moves"])).metadata
     assert price_moves["dagster/table_name"] == "us.price_alerts"
     checks = {c.to_user_string() for c in graph.asset_check_keys}
@@ -97,6 +98,9 @@ def test_every_asset_tells_a_dagster_user_what_they_expect(monkeypatch, tmp_path
         "us/daily_summary:vwap_within_range",
         "us/price_moves:unique_keys",
         "us/stock_sentiment_daily:unique_keys",
+        "us/corporate_actions:providers_agree_on_actions",
+        "us/corporate_actions:actions_reported",
+        "us/adjusted_daily_bars:adj_close_matches_provider",
     } <= checks
 
 

@@ -1,5 +1,6 @@
-"""The market domain's definitions: raw and clean bars per market, the feeds the freshness
-checks judge, the landing-zone sensors, the bar schedules and the freshness sensor."""
+"""The market domain's definitions: raw and clean bars per market, their corporate actions and
+adjusted daily bars, the feeds the freshness checks judge, the landing-zone sensors, the bar
+schedules and the freshness sensor."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import dagster as dg
 
 from finance_assets.defs.common.markets import configured_markets
 from finance_assets.defs.market.assets import build_market_assets
+from finance_assets.defs.market.corporate_actions import build_corporate_action_assets
 from finance_assets.defs.market.freshness import build_feed_defs, build_freshness_sensor
 from finance_assets.defs.market.landing import build_landing_sensor
 from finance_assets.defs.market.schedules import build_market_schedules
@@ -25,7 +27,11 @@ def build_defs(markets: Sequence[Market], *, follow_schedules: bool) -> dg.Defin
         per_market.append(
             dg.Definitions(
                 assets=dg.with_source_code_references(
-                    [*build_market_assets(market), *(feeds.assets or [])]
+                    [
+                        *build_market_assets(market),
+                        *build_corporate_action_assets(market),
+                        *(feeds.assets or []),
+                    ]
                 ),
                 asset_checks=feeds.asset_checks,
                 sensors=[build_landing_sensor(market)],

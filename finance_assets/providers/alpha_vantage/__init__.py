@@ -10,6 +10,7 @@ from finance_assets.providers.alpha_vantage.client import (
     PER_DAY_VARIABLE,
     PER_MINUTE_VARIABLE,
     parse_alpha_vantage,
+    parse_alpha_vantage_actions,
 )
 from finance_assets.providers.spec import (
     CALLS_PER_DAY,
@@ -38,6 +39,7 @@ SPEC = ProviderSpec(
         Setting("calls_per_day", PER_DAY_VARIABLE, "whole", FREE_CALLS_PER_DAY, CALLS_PER_DAY),
     ),
     formats={FORMAT: parse_alpha_vantage},
+    actions={FORMAT: parse_alpha_vantage_actions},
     budget=Budget(
         "calls_per_minute",
         FREE_CALLS_PER_DAY,

@@ -65,7 +65,12 @@ from finance_assets.lib.providers.http import (
     RateLimited,
 )
 from finance_assets.lib.providers.keyed import KeyedClient
-from finance_assets.lib.schema import RAW_RECORD_FIELDS, RAW_RECORD_SCHEMA, empty
+from finance_assets.lib.schema import (
+    ACTION_RECORD_SCHEMA,
+    RAW_RECORD_FIELDS,
+    RAW_RECORD_SCHEMA,
+    empty,
+)
 
 DEFAULT_BASE_URL = "https://www.alphavantage.co"
 FORMAT = "alpha_vantage"
@@ -329,6 +334,13 @@ def parse_alpha_vantage(
             f"payload {payload_id or '?'}: unknown time zone {zone!r}"
         ) from exc
 
+    # TIME_SERIES_DAILY_ADJUSTED (a premium endpoint) also sends "5. adjusted close": carried
+    # as adj_close, as Yahoo's is; the other series have no such column.
+    fields_kept = (
+        [*RAW_RECORD_FIELDS, "adj_close"]
+        if daily and _sends_adjusted(series)
+        else RAW_RECORD_FIELDS
+    )
     rows: list[dict[str, str | None]] = []
     for stamp, fields in series.items():
         if not isinstance(fields, dict):
@@ -338,24 +350,109 @@ def parse_alpha_vantage(
         text = restamp(str(stamp))
         if text is None:
             continue  # outside the payload's window
-        record: dict[str, str | None] = dict.fromkeys(RAW_RECORD_FIELDS)
+        record: dict[str, str | None] = dict.fromkeys(fields_kept)
         record["datetime"] = text
         for key, value in fields.items():
             name = str(key).split(". ", 1)[-1].strip().lower()
+            name = "adj_close" if name == "adjusted close" else name
             if name in record and name != "datetime":
                 record[name] = None if value is None else str(value)
         rows.append(record)
     if not rows:
         return empty(RAW_RECORD_SCHEMA), {}
-    frame = pl.DataFrame(rows, schema=dict.fromkeys(RAW_RECORD_FIELDS, pl.String))
+    frame = pl.DataFrame(rows, schema=dict.fromkeys(fields_kept, pl.String))
     return (
         frame.with_columns(
             payload_id=pl.lit(payload_id),
             symbol=pl.lit(symbol),
             currency=pl.lit(None, dtype=pl.String),
-        ).select(list(RAW_RECORD_SCHEMA)),
+        ).select([*RAW_RECORD_SCHEMA, *fields_kept[len(RAW_RECORD_FIELDS) :]]),
         {},
     )
+
+
+def _sends_adjusted(series: Mapping[str, Any]) -> bool:
+    """Whether a daily series has the adjusted close column (TIME_SERIES_DAILY_ADJUSTED)."""
+    return any(
+        isinstance(fields, dict)
+        and any(str(key).split(". ", 1)[-1].strip().lower() == "adjusted close" for key in fields)
+        for fields in series.values()
+    )
+
+
+def parse_alpha_vantage_actions(body: bytes | str, payload_id: str = "") -> pl.DataFrame | None:
+    """The splits and dividends of a TIME_SERIES_DAILY_ADJUSTED body (ACTION_RECORD_SCHEMA):
+    a day's "8. split coefficient" other than 1 is a split of that ratio on that day (its
+    ex-date), a "7. dividend amount" above 0 a dividend (Alpha Vantage states it as paid, not
+    split-adjusted, like its unadjusted close). Other series (TIME_SERIES_DAILY, which the
+    client asks for on a free key) carry neither column: None, they say nothing; error bodies
+    give none (the bars' parser reports them). Days outside the payload's window are left
+    out, as its bars are. A value that is not a number raises
+    `PayloadFormatError` naming the day and the field."""
+    document = load_json_object(body, payload_id)
+    if any(key in document for key in ("Error Message", "Information", "Note")):
+        return empty(ACTION_RECORD_SCHEMA)
+    meta = document.get("Meta Data")
+    series_keys = [key for key in document if key.startswith("Time Series")]
+    if not isinstance(meta, dict) or len(series_keys) != 1 or "Daily" not in series_keys[0]:
+        return None
+    series = document[series_keys[0]]
+    if not isinstance(series, dict):
+        raise PayloadFormatError(
+            f"payload {payload_id or '?'}: {series_keys[0]!r} is not an object"
+        )
+    if not _sends_adjusted(series):
+        return None
+    av_symbol = str(_meta(meta, "Symbol") or "")
+    symbol = canonical_symbol(av_symbol) if av_symbol else None
+    zone = str(_meta(meta, "Time Zone") or "US/Eastern")
+    zone = _TZ_ALIASES.get(zone, zone)
+    restamp = _Restamper(
+        zone, _exchange_timezone(av_symbol, zone), True, None, payload_window(payload_id)
+    )
+    rows: list[dict[str, Any]] = []
+    for stamp, fields in series.items():
+        if isinstance(fields, dict) and restamp(str(stamp)) is not None:
+            rows += _day_actions(str(stamp), fields, symbol, f"payload {payload_id or '?'}")
+    if not rows:
+        return empty(ACTION_RECORD_SCHEMA)
+    return pl.DataFrame(rows, schema=ACTION_RECORD_SCHEMA)
+
+
+def _day_actions(
+    stamp: str, fields: Mapping[str, Any], symbol: str | None, pid: str
+) -> list[dict[str, Any]]:
+    """A day's split (coefficient other than 1) and dividend (amount above 0), if any."""
+    named = {str(k).split(". ", 1)[-1].strip().lower(): v for k, v in fields.items()}
+    where = f"{pid}: {symbol} at {stamp}"
+    try:
+        day = dt.date.fromisoformat(stamp[:10])
+    except ValueError:
+        raise PayloadFormatError(f"{where}: {stamp!r} is not a date") from None
+    ratio = _number(named.get("split coefficient"), f"{where}: split coefficient", 1.0)
+    amount = _number(named.get("dividend amount"), f"{where}: dividend amount", 0.0)
+    if ratio <= 0:
+        raise PayloadFormatError(f"{where}: split coefficient {ratio!r} must be > 0")
+    if amount < 0:
+        raise PayloadFormatError(f"{where}: dividend amount {amount!r} must be >= 0")
+    rows: list[dict[str, Any]] = []
+    if ratio != 1.0:
+        rows.append({"ex_date": day, "symbol": symbol, "kind": "split", "ratio": ratio})
+    if amount > 0:
+        rows.append({"ex_date": day, "symbol": symbol, "kind": "dividend", "amount": amount})
+    return rows
+
+
+def _number(value: Any, what: str, default: float) -> float:
+    if value is None:
+        return default
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PayloadFormatError(f"{what} is {value!r}, not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise PayloadFormatError(f"{what} is {value!r}, not a finite number")
+    return number
 
 
 class _Restamper:

@@ -12,6 +12,13 @@ runs against the real service.
 
 `fault_rate` corrupts that fraction of records, deterministically: a null price, a duplicated
 timestamp with a different price, a record moved out of order, or high < low.
+
+Corporate actions: each symbol pays a dividend on one calendar day a month (when that day is a
+session: ~0.2 % of its price level) and splits about once in two years (2, 3, 4, 5 or 10 for 1),
+each day's event a function of (seed, symbol, date) only. Daily bodies carry them beside
+`values` in Twelve Data's `/splits` and `/dividends` shapes. The bars stay as they are (the
+prices the market "traded" do not drop at an ex-date): adjusted prices are derived from the
+events (`corporate_actions` and `adjusted_daily_bars`), never written over the bars.
 """
 
 from __future__ import annotations
@@ -143,6 +150,55 @@ class SimulatedMarket(BarProvider):
 
     # --- internals ------------------------------------------------------------------------
 
+    def actions(
+        self, market: Market, symbol: str, start: dt.datetime, end: dt.datetime
+    ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
+        """(splits, dividends) with an ex-date among the sessions opening in [start, end), in
+        Twelve Data's `/splits` and `/dividends` entry shapes, oldest first."""
+        key = _symbol_key(symbol, self.seed)
+        splits: list[dict[str, object]] = []
+        dividends: list[dict[str, object]] = []
+        days = self._session_days(market, start, end)
+        if not days:
+            return splits, dividends
+        ordinals = np.array([(day - _EPOCH).days for day in days], dtype=np.int64)
+        draws = _mix(np.uint64(key) ^ (ordinals.astype(np.uint64) * np.uint64(0x2545F4914F6CDD1D)))
+        split_hits = _unit(draws) < _SPLIT_ODDS
+        dividend_hits = (ordinals - key) % 30 == 0
+        for i in np.flatnonzero(split_hits | dividend_hits).tolist():
+            day, ordinal = days[i], int(ordinals[i])
+            if split_hits[i]:
+                ratio = _SPLIT_RATIOS[int(draws[i] % np.uint64(len(_SPLIT_RATIOS)))]
+                splits.append(
+                    {
+                        "date": day.isoformat(),
+                        "description": f"{ratio}-for-1 split",
+                        "ratio": 1 / ratio,
+                        "from_factor": ratio,
+                        "to_factor": 1,
+                    }
+                )
+            if dividend_hits[i]:
+                amount = round(_anchor_price(key, ordinal) * _DIVIDEND_YIELD, 4)
+                dividends.append({"ex_date": day.isoformat(), "amount": amount})
+        return splits, dividends
+
+    def _session_days(self, market: Market, start: dt.datetime, end: dt.datetime) -> list[dt.date]:
+        """The sessions opening in [start, end), computed once per window (every symbol of a
+        fetch asks for the same)."""
+        cache = self.__dict__.setdefault("_days_cache", {})
+        found = cache.get((market.key, start, end))
+        if found is None:
+            local = (start.astimezone(market.tz).date(), end.astimezone(market.tz).date())
+            found = [
+                day
+                for day in market.sessions(*local)
+                if start <= market.session_bounds(day)[0] < end
+            ]
+            cache.clear()  # one window at a time: a fetch asks for one
+            cache[(market.key, start, end)] = found
+        return found
+
     def _time_series_document(
         self, market: Market, symbol: str, interval: Interval, start: dt.datetime, end: dt.datetime
     ) -> dict[str, object]:
@@ -153,7 +209,7 @@ class SimulatedMarket(BarProvider):
                 records = self._corrupt(records, symbol, path)
             values.extend(records)
         values.reverse()  # newest first, as Twelve Data sends them
-        return {
+        document: dict[str, object] = {
             "meta": {
                 "symbol": symbol,
                 "interval": interval,
@@ -165,6 +221,10 @@ class SimulatedMarket(BarProvider):
             "values": values,
             "status": "ok",
         }
+        if interval == "1day":
+            # Empty lists too: "no corporate action in this window", not "not said".
+            document["splits"], document["dividends"] = self.actions(market, symbol, start, end)
+        return document
 
     def _paths(
         self, market: Market, symbol: str, interval: Interval, start: dt.datetime, end: dt.datetime
@@ -295,6 +355,11 @@ def _aggregate_day(path: _SessionPath) -> _SessionPath:
         close=path.close[-1:],
         volume=np.array([path.volume.sum()], dtype=np.int64),
     )
+
+
+_SPLIT_RATIOS = (2, 3, 4, 5, 10)
+_SPLIT_ODDS = 1 / 500  # per session: about one split in two years a symbol
+_DIVIDEND_YIELD = 0.002  # of the symbol's price level, once a month
 
 
 def _symbol_key(symbol: str, seed: int) -> int:

@@ -18,6 +18,7 @@ from finance_assets.providers.twelve_data.client import (
 from finance_assets.providers.twelve_data.parser import (
     FORMAT,
     parse_twelve_data,
+    parse_twelve_data_actions,
     twelve_data_errors,
 )
 
@@ -41,6 +42,9 @@ SPEC = ProviderSpec(
         Setting("credits_per_day", PER_DAY_VARIABLE, "whole", FREE_CREDITS_PER_DAY, CALLS_PER_DAY),
     ),
     formats={FORMAT: parse_twelve_data},
+    # The simulated market's daily bodies carry splits and dividends in /splits' and
+    # /dividends' shapes; real /time_series bodies none.
+    actions={FORMAT: parse_twelve_data_actions},
     error_scanners={FORMAT: twelve_data_errors},
     budget=Budget(
         "credits_per_minute",

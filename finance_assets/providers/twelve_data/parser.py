@@ -10,6 +10,7 @@ are asked for with `exchange=LSE`; Twelve Data answers them with meta `symbol=BT
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -21,7 +22,12 @@ from finance_assets.lib.providers.base import (
     load_json_object,
     raw_text,
 )
-from finance_assets.lib.schema import RAW_RECORD_FIELDS, RAW_RECORD_SCHEMA, empty
+from finance_assets.lib.schema import (
+    ACTION_RECORD_SCHEMA,
+    RAW_RECORD_FIELDS,
+    RAW_RECORD_SCHEMA,
+    empty,
+)
 
 FORMAT = "twelve_data"
 
@@ -145,3 +151,86 @@ def twelve_data_errors(body: bytes | str) -> dict[str, str]:
         for symbol, item in document.items()
         if isinstance(item, dict) and item.get("status") == "error"
     }
+
+
+# --- corporate actions -----------------------------------------------------------------------
+
+
+def parse_twelve_data_actions(body: bytes | str, payload_id: str = "") -> pl.DataFrame | None:
+    """The splits and dividends in a Twelve Data body (ACTION_RECORD_SCHEMA), single-symbol or
+    batch, in the shapes of its `/splits` (`splits: [{date, from_factor, to_factor}]`, 4-for-1
+    as from 4 to 1) and `/dividends` (`dividends: [{ex_date, amount}]`) answers. Real
+    `/time_series` bodies carry neither (the client does not call those endpoints: each costs
+    credits per symbol); the simulated market adds them to its daily bodies. Entries with a
+    value that is not a positive number raise `PayloadFormatError` naming it. A body with
+    neither list says nothing about corporate actions: None."""
+    document = load_json_object(body, payload_id)
+    pid = payload_id or "?"
+    if "values" in document or "meta" in document or "status" in document:
+        series = {str((document.get("meta") or {}).get("symbol", "")): document}
+    else:
+        series = document
+    if not any(
+        isinstance(item, dict) and ("splits" in item or "dividends" in item)
+        for item in series.values()
+    ):
+        return None
+    rows: list[dict[str, object]] = []
+    for key, item in series.items():
+        if not isinstance(item, dict) or item.get("status") == "error":
+            continue
+        meta = item.get("meta") or {}
+        symbol = canonical_symbol(
+            str(meta.get("symbol") or key), meta.get("exchange"), meta.get("mic_code")
+        )
+        for entry in _entries(item, "splits", pid, symbol):
+            where = f"payload {pid}: {symbol}: split {entry.get('date')!r}"
+            ratio = _factor(entry.get("from_factor"), where) / _factor(
+                entry.get("to_factor"), where
+            )
+            rows.append(
+                {
+                    "ex_date": _date(entry.get("date"), where),
+                    "symbol": symbol,
+                    "kind": "split",
+                    "ratio": ratio,
+                }
+            )
+        for entry in _entries(item, "dividends", pid, symbol):
+            where = f"payload {pid}: {symbol}: dividend {entry.get('ex_date')!r}"
+            amount = _factor(entry.get("amount"), where, zero=True)
+            rows.append(
+                {
+                    "ex_date": _date(entry.get("ex_date"), where),
+                    "symbol": symbol,
+                    "kind": "dividend",
+                    "amount": amount,
+                }
+            )
+    if not rows:
+        return empty(ACTION_RECORD_SCHEMA)
+    return pl.DataFrame(rows, schema=ACTION_RECORD_SCHEMA)
+
+
+def _entries(item: Mapping[str, Any], key: str, pid: str, symbol: str) -> list[dict[str, Any]]:
+    entries = item.get(key) or []
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise PayloadFormatError(f"payload {pid}: {symbol}: '{key}' is not a list of objects")
+    return entries
+
+
+def _date(value: Any, where: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(str(value)[:10])
+    except ValueError:
+        raise PayloadFormatError(f"{where}: date {value!r} is not YYYY-MM-DD") from None
+
+
+def _factor(value: Any, where: str, *, zero: bool = False) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise PayloadFormatError(f"{where}: {value!r} is not a number") from None
+    if not (number >= 0 if zero else number > 0) or number == float("inf"):
+        raise PayloadFormatError(f"{where}: {value!r} must be {'>=' if zero else '>'} 0")
+    return number

@@ -12,7 +12,7 @@ from finance_assets.providers.spec import (
 )
 from finance_assets.providers.yfinance import csv_export
 from finance_assets.providers.yfinance.client import DEFAULT_CALLS_PER_MINUTE
-from finance_assets.providers.yfinance.parser import FORMAT, parse_yahoo_chart
+from finance_assets.providers.yfinance.parser import FORMAT, parse_yahoo_chart, parse_yahoo_events
 
 SPEC = ProviderSpec(
     name="yfinance",
@@ -35,6 +35,7 @@ SPEC = ProviderSpec(
         Setting("cache_dir", "YFINANCE_CACHE_DIR", "text", None),
     ),
     formats={FORMAT: parse_yahoo_chart, csv_export.FORMAT: csv_export.parse_yahoo_csv},
+    actions={FORMAT: parse_yahoo_events},
     budget=Budget("calls_per_minute", None, "Yahoo publishes no limit; 60 a minute is polite"),
     run_limit=1,
 )

@@ -21,7 +21,7 @@ from finance_assets.lib.providers.base import (
     payload_window,
     raw_text,
 )
-from finance_assets.lib.schema import RAW_RECORD_SCHEMA, empty
+from finance_assets.lib.schema import ACTION_RECORD_SCHEMA, RAW_RECORD_SCHEMA, empty
 
 FORMAT = "yahoo_chart"
 _SUFFIXES = (".L",)  # exchange suffixes written the same way in both notations
@@ -209,3 +209,92 @@ def _exchange_tz(meta: Mapping[str, Any], pid: str, symbol: str) -> dt.tzinfo:
     raise PayloadFormatError(
         f"payload {pid}: {symbol}: chart meta has no usable exchange time zone"
     )
+
+
+# --- corporate actions -----------------------------------------------------------------------
+
+
+def parse_yahoo_events(body: bytes | str, payload_id: str = "") -> pl.DataFrame:
+    """The splits and dividends of a chart body's `events` (ACTION_RECORD_SCHEMA), the client
+    asks for them (`events=div,splits`). `ex_date` is the exchange-local date of the event's
+    `date`. A split's ratio is `numerator / denominator` (4:1 -> 4.0). Yahoo states dividends
+    split-adjusted as of the fetch, like its prices. Events outside the payload's window are
+    left out, as its bars are. A chart error or a body without events gives none; an event
+    without a usable value raises `PayloadFormatError` naming it."""
+    document = load_json_object(body, payload_id)
+    pid = payload_id or "?"
+    chart = document.get("chart")
+    if not isinstance(chart, dict):
+        raise PayloadFormatError(f"payload {pid}: no 'chart' object (keys {sorted(document)[:6]})")
+    result = chart.get("result")
+    if chart.get("error") or not isinstance(result, list):
+        return empty(ACTION_RECORD_SCHEMA)
+    window = payload_window(payload_id)
+    rows: list[dict[str, Any]] = []
+    for item in result:
+        if not isinstance(item, dict) or not isinstance(item.get("meta"), dict):
+            raise PayloadFormatError(f"payload {pid}: chart result without 'meta'")
+        events = item.get("events")
+        if not events:
+            continue
+        if not isinstance(events, dict):
+            raise PayloadFormatError(f"payload {pid}: 'events' is not an object")
+        rows += _event_rows(item["meta"], events, pid, window)
+    if not rows:
+        return empty(ACTION_RECORD_SCHEMA)
+    return pl.DataFrame(rows, schema=ACTION_RECORD_SCHEMA)
+
+
+def _event_rows(
+    meta: Mapping[str, Any],
+    events: Mapping[str, Any],
+    pid: str,
+    window: tuple[dt.datetime, dt.datetime] | None,
+) -> list[dict[str, Any]]:
+    symbol = canonical_symbol(str(meta.get("symbol") or ""))
+    tz = _exchange_tz(meta, pid, symbol)
+    rows: list[dict[str, Any]] = []
+    for kind, key in (("split", "splits"), ("dividend", "dividends")):
+        entries = events.get(key) or {}
+        if not isinstance(entries, dict):
+            raise PayloadFormatError(f"payload {pid}: {symbol}: events.{key} is not an object")
+        for name, event in entries.items():
+            where = f"payload {pid}: {symbol}: events.{key}.{name}"
+            if not isinstance(event, dict):
+                raise PayloadFormatError(f"{where} is not an object")
+            stamp = event.get("date", name)
+            try:
+                day = dt.datetime.fromtimestamp(float(stamp), tz).date()
+            except (TypeError, ValueError, OverflowError, OSError):
+                raise PayloadFormatError(f"{where}: date {stamp!r} is not a time") from None
+            day_start = dt.datetime.combine(day, dt.time(), tz)
+            if window is not None and not (
+                day_start < window[1] and day_start + dt.timedelta(days=1) > window[0]
+            ):
+                continue  # outside what was asked for, as the bars
+            row: dict[str, Any] = {"ex_date": day, "symbol": symbol, "kind": kind}
+            if kind == "split":
+                row["ratio"] = _split_ratio(event, where)
+            else:
+                row["amount"] = _positive(event.get("amount"), f"{where}: amount", zero=True)
+            rows.append(row)
+    return rows
+
+
+def _split_ratio(event: Mapping[str, Any], where: str) -> float:
+    numerator = _positive(event.get("numerator"), f"{where}: numerator")
+    denominator = _positive(event.get("denominator"), f"{where}: denominator")
+    return numerator / denominator
+
+
+def _positive(value: Any, what: str, *, zero: bool = False) -> float:
+    """A number > 0 (>= 0 with `zero`), or `PayloadFormatError` naming `what`."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise PayloadFormatError(f"{what} is {value!r}, not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise PayloadFormatError(f"{what} is {value!r}, not a number") from None
+    if not (number >= 0 if zero else number > 0) or number == float("inf"):
+        raise PayloadFormatError(f"{what} is {value!r}: must be {'>=' if zero else '>'} 0")
+    return number
