@@ -22,6 +22,7 @@ import polars as pl
 from finance_assets.lib.io.spans import Kept, kept_expr
 from finance_assets.lib.providers.base import RawPayload, json_object_or_none
 from finance_assets.lib.transforms import CleanResult, failed_symbols
+from finance_assets.providers import registry
 from finance_assets.providers.twelve_data.parser import to_twelve_data
 
 if TYPE_CHECKING:
@@ -41,6 +42,14 @@ def _canonical(payload: RawPayload, found: dict[str, str]) -> dict[str, str]:
             if len(payload.symbols) == 1 and "?" in found:
                 out[symbol] = found["?"]
     return out
+
+
+def bar_payloads(payloads: Iterable[RawPayload]) -> list[RawPayload]:
+    """The payloads that can answer for bars: without those of a format that carries corporate
+    actions only (Twelve Data's `/splits` and `/dividends`), which would otherwise count as
+    answering their symbols for the window and lift what an error or a silence kept."""
+    actions_only = registry.actions_only_formats()
+    return [p for p in payloads if p.format not in actions_only]
 
 
 def payload_failures(payload: RawPayload) -> dict[str, str]:
@@ -244,7 +253,7 @@ def kept_spans(
     nothing for. `market` gives the sessions (its universe is not read). A payload the parse
     step could not read (`result.unreadable`) answered nothing and is left out. Returns (result
     without the kept spans' records, kept spans, failure messages per symbol)."""
-    payloads = [p for p in payloads if p.payload_id not in result.unreadable]
+    payloads = [p for p in bar_payloads(payloads) if p.payload_id not in result.unreadable]
     failed, messages = unanswered_spans(payloads, start, end)
     result = without_kept(result, failed)
     covered = covered_spans(result, interval, market.tz)

@@ -49,6 +49,9 @@ def clean_window(
     `only_symbols`: replace those symbols' rows only (a landing run: `landed_symbols`); every
     other symbol keeps its stored rows over the whole window, byte for byte (values, `source`,
     `ingested_at`), instead of being written again from the provider's older payloads."""
+    # A corporate-actions payload says nothing about bars: it neither parses as bars nor
+    # covers a window (`answers.bar_payloads`).
+    raw = answers.bar_payloads(raw)
     valid_starts = None
     if interval == "5min":
         valid_starts = pl.Series(

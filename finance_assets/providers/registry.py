@@ -68,6 +68,13 @@ def action_parsers() -> dict[str, ActionParser]:
     return {fmt: read for spec in _SPECS for fmt, read in spec.actions.items()}
 
 
+def actions_only_formats() -> frozenset[str]:
+    """Formats that carry corporate actions and no bars (Twelve Data's `/splits` and
+    `/dividends` answers): the bars' clean step leaves their payloads out, so one can never
+    count as an answer about bars."""
+    return frozenset(action_parsers().keys() - parsers().keys())
+
+
 def register(spec: ProviderSpec) -> None:
     """Add a provider in this process (a plug-in, or a test's fake). Its name must be new for
     its kind, its formats new, and its variables new: two providers reading one variable, or

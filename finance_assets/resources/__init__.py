@@ -34,7 +34,7 @@ from finance_assets.lib.providers.retrying import (
     DEFAULT_DEADLINE,
 )
 from finance_assets.lib.settings import EnvSettings
-from finance_assets.providers import reference, registry, routing
+from finance_assets.providers import corporate_actions, reference, registry, routing
 from finance_assets.providers.spec import KINDS, Kind, ProviderSpec
 from finance_assets.resources.bounds import PRICE_MOVE_PCT, QUARANTINE_RATE, TOP_POSTS
 from finance_assets.resources.landing import LandingZoneResource, max_file_bytes_from_env
@@ -224,6 +224,10 @@ def _routed_market_data(settings: EnvSettings) -> dict[str, MarketDataResource]:
     # A market's reference provider (MARKET_DATA_REFERENCE_<MARKET>, providers/reference.py)
     # is served like a route: the same resource when it serves both.
     for problem in reference.reference_problems(environ, markets):
+        settings.problem(problem)
+    # Twelve Data's /splits and /dividends (TWELVEDATA_CORPORATE_ACTIONS) go through the same
+    # resource as its bars: checked here, where the markets' choices are.
+    for problem in corporate_actions.problems(environ, markets):
         settings.problem(problem)
     chosen = [(r.resource_key, r.provider, r.variable) for r in routing.routes(environ, markets)]
     chosen += [

@@ -1,5 +1,6 @@
 """Corporate actions per market: `<market>/corporate_actions`, the splits and dividends the
-providers send inline with the daily bars (read from the raw zone's payloads, no extra call),
+providers send inline with the daily bars (read from the raw zone's payloads, no extra call)
+and, where asked for, Twelve Data's `/splits` and `/dividends` (`<market>/raw_corporate_actions`),
 deduplicated across providers; and `<market>/adjusted_daily_bars`, every daily bar adjusted for
 them and compared with the provider's own `adj_close` where one was sent.
 
@@ -15,14 +16,17 @@ import dagster as dg
 import polars as pl
 
 from finance_assets.defs.common.assets import (
+    fails_once_if_permanent,
     market_asset,
     output_unless_failed,
+    raw_zone_payloads,
     step_tags,
     table_metadata,
     warehouse_table,
 )
 from finance_assets.defs.common.automation import DAILY
 from finance_assets.defs.common.partitions import daily_partitions, refuse_invalid_partitions
+from finance_assets.lib import answers
 from finance_assets.lib.io import postgres
 from finance_assets.lib.io.managers import WarehouseResource, table_preview
 from finance_assets.lib.markets import Market
@@ -35,12 +39,20 @@ from finance_assets.lib.schema import (
     CORPORATE_ACTION_SCHEMA,
     empty,
 )
+from finance_assets.lib.transforms import agreement
 from finance_assets.lib.transforms import corporate_actions as ca
+from finance_assets.providers import corporate_actions as actions_settings
 from finance_assets.providers import reference
+from finance_assets.providers.corporate_actions import ActionsSource
+from finance_assets.providers.twelve_data.client import ACTION_CREDITS, TwelveDataClient
+from finance_assets.providers.twelve_data.parser import ACTIONS_FORMAT
+from finance_assets.resources.market_data import MarketDataResource
 
 # The vendor domain's raw answers of a market's reference provider (MARKET_DATA_REFERENCE_<M>),
 # read by key: a second provider's actions for the symbols of its sample.
 REFERENCE_QUOTES = "reference_daily_quotes"
+# Twelve Data's /splits and /dividends answers (TWELVEDATA_CORPORATE_ACTIONS=true).
+RAW_ACTIONS = "raw_corporate_actions"
 
 ACTION_COLUMNS = {
     "ex_date": "exchange-local ex-date: the first session that trades without the split or "
@@ -70,6 +82,76 @@ _ALL_DAYS = (dt.date(1900, 1, 1), dt.date(2200, 1, 1))
 _ALL_TIMES = tuple(dt.datetime.combine(day, dt.time(), dt.UTC) for day in _ALL_DAYS)
 
 
+def _raw_actions_asset(market: Market, found: ActionsSource) -> dg.AssetsDefinition:
+    """Twelve Data's `/splits` and `/dividends` for the market's symbols (its universe, or the
+    reference's sample), kept as received in the raw zone in a format of their own."""
+    symbols = (
+        list(market.universe)
+        if found.sample is None
+        else agreement.reference_sample(market.universe, found.sample)
+    )
+    shown = ", ".join(symbols[:10]) + (" ..." if len(symbols) > 10 else "")
+
+    @dg.asset(
+        **raw_zone_payloads(
+            market, "market", daily_partitions(market), name=RAW_ACTIONS, schedule=DAILY
+        ),
+        required_resource_keys={found.resource_key},
+        description=(
+            f"Twelve Data's `/splits` and `/dividends` for {len(symbols)} symbols of the "
+            f"{market.name} universe ({shown}; Twelve Data is its {found.role}, "
+            f"{found.variable}; resource `{found.resource_key}`), one call per symbol and "
+            f"endpoint for the partition window, {ACTION_CREDITS} credits each, priced before "
+            f"any call ({actions_settings.VARIABLE}=true). Kept exactly as received in the raw "
+            f"zone (`raw/{market.key}/{RAW_ACTIONS}/dt=YYYY-MM-DD/`, format "
+            f"`{ACTIONS_FORMAT}`: actions only, never read as bars); read by "
+            f"`{market.key}/corporate_actions`."
+        ),
+    )
+    @fails_once_if_permanent
+    def _raw(context: dg.AssetExecutionContext) -> list[RawPayload]:
+        refuse_invalid_partitions(context, market)
+        window = context.partition_time_window
+        resource: MarketDataResource = getattr(context.resources, found.resource_key)
+        provider = resource.get_provider()
+        if not isinstance(provider, TwelveDataClient):
+            raise dg.Failure(
+                description=f"{found.resource_key} is {provider.name}, not twelve_data: "
+                f"{actions_settings.VARIABLE} asks Twelve Data only",
+                allow_retries=False,
+            )
+        # Priced before any call, like the bars: a window the plan cannot pay for is refused
+        # now, naming the budget and the setting, not after hours of waiting for credits.
+        plan = provider.plan_actions(market, symbols, window.start, window.end)
+        refusal = plan.refusal()
+        if refusal is not None:
+            raise dg.Failure(
+                description=f"{refusal} ({actions_settings.VARIABLE}=true asks for /splits "
+                f"and /dividends at {ACTION_CREDITS} credits a symbol each)",
+                metadata={**plan.metadata(), "error": "BudgetExceeded", "retried": False},
+                allow_retries=False,
+            )
+        context.log.info(
+            f"{provider.name}: {plan.calls} call(s), {plan.cost} {plan.budget.unit}, at least "
+            f"{plan.minutes:.1f} min at {plan.budget.per_minute} {plan.budget.unit}/min"
+        )
+        payloads = provider.fetch_actions(market, symbols, window.start, window.end)
+        errors = {s: m for p in payloads for s, m in answers.payload_failures(p).items()}
+        context.add_output_metadata(
+            {
+                "provider": provider.name,
+                "window": f"{window.start.isoformat()} .. {window.end.isoformat()}",
+                "symbols": len(symbols),
+                "calls": len(payloads),
+                "failed_symbols": errors,
+                **plan.metadata(),
+            }
+        )
+        return payloads
+
+    return _raw
+
+
 def _corporate_actions_asset(market: Market) -> dg.AssetsDefinition:
     partitions_def = daily_partitions(market)
     key = dg.AssetKey([market.key, "corporate_actions"])
@@ -79,7 +161,19 @@ def _corporate_actions_asset(market: Market) -> dg.AssetsDefinition:
     second = reference.reference(os.environ, market.key)
     if second is not None:
         ins["reference"] = dg.AssetIn(key=[market.key, REFERENCE_QUOTES])
-    args = dict(
+    # Twelve Data's own /splits and /dividends, where asked for (TWELVEDATA_CORPORATE_ACTIONS).
+    twelve = actions_settings.source(os.environ, market.key)
+    if twelve is not None:
+        ins["twelve_data_actions"] = dg.AssetIn(key=[market.key, RAW_ACTIONS])
+    read_from = [f"`{market.key}/raw_daily_quotes`"]
+    if second is not None:
+        read_from.append(f"the reference's `{market.key}/{REFERENCE_QUOTES}`")
+    if twelve is not None:
+        read_from.append(
+            f"Twelve Data's `/splits` and `/dividends` in `{market.key}/{RAW_ACTIONS}`"
+        )
+
+    @dg.asset(
         ins=ins,
         **warehouse_table(
             market,
@@ -112,22 +206,24 @@ def _corporate_actions_asset(market: Market) -> dg.AssetsDefinition:
         ],
         description=(
             f"Splits and dividends of the {market.name} universe by ex-date, read from the "
-            f"daily payloads kept in the raw zone (`{market.key}/raw_daily_quotes`"
-            + (f" and the reference's `{market.key}/{REFERENCE_QUOTES}`" if second else "")
-            + ": no extra provider call): Yahoo's chart `events`, Alpha Vantage's "
-            "daily-adjusted split coefficient and dividend columns, the simulated market's "
-            "seeded actions. One row per (ex_date, symbol, kind) whichever providers reported "
+            f"payloads kept in the raw zone ({', '.join(read_from)}"
+            + ("" if twelve else ": no extra provider call")
+            + "): Yahoo's chart `events`, Alpha Vantage's "
+            "daily-adjusted split coefficient and dividend columns, Twelve Data's `/splits` and "
+            "`/dividends` answers, the simulated market's seeded actions. One row per "
+            "(ex_date, symbol, kind) whichever providers reported "
             f"it (`source` lists them). Table `{market.key}.corporate_actions`; "
             f"`{market.key}/adjusted_daily_bars` applies them."
         ),
     )
-
-    def _materialize(
-        context: dg.AssetExecutionContext,
-        raw: list[RawPayload],
-        second_opinion: Sequence[RawPayload],
+    def _actions(
+        context: dg.AssetExecutionContext, **inputs: Any
     ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         refuse_invalid_partitions(context, market)
+        raw: Sequence[RawPayload] = inputs["raw"]
+        # The other sources of the same actions: the reference's daily answers, Twelve Data's
+        # /splits and /dividends. Each says something only of the symbols it was asked for.
+        others = {name: list(payloads) for name, payloads in inputs.items() if name != "raw"}
         window = context.partition_time_window
         first = window.start.astimezone(market.tz).date()
         last = window.end.astimezone(market.tz).date()
@@ -140,10 +236,12 @@ def _corporate_actions_asset(market: Market) -> dg.AssetsDefinition:
                 allow_retries=False,
             )
         read = ca.actions_from_payloads(raw)
-        if second_opinion:
-            other = ca.actions_from_payloads(second_opinion)
-            # Silent: no payload of either provider could say (a reference answers its sample).
-            told = {s for p in second_opinion for s in p.symbols} - other.silent
+        for payloads in others.values():
+            if not payloads:
+                continue
+            other = ca.actions_from_payloads(payloads)
+            # Silent: no payload of any provider could say (the others answer some symbols).
+            told = {s for p in payloads for s in p.symbols} - other.silent
             read = ca.ActionsRead(
                 pl.concat([read.actions, other.actions]),
                 {**read.unreadable, **other.unreadable},
@@ -161,30 +259,14 @@ def _corporate_actions_asset(market: Market) -> dg.AssetsDefinition:
                 "dividends": actions.filter(pl.col("kind") == ca.DIVIDEND).height,
                 "sources": sorted(set(read.actions.get_column("source").to_list())),
                 "payloads": len(raw),
-                "reference_payloads": len(second_opinion),
+                **{f"{name}_payloads": len(payloads) for name, payloads in others.items()},
                 "payloads_unreadable": read.unreadable,
                 "actions": table_preview(actions, 20),
             },
             keys=context.partition_keys,
         )
 
-    if second is None:
-
-        @dg.asset(**args)
-        def _actions(
-            context: dg.AssetExecutionContext, raw: list[RawPayload]
-        ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-            yield from _materialize(context, raw, ())
-
-        return _actions
-
-    @dg.asset(**args)
-    def _with_reference(
-        context: dg.AssetExecutionContext, raw: list[RawPayload], reference: list[RawPayload]
-    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
-        yield from _materialize(context, raw, reference)
-
-    return _with_reference
+    return _actions
 
 
 def _agreement_check(conflicts: pl.DataFrame) -> dg.AssetCheckResult:
@@ -334,4 +416,8 @@ def _adj_close_check(adjusted: pl.DataFrame, disagreements: pl.DataFrame) -> dg.
 
 
 def build_corporate_action_assets(market: Market) -> list[dg.AssetsDefinition]:
-    return [_corporate_actions_asset(market), _adjusted_daily_bars_asset(market)]
+    assets = [_corporate_actions_asset(market), _adjusted_daily_bars_asset(market)]
+    found = actions_settings.source(os.environ, market.key)
+    if found is not None:
+        assets.append(_raw_actions_asset(market, found))
+    return assets

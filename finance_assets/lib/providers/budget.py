@@ -69,7 +69,15 @@ class FetchPlan:
         return sum(self.weights)
 
     @property
+    def fits_minute(self) -> bool:
+        """Whether every call fits the per-minute budget at all (a call weighing more can
+        never be sent: Twelve Data's 20-credit `/splits` on the free plan's 8 a minute)."""
+        return all(weight <= self.budget.per_minute for weight in self.weights)
+
+    @property
     def minutes(self) -> float:
+        if not self.fits_minute:
+            return math.inf
         return minutes_at_budget(self.weights, self.budget.per_minute)
 
     @property
@@ -85,9 +93,18 @@ class FetchPlan:
     def refusal(self) -> str | None:
         """Why the fetch cannot run within a day, naming the budget, the numbers and the
         settings to change; None when it fits."""
+        b = self.budget
+        if not self.fits_minute:
+            return (
+                f"{self.provider}: a call of this fetch costs {max(self.weights):,} {b.unit} "
+                f"({self.symbols} symbols, {self.interval}, {self.start.isoformat()} .. "
+                f"{self.end.isoformat()}), more than the per-minute budget of {b.per_minute:,} "
+                f"{b.unit} ({b.per_minute_variable}={b.per_minute}): it can never be sent. "
+                f"Refused before any call; set {b.per_minute_variable} to your plan's "
+                f"{b.unit} a minute if it allows more"
+            )
         if self.fits_day:
             return None
-        b = self.budget
         smaller = (
             "fewer symbols (split the universe across days) or a shorter partition range"
             if self.symbols > 1
@@ -111,10 +128,11 @@ class FetchPlan:
     def metadata(self) -> dict[str, Any]:
         """What a run records about its cost (plain values: Dagster metadata, logs)."""
         b = self.budget
+        minutes = self.minutes
         shown: dict[str, Any] = {
             "planned_calls": self.calls,
             f"planned_{b.unit}": self.cost,
-            "minutes_at_budget": round(self.minutes, 1),
+            "minutes_at_budget": round(minutes, 1) if math.isfinite(minutes) else "never",
             "budget_per_minute": f"{b.per_minute} {b.unit} ({b.per_minute_variable})",
         }
         if b.per_day is not None:

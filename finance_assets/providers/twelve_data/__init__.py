@@ -16,6 +16,7 @@ from finance_assets.providers.twelve_data.client import (
     PER_MINUTE_VARIABLE,
 )
 from finance_assets.providers.twelve_data.parser import (
+    ACTIONS_FORMAT,
     FORMAT,
     parse_twelve_data,
     parse_twelve_data_actions,
@@ -43,9 +44,11 @@ SPEC = ProviderSpec(
     ),
     formats={FORMAT: parse_twelve_data},
     # The simulated market's daily bodies carry splits and dividends in /splits' and
-    # /dividends' shapes; real /time_series bodies none.
-    actions={FORMAT: parse_twelve_data_actions},
-    error_scanners={FORMAT: twelve_data_errors},
+    # /dividends' shapes; real /time_series bodies none. The client's own /splits and
+    # /dividends answers (TWELVEDATA_CORPORATE_ACTIONS) have a format of their own: actions
+    # only, never read as bars.
+    actions={FORMAT: parse_twelve_data_actions, ACTIONS_FORMAT: parse_twelve_data_actions},
+    error_scanners={FORMAT: twelve_data_errors, ACTIONS_FORMAT: twelve_data_errors},
     budget=Budget(
         "credits_per_minute",
         FREE_CREDITS_PER_DAY,

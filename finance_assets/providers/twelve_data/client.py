@@ -17,12 +17,18 @@ London listings are asked for without their `.L` and with `exchange=LSE` (`BT.A.
 `BT.A` + `exchange=LSE`); `RawPayload.symbols` always holds the canonical symbols.
 
 The API key travels in the `Authorization: apikey ...` header, never in the URL.
+
+Corporate actions (`fetch_actions`, `TWELVEDATA_CORPORATE_ACTIONS=true`): `/splits` and
+`/dividends`, one call per symbol per endpoint with the window's `start_date`/`end_date`, 20
+credits each, priced before any call (`plan_actions`); their bodies are kept as received in
+format "twelve_data_actions", which carries actions and never bars.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
+import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -30,7 +36,7 @@ from typing import Any, Literal
 from finance_assets.lib.markets import BAR_MINUTES, Market
 from finance_assets.lib.providers.bars import BarClient, Call
 from finance_assets.lib.providers.base import BarRequest, Interval, RawPayload
-from finance_assets.lib.providers.budget import CallBudget
+from finance_assets.lib.providers.budget import BudgetExceeded, CallBudget, FetchPlan
 from finance_assets.lib.providers.errors import (
     AuthenticationFailed,
     InvalidRequest,
@@ -40,9 +46,10 @@ from finance_assets.lib.providers.errors import (
     QuotaExhausted,
     RateLimited,
 )
-from finance_assets.lib.providers.http import local_text, seconds_to_next_minute
+from finance_assets.lib.providers.http import local_text, redact, seconds_to_next_minute
 from finance_assets.lib.providers.keyed import KeyedClient
 from finance_assets.providers.twelve_data.parser import (
+    ACTIONS_FORMAT,
     FORMAT,
     canonical_symbol,
     error_code,
@@ -69,6 +76,14 @@ FREE_CREDITS_PER_MINUTE = 8
 FREE_CREDITS_PER_DAY = 800
 PER_MINUTE_VARIABLE = "TWELVEDATA_CREDITS_PER_MINUTE"
 PER_DAY_VARIABLE = "TWELVEDATA_CREDITS_PER_DAY"
+# Corporate actions: Twelve Data documents `/splits` and `/dividends` at "API credits cost: 20
+# per symbol" each, "available on the Grow plan (individual) ... and above"
+# (https://twelvedata.com/docs/llms/fundamentals/splits.md, .../fundamentals/dividends.md). A
+# free key (8 credits a minute) can never send one; a Basic key is answered 403.
+ACTION_ENDPOINTS = ("splits", "dividends")
+ACTION_CREDITS = 20
+ACTIONS_VARIABLE = "TWELVEDATA_CORPORATE_ACTIONS"
+LOG = logging.getLogger("finance_assets.providers")
 
 
 @dataclass(frozen=True)
@@ -149,6 +164,125 @@ class TwelveDataClient(KeyedClient, BarClient):
             for _window in self._windows(market, interval, start, end)
             for _exchange, chunk in self._batches(symbols)
         ]
+
+    # --- corporate actions ----------------------------------------------------------------
+
+    def plan_actions(
+        self, market: Market, symbols: Sequence[str], start: dt.datetime, end: dt.datetime
+    ) -> FetchPlan:
+        """What `fetch_actions` would send and cost, sending nothing: a call per symbol per
+        endpoint, `ACTION_CREDITS` each. `.refusal()` says why it cannot run (a call above the
+        per-minute credits, or more than the day's)."""
+        unique = list(dict.fromkeys(symbols))
+        return FetchPlan(
+            provider=self.name,
+            symbols=len(unique),
+            interval="/splits and /dividends",
+            start=start,
+            end=end,
+            weights=(ACTION_CREDITS,) * (len(unique) * len(ACTION_ENDPOINTS)),
+            budget=self.budget,
+        )
+
+    def fetch_actions(
+        self, market: Market, symbols: Sequence[str], start: dt.datetime, end: dt.datetime
+    ) -> list[RawPayload]:
+        """`/splits` and `/dividends` of each symbol for the exchange-local days of [start,
+        end), each body as received (format "twelve_data_actions"). Refused before any call
+        when the plan cannot pay for them (`BudgetExceeded`); a plan without the endpoints
+        (403) fails as `AuthenticationFailed` naming the plan and the setting; a symbol
+        Twelve Data does not know is skipped with a warning, like the bars' clients do."""
+        plan = self.plan_actions(market, symbols, start, end)
+        refusal = plan.refusal()
+        if refusal is not None:
+            raise BudgetExceeded(refusal, plan)
+        tz = market.tz
+        first = start.astimezone(tz).date()
+        last = (end - dt.timedelta(microseconds=1)).astimezone(tz).date()
+        payloads: list[RawPayload] = []
+        skipped: list[InvalidSymbol] = []
+        batch = 0
+        for symbol in dict.fromkeys(symbols):
+            for endpoint in ACTION_ENDPOINTS:
+                try:
+                    payloads.append(
+                        self._fetch_action(endpoint, symbol, first, last, start, end, batch)
+                    )
+                except InvalidSymbol as exc:
+                    if self.on_invalid_symbol == "raise":
+                        raise
+                    skipped.append(exc)
+                    LOG.warning("%s", redact(f"{self.name}: skipping {symbol}: {exc}"))
+                    break  # its other endpoint would not know it either
+                finally:
+                    batch += 1
+        if skipped and not payloads:
+            raise skipped[-1]
+        return payloads
+
+    def _fetch_action(
+        self,
+        endpoint: str,
+        symbol: str,
+        first: dt.date,
+        last: dt.date,
+        start: dt.datetime,
+        end: dt.datetime,
+        batch: int,
+    ) -> RawPayload:
+        td_symbol, exchange = to_twelve_data(symbol)
+        params = {
+            "symbol": td_symbol,
+            "start_date": first.isoformat(),
+            "end_date": last.isoformat(),
+        }
+        if exchange:
+            params["exchange"] = exchange
+        response = self.http.get_json(
+            f"{self.base_url}/{endpoint}",
+            params,
+            headers={"Authorization": f"apikey {self._api_key}"},
+            weight=ACTION_CREDITS,
+            classify=lambda status, doc: self._classify_actions(status, doc, endpoint, symbol),
+        )
+        return RawPayload(
+            provider=self.name,
+            format=ACTIONS_FORMAT,
+            interval="1day",
+            symbols=(symbol,),
+            window_start=start,
+            window_end=end,
+            fetched_at=response.fetched_at,
+            body=response.body,
+            batch=batch,
+            request=self.http.redact({"endpoint": endpoint, "base_url": self.base_url, **params}),
+            content_type=response.content_type,
+        )
+
+    def _classify_actions(self, status: int, document: Any, endpoint: str, symbol: str) -> None:
+        document = self._json_object(status, document, f"/{endpoint}: ")
+        if document.get("status") == "error" and "code" in document:
+            if (error_code(document) or status) == 403:
+                # "/splits is available exclusively with grow or higher plans": not a bad key,
+                # and not "no actions" either. Asking again gives the same answer.
+                raise AuthenticationFailed(
+                    f"{self.name}: 403: {document.get('message', 'forbidden')} (the key's plan "
+                    f"has no /{endpoint}: /splits and /dividends need Twelve Data's Grow plan or "
+                    f"above, {ACTION_CREDITS} credits a symbol each; {ACTIONS_VARIABLE}=true asks "
+                    "for them: set it to false on a plan without them)",
+                    provider=self.name,
+                    status=403,
+                )
+            self._raise_for_error(status, document, [symbol])
+            return
+        if status >= 300:
+            return  # the HTTP layer reports the status
+        if not isinstance(document.get(endpoint), list):
+            raise MalformedResponse(
+                f"{self.name}: /{endpoint} for {symbol} has no '{endpoint}' list",
+                provider=self.name,
+                status=status,
+            )
 
     # --- internals ------------------------------------------------------------------------
 

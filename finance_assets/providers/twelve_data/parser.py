@@ -11,6 +11,7 @@ are asked for with `exchange=LSE`; Twelve Data answers them with meta `symbol=BT
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -30,6 +31,10 @@ from finance_assets.lib.schema import (
 )
 
 FORMAT = "twelve_data"
+# The answers of `/splits` and `/dividends` (one symbol, one endpoint each): corporate actions
+# only, never bars. A format of their own, which no bars parser reads, so the clean step can
+# never take such a payload for an answer about bars (`registry.actions_only_formats`).
+ACTIONS_FORMAT = "twelve_data_actions"
 
 # Canonical suffix -> Twelve Data exchange code (and the MIC it answers with).
 _EXCHANGES = {".L": ("LSE", "XLON")}
@@ -159,9 +164,10 @@ def twelve_data_errors(body: bytes | str) -> dict[str, str]:
 def parse_twelve_data_actions(body: bytes | str, payload_id: str = "") -> pl.DataFrame | None:
     """The splits and dividends in a Twelve Data body (ACTION_RECORD_SCHEMA), single-symbol or
     batch, in the shapes of its `/splits` (`splits: [{date, from_factor, to_factor}]`, 4-for-1
-    as from 4 to 1) and `/dividends` (`dividends: [{ex_date, amount}]`) answers. Real
-    `/time_series` bodies carry neither (the client does not call those endpoints: each costs
-    credits per symbol); the simulated market adds them to its daily bodies. Entries with a
+    as from 4 to 1, or its description "4-for-1 split") and `/dividends` (`dividends:
+    [{ex_date, amount}]`) answers: the client's `/splits` and `/dividends` payloads (format
+    `ACTIONS_FORMAT`) and the simulated market's daily bodies, which add them beside
+    `values`. Real `/time_series` bodies carry neither. Entries with a
     value that is not a positive number raise `PayloadFormatError` naming it. A body with
     neither list says nothing about corporate actions: None."""
     document = load_json_object(body, payload_id)
@@ -185,9 +191,7 @@ def parse_twelve_data_actions(body: bytes | str, payload_id: str = "") -> pl.Dat
         )
         for entry in _entries(item, "splits", pid, symbol):
             where = f"payload {pid}: {symbol}: split {entry.get('date')!r}"
-            ratio = _factor(entry.get("from_factor"), where) / _factor(
-                entry.get("to_factor"), where
-            )
+            ratio = _split_ratio(entry, where)
             rows.append(
                 {
                     "ex_date": _date(entry.get("date"), where),
@@ -210,6 +214,24 @@ def parse_twelve_data_actions(body: bytes | str, payload_id: str = "") -> pl.Dat
     if not rows:
         return empty(ACTION_RECORD_SCHEMA)
     return pl.DataFrame(rows, schema=ACTION_RECORD_SCHEMA)
+
+
+# "4-for-1 split", "1-for-10 reverse split": new shares for old.
+_N_FOR_M = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*-?\s*for\s*-?\s*(\d+(?:\.\d+)?)\b", re.I)
+
+
+def _split_ratio(entry: Mapping[str, Any], where: str) -> float:
+    """New shares per old share. The description ("4-for-1 split") first: Twelve Data's own
+    examples of AAPL's 2020 split state the factors both ways round (`from_factor` 4,
+    `to_factor` 1, `ratio` 0.25 in one version of its docs; 1, 4 and 4 in another), while the
+    description reads "4-for-1" in both. Without a readable description, `from_factor /
+    to_factor`, as the first version (and the simulated market) has it."""
+    found = _N_FOR_M.match(str(entry.get("description") or ""))
+    if found:
+        new, old = float(found.group(1)), float(found.group(2))
+        if new > 0 and old > 0:
+            return new / old
+    return _factor(entry.get("from_factor"), where) / _factor(entry.get("to_factor"), where)
 
 
 def _entries(item: Mapping[str, Any], key: str, pid: str, symbol: str) -> list[dict[str, Any]]:
