@@ -200,3 +200,129 @@ def test_a_reference_providers_actions_are_deduplicated_with_the_primarys(
     assert set(stored) == expected
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     assert checks["providers_agree_on_actions"].passed and checks["actions_reported"].passed
+
+
+# --- Twelve Data's /splits and /dividends (TWELVEDATA_CORPORATE_ACTIONS=true) ----------------
+
+# The window of AAPL's 2020 dividend and 4-for-1 split and TSLA's 5-for-1 split.
+TD_START, TD_END = "2020-08-06", "2020-09-01"
+# The companies' published actions in it (twelve_data_actions/README.source.txt), as
+# (ex_date, symbol, kind, ratio, amount): the stand-in's bodies are filtered to the window.
+TD_ACTIONS = {
+    (dt.date(2020, 8, 7), "AAPL", "dividend", None, 0.82),
+    (dt.date(2020, 8, 31), "AAPL", "split", 4.0, None),
+    (dt.date(2020, 8, 31), "TSLA", "split", 5.0, None),
+}
+
+
+@pytest.fixture
+def td_actions_env(reference_env, old_us, monkeypatch, httpserver):  # noqa: F811
+    """The simulated market is us's primary; Twelve Data its reference (sample AAPL, NVDA,
+    TSLA), asked for its /splits and /dividends too."""
+    monkeypatch.setenv("TWELVEDATA_CORPORATE_ACTIONS", "true")
+    return reference_env
+
+
+def _td_stand_in(httpserver, seen, **options):
+    from finance_assets_tests.test_assets.test_vendor_agreement import SECRET
+    from finance_assets_tests.test_providers.test_twelve_data_actions import stand_in
+
+    for endpoint in ("splits", "dividends"):
+        httpserver.expect_request(f"/{endpoint}").respond_with_handler(
+            stand_in(seen, key=SECRET, **options)
+        )
+
+
+def _failure(result) -> str:
+    [failure] = [e for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_FAILURE]
+    return failure.step_failure_data.error.message if failure.step_failure_data.error else ""
+
+
+def test_twelve_data_actions_land_beside_the_other_providers(
+    td_actions_env,
+    fresh_schema,  # noqa: F811
+    old_us,  # noqa: F811
+    httpserver,
+):
+    seen: list[dict[str, str]] = []
+    _td_stand_in(httpserver, seen)
+    names = ["raw_daily_quotes", "raw_corporate_actions", "corporate_actions"]
+    result = _run(_defs(old_us), names, TD_START, TD_END)
+
+    # One call per symbol of the sample and endpoint, for the whole range at once.
+    assert sorted((c["endpoint"], c["symbol"], c["start_date"], c["end_date"]) for c in seen) == [
+        (endpoint, symbol, TD_START, TD_END)
+        for endpoint in ("dividends", "splits")
+        for symbol in ("AAPL", "NVDA", "TSLA")
+    ]
+    # Expected: the simulated market's own seeded actions (its generator) and the companies'
+    # real ones from Twelve Data, one row per (ex_date, symbol, kind) listing its providers.
+    sim = SimulatedMarket(seed=7)
+    window = (
+        old_us.session_bounds(dt.date.fromisoformat(TD_START))[0],
+        old_us.session_bounds(dt.date.fromisoformat(TD_END))[1],
+    )
+    reported: dict[tuple, dict[str, float]] = {}
+    for symbol in old_us.universe:
+        splits, dividends = sim.actions(old_us, symbol, *window)
+        for s in splits:
+            key = (dt.date.fromisoformat(s["date"]), symbol, "split")
+            reported.setdefault(key, {})["simulated"] = s["from_factor"] / s["to_factor"]
+        for d in dividends:
+            key = (dt.date.fromisoformat(d["ex_date"]), symbol, "dividend")
+            reported.setdefault(key, {})["simulated"] = d["amount"]
+    for day, symbol, kind, ratio, amount in TD_ACTIONS:
+        reported.setdefault((day, symbol, kind), {})["twelve_data"] = ratio or amount
+    stored = _rows(
+        fresh_schema,
+        "SELECT ex_date, symbol, kind, coalesce(ratio, amount), source FROM us.corporate_actions",
+    )
+    assert {(d, s, k): src for d, s, k, _, src in stored} == {
+        key: ",".join(sorted(by)) for key, by in reported.items()
+    }
+    for day, symbol, kind, value, _ in stored:
+        by = reported[(day, symbol, kind)]
+        assert value == pytest.approx(by[min(by)])  # the first provider by name is stored
+    assert {"twelve_data"} <= {src for *_, src in stored for src in src.split(",")}
+    assert {
+        (d, s, k, v if k == "split" else None, v if k == "dividend" else None)
+        for d, s, k, v, src in stored
+        if "twelve_data" in src
+    } >= TD_ACTIONS
+    materialization = result.asset_materializations_for_node("us__corporate_actions")[0]
+    assert materialization.metadata["twelve_data_actions_payloads"].value == 6
+    assert "twelve_data" in materialization.metadata["sources"].value
+
+
+def test_twelve_data_actions_refused_when_the_days_credits_cannot_pay(
+    td_actions_env,
+    fresh_schema,  # noqa: F811
+    old_us,  # noqa: F811
+    httpserver,
+    monkeypatch,
+):
+    monkeypatch.setenv("TWELVEDATA_CREDITS_PER_DAY", "100")  # the sample's 6 calls cost 120
+    seen: list[dict[str, str]] = []
+    _td_stand_in(httpserver, seen)
+    result = _run(_defs(old_us), ["raw_corporate_actions"], TD_START, TD_END, expect=False)
+    message = _failure(result)
+    assert "costing 120 credits" in message, message
+    assert "TWELVEDATA_CREDITS_PER_DAY=100" in message
+    assert "TWELVEDATA_CORPORATE_ACTIONS=true" in message
+    assert seen == []  # refused before any call
+
+
+def test_a_plan_without_the_endpoints_fails_clearly_and_is_not_retried(
+    td_actions_env,
+    fresh_schema,  # noqa: F811
+    old_us,  # noqa: F811
+    httpserver,
+):
+    seen: list[dict[str, str]] = []
+    _td_stand_in(httpserver, seen, plan_error=True)
+    result = _run(_defs(old_us), ["raw_corporate_actions"], TD_START, TD_END, expect=False)
+    message = _failure(result)
+    assert "available exclusively with grow or higher plans" in message, message
+    assert "Grow plan" in message and "TWELVEDATA_CORPORATE_ACTIONS" in message
+    assert "not retried" in message
+    assert len(seen) == 1  # the first call's answer ends it: not empty, and not asked again

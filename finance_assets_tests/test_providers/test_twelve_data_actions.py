@@ -35,7 +35,9 @@ def _body(name: str) -> dict:
     return json.loads((BODIES / name).read_text())
 
 
-def stand_in(seen: list[dict[str, str]], *, plan_error: bool = False, status: int = 200):
+def stand_in(
+    seen: list[dict[str, str]], *, plan_error: bool = False, status: int = 200, key: str = API_KEY
+):
     """Twelve Data's /splits and /dividends: the recorded lists filtered to the request's
     start_date..end_date (inclusive, as documented); with `plan_error`, the answer a key
     without the Grow plan gets."""
@@ -44,7 +46,7 @@ def stand_in(seen: list[dict[str, str]], *, plan_error: bool = False, status: in
         args = dict(request.args)
         endpoint = request.path.strip("/")
         seen.append({"endpoint": endpoint, **args})
-        if request.headers.get("Authorization") != f"apikey {API_KEY}":
+        if request.headers.get("Authorization") != f"apikey {key}":
             return Response('{"code":401,"message":"bad key","status":"error"}', status=401)
         if plan_error:
             body = _body("error_403_plan.json")
