@@ -40,7 +40,7 @@ if str(REPO) not in sys.path:  # run as a script: the repository's package, not 
 
 from finance_assets.lib.markets import configured_market_keys  # noqa: E402
 from finance_assets.providers import reference, registry, routing  # noqa: E402
-from finance_assets.providers.spec import KINDS, ProviderSpec, Setting  # noqa: E402
+from finance_assets.providers.spec import KINDS, ProviderSpec, Setting, calls_tag  # noqa: E402
 
 ENV_EXAMPLE = DEPLOYMENT / "docker" / ".env.example"
 COMPOSE = DEPLOYMENT / "docker" / "compose.yaml"
@@ -143,10 +143,9 @@ def compose_environment() -> list[str]:
 
 
 def run_limits() -> list[str]:
-    lines = []
-    for spec in _limited():
-        lines.append(f"- {{key: {spec.slot.run_tag}, value: {spec.name}, limit: {spec.run_limit}}}")
-    return lines
+    """One limit per keyed provider on its `finance/calls.<provider>` tag, which every run that
+    calls it carries whatever the role (bars, reference, posts): one queue per provider."""
+    return [f"- {{key: {calls_tag(spec.name)}, limit: {spec.run_limit}}}" for spec in _limited()]
 
 
 def cfn_parameters() -> list[str]:

@@ -12,7 +12,7 @@ No Dagster import: the pure parts (clients, parsers, specs) are used and tested 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -54,6 +54,23 @@ KINDS: dict[str, KindSlot] = {
     ),
     "posts": KindSlot("POSTS_PROVIDER", "posts", "finance/posts_provider", "PostsProvider"),
 }
+
+
+# The run tag naming one provider a run calls, whatever its role in the run (a market's bars,
+# its reference, the posts): `finance/calls.<provider>`. The run coordinators limit each keyed
+# provider by this tag (`run_limit`, written by deployment/render.py), so a daily run asking
+# Twelve Data for a second opinion queues behind a 5-minute run whose bars come from it.
+CALLS_TAG_PREFIX = "finance/calls."
+
+
+def calls_tag(provider: str) -> str:
+    """The run tag key of a run that calls `provider`."""
+    return f"{CALLS_TAG_PREFIX}{provider}"
+
+
+def calls_tags(providers: Iterable[str]) -> dict[str, str]:
+    """The run tags of a run that calls each of `providers`."""
+    return {calls_tag(p): "true" for p in dict.fromkeys(providers)}
 
 
 @dataclass(frozen=True)
@@ -160,8 +177,9 @@ class ProviderSpec:
     provider's payloads carry to its parser; `error_scanners` the formats whose 200 answers
     report per-symbol errors inline; `actions` the formats whose bodies carry splits and
     dividends inline (Yahoo's chart `events`), read by the `corporate_actions` asset.
-    `run_limit`: how many runs may call it at once (the run
-    coordinators' tag limits; None: unlimited, as for the simulated sources). Its secrets are
+    `run_limit`: how many runs may call it at once (the run coordinators' limit on its
+    `calls_tag`, whatever role each run asks it in; None: unlimited, as for the simulated
+    sources). Its secrets are
     its settings of type "secret" (the deployments' secret keys)."""
 
     name: str

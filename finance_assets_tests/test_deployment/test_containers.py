@@ -144,8 +144,9 @@ def test_every_keyed_provider_runs_one_run_at_a_time_and_the_jobs_carry_its_tag(
         (x["key"], x.get("value")): x["limit"]
         for x in coordinator["config"]["tag_concurrency_limits"]
     }
-    keyed = {("finance/market_data_provider", p) for p in PROVIDERS if p != "simulated"}
-    keyed |= {("finance/posts_provider", p) for p in POSTS_PROVIDERS if p != "simulated"}
+    # One queue per keyed provider, on the tag every run calling it carries, whatever its role.
+    keyed = {(f"finance/calls.{p}", None) for p in (*PROVIDERS, *POSTS_PROVIDERS)}
+    keyed -= {("finance/calls.simulated", None)}
     assert {k: limits.get(k) for k in keyed} == dict.fromkeys(keyed, 1)
 
     monkeypatch.setenv("MARKET_DATA_PROVIDER", "twelve_data")
@@ -153,8 +154,10 @@ def test_every_keyed_provider_runs_one_run_at_a_time_and_the_jobs_carry_its_tag(
     market = markets_from_env({})["us"]
     for job in (daily_job(market), intraday_job(market)):
         assert job.tags["finance/market_data_provider"] == "twelve_data", job.name
+        assert job.tags["finance/calls.twelve_data"] == "true", job.name
     posts_job = build_social_schedules(market)[0].job
     assert posts_job.tags["finance/posts_provider"] == "x_api"
+    assert posts_job.tags["finance/calls.x_api"] == "true"
 
 
 def test_hadolint_passes_on_the_dockerfiles():

@@ -71,7 +71,7 @@ def test_the_committed_deployments_are_what_the_registry_renders():
 
 def test_check_fails_with_a_diff_when_a_section_was_edited_by_hand(tmp_path, monkeypatch):
     edited = render.DOCKER_INSTANCE.read_text().replace(
-        "value: yfinance, limit: 1", "value: yfinance, limit: 3"
+        "finance/calls.yfinance, limit: 1", "finance/calls.yfinance, limit: 3"
     )
     copy = tmp_path / "dagster.yaml"
     copy.write_text(edited)
@@ -79,8 +79,8 @@ def test_check_fails_with_a_diff_when_a_section_was_edited_by_hand(tmp_path, mon
     (diff,) = render.differences(
         {copy: render.render_sections(edited, {"provider-run-limits": render.run_limits}, "x")}
     )
-    assert "-      - {key: finance/market_data_provider, value: yfinance, limit: 3}" in diff
-    assert "+      - {key: finance/market_data_provider, value: yfinance, limit: 1}" in diff
+    assert "-      - {key: finance/calls.yfinance, limit: 3}" in diff
+    assert "+      - {key: finance/calls.yfinance, limit: 1}" in diff
 
 
 def test_a_file_without_its_sections_or_with_an_unknown_one_is_refused():
@@ -133,7 +133,7 @@ def test_a_registered_provider_reaches_the_container_stack(with_fake):
     listed = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", env_file, re.M))
     assert passed <= listed
     docker = yaml.safe_load(with_fake[render.DOCKER_INSTANCE])
-    assert _limits(docker)[("finance/market_data_provider", "fake_exchange")] == 1
+    assert _limits(docker)[("finance/calls.fake_exchange", None)] == 1
 
 
 def test_a_registered_provider_reaches_the_cloudformation_template(with_fake):
@@ -153,7 +153,7 @@ def test_a_registered_provider_reaches_the_cloudformation_template(with_fake):
     assert "FAKE_EXCHANGE_API_KEY" in yaml.safe_load(secret["SecretString"])
     for task in ("WebserverTaskDefinition", "DaemonTaskDefinition"):
         limits = _limits(_instance(template, task))
-        assert limits[("finance/market_data_provider", "fake_exchange")] == 1
+        assert limits[("finance/calls.fake_exchange", None)] == 1
 
     chosen = with_conditions(template, {"MarketDataProvider": "fake_exchange"})
     for name, container in code_containers(chosen).items():
@@ -169,3 +169,49 @@ def test_a_registered_provider_reaches_the_cloudformation_template(with_fake):
     default = with_conditions(template, {})
     for name, container in code_containers(default).items():
         assert "FAKE_EXCHANGE_API_KEY" not in {s["Name"] for s in container["Secrets"]}, name
+
+
+def test_a_daily_run_asking_the_reference_queues_behind_that_providers_other_runs(monkeypatch):
+    """us's daily bars from Alpha Vantage, its 5-minute bars and its second opinion from Twelve
+    Data: the daily run names both providers, so under either instance's limits it waits for
+    a running 5-minute run (one Twelve Data budget at a time), and the other way round. Judged
+    by Dagster's own counter of the QueuedRunCoordinator."""
+    from dagster._core.storage.dagster_run import DagsterRun
+    from dagster._utils.tags import TagConcurrencyLimitsCounter
+
+    from finance_assets.defs.market.schedules import daily_job, intraday_job
+    from finance_assets.lib.markets import markets_from_env
+
+    for name in ("MARKET_DATA_PROVIDER", "MARKET_DATA_PROVIDER_US", "MARKET_DATA_REFERENCE_UK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MARKET_DATA_PROVIDER_US_DAILY", "alpha_vantage")
+    monkeypatch.setenv("MARKET_DATA_PROVIDER_US_5MIN", "twelve_data")
+    monkeypatch.setenv("MARKET_DATA_REFERENCE_US", "twelve_data")
+    us, uk = (markets_from_env({})[m] for m in ("us", "uk"))
+
+    def run(job) -> DagsterRun:
+        return DagsterRun(job_name=job.name, tags=job.tags)
+
+    daily, five = run(daily_job(us)), run(intraday_job(us))
+    assert daily.tags["finance/market_data_provider"] == "alpha_vantage"
+    assert {k for k in daily.tags if k.startswith("finance/calls.")} == {
+        "finance/calls.alpha_vantage",
+        "finance/calls.twelve_data",
+    }
+    for path in (render.DOCKER_INSTANCE, render.AWS_INSTANCE):
+        instance = yaml.safe_load(re.sub(r"\$\{(\w+)\}", r"\1", path.read_text()))
+        limits = instance["run_coordinator"]["config"]["tag_concurrency_limits"]
+        assert TagConcurrencyLimitsCounter(limits, [five]).is_blocked(daily), path
+        assert TagConcurrencyLimitsCounter(limits, [daily]).is_blocked(five), path
+        # uk's jobs call the simulated market only: never held by us's runs.
+        for job in (daily_job(uk), intraday_job(uk)):
+            assert not TagConcurrencyLimitsCounter(limits, [daily, five]).is_blocked(run(job))
+
+    # Without the reference the daily run calls Alpha Vantage alone, beside Twelve Data's run.
+    monkeypatch.delenv("MARKET_DATA_REFERENCE_US")
+    alone = run(daily_job(us))
+    assert "finance/calls.twelve_data" not in alone.tags
+    limits = yaml.safe_load(render.DOCKER_INSTANCE.read_text())["run_coordinator"]["config"][
+        "tag_concurrency_limits"
+    ]
+    assert not TagConcurrencyLimitsCounter(limits, [five]).is_blocked(alone)

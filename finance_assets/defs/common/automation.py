@@ -7,8 +7,8 @@ import os
 import dagster as dg
 
 from finance_assets.lib.markets import Market
-from finance_assets.providers import routing
-from finance_assets.providers.spec import KINDS
+from finance_assets.providers import reference, routing
+from finance_assets.providers.spec import KINDS, calls_tags
 
 # The asset tag naming the schedule an asset runs on, and its values.
 SCHEDULE_TAG = "schedule"
@@ -41,14 +41,24 @@ def schedules_default_status() -> dg.DefaultScheduleStatus:
 
 
 def bars_provider_tag(market: Market, interval: str) -> dict[str, str]:
-    """The run tag naming the provider of `market`'s `interval` bars (`providers/routing.py`)."""
+    """The run tags of `market`'s `interval` job: the provider of its bars
+    (`finance/market_data_provider`, `providers/routing.py`) and `finance/calls.<provider>` for
+    every provider its runs call: the bars' and, in the daily job, the market's reference
+    (`providers/reference.py`, which also serves Twelve Data's corporate actions). The run
+    coordinators limit each keyed provider by the latter, whatever its role in the run."""
     chosen = routing.route(os.environ, market.key, interval)
-    return {KINDS["bars"].run_tag: chosen.provider}
+    called = [chosen.provider]
+    if interval == "1day":
+        second = reference.reference(os.environ, market.key)
+        if second is not None:
+            called.append(second.provider)
+    return {KINDS["bars"].run_tag: chosen.provider, **calls_tags(called)}
 
 
 def provider_tag(key: str, variable: str) -> dict[str, str]:
-    """The run tag naming the provider a job calls (`finance/market_data_provider`,
-    `finance/posts_provider`): the container instance's QueuedRunCoordinator allows one run at a
-    time per keyed provider (deployment/docker/dagster.yaml), since each client's rate limiter
-    lives in its run's process."""
-    return {key: os.environ.get(variable, "").strip().lower() or "simulated"}
+    """The run tags naming the provider a job calls (`finance/posts_provider` and its
+    `finance/calls.<provider>`): the instances' QueuedRunCoordinator allows one run at a time
+    per keyed provider (deployment/docker/dagster.yaml), since each client's rate limiter lives
+    in its run's process."""
+    provider = os.environ.get(variable, "").strip().lower() or "simulated"
+    return {key: provider, **calls_tags([provider])}
