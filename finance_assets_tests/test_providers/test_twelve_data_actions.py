@@ -21,7 +21,7 @@ from finance_assets.lib.clean_step import clean_window
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import RawPayload
 from finance_assets.lib.providers.budget import BudgetExceeded
-from finance_assets.lib.providers.http import AuthenticationFailed
+from finance_assets.lib.providers.http import AuthenticationFailed, InvalidSymbol
 from finance_assets.lib.transforms import corporate_actions as ca
 from finance_assets.providers.simulated_market import SimulatedMarket
 from finance_assets.providers.twelve_data.parser import ACTIONS_FORMAT, parse_twelve_data_actions
@@ -150,6 +150,31 @@ def test_a_london_symbol_is_asked_on_the_lse_and_answered_under_its_canonical_na
     ]
     read = ca.actions_from_payloads(payloads)
     assert read.actions.select("symbol", "amount").rows() == [("BT.A.L", 5.6)]
+
+
+def test_a_symbol_twelve_data_does_not_know_is_skipped_and_the_others_kept(
+    httpserver: HTTPServer, fake: FakeTime, us_2020: Market, caplog: pytest.LogCaptureFixture
+):
+    seen: list[dict[str, str]] = []
+    for endpoint in ("splits", "dividends"):
+        httpserver.expect_request(f"/{endpoint}").respond_with_handler(stand_in(seen))
+    client = td_client(base_url(httpserver), fake, credits_per_minute=800)
+    start, end = _window(us_2020, "2024-06-03", "2024-06-14")
+    payloads = client.fetch_actions(us_2020, ["ZZZZ", "NVDA"], start, end)
+    # ZZZZ's /splits answered 404 "symbol not found": its /dividends is not asked.
+    assert [(c["endpoint"], c["symbol"]) for c in seen] == [
+        ("splits", "ZZZZ"),
+        ("splits", "NVDA"),
+        ("dividends", "NVDA"),
+    ]
+    assert "skipping ZZZZ" in caplog.text
+    read = ca.actions_from_payloads(payloads)
+    assert sorted(read.actions.select("ex_date", "kind", "ratio", "amount").rows()) == [
+        (dt.date(2024, 6, 10), "split", 10.0, None),
+        (dt.date(2024, 6, 11), "dividend", None, 0.01),
+    ]
+    with pytest.raises(InvalidSymbol):
+        client.fetch_actions(us_2020, ["ZZZZ"], start, end)
 
 
 def test_refused_before_any_call_when_the_plan_cannot_pay(
