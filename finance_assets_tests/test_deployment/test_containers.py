@@ -413,7 +413,7 @@ def test_a_day_of_one_market_materialises_in_the_container_stack(stack):
     # The QueuedRunCoordinator queued it; only the daemon starts a queued run (in the code server).
     assert {"RunEnqueuedEvent", "RunStartingEvent", "RunSuccessEvent"} <= kinds, kinds
     tags = {t["key"]: t["value"] for t in run["tags"]}
-    assert tags["finance/market_data_provider"] == "simulated", tags  # the queue's limits key
+    assert tags["finance/market_data_provider"] == "simulated", tags  # the job's provider tag
 
     settings = stack.settings
     warehouse = (
