@@ -1,68 +1,15 @@
 """Raw payload staging in MongoDB, against a wire-protocol server (nx-27017) on loopback."""
 
 import datetime as dt
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import dagster as dg
 import psycopg
-import pytest
 
 from finance_assets.demo import run_market
 from finance_assets.lib.io.mongo import MongoRawStore
 from finance_assets.providers.simulated_market import SimulatedMarket
 
 NY = dt.timezone(dt.timedelta(hours=-5))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def mongo_uri(tmp_path_factory):
-    port = _free_port()
-    folder = tmp_path_factory.mktemp("mongo")
-    server = Path(sys.executable).with_name("nx-27017")
-    process = subprocess.Popen(
-        [
-            str(server),
-            "--host",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "--db",
-            "memory",
-            "--log-file",
-            str(folder / "log"),
-            "--pid-file",
-            str(folder / "pid"),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("the MongoDB wire-protocol server did not start")
-        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)  # stop it by its PID
-        process.wait(timeout=10)
 
 
 def test_payloads_are_upserted_and_superseded_not_duplicated(mongo_uri, us):
