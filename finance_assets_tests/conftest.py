@@ -20,7 +20,11 @@ import pytest
 
 from finance_assets.lib.markets import Market, markets_from_env
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+# Beside the checkout (where CI has them); FINANCE_SAMPLES_DIR elsewhere (a git worktree).
+SAMPLES = Path(
+    os.environ.get("FINANCE_SAMPLES_DIR")
+    or Path(__file__).resolve().parents[2] / "shared" / "samples"
+)
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -97,7 +101,7 @@ def uk() -> Market:
 @pytest.fixture
 def samples() -> Path:
     if not SAMPLES.is_dir():
-        pytest.skip(f"shared samples not found at {SAMPLES} (CI has them beside the repo)")
+        pytest.skip(f"shared samples not found at {SAMPLES} (CI has them beside the repo; or set FINANCE_SAMPLES_DIR)")
     return SAMPLES
 
 
