@@ -101,7 +101,10 @@ def uk() -> Market:
 @pytest.fixture
 def samples() -> Path:
     if not SAMPLES.is_dir():
-        pytest.skip(f"shared samples not found at {SAMPLES} (CI has them beside the repo; or set FINANCE_SAMPLES_DIR)")
+        pytest.skip(
+            f"shared samples not found at {SAMPLES} (CI has them beside the repo; elsewhere "
+            "set FINANCE_SAMPLES_DIR)"
+        )
     return SAMPLES
 
 
