@@ -1202,6 +1202,13 @@ def test_deploy_reaches_create_complete_and_prints_usable_settings(
     env = {e["name"]: e.get("value") for e in container["environment"]}
     assert env["FINANCE_RAW_URI"] == deployed["FINANCE_RAW_URI"]
     assert env["FINANCE_INGEST_ROLE_ARN"] == deployed["FINANCE_AWS_INGEST_ROLE_ARN"]
+    # The per-market settings reach the deployed task, unset (empty) by default.
+    for name in (
+        "MARKET_DATA_PROVIDER_US_DAILY",
+        "FINANCE_UNIVERSE_UK",
+        "MARKET_DATA_REFERENCE_US",
+    ):
+        assert name in env and not env[name], name
     # platform.yaml is over TemplateBody's 51,200 bytes: deploy.py staged it in the log bucket.
     assert PLATFORM.stat().st_size > 51_200
     staged = s3.list_objects_v2(
