@@ -572,10 +572,19 @@ def test_five_source_systems_in_one_code_location(
     ids = [f"us:{s}:{t.isoformat()}:{k}" for s, t, k in sorted(fresh)]
     assert sorted(body["data"]["id"] for _, body in hooks) == sorted(ids)  # once each
     assert len(slack) == len(fresh)
+    # Slack's title line, "<icon> *AAPL +2.00% vs the previous close (us)*": one per alert.
+    moved = {"vs_prev_close": "vs the previous close", "vs_prev_bar": "in one bar"}
+    titles = Counter(
+        (m["text"].splitlines()[0].split("*")[1].split(" ")[0], kind)
+        for m in slack
+        for kind, words in moved.items()
+        if words in m["text"].splitlines()[0]
+    )
+    assert titles == Counter((symbol, kind) for symbol, _, kind in fresh)
     for symbol, factor in MOVES.items():
-        titles = [m["text"] for m in slack if m["text"].startswith(f"{symbol} ")]
         sign = "+" if factor > 1 else "-"
-        assert titles and all(f"{symbol} {sign}" in t for t in titles), titles
+        lines = [m["text"].splitlines()[0] for m in slack if f"*{symbol} " in m["text"]]
+        assert lines and all(f"*{symbol} {sign}" in line for line in lines), lines
     for req, _ in hooks:
         stamp = req.headers[notify.TIMESTAMP_HEADER]
         signed = hmac.new(HOOK_SECRET.encode(), f"{stamp}.".encode() + req.get_data(), "sha256")
