@@ -163,6 +163,34 @@ def market_settings() -> list[MarketSetting]:
     return found
 
 
+def provider_tunings() -> list[MarketSetting]:
+    """Every provider's settings that are not secrets (base URLs, budgets, pages, caches): the
+    container stack passes them all, so the AWS stack does too (an S&P 500 pipeline on Alpha
+    Vantage needs ALPHAVANTAGE_CALLS_PER_DAY at its plan's figure). Secrets come from the app
+    secret instead (`provider-secrets`); an optional secret (YFINANCE_PROXY) is not passed."""
+    patterns = {"whole": r"^([0-9]+)?$", "number": r"^([0-9]+(\.[0-9]+)?)?$"}
+    found = []
+    for spec in registry.all_specs():
+        for setting in spec.settings:
+            if setting.is_secret:
+                continue
+            default = "" if setting.default is None else f" (empty: {setting.default})"
+            found.append(
+                MarketSetting(
+                    setting.variable,
+                    None,
+                    f"{setting.variable}, with {spec.slot.variable}={spec.name}{default}",
+                    patterns.get(setting.type),
+                )
+            )
+    return found
+
+
+def deployment_settings() -> list[MarketSetting]:
+    """What the AWS stack takes as parameters besides the provider choices."""
+    return market_settings() + provider_tunings()
+
+
 def _universe_variables() -> list[str]:
     """`FINANCE_UNIVERSE_<MARKET>` of the shipped markets (lib/markets.py)."""
     return [universe_variable(market) for market in configured_market_keys({})]
@@ -237,7 +265,7 @@ def cfn_parameters() -> list[str]:
             f"  AllowedValues: [{', '.join(s.name for s in specs)}]",
             f"  Description: {slot.variable}{needs}.",
         ]
-    for setting in market_settings():
+    for setting in deployment_settings():
         lines += [f"{setting.parameter}:", "  Type: String", '  Default: ""']
         if setting.allowed is not None:
             lines.append(f"  AllowedValues: [{', '.join(map(_yaml_scalar, setting.allowed))}]")
@@ -254,7 +282,7 @@ def _yaml_scalar(value: str) -> str:
 def cfn_environment() -> list[str]:
     """Every code container's provider variables, from the parameters above."""
     variables = [(slot.variable, slot.parameter) for slot in KINDS.values()]
-    variables += [(s.variable, s.parameter) for s in market_settings()]
+    variables += [(s.variable, s.parameter) for s in deployment_settings()]
     return [f"- {{Name: {variable}, Value: !Ref {parameter}}}" for variable, parameter in variables]
 
 

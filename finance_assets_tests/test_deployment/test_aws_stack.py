@@ -586,6 +586,8 @@ ROUTED = {
     "MarketDataReferenceUsSymbols": "5",
     "FinanceVendorCloseBp": "25",
     "FinanceVendorVolumeShare": "0.2",
+    # 503 symbols a day: the free plan's 25 calls would refuse the S&P 500 before any call.
+    "AlphavantageCallsPerDay": "75000",
 }
 # Parameter sets the settings are checked under: the defaults, each key-using choice, routes.
 CHOICES = [{}, EVERY_KEY_CHOSEN, {"MarketDataProvider": "alpha_vantage"}, ROUTED]
@@ -682,6 +684,9 @@ for env in json.load(sys.stdin):
         "resources": {k: type(v).__name__ for k, v in defs.resources.items()},
         "posts_scorer": defs.resources["posts"].scorer,
         "universes": {k: len(m.universe) for k, m in markets_from_env().items()},
+        "calls_per_day": {
+            k: v.calls_per_day for k, v in defs.resources.items() if hasattr(v, "calls_per_day")
+        },
         "references": {
             r.market: r.provider for r in references(os.environ, markets_from_env())
         },
@@ -786,6 +791,9 @@ def test_every_container_loads_the_same_definitions_with_the_chosen_providers() 
             # The universe the parameter chose: the index's constituents, else the demo's five.
             universe = values[f"FinanceUniverse{market.title()}"]
             assert run["universes"][market] == {"sp500": 503, "ftse100": 100}.get(universe, 5)
+        if values["AlphavantageCallsPerDay"]:  # the parameter reached the routed provider
+            per_day = int(values["AlphavantageCallsPerDay"])
+            assert run["calls_per_day"]["market_data_alpha_vantage"] == per_day
         assert run["references"] == (
             {"us": "yfinance"} if values["MarketDataReferenceUs"] else {}
         ), values

@@ -277,3 +277,39 @@ def _loader():
     from finance_assets_tests.test_deployment.test_aws_stack import _CfnLoader
 
     return _CfnLoader
+
+
+def _aws_variables(template: dict) -> dict[str, dict[str, dict]]:
+    """Each code container's plain variables that come from a parameter: variable -> the
+    parameter, per task definition."""
+    from finance_assets_tests.test_deployment.test_aws_stack import code_containers
+
+    return {
+        name: {
+            e["Name"]: template["Parameters"][e["Value"]["Ref"]]
+            for e in container["Environment"]
+            if isinstance(e["Value"], dict) and e["Value"].get("Ref") in template["Parameters"]
+        }
+        for name, container in code_containers(template).items()
+    }
+
+
+def test_every_providers_own_settings_reach_the_aws_stack_as_the_container_stack(with_fake):
+    """A provider's settings that are not secrets (budgets, base URLs, pages) reach every AWS
+    code container from a parameter, as they reach the container stack: the fake exchange's
+    too, once registered."""
+    template = _cfn(with_fake[render.PLATFORM])
+    environment = yaml.safe_load(with_fake[render.COMPOSE])["services"]["code"]["environment"]
+    wanted = [
+        setting.variable
+        for spec in registry.all_specs()
+        for setting in spec.settings
+        if not setting.is_secret
+    ]
+    assert {"ALPHAVANTAGE_CALLS_PER_DAY", "FAKE_EXCHANGE_CALLS_PER_MINUTE"} <= set(wanted)
+    for name, passed in _aws_variables(template).items():
+        for variable in wanted:
+            assert variable in environment, variable
+            assert passed[variable]["Default"] == "", (name, variable)
+        # No secret as a plain parameter: keys come from the app secret only.
+        assert not [v for v in passed if re.search("KEY|TOKEN|PASSWORD|SECRET|PROXY", v)], name
