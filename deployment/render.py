@@ -11,8 +11,11 @@ Each section sits between two comment lines in its file, `# BEGIN render.py: <na
 - docker/compose.yaml    `provider-environment`: the same variables passed to the code server
 - docker/dagster.yaml    `provider-run-limits`: the run coordinator's tag limit per provider
 - aws/dagster.yaml       `provider-run-limits`: the same, for the AWS instance
-- aws/platform.yaml      `provider-parameters` (the allowed values), `provider-conditions`
-                         (one per keyed provider, and which tasks read the app secret),
+- aws/platform.yaml      `provider-parameters` (the allowed values: the providers, and per
+                         market its routes, universe, reference and the vendor tolerances),
+                         `provider-environment` (each code container's variables from them),
+                         `provider-conditions` (one per keyed provider, true when any route
+                         or reference chooses it, and which tasks read the app secret),
                          `app-secret` (its JSON keys), `provider-secrets` (each code
                          container's keys), `instance` (aws/dagster.yaml, the one source of
                          the webserver's and daemon's Dagster instance)
@@ -27,19 +30,25 @@ from __future__ import annotations
 import argparse
 import difflib
 import json
+import math
 import re
 import sys
 import textwrap
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import NamedTuple
 
 DEPLOYMENT = Path(__file__).resolve().parent
 REPO = DEPLOYMENT.parent
 if str(REPO) not in sys.path:  # run as a script: the repository's package, not an installed one
     sys.path.insert(0, str(REPO))
 
-from finance_assets.lib.markets import configured_market_keys  # noqa: E402
-from finance_assets.providers import reference, registry, routing  # noqa: E402
+from finance_assets.lib.markets import (  # noqa: E402
+    configured_market_keys,
+    index_names,
+    universe_variable,
+)
+from finance_assets.providers import corporate_actions, reference, registry, routing  # noqa: E402
 from finance_assets.providers.spec import KINDS, ProviderSpec, Setting, calls_tag  # noqa: E402
 
 ENV_EXAMPLE = DEPLOYMENT / "docker" / ".env.example"
@@ -50,6 +59,8 @@ PLATFORM = DEPLOYMENT / "aws" / "platform.yaml"
 
 # Not a provider's, but in the same app secret: the notification sensors' Slack token.
 SLACK_TOKEN = "SLACK_BOT_TOKEN"
+# CloudFormation takes at most 10 conditions in one Fn::Or: longer ones are nested.
+MAX_OR = 10
 
 _SECTION = re.compile(
     r"^(?P<indent>[ \t]*)# BEGIN render\.py: (?P<name>[\w-]+)[^\n]*\n"
@@ -102,6 +113,101 @@ def _reference_variables() -> list[str]:
     return [v for market in configured_market_keys({}) for v in reference.variables(market)]
 
 
+class MarketSetting(NamedTuple):
+    """A per-market setting the AWS stack takes as a parameter and passes to every code
+    container: its variable, the parameter's allowed values (None: free text matching
+    `pattern`) and what it means. Empty is unset: the code reads an empty variable so."""
+
+    variable: str
+    allowed: tuple[str, ...] | None
+    description: str
+    pattern: str | None = None
+
+    @property
+    def parameter(self) -> str:
+        return parameter_name(self.variable)
+
+
+def parameter_name(variable: str) -> str:
+    """`MARKET_DATA_PROVIDER_US_5MIN` -> `MarketDataProviderUs5min` (CloudFormation's names are
+    alphanumeric)."""
+    return "".join(part[:1].upper() + part[1:].lower() for part in variable.split("_"))
+
+
+def market_settings() -> list[MarketSetting]:
+    """What both deployments pass besides the providers' own variables, from the same
+    declarations the code reads: the routes (providers/routing.py), the universes
+    (lib/markets.py), the references and the vendor tolerances (providers/reference.py)."""
+    bars = tuple(registry.names("bars"))
+    number = r"^([0-9]+(\.[0-9]+)?)?$"
+    found = [
+        MarketSetting(variable, ("", *bars), f"{variable}: overrides MARKET_DATA_PROVIDER")
+        for variable in _route_variables()
+    ]
+    for market, variable in zip(configured_market_keys({}), _universe_variables(), strict=True):
+        indices = index_names(market)
+        found.append(
+            MarketSetting(
+                variable,
+                ("", *indices),
+                f"{variable}: a shipped index ({', '.join(indices) or 'none'}); empty: the "
+                "demo universe",
+            )
+        )
+    for market in configured_market_keys({}):
+        provider, symbols = reference.variables(market)
+        found.append(MarketSetting(provider, ("", *bars), f"{provider}: a second opinion"))
+        found.append(MarketSetting(symbols, None, f"{symbols}: how many symbols", r"^([0-9]+)?$"))
+    for variable in VENDOR_VARIABLES:
+        found.append(MarketSetting(variable, None, f"{variable}: vendor tolerance", number))
+    actions = corporate_actions.VARIABLE
+    found.append(
+        MarketSetting(
+            actions,
+            ("", *corporate_actions.CHOICES),
+            f"{actions}: Twelve Data's /splits and /dividends (Grow plan or above)",
+        )
+    )
+    return found
+
+
+def provider_tunings() -> list[MarketSetting]:
+    """Every provider's settings that are not secrets (base URLs, budgets, pages, caches): the
+    container stack passes them all, so the AWS stack does too (an S&P 500 pipeline on Alpha
+    Vantage needs ALPHAVANTAGE_CALLS_PER_DAY at its plan's figure). Secrets come from the app
+    secret instead (`provider-secrets`); an optional secret (YFINANCE_PROXY) is not passed."""
+    patterns = {"whole": r"^([0-9]+)?$", "number": r"^([0-9]+(\.[0-9]+)?)?$"}
+    found = []
+    for spec in registry.all_specs():
+        for setting in spec.settings:
+            if setting.is_secret:
+                continue
+            default = "" if setting.default is None else f" (empty: {setting.default})"
+            found.append(
+                MarketSetting(
+                    setting.variable,
+                    None,
+                    f"{setting.variable}, with {spec.slot.variable}={spec.name}{default}",
+                    patterns.get(setting.type),
+                )
+            )
+    return found
+
+
+def deployment_settings() -> list[MarketSetting]:
+    """What the AWS stack takes as parameters besides the provider choices."""
+    return market_settings() + provider_tunings()
+
+
+def _universe_variables() -> list[str]:
+    """`FINANCE_UNIVERSE_<MARKET>` of the shipped markets (lib/markets.py)."""
+    return [universe_variable(market) for market in configured_market_keys({})]
+
+
+# How far a reference's bar may differ from the primary's and still agree.
+VENDOR_VARIABLES = (reference.CLOSE_BP_VARIABLE, reference.VOLUME_SHARE_VARIABLE)
+
+
 def env_example() -> list[str]:
     lines = ["# Providers: written by deployment/render.py from finance_assets/providers/."]
     for kind, slot in KINDS.items():
@@ -113,8 +219,15 @@ def env_example() -> list[str]:
         "e.g. MARKET_DATA_PROVIDER_US_DAILY=alpha_vantage:"
     )
     lines += [f"# {variable}=" for variable in _route_variables()]
+    lines.append(
+        "# A market's universe: a shipped index (us: sp500, uk: ftse100) or a universe CSV's path:"
+    )
+    lines += [f"# {variable}=" for variable in _universe_variables()]
     lines.append("# A second opinion on a market's daily bars (docs/vendor-agreement.md):")
     lines += [f"# {variable}=" for variable in _reference_variables()]
+    lines += [f"# {variable}=" for variable in VENDOR_VARIABLES]
+    lines.append("# Twelve Data's /splits, /dividends (docs/corporate-actions.md): true or false")
+    lines.append(f"# {corporate_actions.VARIABLE}=")
     for spec in registry.all_specs():
         if not spec.settings:
             continue
@@ -137,7 +250,7 @@ def compose_environment() -> list[str]:
         for kind, slot in KINDS.items()
     ]
     # Unset in the env file means unset here: the provider's defaults apply.
-    lines += [f"{variable}:" for variable in _route_variables() + _reference_variables()]
+    lines += [f"{setting.variable}:" for setting in market_settings()]
     lines += [f"{s.variable}:" for spec in registry.all_specs() for s in spec.settings]
     return lines
 
@@ -161,29 +274,89 @@ def cfn_parameters() -> list[str]:
             f"  AllowedValues: [{', '.join(s.name for s in specs)}]",
             f"  Description: {slot.variable}{needs}.",
         ]
+    for setting in deployment_settings():
+        lines += [f"{setting.parameter}:", "  Type: String", '  Default: ""']
+        if setting.allowed is not None:
+            lines.append(f"  AllowedValues: [{', '.join(map(_yaml_scalar, setting.allowed))}]")
+        if setting.pattern is not None:
+            lines.append(f"  AllowedPattern: {json.dumps(setting.pattern)}")
+        lines.append(f"  Description: {json.dumps(setting.description + '.')}")
     return lines
 
 
-def _is_chosen(spec: ProviderSpec) -> str:
-    return f"!Equals [!Ref {spec.slot.parameter}, {spec.name}]"
+def _yaml_scalar(value: str) -> str:
+    return value if value else '""'
+
+
+def cfn_environment() -> list[str]:
+    """Every code container's provider variables, from the parameters above."""
+    variables = [(slot.variable, slot.parameter) for slot in KINDS.values()]
+    variables += [(s.variable, s.parameter) for s in deployment_settings()]
+    return [f"- {{Name: {variable}, Value: !Ref {parameter}}}" for variable, parameter in variables]
+
+
+def _choosers(spec: ProviderSpec) -> list[str]:
+    """The parameters that can choose `spec`: its kind's default, and for a bars provider every
+    market's routes and reference."""
+    parameters = [spec.slot.parameter]
+    if spec.kind == "bars":
+        parameters += [
+            s.parameter
+            for s in market_settings()
+            if s.allowed is not None and spec.name in s.allowed
+        ]
+    return parameters
+
+
+def _chosen_terms(spec: ProviderSpec) -> list[str]:
+    return [f"!Equals [!Ref {parameter}, {spec.name}]" for parameter in _choosers(spec)]
+
+
+def _any(terms: Sequence[str]) -> list[str]:
+    """`terms` joined by `!Or` as YAML lines (the first follows `Name: `), nested where one
+    `!Or` would hold more than CloudFormation's 10."""
+    if len(terms) == 1:
+        return [terms[0]]
+    if len(terms) > MAX_OR:
+        size = math.ceil(len(terms) / MAX_OR)
+        items = [_any(terms[i : i + size]) for i in range(0, len(terms), size)]
+    else:
+        items = [[term] for term in terms]
+    return _or_lines(items)
+
+
+def _or_lines(items: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["!Or"]
+    for item in items:
+        lines.append(f"  - {item[0]}")
+        lines += [f"  {line}" for line in item[1:]]
+    return lines
+
+
+def _any_of(groups: Sequence[Sequence[str]]) -> list[str]:
+    """Any of `groups`' terms: one `!Or` when they fit, else an `!Or` of each group's."""
+    flat = [term for group in groups for term in group]
+    if len(flat) <= MAX_OR:
+        return _any(flat) if flat else ['!Equals ["", "-"]']  # no term at all: never
+    return _or_lines([_any(group) for group in groups if group])
+
+
+def _condition_lines(name: str, terms: Sequence[str]) -> list[str]:
+    first, *rest = _any(terms)
+    return [f"{name}: {first}", *rest]
 
 
 def cfn_conditions() -> list[str]:
     keyed = _keyed()
-    lines = [f"{_condition(spec)}: {_is_chosen(spec)}" for spec in keyed]
+    lines = [
+        line for spec in keyed for line in _condition_lines(_condition(spec), _chosen_terms(spec))
+    ]
     # Spelled out, not !Condition: moto's CloudFormation misreads conditions inside !And/!Or.
     slack = '!Not [!Equals [!Ref SlackChannel, ""]]'
-    for name, terms in (
-        ("UsesAppKeys", [_is_chosen(spec) for spec in keyed]),
-        ("DaemonUsesAppKeys", [*(_is_chosen(spec) for spec in keyed), slack]),
-    ):
-        if not terms:
-            terms = ['!Equals ["", "-"]']  # no key at all: never
-        if len(terms) == 1:
-            lines.append(f"{name}: {terms[0]}")
-        else:
-            lines.append(f"{name}: !Or")
-            lines += [f"  - {term}" for term in terms]
+    every = [_chosen_terms(spec) for spec in keyed]  # grouped by provider
+    for name, groups in (("UsesAppKeys", every), ("DaemonUsesAppKeys", [*every, [slack]])):
+        first, *rest = _any_of(groups)
+        lines += [f"{name}: {first}", *rest]
     return lines
 
 
@@ -277,6 +450,7 @@ def rendered(read: Callable[[Path], str] = lambda p: p.read_text()) -> dict[Path
             read(PLATFORM),
             {
                 "provider-parameters": cfn_parameters,
+                "provider-environment": cfn_environment,
                 "provider-conditions": cfn_conditions,
                 "app-secret": app_secret,
                 "provider-secrets": cfn_provider_secrets,

@@ -4,6 +4,11 @@ the shared samples, markets."""
 from __future__ import annotations
 
 import os
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +20,11 @@ import pytest
 
 from finance_assets.lib.markets import Market, markets_from_env
 
-SAMPLES = Path(__file__).resolve().parents[2] / "shared" / "samples"
+# Beside the checkout (where CI has them); FINANCE_SAMPLES_DIR elsewhere (a git worktree).
+SAMPLES = Path(
+    os.environ.get("FINANCE_SAMPLES_DIR")
+    or Path(__file__).resolve().parents[2] / "shared" / "samples"
+)
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/postgres"
 
 
@@ -92,7 +101,10 @@ def uk() -> Market:
 @pytest.fixture
 def samples() -> Path:
     if not SAMPLES.is_dir():
-        pytest.skip(f"shared samples not found at {SAMPLES} (CI has them beside the repo)")
+        pytest.skip(
+            f"shared samples not found at {SAMPLES} (CI has them beside the repo; elsewhere "
+            "set FINANCE_SAMPLES_DIR)"
+        )
     return SAMPLES
 
 
@@ -158,6 +170,56 @@ def bucket(s3: Any) -> str:
     name = f"finance-{uuid.uuid4().hex[:12]}"
     s3.create_bucket(Bucket=name)
     return name
+
+
+# --- MongoDB: a wire-protocol server on loopback -----------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mongo_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The MongoDB wire-protocol server (nx-27017, beside the interpreter) on a free loopback
+    port, in memory, for the module; stopped by its PID afterwards."""
+    port = _free_port()
+    folder = tmp_path_factory.mktemp("mongo")
+    server = Path(sys.executable).with_name("nx-27017")
+    process = subprocess.Popen(
+        [
+            str(server),
+            "--host",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--db",
+            "memory",
+            "--log-file",
+            str(folder / "log"),
+            "--pid-file",
+            str(folder / "pid"),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("the MongoDB wire-protocol server did not start")
+        yield f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)  # stop it by its PID
+        process.wait(timeout=10)
 
 
 # --- Spark (the `.[spark]` extra) --------------------------------------------------------------

@@ -265,6 +265,17 @@ def configured_market_keys(environ: Mapping[str, str]) -> list[str]:
     return [k for k in keys if k in _DEMO_MARKETS]
 
 
+def universe_variable(market: str) -> str:
+    """`FINANCE_UNIVERSE_<MARKET>`: the setting of a market's universe (the deployments pass
+    it from here too: deployment/render.py)."""
+    return f"FINANCE_UNIVERSE_{market.upper()}"
+
+
+def index_names(market: str) -> list[str]:
+    """The shipped indices a market's universe may be (`sp500` for us)."""
+    return [name for name, spec in INDEX_UNIVERSES.items() if spec["market"] == market]
+
+
 def markets_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Market]:
     """The configured markets; every bad setting is reported together (`SettingsError`).
 
@@ -294,7 +305,7 @@ def markets_from_env(environ: Mapping[str, str] | None = None) -> dict[str, Mark
         if key not in _DEMO_MARKETS:
             continue
         market = _DEMO_MARKETS[key]
-        variable = f"FINANCE_UNIVERSE_{key.upper()}"
+        variable = universe_variable(key)
         chosen = _env_universe(env, variable, key)
         if chosen is not None:
             market = dataclasses.replace(
@@ -318,7 +329,7 @@ def _env_universe(env: EnvSettings, variable: str, market: str) -> Universe | No
     index = value.strip().lower()
     if index in INDEX_UNIVERSES:
         if INDEX_UNIVERSES[index]["market"] != market:
-            ours = [n for n, spec in INDEX_UNIVERSES.items() if spec["market"] == market]
+            ours = index_names(market)
             env.problem(
                 f"{variable}={value!r} is an index of the "
                 f"{INDEX_UNIVERSES[index]['market']} market; for {market}: "

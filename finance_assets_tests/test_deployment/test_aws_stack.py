@@ -574,8 +574,23 @@ EVERY_KEY_CHOSEN = {
     "PostsScorer": "comprehend",
     "SlackChannel": "#markets",
 }
-# Parameter sets the settings are checked under: the defaults, and each key-using choice.
-CHOICES = [{}, EVERY_KEY_CHOSEN, {"MarketDataProvider": "alpha_vantage"}]
+# The five source systems' routes (docs/source-systems.md): a provider per market and
+# interval, the index universes, a reference for the US daily bars; the default stays simulated.
+ROUTED = {
+    "MarketDataProviderUsDaily": "alpha_vantage",
+    "MarketDataProviderUs5min": "twelve_data",
+    "MarketDataProviderUk": "yfinance",
+    "FinanceUniverseUs": "sp500",
+    "FinanceUniverseUk": "ftse100",
+    "MarketDataReferenceUs": "yfinance",
+    "MarketDataReferenceUsSymbols": "5",
+    "FinanceVendorCloseBp": "25",
+    "FinanceVendorVolumeShare": "0.2",
+    # 503 symbols a day: the free plan's 25 calls would refuse the S&P 500 before any call.
+    "AlphavantageCallsPerDay": "75000",
+}
+# Parameter sets the settings are checked under: the defaults, each key-using choice, routes.
+CHOICES = [{}, EVERY_KEY_CHOSEN, {"MarketDataProvider": "alpha_vantage"}, ROUTED]
 ACCOUNT = "123456789012"
 # What deploy.py passes the platform stack (the storage stack's outputs, images, network).
 DEPLOY_INPUTS = {
@@ -651,6 +666,8 @@ def container_environment(template: dict, params: dict[str, Any], container: dic
 # the jobs and their tags, schedules, sensors, resources, executor and step tags it builds.
 _SUMMARISE = """
 import json, os, sys
+from finance_assets.lib.markets import markets_from_env
+from finance_assets.providers.reference import references
 summaries = []
 for env in json.load(sys.stdin):
     os.environ.clear()
@@ -666,6 +683,13 @@ for env in json.load(sys.stdin):
         "sensors": sorted(s.name for s in repo.sensor_defs),
         "resources": {k: type(v).__name__ for k, v in defs.resources.items()},
         "posts_scorer": defs.resources["posts"].scorer,
+        "universes": {k: len(m.universe) for k, m in markets_from_env().items()},
+        "calls_per_day": {
+            k: v.calls_per_day for k, v in defs.resources.items() if hasattr(v, "calls_per_day")
+        },
+        "references": {
+            r.market: r.provider for r in references(os.environ, markets_from_env())
+        },
         "spark_mode": defs.resources["spark_pipes"].mode,
         "executor": defs.executor.name if defs.executor else None,
         "step_tags": {
@@ -691,6 +715,19 @@ def load_definitions(environments: list[dict[str, str]]) -> list[dict]:
     return json.loads(done.stdout)
 
 
+def _route(values: dict[str, str], market: str, interval: str) -> str:
+    """The provider the parameters give `market`'s `interval` bars, spelled out here: the
+    market and interval's parameter, else the market's, else MarketDataProvider."""
+    prefix = f"MarketDataProvider{market.title()}"
+    return values[prefix + interval] or values[prefix] or values["MarketDataProvider"]
+
+
+def _bars_providers(values: dict[str, str]) -> set[str]:
+    """Every bars provider the parameters choose: the routes' and the references'."""
+    routed = {_route(values, m, i) for m in ("us", "uk") for i in ("Daily", "5min")}
+    return routed | {values[f"MarketDataReference{m}"] for m in ("Us", "Uk")} - {""}
+
+
 def test_every_container_loads_the_same_definitions_with_the_chosen_providers() -> None:
     """The run task and both code servers get the same settings (the UI shows and the daemon
     schedules the jobs the runs execute, with the same provider tags and run queues), and each
@@ -710,11 +747,13 @@ def test_every_container_loads_the_same_definitions_with_the_chosen_providers() 
         assert plain[0] == plain[1] == plain[2], "the code location's settings differ"
         values = parameter_values(template, params)
         keys = {
-            "twelve_data": {"TWELVEDATA_API_KEY"},
-            "alpha_vantage": {"ALPHAVANTAGE_API_KEY"},
-        }.get(values["MarketDataProvider"], set()) | (
-            {"X_BEARER_TOKEN"} if values["PostsProvider"] == "x_api" else set()
-        )
+            key
+            for provider in _bars_providers(values)
+            for key in {
+                "twelve_data": {"TWELVEDATA_API_KEY"},
+                "alpha_vantage": {"ALPHAVANTAGE_API_KEY"},
+            }.get(provider, set())
+        } | ({"X_BEARER_TOKEN"} if values["PostsProvider"] == "x_api" else set())
         slack = {"SLACK_BOT_TOKEN"} if values["SlackChannel"] else set()
         wanted = {
             "RunTaskDefinition": {"PGPASSWORD", "DAGSTER_PG_PASSWORD"} | keys,
@@ -742,10 +781,22 @@ def test_every_container_loads_the_same_definitions_with_the_chosen_providers() 
         values = expected[i]
         jobs = run["jobs"]
         for market in ("us", "uk"):
-            for job in (f"{market}_daily_job", f"{market}_bars_5min_job"):
+            for job, interval in (
+                (f"{market}_daily_job", "Daily"),
+                (f"{market}_bars_5min_job", "5min"),
+            ):
                 provider = jobs[job]["finance/market_data_provider"]
-                assert provider == values["MarketDataProvider"], job
+                assert provider == _route(values, market, interval), job
             assert jobs[f"{market}_posts_job"]["finance/posts_provider"] == values["PostsProvider"]
+            # The universe the parameter chose: the index's constituents, else the demo's five.
+            universe = values[f"FinanceUniverse{market.title()}"]
+            assert run["universes"][market] == {"sp500": 503, "ftse100": 100}.get(universe, 5)
+        if values["AlphavantageCallsPerDay"]:  # the parameter reached the routed provider
+            per_day = int(values["AlphavantageCallsPerDay"])
+            assert run["calls_per_day"]["market_data_alpha_vantage"] == per_day
+        assert run["references"] == (
+            {"us": "yfinance"} if values["MarketDataReferenceUs"] else {}
+        ), values
         assert run["posts_scorer"] == values["PostsScorer"]
         assert (run["spark_mode"], run["executor"]) == ("emr_serverless", "ecs")
         assert all(run["step_tags"].values()), "a step without its role"
@@ -1159,6 +1210,13 @@ def test_deploy_reaches_create_complete_and_prints_usable_settings(
     env = {e["name"]: e.get("value") for e in container["environment"]}
     assert env["FINANCE_RAW_URI"] == deployed["FINANCE_RAW_URI"]
     assert env["FINANCE_INGEST_ROLE_ARN"] == deployed["FINANCE_AWS_INGEST_ROLE_ARN"]
+    # The per-market settings reach the deployed task, unset (empty) by default.
+    for name in (
+        "MARKET_DATA_PROVIDER_US_DAILY",
+        "FINANCE_UNIVERSE_UK",
+        "MARKET_DATA_REFERENCE_US",
+    ):
+        assert name in env and not env[name], name
     # platform.yaml is over TemplateBody's 51,200 bytes: deploy.py staged it in the log bucket.
     assert PLATFORM.stat().st_size > 51_200
     staged = s3.list_objects_v2(

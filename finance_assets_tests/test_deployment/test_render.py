@@ -7,6 +7,7 @@ conditions, secret keys, task secrets and run limits."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
-from finance_assets.providers import registry
+from finance_assets.lib.markets import configured_market_keys, index_names, universe_variable
+from finance_assets.providers import reference, registry, routing
 from finance_assets_tests.test_providers import fake_provider
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,9 +148,21 @@ def test_a_registered_provider_reaches_the_cloudformation_template(with_fake):
     template = _cfn(with_fake[render.PLATFORM])
     allowed = template["Parameters"]["MarketDataProvider"]["AllowedValues"]
     assert allowed == ["simulated", "twelve_data", "alpha_vantage", "yfinance", "fake_exchange"]
-    assert template["Conditions"]["UsesFakeExchange"] == {
-        "Fn::Equals": [{"Ref": "MarketDataProvider"}, "fake_exchange"]
-    }
+    # Chosen by the default, by any market's route or by its reference.
+    choosers = [
+        "MarketDataProvider",
+        *(
+            render.parameter_name(v)
+            for m in ("us", "uk")
+            for i in routing.INTERVAL_NAMES
+            for v in routing.route_variables(m, i)[:2]
+        ),
+        "MarketDataReferenceUs",
+        "MarketDataReferenceUk",
+    ]
+    (terms,) = template["Conditions"]["UsesFakeExchange"].values()
+    assert {t["Fn::Equals"][0]["Ref"] for t in terms} == set(choosers)
+    assert {t["Fn::Equals"][1] for t in terms} == {"fake_exchange"}
     secret = template["Resources"]["AppSecret"]["Properties"]
     assert "FAKE_EXCHANGE_API_KEY" in yaml.safe_load(secret["SecretString"])
     for task in ("WebserverTaskDefinition", "DaemonTaskDefinition"):
@@ -215,3 +229,133 @@ def test_a_daily_run_asking_the_reference_queues_behind_that_providers_other_run
         "tag_concurrency_limits"
     ]
     assert not TagConcurrencyLimitsCounter(limits, [five]).is_blocked(alone)
+
+
+def _market_variables() -> dict[str, tuple[str, ...] | None]:
+    """Every per-market setting, from the declarations the code reads (not from render.py), with
+    the values the AWS stack must allow (None: free text)."""
+    bars = ("", *registry.names("bars"))
+    found: dict[str, tuple[str, ...] | None] = {}
+    for market in configured_market_keys({}):
+        for interval in routing.INTERVAL_NAMES:
+            found.update(dict.fromkeys(routing.route_variables(market, interval)[:2], bars))
+        found[universe_variable(market)] = ("", *index_names(market))
+        provider, symbols = reference.variables(market)
+        found.update({provider: bars, symbols: None})
+    found.update(dict.fromkeys((reference.CLOSE_BP_VARIABLE, reference.VOLUME_SHARE_VARIABLE)))
+    return found
+
+
+def test_every_market_setting_reaches_both_stacks_from_one_declaration():
+    """The routes, universes, references and vendor tolerances: in the container stack's env
+    file and environment, and in every code container of the AWS stack from a parameter that
+    allows exactly the registry's providers (or the market's shipped indices)."""
+    wanted = _market_variables()
+    assert "MARKET_DATA_PROVIDER_US_DAILY" in wanted and "FINANCE_UNIVERSE_UK" in wanted
+    env_file = render.ENV_EXAMPLE.read_text()
+    environment = yaml.safe_load(render.COMPOSE.read_text())["services"]["code"]["environment"]
+    template = _cfn(render.PLATFORM.read_text())
+    from finance_assets_tests.test_deployment.test_aws_stack import code_containers
+
+    containers = code_containers(template)
+    assert len(containers) == 3
+    for variable, allowed in wanted.items():
+        assert f"# {variable}=\n" in env_file, variable
+        assert variable in environment and environment[variable] is None, variable
+        for name, container in containers.items():
+            (value,) = [e["Value"] for e in container["Environment"] if e["Name"] == variable]
+            parameter = template["Parameters"][value["Ref"]]
+            assert parameter["Default"] == "", (variable, name)  # unset unless chosen
+            if allowed is None:
+                assert "AllowedValues" not in parameter and parameter["AllowedPattern"], variable
+            else:
+                assert tuple(parameter["AllowedValues"]) == allowed, variable
+
+
+def test_a_route_alone_passes_its_providers_key(with_fake):
+    """A provider chosen only by a market's route (or reference) gets its key into every code
+    container, and its route parameters allow it."""
+    from finance_assets_tests.test_deployment.test_aws_stack import code_containers, with_conditions
+
+    template = _cfn(with_fake[render.PLATFORM])
+    for parameter in (
+        "MarketDataProviderUsDaily",
+        "MarketDataProviderUk5min",
+        "MarketDataReferenceUk",
+    ):
+        assert "fake_exchange" in template["Parameters"][parameter]["AllowedValues"], parameter
+        chosen = with_conditions(template, {parameter: "fake_exchange"})
+        for name, container in code_containers(chosen).items():
+            secrets = {s["Name"] for s in container["Secrets"]}
+            assert "FAKE_EXCHANGE_API_KEY" in secrets, (parameter, name)
+            assert not secrets & {"TWELVEDATA_API_KEY", "ALPHAVANTAGE_API_KEY"}, (parameter, name)
+    routed = with_conditions(
+        template,
+        {"MarketDataProviderUsDaily": "alpha_vantage", "MarketDataProviderUs5min": "twelve_data"},
+    )
+    for name, container in code_containers(routed).items():
+        secrets = {s["Name"] for s in container["Secrets"]}
+        assert {"TWELVEDATA_API_KEY", "ALPHAVANTAGE_API_KEY"} <= secrets, name
+        assert "FAKE_EXCHANGE_API_KEY" not in secrets, name
+
+
+def test_long_conditions_are_nested_within_cloudformations_limit():
+    """At most 10 conditions in one Fn::Or (CloudFormation refuses more), however many markets
+    and providers choose a key."""
+
+    def widest(expr):
+        if isinstance(expr, dict):
+            ((fn, arg),) = expr.items()
+            here = len(arg) if fn == "Fn::Or" else 0
+            return max([here, *(widest(a) for a in arg)] if isinstance(arg, list) else [here])
+        return 0
+
+    conditions = _cfn(render.PLATFORM.read_text())["Conditions"]
+    assert max(widest(c) for c in conditions.values()) <= render.MAX_OR
+    terms = [f"!Equals [!Ref P{i}, x]" for i in range(23)]
+    lines = render._any(terms)
+    parsed = yaml.load("C: " + "\n".join(lines), Loader=_loader())
+    assert widest(parsed["C"]) <= render.MAX_OR
+    assert json.dumps(parsed).count("Fn::Equals") == 23
+
+
+def _loader():
+    from finance_assets_tests.test_deployment.test_aws_stack import _CfnLoader
+
+    return _CfnLoader
+
+
+def _aws_variables(template: dict) -> dict[str, dict[str, dict]]:
+    """Each code container's plain variables that come from a parameter: variable -> the
+    parameter, per task definition."""
+    from finance_assets_tests.test_deployment.test_aws_stack import code_containers
+
+    return {
+        name: {
+            e["Name"]: template["Parameters"][e["Value"]["Ref"]]
+            for e in container["Environment"]
+            if isinstance(e["Value"], dict) and e["Value"].get("Ref") in template["Parameters"]
+        }
+        for name, container in code_containers(template).items()
+    }
+
+
+def test_every_providers_own_settings_reach_the_aws_stack_as_the_container_stack(with_fake):
+    """A provider's settings that are not secrets (budgets, base URLs, pages) reach every AWS
+    code container from a parameter, as they reach the container stack: the fake exchange's
+    too, once registered."""
+    template = _cfn(with_fake[render.PLATFORM])
+    environment = yaml.safe_load(with_fake[render.COMPOSE])["services"]["code"]["environment"]
+    wanted = [
+        setting.variable
+        for spec in registry.all_specs()
+        for setting in spec.settings
+        if not setting.is_secret
+    ]
+    assert {"ALPHAVANTAGE_CALLS_PER_DAY", "FAKE_EXCHANGE_CALLS_PER_MINUTE"} <= set(wanted)
+    for name, passed in _aws_variables(template).items():
+        for variable in wanted:
+            assert variable in environment, variable
+            assert passed[variable]["Default"] == "", (name, variable)
+        # No secret as a plain parameter: keys come from the app secret only.
+        assert not [v for v in passed if re.search("KEY|TOKEN|PASSWORD|SECRET|PROXY", v)], name

@@ -25,7 +25,6 @@ from finance_assets.lib.io.mongo import MongoRawStore
 from finance_assets.lib.io.objects import open_location
 from finance_assets.lib.providers.base import RawPayload
 from finance_assets.resources.zones import StorageResource
-from finance_assets_tests.test_io.test_mongo import mongo_uri  # noqa: F401  (a fixture)
 
 ERROR = {"code": 400, "message": "**symbol** not found: MSFT.", "status": "error"}
 
@@ -170,7 +169,7 @@ def test_refetches_of_an_erroring_symbol_supersede_each_other_in_the_raw_zone(ra
 
 
 def test_refetches_of_an_erroring_symbol_supersede_each_other_in_mongodb(
-    mongo_uri,  # noqa: F811
+    mongo_uri,
     us,
 ) -> None:
     start, end, answered, failing = _refetches(us)

@@ -5,15 +5,22 @@ upserts the same documents, and a re-fetch deletes the older payloads its window
 entirely (as the raw zone does), so nothing is duplicated. The body is stored exactly as
 received: its text when it is UTF-8 (every JSON or CSV provider here), else base64
 (`body_encoding` says which), with what was asked for and when beside it.
+
+MongoDB refuses a document over 16 MiB, and a provider's answer can be larger: Twelve Data's
+batch of 120 symbols × 20 days of 5-minute bars is ~23 MB of JSON. A body over
+`MAX_PLAIN_BODY` is stored gzip-compressed as BSON binary (`body_encoding` "gzip"; JSON shrinks
+about tenfold), and one that is still too large is refused with its size, never truncated.
 """
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import gzip
 import re
 from collections.abc import Iterable, Sequence
 
+from bson import Binary
 from pymongo import MongoClient, ReplaceOne
 from pymongo.uri_parser import parse_uri
 
@@ -22,6 +29,11 @@ from finance_assets.lib.providers.base import RawPayload
 from finance_assets.lib.redaction import redact, redacted_errors, register_url_secrets
 
 COLLECTION = "raw_payloads"
+# MongoDB's largest document (maxBsonObjectSize); the envelope beside the body needs little.
+MAX_DOCUMENT = 16 * 1024 * 1024
+ENVELOPE_MARGIN = 256 * 1024
+# Bodies up to this size are kept as text, readable in any MongoDB client.
+MAX_PLAIN_BODY = 8 * 1024 * 1024
 URI_VARIABLE = "MONGODB_URI"
 # MongoDB's rules for a database name: no /\. "$ or NUL, under 64 bytes.
 _DATABASE_NAME = re.compile(r'[^/\\. "$\x00]{1,63}')
@@ -103,7 +115,7 @@ class MongoRawStore:
                         "batch": payload.batch,
                         "request": payload.request,
                         "content_type": payload.content_type,
-                        **_body(payload.body),
+                        **_body(payload.body, doc_id),
                     },
                     upsert=True,
                 )
@@ -177,12 +189,22 @@ def _utc(moment: dt.datetime) -> dt.datetime:
 
 
 def _bytes(doc: dict) -> bytes:
-    return (
-        base64.b64decode(doc["body"]) if doc["body_encoding"] == "base64" else doc["body"].encode()
-    )
+    encoding = doc["body_encoding"]
+    if encoding == "gzip":
+        return gzip.decompress(bytes(doc["body"]))
+    return base64.b64decode(doc["body"]) if encoding == "base64" else doc["body"].encode()
 
 
-def _body(body: bytes) -> dict[str, str]:
+def _body(body: bytes, doc_id: str = "") -> dict[str, str | Binary]:
+    if len(body) > MAX_PLAIN_BODY:
+        packed = gzip.compress(body, mtime=0)  # mtime 0: the same body, the same bytes
+        if len(packed) > MAX_DOCUMENT - ENVELOPE_MARGIN:
+            raise ValueError(
+                f"MongoDB staging: payload {doc_id or '?'} is {len(body):,} bytes, "
+                f"{len(packed):,} compressed: over MongoDB's {MAX_DOCUMENT:,}-byte document "
+                "limit (the raw zone keeps it; unset MONGODB_URI or fetch smaller batches)"
+            )
+        return {"body": Binary(packed), "body_encoding": "gzip"}
     try:
         return {"body": body.decode("utf-8"), "body_encoding": "utf-8"}
     except UnicodeDecodeError:
