@@ -28,6 +28,7 @@ SPEC = Path(__file__).with_name("dashboards.yaml")
 NAMESPACE = uuid.UUID("5b0e0c52-8a3f-4c8e-9d0b-6f1e2a7c4d10")  # this project's objects
 VERSION = "1.0.0"
 ROOT = "finance_assets_dashboards"
+SESSION_LABEL = "session"  # the x axis of every chart: trading_date as YYYY-MM-DD
 
 
 def object_uuid(*parts: str) -> str:
@@ -127,8 +128,13 @@ def _chart(spec: dict[str, Any], market: str, name: str) -> dict[str, Any]:
     ]
     params = {
         "viz_type": chart["viz_type"],
-        "x_axis": "trading_date",
-        "time_grain_sqla": "P1D",
+        # The session as text: a category axis of the sessions alone (a time axis spaces out
+        # weekends and holidays; a forced category axis of a time column shows epoch numbers).
+        "x_axis": {
+            "expressionType": "SQL",
+            "sqlExpression": "to_char(trading_date, 'YYYY-MM-DD')",
+            "label": SESSION_LABEL,
+        },
         "x_axis_sort_asc": True,
         "metrics": metrics,
         "groupby": chart["groupby"],
@@ -148,7 +154,9 @@ def _chart(spec: dict[str, Any], market: str, name: str) -> dict[str, Any]:
         "legendOrientation": "top",
         "rich_tooltip": True,
         "tooltipTimeFormat": "%Y-%m-%d",
-        "x_axis_time_format": "%Y-%m-%d",
+        # A point per session: a series of one session (the first volatility) is still seen.
+        "markerEnabled": True,
+        "markerSize": 4,
         "y_axis_format": "SMART_NUMBER",
         "extra_form_data": {},
         "dashboards": [],

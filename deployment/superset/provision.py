@@ -13,7 +13,7 @@ SUPERSET_PG_PASSWORD, SUPERSET_PG_DB). The views made later are granted by the p
 `load` (SUPERSET_DATABASE_URI, SUPERSET_SECRET_KEY, SUPERSET_ADMIN_PASSWORD, SUPERSET_WAREHOUSE_URI
 with bi_reader's password in it, FINANCE_MARKETS) runs `superset db upgrade`, `superset init`,
 creates the admin user or resets its password, builds the bundle from dashboards.yaml and
-imports it with `superset import-dashboards` (which overwrites: the files in git win).
+imports it, every object overwritten (import_bundle): the files in git win over any click.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import argparse
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -149,11 +148,41 @@ def load(warehouse_uri: str, markets: list[str], admin_user: str, admin_password
         admin_password,
     )
     _superset("fab", "reset-password", "--username", admin_user, "--password", admin_password)
-    with tempfile.TemporaryDirectory() as folder:
-        # The bundle holds bi_reader's password: a private temporary folder, removed after.
-        path = Path(folder) / "dashboards.zip"
-        path.write_bytes(bundle.build_zip(warehouse_uri, markets))
-        _superset("import-dashboards", "--path", str(path), "--username", admin_user)
+    import_bundle(warehouse_uri, markets, admin_user)
+
+
+# Superset's importers, in dependency order, each with the `type` its metadata.yaml must name.
+IMPORTERS = (
+    ("superset.commands.database.importers.dispatcher", "ImportDatabasesCommand", "Database"),
+    ("superset.commands.dataset.importers.dispatcher", "ImportDatasetsCommand", "SqlaTable"),
+    ("superset.commands.chart.importers.dispatcher", "ImportChartsCommand", "Slice"),
+    ("superset.commands.dashboard.importers.dispatcher", "ImportDashboardsCommand", "Dashboard"),
+)
+
+
+def import_bundle(warehouse_uri: str, markets: list[str], admin_user: str) -> None:
+    """Import the bundle with every object overwritten: the database, then the datasets, the
+    charts and the dashboards. Not `superset import-dashboards`: it overwrites the dashboards
+    only and keeps an existing database, dataset or chart as it was, so a chart changed in
+    dashboards.yaml (or a new warehouse address) would never reach Superset."""
+    import importlib
+
+    import yaml
+    from flask import g
+    from superset.app import create_app
+
+    files = bundle.bundle_files(warehouse_uri, markets, bundle.load_spec())
+    app = create_app()
+    with app.app_context():
+        from superset import security_manager
+
+        g.user = security_manager.find_user(username=admin_user)
+        for module, name, kind in IMPORTERS:
+            metadata = yaml.safe_load(files["metadata.yaml"])
+            contents = {**files, "metadata.yaml": yaml.safe_dump({**metadata, "type": kind})}
+            command = getattr(importlib.import_module(module), name)
+            command(contents, overwrite=True).run()
+            print(f"imported ({kind}, overwritten)", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

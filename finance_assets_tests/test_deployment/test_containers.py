@@ -34,11 +34,21 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO / "deployment" / "docker"
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
 ENV_EXAMPLE = DOCKER_DIR / ".env.example"
-DOCKERFILES = [DOCKER_DIR / "Dockerfile", DOCKER_DIR / "db.Dockerfile"]
+SUPERSET_DIR = REPO / "deployment" / "superset"
+DOCKERFILES = [DOCKER_DIR / "Dockerfile", DOCKER_DIR / "db.Dockerfile", SUPERSET_DIR / "Dockerfile"]
 CACHE = REPO / ".cache" / "docker"
 BASE_IMAGE = "finance-assets/base:bookworm"
-SERVICES = {"postgres", "pgbouncer", "code", "webserver", "daemon"}
-PASSWORDS = ("POSTGRES_PASSWORD", "DAGSTER_PG_PASSWORD", "WAREHOUSE_PG_PASSWORD")
+SERVICES = {"postgres", "pgbouncer", "code", "webserver", "daemon", "superset"}
+PASSWORDS = (
+    "POSTGRES_PASSWORD",
+    "DAGSTER_PG_PASSWORD",
+    "WAREHOUSE_PG_PASSWORD",
+    "SUPERSET_PG_PASSWORD",
+    "SUPERSET_SECRET_KEY",
+    "SUPERSET_ADMIN_PASSWORD",
+    "BI_READER_PASSWORD",
+)
+JSON_HEADERS = {"Content-Type": "application/json"}
 SESSION = "2026-06-01"  # a NYSE session after FINANCE_INTRADAY_START's default
 US_SYMBOLS = {"AAPL", "MSFT", "GOOGL", "TSLA", "NVDA"}
 
@@ -187,6 +197,8 @@ def test_checkov_dockerfile_and_secrets_checks_pass():
             _checkov(),
             "--directory",
             str(DOCKER_DIR),
+            "--directory",
+            str(SUPERSET_DIR),
             "--framework",
             "dockerfile",
             "secrets",
@@ -279,7 +291,7 @@ def stack() -> Iterator[Stack]:
         stderr=subprocess.STDOUT,
     )
     timings: dict[str, float] = {}
-    ports = _free_ports(4)
+    ports = _free_ports(5)
     settings = {
         "COMPOSE_PROJECT_NAME": "finance-assets-test",
         "IMAGE_PREFIX": "finance-assets",
@@ -289,11 +301,12 @@ def stack() -> Iterator[Stack]:
         "PGBOUNCER_PORT": str(ports[1]),
         "DAGSTER_GRPC_PORT": str(ports[2]),
         "DAGSTER_WEBSERVER_PORT": str(ports[3]),
+        "SUPERSET_PORT": str(ports[4]),
         **{name: secrets.token_hex(16) for name in PASSWORDS},
         "FINANCE_ENV": "local",
         "MARKET_DATA_PROVIDER": "simulated",
         "POSTS_PROVIDER": "simulated",
-        "FINANCE_MARKETS": "us",
+        "FINANCE_MARKETS": "us,uk",  # both dashboards in Superset; the run is of us
         "FINANCE_SCHEDULES": "stopped",
     }
     env_file = run_dir / "stack.env"
@@ -440,7 +453,7 @@ def test_a_day_of_one_market_materialises_in_the_container_stack(stack):
 def test_images_run_as_non_root_and_hold_no_password_or_build_certificate(stack):
     tag = stack.settings["IMAGE_TAG"]
     passwords = [stack.settings[name] for name in PASSWORDS]
-    for image in ("code", "dagster", "postgres", "pgbouncer"):
+    for image in ("code", "dagster", "postgres", "pgbouncer", "superset"):
         ref = f"finance-assets/{image}:{tag}"
         inspected = json.loads(stack.docker("image", "inspect", ref).stdout)[0]
         assert inspected["Config"]["User"] not in ("", "0", "root"), image
@@ -456,3 +469,33 @@ def test_images_run_as_non_root_and_hold_no_password_or_build_certificate(stack)
             "test ! -e /tmp/extra-ca && test ! -e /tmp/ca-bundle.pem && id -u",
         )  # fmt: skip
         assert probe.returncode == 0 and probe.stdout.strip() == "10001", probe
+
+
+@pytest.mark.containers
+def test_superset_serves_the_dashboards_of_the_stack(stack):
+    """The superset service came up healthy (compose up --wait) with every market's dashboard
+    provisioned from deployment/superset/ (the browser test of the dashboards is
+    finance_assets_tests/test_dashboard/test_superset.py, without Docker)."""
+    base = f"http://127.0.0.1:{stack.settings['SUPERSET_PORT']}"
+    with urllib.request.urlopen(f"{base}/health", timeout=30) as response:
+        assert response.read().strip() == b"OK"
+    login = {
+        "username": "admin",
+        "password": stack.settings["SUPERSET_ADMIN_PASSWORD"],
+        "provider": "db",
+        "refresh": False,
+    }
+    request = urllib.request.Request(
+        f"{base}/api/v1/security/login", json.dumps(login).encode(), JSON_HEADERS
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        token = json.load(response)["access_token"]
+    request = urllib.request.Request(
+        f"{base}/api/v1/dashboard/?q=(page_size:100)",
+        headers={**JSON_HEADERS, "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        boards = json.load(response)["result"]
+    # FINANCE_MARKETS of the test's env file.
+    want = {f"market-{m}" for m in stack.settings["FINANCE_MARKETS"].split(",")}
+    assert {b["slug"] for b in boards} == want
