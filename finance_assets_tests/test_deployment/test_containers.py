@@ -191,14 +191,13 @@ def _checkov() -> str:
     return str(exe)
 
 
-def test_checkov_dockerfile_and_secrets_checks_pass():
+@pytest.mark.parametrize("folder", [DOCKER_DIR, SUPERSET_DIR], ids=["docker", "superset"])
+def test_checkov_dockerfile_and_secrets_checks_pass(folder: Path):
     result = subprocess.run(
         [
             _checkov(),
             "--directory",
-            str(DOCKER_DIR),
-            "--directory",
-            str(SUPERSET_DIR),
+            str(folder),
             "--framework",
             "dockerfile",
             "secrets",
