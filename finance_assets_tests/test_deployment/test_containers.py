@@ -130,6 +130,29 @@ def test_compose_config_refuses_an_env_file_without_the_passwords(tmp_path):
     assert "DAGSTER_PG_PASSWORD" in result.stderr
 
 
+def test_an_env_file_made_before_superset_gets_its_settings_and_fresh_secrets(tmp_path):
+    """`make up` runs deployment/superset/env-missing.sh: the variables an older env file
+    lacks are added (each `change-me` a fresh random secret), the others left as they were."""
+    names = ("SUPERSET_PORT", *(p for p in PASSWORDS if p.startswith(("SUPERSET", "BI_"))))
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    old = [x for x in lines if not x.startswith(names)]
+    old = [x.replace("=change-me", "=kept0000") for x in old]
+    env_file = tmp_path / ".env"
+    env_file.write_text("\n".join(old) + "\n")
+    script = ["sh", str(SUPERSET_DIR / "env-missing.sh"), str(ENV_EXAMPLE), str(env_file)]
+    subprocess.run(script, check=True, capture_output=True)
+    first = env_file.read_text()
+    values = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", first, re.MULTILINE))
+    assert first.startswith("\n".join(old))  # nothing before changed
+    assert values["SUPERSET_PORT"] == "18088"
+    secrets_added = [values[n] for n in names if n != "SUPERSET_PORT"]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", v) for v in secrets_added), secrets_added
+    assert len(set(secrets_added)) == len(secrets_added)
+    assert values["POSTGRES_PASSWORD"] == "kept0000"
+    subprocess.run(script, check=True, capture_output=True)
+    assert env_file.read_text() == first  # a second run adds nothing
+
+
 def test_the_real_env_file_and_copied_certificates_are_git_ignored():
     paths = ["deployment/docker/.env", "deployment/docker/ca/proxy.crt", ".cache/docker/x.tar"]
     result = subprocess.run(
