@@ -18,6 +18,7 @@ superuser when FINANCE_PG_URL's user cannot create roles.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import secrets
@@ -177,15 +178,17 @@ def wait_healthy(base_url: str, process: subprocess.Popen, timeout: float = 180.
 
 
 def stop_server(process: subprocess.Popen, grace: float = 20.0) -> None:
-    """SIGTERM to the server's session (gunicorn and its worker), SIGKILL after `grace`."""
-    if process.poll() is not None:
-        return
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(grace)
-    except subprocess.TimeoutExpired:
+    """SIGTERM to the server's session (gunicorn and its worker), SIGKILL after `grace`; then
+    SIGKILL to whatever of its session outlived gunicorn."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
 
 
 def _kept_secret(path: Path, nbytes: int) -> str:
@@ -231,11 +234,14 @@ def main(argv: list[str] | None = None) -> int:
     )
     env = provision(venv_python, settings, state / "home")
     server = start_server(venv_python, env, args.port, log=state / "superset.log")
-    stopping = []
+    stopping: list[int] = []
 
     def _stop(signum, frame):
+        # Only signal here: waiting on the server inside a handler would deadlock with the
+        # main thread's own wait (Popen's lock); the main loop below waits.
         stopping.append(signum)
-        stop_server(server)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(server.pid, signal.SIGTERM)
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
@@ -253,7 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(f"\nSuperset: {base}/dashboard/list/  (user {settings.admin_user}, password {shown})")
     print(f"Log: {state / 'superset.log'}. Ctrl-C stops it.", flush=True)
-    server.wait()
+    while server.poll() is None:
+        time.sleep(0.5)
+    stop_server(server)  # gunicorn exited: its worker too, else SIGKILL after the grace
     return 0 if stopping else server.returncode or 1
 
 

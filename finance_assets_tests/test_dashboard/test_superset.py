@@ -18,9 +18,11 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 import uuid
 from pathlib import Path
@@ -305,3 +307,54 @@ def test_the_views_have_the_demo_sessions(superset):
                 f"SELECT count(volume_zscore) FROM {market}.bi_volatility_volume"
             ).fetchone()[0]
             assert z > 0, market
+
+
+def test_make_dashboard_serves_on_the_embedded_server_and_one_ctrl_c_stops_everything(
+    superset_python, tmp_path
+):
+    """`make dashboard`'s command on a fresh data folder: it starts the embedded PostgreSQL
+    (no FINANCE_PG_URL), provisions, serves on PORT and prints the address; one SIGINT stops
+    Superset and the embedded server it started."""
+    port = _free_port()
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINANCE_", "SUPERSET_"))}
+    env.update(FINANCE_DATA_DIR=str(data), PORT=str(port))
+    log = tmp_path / "dashboard.log"
+    venv = superset_python.parents[1]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "finance_assets.dashboard", "--venv", str(venv)],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 600
+        while "Ctrl-C stops it" not in log.read_text():
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(2)
+        text = log.read_text()
+        assert f"http://127.0.0.1:{port}/dashboard/list/" in text
+        password = (data / "superset" / "admin_password").read_text().strip()
+        assert (data / "superset" / "admin_password").stat().st_mode & 0o077 == 0
+        token = _token(f"http://127.0.0.1:{port}", "admin", password)
+        boards = _api(f"http://127.0.0.1:{port}", "/api/v1/dashboard/", token)["result"]
+        assert sorted(b["slug"] for b in boards) == ["market-uk", "market-us"]
+        postmaster = data / "postgres" / "pgdata" / "postmaster.pid"
+        assert postmaster.exists()
+
+        process.send_signal(signal.SIGINT)  # Ctrl-C, to the command alone
+        assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+        deadline = time.monotonic() + 30
+        while postmaster.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not postmaster.exists(), "the embedded PostgreSQL kept running"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session, started above
+            process.wait()
