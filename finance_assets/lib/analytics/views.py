@@ -20,6 +20,9 @@ from finance_assets.lib.analytics.metrics import (
 from finance_assets.lib.io import postgres
 from finance_assets.lib.schema import DAILY_SUMMARY_KEY, DAILY_SUMMARY_SCHEMA
 
+# The read-only role of the dashboards (deployment/superset/): granted the views when it exists.
+BI_READER = "bi_reader"
+
 # The tables the views read: (schema, primary key), as their assets write them.
 SOURCES: Mapping[str, tuple[Mapping[str, pl.DataType], list[str]]] = {
     "daily_summary": (DAILY_SUMMARY_SCHEMA, DAILY_SUMMARY_KEY),
@@ -97,13 +100,29 @@ def view_statements(schema: str, timezone: str) -> dict[str, sql.Composed]:
     return out
 
 
-def create_views(url: str, schema: str, timezone: str) -> list[str]:
+def create_views(url: str, schema: str, timezone: str, reader: str = BI_READER) -> list[str]:
     """Create or replace every view of `schema` (and the tables they read, when missing) in one
-    transaction. Returns the views' qualified names."""
+    transaction. Returns the views' qualified names.
+
+    Where the role `reader` exists (the dashboards' read-only user, made by
+    deployment/superset/provision.py), it gets USAGE on the schema and SELECT on these views
+    only: a view first made after Superset's provisioning is readable at once."""
     with postgres.connect(url) as conn, conn.cursor() as cur:
         for table, (columns, key) in SOURCES.items():
             postgres.ensure_table(cur, schema, table, columns, primary_key=key)
         for statement in view_statements(schema, timezone).values():
             cur.execute(statement.as_string(None))
+        exists = sql.SQL("SELECT 1 FROM pg_roles WHERE rolname = {}").format(sql.Literal(reader))
+        cur.execute(exists.as_string(None))
+        if cur.fetchone():
+            role = sql.Identifier(reader)
+            usage = sql.SQL("GRANT USAGE ON SCHEMA {} TO {}")
+            grants = [usage.format(sql.Identifier(schema), role)]
+            grants += [
+                sql.SQL("GRANT SELECT ON {} TO {}").format(sql.Identifier(schema, view), role)
+                for view in VIEWS
+            ]
+            for grant in grants:
+                cur.execute(grant.as_string(None))
         conn.commit()
     return [f"{schema}.{view}" for view in VIEWS]

@@ -1,0 +1,360 @@
+"""Superset's dashboards, provisioned from deployment/superset/ and opened in a real browser.
+
+Superset comes from its own venv (deployment/superset/requirements.txt), installed once into
+`.cache/superset-venv` (git-ignored; FINANCE_SUPERSET_VENV moves it) and reused while the
+requirements are unchanged. The warehouse is filled by a real run of the pipeline (the demo, as
+`make demo` runs it, six sessions of both markets: enough for the 20-session volatility and the
+volume z-score to have values), into a database of its own; the read-only role and Superset's
+metadata database get names of their own too, all dropped afterwards. Superset runs with
+gunicorn on a free port in its own session and is stopped by its PID.
+
+Without Superset's files (the bundle's spec against the views' columns) in the first test;
+the rest install and run Superset.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from finance_assets import dashboard
+from finance_assets.lib.analytics import views
+from finance_assets_tests.conftest import fresh_database
+
+REPO = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DEMO_DAYS = 6  # MIN_OBSERVATIONS (5) returns: the last session has a volatility and a z-score
+
+sys.path.insert(0, str(dashboard.SUPERSET_DIR))
+import bundle  # noqa: E402  (deployment/superset/bundle.py)
+
+SPEC = bundle.load_spec()
+
+
+def test_the_datasets_columns_are_the_views_columns(pg_server_url):
+    """The spec lists each view's columns and types (Superset does not read them on import):
+    they must be what the views have, or a chart names a column that is not there."""
+    with fresh_database(pg_server_url, "finance_superset_spec") as url:
+        views.create_views(url, "us", "America/New_York")
+        with psycopg.connect(url) as conn:
+            for view, dataset in SPEC["datasets"].items():
+                rows = conn.execute(
+                    "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute "
+                    "WHERE attrelid = %s::regclass AND attnum > 0 ORDER BY attnum",
+                    (f"us.{view}",),
+                ).fetchall()
+                want = {c: t.lower() for c, t in dataset["columns"].items()}
+                got = dict(rows)
+                assert got == want, view
+    assert set(SPEC["datasets"]) == set(views.VIEWS)
+    for name, chart in SPEC["charts"].items():
+        assert chart["dataset"] in SPEC["datasets"], name
+        assert set(chart["groupby"]) <= set(SPEC["datasets"][chart["dataset"]]["columns"]), name
+    for row in SPEC["dashboard"]["rows"]:
+        assert sum(row["charts"].values()) <= 12, row  # Superset's grid is 12 columns wide
+
+
+def test_the_bundle_has_stable_ids_and_every_reference_resolves():
+    files = bundle.bundle_files("postgresql+psycopg2://r:p@h/w", ["us", "uk"], SPEC)
+    again = bundle.bundle_files("postgresql+psycopg2://r:p@h/w", ["us", "uk"], SPEC)
+    import yaml
+
+    docs = {path: yaml.safe_load(text) for path, text in files.items()}
+    assert {p: d.get("uuid") for p, d in docs.items()} == {
+        p: yaml.safe_load(t).get("uuid") for p, t in again.items()
+    }
+    uuids = {d["uuid"] for d in docs.values() if "uuid" in d}
+    assert len(uuids) == len(docs) - 1  # every object but metadata.yaml, none shared
+    for path, doc in docs.items():
+        for ref in ("database_uuid", "dataset_uuid"):
+            if ref in doc:
+                assert doc[ref] in uuids, (path, ref)
+        if path.startswith("dashboards/"):
+            charts = [v for v in doc["position"].values() if isinstance(v, dict)]
+            shown = [c["meta"]["uuid"] for c in charts if c.get("type") == "CHART"]
+            assert len(shown) == len(bundle.charts_of(SPEC)) and set(shown) <= uuids
+    with pytest.raises(ValueError, match="no dashboard for market"):
+        bundle.bundle_files("postgresql://x", ["jp"], SPEC)
+
+
+# --- Superset itself -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def superset_python() -> Path:
+    venv = Path(os.environ.get("FINANCE_SUPERSET_VENV") or REPO / ".cache" / "superset-venv")
+    return dashboard.ensure_venv(venv)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _demo(tmp_path: Path, url: str) -> None:
+    """`make demo` into the warehouse database `url`: a real run of both markets."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "deployment" / "local" / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FINANCE_", "MARKET_DATA", "POSTS_", "DEMO_", "DAGSTER_"))
+    }
+    env.update(FINANCE_DATA_DIR=str(tmp_path / "data"), FINANCE_PG_URL=url, DAGSTER_HOME=str(home))
+    log = tmp_path / "demo.log"
+    with log.open("w") as out:  # a file, not a pipe: a helper left behind must not block us
+        done = subprocess.run(
+            [sys.executable, "-m", "finance_assets.demo", "--days", str(DEMO_DAYS)],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=1200,
+        )
+    assert done.returncode == 0, log.read_text()[-3000:]
+
+
+@pytest.fixture(scope="module")
+def superset(superset_python, pg_server_url, tmp_path_factory):
+    """Superset provisioned over a warehouse the demo filled; yields (base URL, settings,
+    warehouse URL)."""
+    tmp_path = tmp_path_factory.mktemp("superset")
+    suffix = uuid.uuid4().hex[:8]
+    with fresh_database(pg_server_url, "finance_superset") as url:
+        _demo(tmp_path, url)
+        info = psycopg.conninfo.conninfo_to_dict(url)
+        settings = dashboard.Provisioning(
+            admin_url=url,
+            warehouse_db=str(info["dbname"]),
+            secret_key=uuid.uuid4().hex * 2,
+            admin_password=uuid.uuid4().hex,
+            reader_role=f"bi_reader_{suffix}",
+            superset_user=f"superset_{suffix}",
+            superset_db=f"superset_{suffix}",
+            markets="us,uk",
+        )
+        server = None
+        try:
+            env = dashboard.provision(superset_python, settings, tmp_path / "home")
+            port = _free_port()
+            server = dashboard.start_server(superset_python, env, port, tmp_path / "superset.log")
+            base = f"http://127.0.0.1:{port}"
+            dashboard.wait_healthy(base, server)
+            yield base, settings, url
+        finally:
+            if server is not None:
+                dashboard.stop_server(server)
+            with psycopg.connect(pg_server_url, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{settings.superset_db}" WITH (FORCE)')
+    # The warehouse database (and with it the reader's grants) is gone: the roles can go too.
+    with psycopg.connect(pg_server_url, autocommit=True) as conn:
+        for role in (settings.reader_role, settings.superset_user):
+            conn.execute(f'DROP ROLE IF EXISTS "{role}"')
+
+
+def _api(base: str, path: str, token: str | None = None, body: dict | None = None) -> dict:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(f"{base}{path}", data=data, headers=headers)
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def _token(base: str, user: str, password: str) -> str:
+    body = {"username": user, "password": password, "provider": "db", "refresh": False}
+    return _api(base, "/api/v1/security/login", body=body)["access_token"]
+
+
+def _warehouse_total(url: str, market: str, chart: dict) -> float:
+    """What the chart should show, summed: each metric per session and series, added up."""
+    dataset = chart["dataset"]
+    keys = ", ".join(["trading_date", *chart["groupby"]])
+    metrics = " + ".join(f"coalesce(sum(m{i}), 0)" for i in range(len(chart["metrics"])))
+    inner = ", ".join(f"{e} AS m{i}" for i, e in enumerate(chart["metrics"].values()))
+    query = f"SELECT {metrics} FROM (SELECT {inner} FROM {market}.{dataset} GROUP BY {keys}) AS t"
+    with psycopg.connect(url) as conn:
+        return float(conn.execute(query).fetchone()[0])
+
+
+def _total(result: dict) -> float:
+    """The sum of a chart-data answer's numbers, the time column left out."""
+    return sum(
+        float(value)
+        for row in result["data"]
+        for column, value in row.items()
+        if column != bundle.SESSION_LABEL and isinstance(value, int | float) and value == value
+    )
+
+
+def test_the_read_only_role_reads_the_views_and_nothing_else(superset):
+    _, settings, url = superset
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    info.update(user=settings.reader_role)
+    info.pop("password", None)
+    with psycopg.connect(**info) as conn:
+        for market in ("us", "uk"):
+            for view in views.VIEWS:
+                conn.execute(f"SELECT count(*) FROM {market}.{view}").fetchone()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SELECT count(*) FROM us.daily_summary")
+        conn.rollback()
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CREATE TABLE us.t (x int)")
+
+
+def check_dashboards(base: str, user: str, password: str, url: str, shots: Path) -> None:
+    """Log in with headless Chromium, open each market's dashboard, and check every chart:
+    drawn (a canvas per chart, no error or "No results"), and its chart-data answer, as the
+    page received it, adding up to what the warehouse holds."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    token = _token(base, user, password)
+    boards = _api(base, "/api/v1/dashboard/?q=(page_size:100)", token)["result"]
+    assert sorted(b["slug"] for b in boards) == ["market-uk", "market-us"]
+    charts = _api(base, "/api/v1/chart/?q=(page_size:100)", token)["result"]
+    by_id = {c["id"]: c["slice_name"] for c in charts}
+    spec_by_title = {c["title"]: c for c in SPEC["charts"].values()}
+    expected = len(bundle.charts_of(SPEC))
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 2400})
+            page.goto(f"{base}/login/")
+            page.fill("#username", user)
+            page.fill("#password", password)
+            page.click("button[type=submit]")
+            page.wait_for_url(lambda u: "/login" not in u, timeout=60_000)
+            for market in ("us", "uk"):
+                answers: dict[int, dict] = {}
+
+                def keep(response, answers=answers):
+                    if "/api/v1/chart/data" not in response.url:
+                        return
+                    form = json.loads(response.request.post_data or "{}").get("form_data", {})
+                    answers[form.get("slice_id")] = {"status": response.status, **response.json()}
+
+                page.on("response", keep)
+                page.goto(f"{base}/superset/dashboard/market-{market}/")
+                page.wait_for_function(
+                    f"document.querySelectorAll('.chart-container canvas').length >= {expected}",
+                    timeout=120_000,
+                )
+                page.wait_for_load_state("networkidle")
+                page.remove_listener("response", keep)
+                page.screenshot(path=str(shots / f"dashboard-{market}.png"), full_page=True)
+
+                holders = page.locator(".dashboard-component-chart-holder")
+                assert holders.count() == expected
+                for text in ("No results", "Unexpected error", "error occurred"):
+                    assert page.get_by_text(text).count() == 0, (market, text)
+                assert len(answers) == expected, (market, sorted(answers))
+                for slice_id, answer in answers.items():
+                    title = by_id[slice_id]
+                    assert answer["status"] == 200, (title, answer)
+                    result = answer["result"][0]
+                    assert not result.get("error"), (title, result["error"])
+                    assert result["rowcount"] > 0, (market, title)
+                    want = _warehouse_total(url, market, spec_by_title[title])
+                    assert _total(result) == pytest.approx(want, rel=1e-6), (market, title)
+        finally:
+            browser.close()
+
+
+@pytest.mark.browser
+def test_each_market_dashboard_renders_every_chart_with_the_warehouse_data(superset, tmp_path):
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)")
+    base, settings, url = superset
+    check_dashboards(base, settings.admin_user, settings.admin_password, url, tmp_path)
+
+
+def test_the_views_have_the_demo_sessions(superset):
+    """The data the browser test compared against is the demo's: both markets, every view."""
+    _, _, url = superset
+    with psycopg.connect(url) as conn:
+        for market in ("us", "uk"):
+            days = conn.execute(
+                f"SELECT count(DISTINCT trading_date), max(trading_date) "
+                f"FROM {market}.bi_daily_performance"
+            ).fetchone()
+            assert days[0] == DEMO_DAYS and days[1] <= dt.date.today(), market
+            z = conn.execute(
+                f"SELECT count(volume_zscore) FROM {market}.bi_volatility_volume"
+            ).fetchone()[0]
+            assert z > 0, market
+
+
+def test_make_dashboard_serves_on_the_embedded_server_and_one_ctrl_c_stops_everything(
+    superset_python, tmp_path
+):
+    """`make dashboard`'s command on a fresh data folder: it starts the embedded PostgreSQL
+    (no FINANCE_PG_URL), provisions, serves on PORT and prints the address; one SIGINT stops
+    Superset and the embedded server it started."""
+    port = _free_port()
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINANCE_", "SUPERSET_"))}
+    env.update(FINANCE_DATA_DIR=str(data), PORT=str(port))
+    log = tmp_path / "dashboard.log"
+    venv = superset_python.parents[1]
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "finance_assets.dashboard", "--venv", str(venv)],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 600
+        while "Ctrl-C stops it" not in log.read_text():
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(2)
+        text = log.read_text()
+        assert f"http://127.0.0.1:{port}/dashboard/list/" in text
+        password = (data / "superset" / "admin_password").read_text().strip()
+        assert (data / "superset" / "admin_password").stat().st_mode & 0o077 == 0
+        token = _token(f"http://127.0.0.1:{port}", "admin", password)
+        boards = _api(f"http://127.0.0.1:{port}", "/api/v1/dashboard/", token)["result"]
+        assert sorted(b["slug"] for b in boards) == ["market-uk", "market-us"]
+        postmaster = data / "postgres" / "pgdata" / "postmaster.pid"
+        assert postmaster.exists()
+
+        process.send_signal(signal.SIGINT)  # Ctrl-C, to the command alone
+        assert process.wait(timeout=60) == 0, log.read_text()[-3000:]
+        with pytest.raises(OSError):
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5)
+        deadline = time.monotonic() + 30
+        while postmaster.exists() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert not postmaster.exists(), "the embedded PostgreSQL kept running"
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session, started above
+            process.wait()
