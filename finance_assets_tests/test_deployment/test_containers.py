@@ -425,6 +425,11 @@ def test_a_day_of_one_market_materialises_in_the_container_stack(stack):
         ).fetchall()
     assert {symbol for symbol, _ in rows} == US_SYMBOLS
     assert len(rows) == len(US_SYMBOLS) and {source for _, source in rows} == {"simulated"}
+    # The warehouse write sent no BEGIN inside an open transaction: PostgreSQL logged it as
+    # "WARNING: there is already a transaction in progress" (issue 26).
+    server_log = stack.compose("logs", "--no-color", "postgres", timeout=60)
+    assert server_log.returncode == 0, server_log.stderr
+    assert "already a transaction in progress" not in server_log.stdout, server_log.stdout[-3000:]
 
     # Dagster's storage, read through PgBouncer, holds the run.
     storage = (
