@@ -15,9 +15,11 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
+import shlex
 import sys
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -188,6 +190,21 @@ def print_reports(defs: dg.Definitions, last_sessions: dict[str, dt.date]) -> No
         print(f"  {key}: {shown}" if store.exists(report.PAGE) else f"  {key}: no report for {day}")
 
 
+def lake_query_command(lake_root: str, market: str, query: str = "top_movers") -> list[str]:
+    """The saved lake query the demo suggests at its end, as a command that runs with what
+    `make demo` installed (DuckDB is a core dependency). The interpreter is named as the user
+    would type it: relative to the working folder when it is under it (`.venv/bin/python`)."""
+    python = Path(sys.executable)
+    with suppress(ValueError):
+        python = python.relative_to(Path.cwd())
+    lake = lake_root
+    if "://" not in lake_root:  # a folder (the demo's): shown from the working folder
+        with suppress(ValueError):
+            lake = str(Path(lake_root).resolve().relative_to(Path.cwd().resolve()))
+    module = "finance_assets.lib.analytics.lake_queries"
+    return [str(python), "-m", module, query, "--lake", lake, "--market", market]
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -250,10 +267,11 @@ def main(argv: list[str] | None = None, now: dt.datetime | None = None) -> int:
             print(f"  {key}: {note}")
         if notes:
             failed.append(key)
+    lake_root = defs.resources["storage"].lake_root
     print(
         "\nOpen the Dagster UI on the same data: make dev  (http://127.0.0.1:3000)"
-        "\nQuery the lake with DuckDB: select * from read_parquet("
-        "'data/lake/us/bars_5min/*/*.parquet', hive_partitioning=true) limit 5"
+        f"\nQuery the lake (DuckDB, saved queries in queries/): "
+        f"{shlex.join(lake_query_command(lake_root, next(iter(markets))))}"
     )
     print_reports(defs, {key: plans[key].sessions[-1] for key in markets})
     print(f"\nAll markets: {time.monotonic() - started:.1f} s")

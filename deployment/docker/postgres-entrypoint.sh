@@ -28,5 +28,6 @@ SQL
   pg_ctl --pgdata="$PGDATA" --mode=fast --wait stop >/dev/null
 fi
 
+# jit=off: the image has no JIT provider (db.Dockerfile).
 exec postgres -D "$PGDATA" -c listen_addresses="$listen" -p "$port" \
-  -c max_connections="${POSTGRES_MAX_CONNECTIONS:-200}"
+  -c max_connections="${POSTGRES_MAX_CONNECTIONS:-200}" -c jit=off

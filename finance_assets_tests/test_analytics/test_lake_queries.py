@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -181,3 +183,20 @@ def test_queries_keep_to_the_sql_athena_and_duckdb_share(name):
     found = [what for what, pattern in NOT_COMMON.items() if re.search(pattern, text)]
     assert not found, f"{name}.sql uses {found}"
     assert re.findall(r"\bFROM\s+(\w+)", text, flags=re.I)  # reads tables by their Glue names
+
+
+def test_the_lake_query_the_demo_suggests_runs_as_printed(small_lake, tmp_path, monkeypatch):
+    """`make demo` ends by suggesting a saved lake query: the command it prints runs (in a
+    new process, as the user runs it) and answers the movers of the lake's last sessions."""
+    from finance_assets.demo import lake_query_command
+
+    root, _ = small_lake
+    monkeypatch.chdir(root.parent)
+    command = lake_query_command(str(root), "us")
+    assert command[command.index("--lake") + 1] == root.name  # shown from the working folder
+    done = subprocess.run(
+        [sys.executable, *command[1:]], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "return_pct" in done.stdout and "AAA" in done.stdout, done.stdout
+    assert "Warning" not in done.stderr, done.stderr

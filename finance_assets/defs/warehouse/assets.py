@@ -92,9 +92,9 @@ def _daily_summary_asset(market: Market) -> dg.AssetsDefinition:
             (pl.col("trading_date") >= first) & (pl.col("trading_date") < last)
         )
         intraday = summary.filter(pl.col("bar_count") > 0)
-        # (No 5-minute bars at all, a daily-only market: no session is short.)
-        longest = intraday.get_column("bar_count").max() if intraday.height else 0
-        short = intraday.filter(pl.col("bar_count") < longest)
+        # An expression, not the column's max as a literal: with no intraday row that max is
+        # None, and polars warns of a comparison with None.
+        short = intraday.filter(pl.col("bar_count") < pl.col("bar_count").max())
         sessions = market.sessions(first, last - dt.timedelta(days=1))
         summarised = set(summary.get_column("trading_date").to_list())
         empty_sessions = [day for day in sessions if day not in summarised]
