@@ -267,6 +267,21 @@ def overview_png(data: DayData, vwap: pl.DataFrame) -> bytes:
     return _palette_png(buffer.getvalue())
 
 
+def scaled_png(png: bytes, max_width: int) -> bytes:
+    """The PNG at most `max_width` pixels wide (same aspect, Lanczos-resampled, palette kept
+    small); unchanged when it is already narrower."""
+    from PIL import Image  # matplotlib's own dependency
+
+    with Image.open(io.BytesIO(png)) as image:
+        if image.width <= max_width:
+            return png
+        height = round(image.height * max_width / image.width)
+        scaled = image.convert("RGB").resize((max_width, height), Image.Resampling.LANCZOS)
+    out = io.BytesIO()
+    scaled.save(out, format="PNG", optimize=True)
+    return _palette_png(out.getvalue())
+
+
 def _palette_png(png: bytes) -> bytes:
     """The PNG with a 256-colour palette: a third of the bytes (the UI's event log and the
     page embed it) and no visible change for a chart of flat colours."""

@@ -213,6 +213,13 @@ def render(data: DayData) -> dict[str, bytes]:
     return {OVERVIEW: png, PAGE: page_html(data, png).encode()}
 
 
-def markdown_image(png: bytes, caption: str) -> str:
-    """Markdown showing the PNG inline (how Dagster's tutorial shows a chart in the UI)."""
-    return f"![{caption}](data:image/png;base64,{base64.b64encode(png).decode()})"
+# The UI shows Markdown metadata in a dialog at most 80 % of the window wide, scrolling what is
+# wider: 960 px fits a 1280-px window whole (the HTML page keeps the full-size chart).
+UI_IMAGE_WIDTH = 960
+
+
+def markdown_image(png: bytes, caption: str, max_width: int = UI_IMAGE_WIDTH) -> str:
+    """Markdown showing the PNG inline (how Dagster's tutorial shows a chart in the UI), scaled
+    down to `max_width` pixels so the UI's dialog shows it whole."""
+    shown = charts.scaled_png(png, max_width)
+    return f"![{caption}](data:image/png;base64,{base64.b64encode(shown).decode()})"
