@@ -13,13 +13,16 @@ import base64
 import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
-
-from pymongo import MongoClient, ReplaceOne
-from pymongo.uri_parser import parse_uri
+from typing import TYPE_CHECKING
 
 from finance_assets.lib.answers import answered_symbols, supersedes
 from finance_assets.lib.providers.base import RawPayload
 from finance_assets.lib.redaction import redact, redacted_errors, register_url_secrets
+
+if TYPE_CHECKING:
+    # pymongo is imported where a URI is checked or a client opened (~0.1 s of every load of
+    # the code location otherwise, which opens none).
+    from pymongo import MongoClient
 
 COLLECTION = "raw_payloads"
 URI_VARIABLE = "MONGODB_URI"
@@ -38,6 +41,8 @@ def check_uri(uri: str, variable: str = URI_VARIABLE) -> str:
             "or 'mongodb+srv://'"
         )
     if uri.startswith("mongodb://"):
+        from pymongo.uri_parser import parse_uri
+
         try:
             with redacted_errors():
                 parse_uri(uri)
@@ -63,6 +68,8 @@ class MongoRawStore:
     some errors, the URI it was given)."""
 
     def __init__(self, uri: str, database: str = "finance_raw", timeout_ms: int = 5000) -> None:
+        from pymongo import MongoClient
+
         check_uri(uri)
         with redacted_errors():
             self._client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms)
@@ -81,6 +88,8 @@ class MongoRawStore:
         end: dt.datetime,
     ) -> int:
         """Upsert the payloads; drop older ones of the same asset inside [start, end)."""
+        from pymongo import ReplaceOne
+
         name = "/".join(asset)
         operations, ids, written = [], [], []
         for payload in payloads:
