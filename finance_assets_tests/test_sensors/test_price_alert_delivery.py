@@ -25,6 +25,7 @@ from finance_assets.defs.warehouse.alerts import (
     _lock_key,
     build_price_alert_sensor,
     notify_new_alerts,
+    run_channels,
 )
 from finance_assets.demo import range_tags
 from finance_assets.lib.io.managers import WarehouseResource
@@ -225,3 +226,36 @@ def test_the_tick_run_delivers_its_alerts_and_the_sensor_finds_none_left(
             skip = sensor(context)
         assert "'sent': 0" in skip.skip_message
     assert len(notifications.read_text().splitlines()) == stored
+
+
+def test_a_run_without_the_slack_token_leaves_chat_to_the_sensor(tmp_path):
+    """On AWS only the code server running the sensors has SLACK_BOT_TOKEN: a run's notifier
+    falls back to the local file, which must not be recorded as chat's delivery."""
+    without_token = Notifier(
+        notifications_file=str(tmp_path / "n.jsonl"), webhook_url="http://127.0.0.1:9/hook"
+    )
+    assert run_channels(without_token, {"SLACK_CHANNEL": "#alerts"}) == ["webhook"]
+    # No Slack configured anywhere: the file is chat, for the run as for the sensor.
+    assert run_channels(without_token, {}) == ["chat", "webhook"]
+    with_token = Notifier(slack=SlackChannel(token="xoxb-test-token", channel="#alerts"))
+    assert run_channels(with_token, {"SLACK_CHANNEL": "#alerts"}) == ["chat"]
+
+
+def test_a_tick_run_without_the_slack_token_sends_nothing_on_chat(
+    defs, pg_url, tmp_path, monkeypatch
+):
+    monkeypatch.setenv("SLACK_CHANNEL", "#alerts")  # Slack is the sensor's (it has the token)
+    with freeze_time(dt.datetime(2026, 11, 18, 17, 0, tzinfo=dt.UTC)):
+        result = defs.resolve_job_def("us_bars_5min_job").execute_in_process(
+            instance=dg.DagsterInstance.ephemeral(),
+            tags=range_tags("2026-11-18-09:30", "2026-11-18-10:25"),
+        )
+    assert result.success
+    assert not (tmp_path / "data" / "notifications.jsonl").exists()
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT count(*) FROM us.price_alerts").fetchone()[0] > 0
+        ledger = conn.execute("SELECT to_regclass('us.price_alert_notifications')").fetchone()[0]
+        if ledger is not None:
+            assert (
+                conn.execute("SELECT count(*) FROM us.price_alert_notifications").fetchone()[0] == 0
+            )

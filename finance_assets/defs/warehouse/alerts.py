@@ -21,7 +21,8 @@ receiver drops the repeat by its id).
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterator
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 import dagster as dg
@@ -144,6 +145,7 @@ def notify_new_alerts(
     *,
     wait: dt.timedelta | None = None,
     stop_at_failure: bool = False,
+    channels: Sequence[str] | None = None,
 ) -> dict[str, int]:
     """Send every alert not yet in a channel's ledger on that channel; record sent and stale
     ones. Returns counts over the channels.
@@ -151,12 +153,15 @@ def notify_new_alerts(
     Each channel's ledger is worked under its lock: a ledger another deliverer holds is left
     alone (`wait` None: the sensor) or waited for up to `wait` (a run). `stop_at_failure`
     leaves a channel's remaining alerts at its first failed send (a run does not spend its
-    time on a channel that is down; the sensor retries them)."""
+    time on a channel that is down; the sensor retries them). `channels` limits the delivery
+    to those (default: every channel the notifier has for price alerts)."""
     counts = {"sent": 0, "skipped": 0, "failed": 0}
     with postgres.connect_psycopg(url, autocommit=True) as conn:
         if not _exists(conn, market.key, "price_alerts"):
             return counts
         for channel in notifier.channels("price_alert"):
+            if channels is not None and channel not in channels:
+                continue
             # Created before the lock is taken: two first deliverers may both create it.
             _ensure_ledger(conn, market.key, LEDGERS[channel])
             with _ledger_lock(conn, market.key, LEDGERS[channel], wait) as held:
@@ -247,6 +252,18 @@ def build_price_alert_sensor(markets: list[Market]) -> dg.SensorDefinition:
     return _sensor
 
 
+def run_channels(notifier: Notifier, environ: Mapping[str, str] | None = None) -> list[str]:
+    """The channels a run delivers on: those its notifier has, except chat when Slack is
+    configured (`SLACK_CHANNEL`) but this process has no token. Its chat would then be the
+    local file, recorded as sent: on AWS the runs' tasks have no Slack token (only the code
+    server where the sensors run does), so chat is the sensor's there."""
+    environ = os.environ if environ is None else environ
+    chosen = notifier.channels("price_alert")
+    if notifier.chat_backend == "file" and environ.get("SLACK_CHANNEL"):
+        chosen = [channel for channel in chosen if channel != CHAT]
+    return chosen
+
+
 def build_price_alert_hook(market: Market) -> dg.HookDefinition:
     """Delivers the market's new alerts from the run that wrote them, once `price_moves` has
     succeeded (its rows committed): the sensor's next tick is up to a minute later."""
@@ -267,6 +284,7 @@ def build_price_alert_hook(market: Market) -> dg.HookDefinition:
                 log=context.log,
                 wait=RUN_LOCK_WAIT,
                 stop_at_failure=True,
+                channels=run_channels(notifier),
             )
         except (psycopg.Error, OSError) as exc:
             # The alerts are committed: the sensor delivers them. The run's work is done.
