@@ -597,6 +597,19 @@ def import_time(env: dict[str, str], repeats: int) -> dict[str, Any]:
 # --- phase: the tick through the daemon -----------------------------------------------------
 
 
+def minute_aligned_offset(current: float, wanted: float) -> float:
+    """The offset nearest `wanted` that moves the clock by whole minutes from `current`.
+
+    Dagster's scheduler sleeps until the next minute of its clock; a process asleep when the
+    clock jumps by a fraction of a minute wakes that fraction off the new clock's minutes and
+    evaluates the tick up to a minute late (33.6 s in one run). A jump by whole minutes keeps
+    its wake-up on the minute. The result is at least `LEAD_S` / 2 s before the tick."""
+    offset = current + round((wanted - current) / 60) * 60
+    if offset > wanted + LEAD_S / 2:  # too close to the tick: a minute earlier
+        offset -= 60
+    return offset
+
+
 def tick_phase(
     base: str,
     instance: dg.DagsterInstance,
@@ -610,7 +623,7 @@ def tick_phase(
     import dagster as dg
     from dagster._core.remote_representation.handle import CompoundID
 
-    clock.set(tick["tick"] - LEAD_S - time.time())
+    clock.set(minute_aligned_offset(clock.offset, tick["tick"] - LEAD_S - time.time()))
     time.sleep(2.5)  # every process re-reads the offset within a second
     selector = {
         "repositoryLocationName": LOCATION,
