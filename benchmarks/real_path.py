@@ -48,6 +48,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -782,6 +783,10 @@ class Settling:
         self.page = page
         self.pending: set[Any] = set()
         self.last_change = time.perf_counter()
+        # Each GraphQL request of the load: its operation and seconds (start -> end, as the
+        # browser saw them), to say which queries a slow page waits on.
+        self.began: dict[Any, float] = {}
+        self.queries: list[tuple[str, float]] = []
         page.on("request", self.started)
         page.on("requestfinished", self.ended)
         page.on("requestfailed", self.ended)
@@ -790,15 +795,24 @@ class Settling:
         if request.resource_type not in ("websocket", "eventsource"):
             self.pending.add(request)
             self.last_change = time.perf_counter()
+            self.began[request] = self.last_change
 
     def ended(self, request: Any) -> None:
         if request in self.pending:
             self.pending.discard(request)
             self.last_change = time.perf_counter()
+            began = self.began.pop(request, None)
+            if began is not None and "/graphql" in request.url:
+                # The UI names each query in the URL: /graphql?op=AssetViewDefinitionQuery
+                operation = urllib.parse.parse_qs(urllib.parse.urlsplit(request.url).query)
+                name = (operation.get("op") or ["(unnamed)"])[0]
+                self.queries.append((name, self.last_change - began))
 
     def load(self, url: str, ready: re.Pattern[str], timeout: float = 180) -> dict[str, Any]:
         """Seconds from navigation to the element shown, and to the last request's end."""
         self.pending.clear()
+        self.began.clear()
+        self.queries = []
         began = self.last_change = time.perf_counter()
         self.page.goto(url, wait_until="commit")
         self.page.get_by_text(ready).first.wait_for(timeout=timeout * 1000)
@@ -808,12 +822,17 @@ class Settling:
             if not self.pending and (time.perf_counter() - self.last_change) * 1000 >= QUIET_MS:
                 break
             self.page.wait_for_timeout(50)  # lets Playwright deliver the request events
+        slowest = sorted(self.queries, key=lambda q: -q[1])[:SLOWEST_QUERIES]
         return {
             "shown_s": shown,
             "settled_s": max(self.last_change - began, shown),
             "pending_at_timeout": len(self.pending),
+            "graphql_requests": len(self.queries),
+            "slowest_queries": [{"op": op, "s": round(seconds, 2)} for op, seconds in slowest],
         }
 
+
+SLOWEST_QUERIES = 4  # per page load, in the summary
 
 PAGES = [
     ("catalog", "/assets", re.compile(r"bars_5min")),
@@ -1243,6 +1262,8 @@ def report_pages(pages: dict[str, Any]) -> None:
             else:
                 shown = f"(shown {r['shown_s']:.2f} s)"
                 say(f"  {name:<10} {attempt:<5}  {versus(r['settled_s'], target)}  {shown}")
+                slowest = ", ".join(f"{q['op']} {q['s']:.2f} s" for q in r["slowest_queries"])
+                say(f"      {r['graphql_requests']} GraphQL requests; slowest: {slowest or '-'}")
     say()
 
 
