@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -47,6 +48,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -571,8 +573,11 @@ def step_work(timeline: dict[str, Any]) -> float:
 
 
 def import_time(env: dict[str, str], repeats: int) -> dict[str, Any]:
-    times = []
+    """Wall seconds of fresh imports, and the CPU seconds (user + system) each child used: on a
+    shared machine the wall time is mostly waiting for a core, the CPU time is the import's."""
+    times, cpu = [], []
     for _ in range(repeats):
+        used = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         done = subprocess.run(
             [sys.executable, "-c", "import finance_assets.definitions"],
@@ -585,10 +590,25 @@ def import_time(env: dict[str, str], repeats: int) -> dict[str, Any]:
         if done.returncode != 0:
             raise RuntimeError(f"importing finance_assets.definitions failed:\n{done.stderr}")
         times.append(time.perf_counter() - began)
-    return {"best_s": min(times), "all_s": times}
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - used.ru_utime + after.ru_stime - used.ru_stime)
+    return {"best_s": min(times), "all_s": times, "cpu_best_s": min(cpu), "cpu_all_s": cpu}
 
 
 # --- phase: the tick through the daemon -----------------------------------------------------
+
+
+def minute_aligned_offset(current: float, wanted: float) -> float:
+    """The offset nearest `wanted` that moves the clock by whole minutes from `current`.
+
+    Dagster's scheduler sleeps until the next minute of its clock; a process asleep when the
+    clock jumps by a fraction of a minute wakes that fraction off the new clock's minutes and
+    evaluates the tick up to a minute late (33.6 s in one run). A jump by whole minutes keeps
+    its wake-up on the minute. The result is at least `LEAD_S` / 2 s before the tick."""
+    offset = current + round((wanted - current) / 60) * 60
+    if offset > wanted + LEAD_S / 2:  # too close to the tick: a minute earlier
+        offset -= 60
+    return offset
 
 
 def tick_phase(
@@ -604,7 +624,7 @@ def tick_phase(
     import dagster as dg
     from dagster._core.remote_representation.handle import CompoundID
 
-    clock.set(tick["tick"] - LEAD_S - time.time())
+    clock.set(minute_aligned_offset(clock.offset, tick["tick"] - LEAD_S - time.time()))
     time.sleep(2.5)  # every process re-reads the offset within a second
     selector = {
         "repositoryLocationName": LOCATION,
@@ -763,6 +783,10 @@ class Settling:
         self.page = page
         self.pending: set[Any] = set()
         self.last_change = time.perf_counter()
+        # Each GraphQL request of the load: its operation and seconds (start -> end, as the
+        # browser saw them), to say which queries a slow page waits on.
+        self.began: dict[Any, float] = {}
+        self.queries: list[tuple[str, float]] = []
         page.on("request", self.started)
         page.on("requestfinished", self.ended)
         page.on("requestfailed", self.ended)
@@ -771,15 +795,24 @@ class Settling:
         if request.resource_type not in ("websocket", "eventsource"):
             self.pending.add(request)
             self.last_change = time.perf_counter()
+            self.began[request] = self.last_change
 
     def ended(self, request: Any) -> None:
         if request in self.pending:
             self.pending.discard(request)
             self.last_change = time.perf_counter()
+            began = self.began.pop(request, None)
+            if began is not None and "/graphql" in request.url:
+                # The UI names each query in the URL: /graphql?op=AssetViewDefinitionQuery
+                operation = urllib.parse.parse_qs(urllib.parse.urlsplit(request.url).query)
+                name = (operation.get("op") or ["(unnamed)"])[0]
+                self.queries.append((name, self.last_change - began))
 
     def load(self, url: str, ready: re.Pattern[str], timeout: float = 180) -> dict[str, Any]:
         """Seconds from navigation to the element shown, and to the last request's end."""
         self.pending.clear()
+        self.began.clear()
+        self.queries = []
         began = self.last_change = time.perf_counter()
         self.page.goto(url, wait_until="commit")
         self.page.get_by_text(ready).first.wait_for(timeout=timeout * 1000)
@@ -789,12 +822,17 @@ class Settling:
             if not self.pending and (time.perf_counter() - self.last_change) * 1000 >= QUIET_MS:
                 break
             self.page.wait_for_timeout(50)  # lets Playwright deliver the request events
+        slowest = sorted(self.queries, key=lambda q: -q[1])[:SLOWEST_QUERIES]
         return {
             "shown_s": shown,
             "settled_s": max(self.last_change - began, shown),
             "pending_at_timeout": len(self.pending),
+            "graphql_requests": len(self.queries),
+            "slowest_queries": [{"op": op, "s": round(seconds, 2)} for op, seconds in slowest],
         }
 
+
+SLOWEST_QUERIES = 4  # per page load, in the summary
 
 PAGES = [
     ("catalog", "/assets", re.compile(r"bars_5min")),
@@ -1052,7 +1090,9 @@ def run(
     say(
         f"import finance_assets.definitions  {versus(imported['best_s'], TARGETS['import'])}  "
         f"best of {args.import_repeats} fresh processes (all: "
-        f"{', '.join(f'{t:.2f}' for t in imported['all_s'])}; load {load()})"
+        f"{', '.join(f'{t:.2f}' for t in imported['all_s'])}; load {load()}); CPU "
+        f"{imported['cpu_best_s']:.2f} s (all: "
+        f"{', '.join(f'{t:.2f}' for t in imported['cpu_all_s'])})"
     )
 
     # 2. the in-process baselines, in stores of their own
@@ -1222,6 +1262,8 @@ def report_pages(pages: dict[str, Any]) -> None:
             else:
                 shown = f"(shown {r['shown_s']:.2f} s)"
                 say(f"  {name:<10} {attempt:<5}  {versus(r['settled_s'], target)}  {shown}")
+                slowest = ", ".join(f"{q['op']} {q['s']:.2f} s" for q in r["slowest_queries"])
+                say(f"      {r['graphql_requests']} GraphQL requests; slowest: {slowest or '-'}")
     say()
 
 

@@ -15,15 +15,21 @@ import io
 import json
 import os
 import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import resources
+from importlib import metadata, resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import exchange_calendars as xcals
-
 from finance_assets.lib.settings import EnvSettings
+
+if TYPE_CHECKING:
+    # Imported when a calendar is first built: exchange-calendars and pandas cost ~1.5 s to
+    # import and building a calendar ~0.6 s, which the code location's load no longer pays
+    # (it reads the calendar's summary, `CalendarSummary`).
+    import exchange_calendars as xcals
 
 BAR_MINUTES = 5
 # A symbol as universes, landing files and the lake write it: `AAPL`, `BRK.B`, `SHEL.L`,
@@ -71,19 +77,30 @@ class Market:
         return ZoneInfo(self.timezone)
 
     @property
-    def calendar(self) -> xcals.ExchangeCalendar:
+    def calendar_start(self) -> str:
+        """The first day the calendar is built from (ISO)."""
         earliest = min(
             dt.date.fromisoformat(self.daily_start), dt.date.fromisoformat(self.intraday_start)
         )
-        return _calendar(self.calendar_name, (earliest - _CALENDAR_LEAD).isoformat())
+        return (earliest - _CALENDAR_LEAD).isoformat()
+
+    @property
+    def calendar(self) -> xcals.ExchangeCalendar:
+        return _calendar(self.calendar_name, self.calendar_start)
+
+    @property
+    def calendar_summary(self) -> CalendarSummary:
+        """What building the definitions reads of the calendar, without building it when a
+        summary of today's calendar is cached (`calendar_summary`)."""
+        return calendar_summary(self.calendar_name, self.calendar_start)
 
     @property
     def regular_open(self) -> dt.time:
-        return _regular_time(self.calendar.open_times)
+        return self.calendar_summary.regular_open
 
     @property
     def regular_close(self) -> dt.time:
-        return _regular_time(self.calendar.close_times)
+        return self.calendar_summary.regular_close
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -156,12 +173,99 @@ def ticker_root(symbol: str) -> str:
 
 @functools.cache
 def _calendar(name: str, start: str) -> xcals.ExchangeCalendar:
+    import exchange_calendars as xcals
+
     return xcals.get_calendar(name, start=start)
 
 
 def _regular_time(times: Sequence[tuple[object, dt.time]]) -> dt.time:
     # exchange_calendars lists (since-date, time) pairs; the last one is in force today.
     return times[-1][1]
+
+
+@dataclass(frozen=True)
+class CalendarSummary:
+    """What the definitions are built from: the sessions of a calendar (`start` to the last
+    one exchange-calendars builds, a year after today) and its regular open and close."""
+
+    first_session: dt.date
+    last_session: dt.date
+    sessions: tuple[dt.date, ...]
+    regular_open: dt.time
+    regular_close: dt.time
+
+    @classmethod
+    def of(cls, calendar: xcals.ExchangeCalendar) -> CalendarSummary:
+        return cls(
+            first_session=calendar.first_session.date(),
+            last_session=calendar.last_session.date(),
+            sessions=tuple(ts.date() for ts in calendar.sessions),
+            regular_open=_regular_time(calendar.open_times),
+            regular_close=_regular_time(calendar.close_times),
+        )
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "first_session": self.first_session.isoformat(),
+                "last_session": self.last_session.isoformat(),
+                "sessions": [day.isoformat() for day in self.sessions],
+                "regular_open": self.regular_open.isoformat(),
+                "regular_close": self.regular_close.isoformat(),
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> CalendarSummary:
+        data = json.loads(text)
+        return cls(
+            first_session=dt.date.fromisoformat(data["first_session"]),
+            last_session=dt.date.fromisoformat(data["last_session"]),
+            sessions=tuple(map(dt.date.fromisoformat, data["sessions"])),
+            regular_open=dt.time.fromisoformat(data["regular_open"]),
+            regular_close=dt.time.fromisoformat(data["regular_close"]),
+        )
+
+
+def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
+    """FINANCE_CACHE_DIR: where computed, re-computable data is kept between processes (the
+    calendars' summaries); default `$XDG_CACHE_HOME/finance_assets` (`~/.cache/...`)."""
+    environ = os.environ if environ is None else environ
+    if environ.get("FINANCE_CACHE_DIR"):
+        return Path(environ["FINANCE_CACHE_DIR"])
+    base = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "finance_assets"
+
+
+@functools.cache
+def calendar_summary(name: str, start: str) -> CalendarSummary:
+    """The summary of calendar `name` built from `start`, as exchange-calendars builds it today.
+
+    Every process that loads the code location (the code server, each run worker) reads it;
+    building the calendar for it costs ~2 s of imports and holiday rules per process, so it is
+    kept in a file named by what determines it: the calendar, its start, exchange-calendars'
+    version (new holidays come with new versions) and today's date (a calendar ends a year
+    after the day it is built). A missing, unreadable or unwritable file only costs the build.
+    """
+    version = metadata.version("exchange_calendars")
+    today = dt.date.today()  # the day exchange-calendars' default end is counted from
+    path = cache_dir() / f"calendar-{name}-{start}-{version}-{today.isoformat()}.json"
+    try:
+        return CalendarSummary.from_json(path.read_text())
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    summary = CalendarSummary.of(_calendar(name, start))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written aside and renamed: a process reading it concurrently sees all or nothing.
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, prefix=f".{path.name}.", delete=False
+        ) as tmp:
+            tmp.write(summary.to_json())
+        os.replace(tmp.name, path)
+    except OSError:
+        pass
+    return summary
 
 
 @dataclass(frozen=True)

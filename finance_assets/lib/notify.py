@@ -1,7 +1,7 @@
 """Notifications without Dagster: what a message says, and the channels that carry it.
 
 A `Notification` is rendered once per channel: Slack `chat.postMessage` (mrkdwn text, posted
-by `resources/slack.py` through dagster-slack), e-mail (plain text over SMTP), a webhook (JSON
+by `resources/slack.py` through slack_sdk), e-mail (plain text over SMTP), a webhook (JSON
 with the notice's structured `data`, signed with HMAC-SHA256 when a secret is set: what a
 trading bot subscribes to) and a local file of JSON lines (the default without a Slack token,
 so the demo shows what would have been sent). Every sender raises a `SendError` subclass on

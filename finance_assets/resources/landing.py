@@ -4,9 +4,8 @@ a landing run was started for."""
 import datetime as dt
 from collections.abc import Mapping
 
-from dagster_aws.s3 import S3Resource
-
 from finance_assets.lib import landing
+from finance_assets.lib.io.objects.s3_resource import S3Resource
 from finance_assets.lib.markets import Market
 
 # Run tags a landing run carries: which file, and the content the sensor validated.

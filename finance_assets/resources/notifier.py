@@ -1,8 +1,9 @@
 """The `notifier` resource: which channels a notice goes to, and the one place it is sent from.
 
-Chat is Slack (`slack`, a `dagster_slack.SlackResource`) when configured, else the Dagster log
-plus `notifications.jsonl`; e-mail goes over SMTP when a host and recipients are configured;
-price alerts also go to a webhook as signed JSON when its URL is configured.
+Chat is Slack (`slack`, `SlackChannel`: dagster-slack's `SlackResource` shape) when configured,
+else the Dagster log plus `notifications.jsonl`; e-mail goes over SMTP when a host and
+recipients are configured; price alerts also go to a webhook as signed JSON when its URL is
+configured.
 Every send passes through `Notifier.send`, which masks the secrets it holds before anything is
 posted, logged or raised.
 """

@@ -4,9 +4,9 @@ the lake beside their IO manager."""
 from __future__ import annotations
 
 import dagster as dg
-from dagster_aws.s3 import S3Resource
 
 from finance_assets.lib.io.objects import ObjectStore, open_location
+from finance_assets.lib.io.objects.s3_resource import S3Resource
 
 
 class StorageResource(dg.ConfigurableResource):

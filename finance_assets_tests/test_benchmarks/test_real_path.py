@@ -117,3 +117,17 @@ def _gone(pid: int, timeout: float = 10) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+@pytest.mark.parametrize("current", [0.0, 17.25, -3600.5])
+@pytest.mark.parametrize("lead", [0.0, 14.7, 29.9, 30.1, 59.0])
+def test_the_clock_jumps_by_whole_minutes_before_the_tick(real_path, current, lead):
+    """The scheduler sleeps to the next minute of the clock it read: the jump to just before
+    the tick keeps that minute (else the tick is evaluated up to a minute late)."""
+    wanted = current + 600 - lead  # the offset that would put the clock LEAD_S + lead early
+    offset = real_path.minute_aligned_offset(current, wanted)
+    assert (offset - current) % 60 == pytest.approx(0) or (offset - current) % 60 == pytest.approx(
+        60
+    )
+    before_tick = real_path.LEAD_S + (wanted - offset)  # seconds from the jump to the tick
+    assert real_path.LEAD_S / 2 <= before_tick < real_path.LEAD_S / 2 + 60

@@ -41,7 +41,6 @@ pytest.importorskip("moto.server")
 import dagster as dg  # noqa: E402
 import psycopg  # noqa: E402
 from botocore.exceptions import ClientError  # noqa: E402  (after the skips)
-from dagster_aws.s3 import S3Resource  # noqa: E402
 
 from finance_assets.defs.market.assets import build_market_assets  # noqa: E402
 from finance_assets.defs.market.landing import build_landing_sensor  # noqa: E402
@@ -54,6 +53,7 @@ from finance_assets.lib.io.managers import (  # noqa: E402
     WarehouseResource,
 )
 from finance_assets.lib.io.objects import S3ObjectStore, open_location  # noqa: E402
+from finance_assets.lib.io.objects.s3_resource import S3Resource  # noqa: E402
 from finance_assets.lib.markets import Market  # noqa: E402
 from finance_assets.lib.schema import BAR_SCHEMA  # noqa: E402
 from finance_assets.providers.simulated_market.resource import SimulatedMarketResource  # noqa: E402

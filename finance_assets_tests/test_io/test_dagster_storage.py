@@ -311,6 +311,8 @@ def test_the_local_instance_keeps_dagsters_storage_on_the_embedded_server(tmp_pa
     with dg.DagsterInstance.from_config(str(home)) as inst:
         assert type(inst.get_ref().storage) is LocalPostgresStorage
         assert type(inst.event_log_storage) is PooledPostgresEventLogStorage
+        # Queued runs start within a second (issue 23), not Dagster's 5 s poll.
+        assert inst.run_coordinator.dequeue_interval_seconds == 1
         result = dg.materialize([a_number], instance=inst)
         assert result.success
         # Read back through a second instance, as `make dev` reads the demo's runs.

@@ -15,7 +15,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
     ResponseStreamingError,
 )
-from dagster_aws.s3 import S3Resource
+
+from finance_assets.lib.io.objects.s3_resource import S3Resource
 
 pytest.importorskip("moto.server")
 

@@ -14,7 +14,8 @@ import dagster as dg
 import polars as pl
 import psycopg
 import pytest
-from dagster_aws.s3 import S3Resource
+
+from finance_assets.lib.io.objects.s3_resource import S3Resource
 
 pytest.importorskip("moto.server")
 

@@ -27,8 +27,10 @@ from finance_assets.lib.markets import BAR_MINUTES, Market
 
 
 def _non_session_weekdays(market: Market, start: dt.date) -> list[dt.date]:
-    last = market.calendar.last_session.date()
-    sessions = set(market.sessions(start, last))
+    # The calendar's summary, not the calendar: building the definitions builds no calendar.
+    calendar = market.calendar_summary
+    last = calendar.last_session
+    sessions = set(calendar.sessions)
     days = (start + dt.timedelta(days=i) for i in range((last - start).days + 1))
     return [d for d in days if d.weekday() < 5 and d not in sessions]
 

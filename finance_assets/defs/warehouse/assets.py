@@ -19,6 +19,7 @@ from finance_assets.defs.common.partitions import (
     five_minute_partitions,
     refuse_invalid_partitions,
 )
+from finance_assets.defs.warehouse.alerts import build_price_alert_hook
 from finance_assets.lib import quality, transforms
 from finance_assets.lib.io import lake
 from finance_assets.lib.markets import Market
@@ -148,6 +149,8 @@ def _price_moves_asset(market: Market) -> dg.AssetsDefinition:
 
     @dg.asset(
         deps=[bars_key],
+        # The run delivers the alerts it wrote (the sensor is the retry path).
+        hooks={build_price_alert_hook(market)},
         **warehouse_table(
             market,
             "warehouse",

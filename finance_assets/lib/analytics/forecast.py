@@ -16,9 +16,12 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import numpy as np
 import polars as pl
+
+if TYPE_CHECKING:
+    import numpy as np  # imported by the fit: loading the code location fits nothing
 
 MODELS = ("ridge", "naive", "historical_mean")
 LAGS = 5
@@ -68,6 +71,7 @@ def _ridge(known: np.ndarray) -> float | None:
     examples = len(returns) - LAGS
     if examples < MIN_TRAIN:
         return None
+    import numpy as np
     from sklearn.linear_model import Ridge  # ~0.5 s to import: only when a model is fitted
 
     windows = np.lib.stride_tricks.sliding_window_view(returns, LAGS + 1)

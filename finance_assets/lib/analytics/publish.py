@@ -12,9 +12,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from dagster_aws.s3 import S3Resource
-
 from finance_assets.lib.io.objects import ObjectStore, is_s3, open_location
+from finance_assets.lib.io.objects.s3_resource import S3Resource
 
 __all__ = ["is_s3", "report_store", "reports_root", "write_report"]
 

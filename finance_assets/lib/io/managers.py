@@ -23,11 +23,11 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 import polars as pl
-from dagster_aws.s3 import S3Resource
 
 from finance_assets.lib.io import lake, lake_warehouse, postgres
 from finance_assets.lib.io.mongo import MongoRawStore
 from finance_assets.lib.io.objects import ObjectStore, open_location
+from finance_assets.lib.io.objects.s3_resource import S3Resource
 from finance_assets.lib.io.spans import WindowRows
 from finance_assets.lib.providers.base import RawPayload
 

@@ -19,14 +19,17 @@ import datetime as dt
 import gzip
 import re
 from collections.abc import Iterable, Sequence
-
-from bson import Binary
-from pymongo import MongoClient, ReplaceOne
-from pymongo.uri_parser import parse_uri
+from typing import TYPE_CHECKING
 
 from finance_assets.lib.answers import answered_symbols, supersedes
 from finance_assets.lib.providers.base import RawPayload
 from finance_assets.lib.redaction import redact, redacted_errors, register_url_secrets
+
+if TYPE_CHECKING:
+    # pymongo is imported where a URI is checked or a client opened (~0.1 s of every load of
+    # the code location otherwise, which opens none).
+    from bson import Binary
+    from pymongo import MongoClient
 
 COLLECTION = "raw_payloads"
 # MongoDB's largest document (maxBsonObjectSize); the envelope beside the body needs little.
@@ -50,6 +53,8 @@ def check_uri(uri: str, variable: str = URI_VARIABLE) -> str:
             "or 'mongodb+srv://'"
         )
     if uri.startswith("mongodb://"):
+        from pymongo.uri_parser import parse_uri
+
         try:
             with redacted_errors():
                 parse_uri(uri)
@@ -75,6 +80,8 @@ class MongoRawStore:
     some errors, the URI it was given)."""
 
     def __init__(self, uri: str, database: str = "finance_raw", timeout_ms: int = 5000) -> None:
+        from pymongo import MongoClient
+
         check_uri(uri)
         with redacted_errors():
             self._client: MongoClient = MongoClient(uri, serverSelectionTimeoutMS=timeout_ms)
@@ -93,6 +100,8 @@ class MongoRawStore:
         end: dt.datetime,
     ) -> int:
         """Upsert the payloads; drop older ones of the same asset inside [start, end)."""
+        from pymongo import ReplaceOne
+
         name = "/".join(asset)
         operations, ids, written = [], [], []
         for payload in payloads:
@@ -197,6 +206,8 @@ def _bytes(doc: dict) -> bytes:
 
 def _body(body: bytes, doc_id: str = "") -> dict[str, str | Binary]:
     if len(body) > MAX_PLAIN_BODY:
+        from bson import Binary  # pymongo's, imported on use like pymongo itself
+
         packed = gzip.compress(body, mtime=0)  # mtime 0: the same body, the same bytes
         if len(packed) > MAX_DOCUMENT - ENVELOPE_MARGIN:
             raise ValueError(

@@ -22,14 +22,17 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import adbc_driver_postgresql.dbapi as adbc
 import polars as pl
 import psycopg
-import pyarrow as pa
-from adbc_driver_manager.dbapi import Connection, Cursor
 from psycopg import sql
+
+if TYPE_CHECKING:
+    # Imported where a connection is opened: ADBC's driver manager imports pyarrow.dataset,
+    # which imports pandas (~1 s), and loading the code location opens none.
+    import pyarrow as pa
+    from adbc_driver_manager.dbapi import Connection, Cursor
 
 from finance_assets.lib.io.spans import Kept, grouped, refuse_kept_rows
 from finance_assets.lib.redaction import (
@@ -237,6 +240,8 @@ def _batches(
     df: pl.DataFrame, time_column: str, every: str | None, primary_key: Sequence[str] | None
 ) -> pa.RecordBatchReader:
     """The rows as one Arrow stream, a time slice at a time, each slice in key order."""
+    import pyarrow as pa
+
     schema = df.head(0).to_arrow().schema
 
     def batches() -> Iterator[pa.RecordBatch]:
@@ -327,6 +332,8 @@ def check_url(url: str, variable: str = URL_VARIABLE) -> str:
 def connect(url: str) -> Iterator[Connection]:
     """An ADBC connection (transactions explicit: commit or rollback). The URL is checked
     first, and every driver error leaves without the password (libpq echoes what it got)."""
+    import adbc_driver_postgresql.dbapi as adbc
+
     check_url(url)
     with redacted_errors():
         conn = adbc.connect(url)

@@ -11,8 +11,6 @@ import re
 from pathlib import Path
 from typing import Protocol
 
-from dagster_aws.s3 import S3Resource
-
 from finance_assets.lib.io.objects import (
     LocalObjectStore,
     ObjectInfo,
@@ -21,6 +19,7 @@ from finance_assets.lib.io.objects import (
     check_parts,
     split_root,
 )
+from finance_assets.lib.io.objects.s3_resource import S3Resource
 
 # A file in a market's landing folder (top level only): name, size, modified (UTC).
 LandingObject = ObjectInfo

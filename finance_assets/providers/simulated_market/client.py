@@ -29,14 +29,19 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import polars as pl
 
 from finance_assets.lib.markets import BAR_MINUTES, Market
 from finance_assets.lib.providers.base import BarProvider, BarRequest, Interval, RawPayload
 from finance_assets.lib.schema import UTC_TS
+
+if TYPE_CHECKING:
+    # numpy is imported by the functions that draw (~0.1 s of loading the code location, which
+    # builds this client's resource but draws nothing).
+    import numpy as np
 
 _EPOCH = dt.date(2000, 1, 3)
 _DAILY_VOL = 0.015  # stdev of the session-to-session anchor move
@@ -155,6 +160,8 @@ class SimulatedMarket(BarProvider):
     ) -> tuple[list[dict[str, object]], list[dict[str, object]]]:
         """(splits, dividends) with an ex-date among the sessions opening in [start, end), in
         Twelve Data's `/splits` and `/dividends` entry shapes, oldest first."""
+        import numpy as np
+
         key = _symbol_key(symbol, self.seed)
         splits: list[dict[str, object]] = []
         dividends: list[dict[str, object]] = []
@@ -253,6 +260,8 @@ class SimulatedMarket(BarProvider):
     def _session(
         self, symbol: str, day: dt.date, open_: dt.datetime, close: dt.datetime
     ) -> _SessionPath:
+        import numpy as np
+
         key = _symbol_key(symbol, self.seed)
         ordinal = (day - _EPOCH).days
         anchor = _anchor_price(key, ordinal)
@@ -285,6 +294,8 @@ class SimulatedMarket(BarProvider):
     def _corrupt(
         self, records: list[dict[str, str | None]], symbol: str, path: _SessionPath
     ) -> list[dict[str, str | None]]:
+        import numpy as np
+
         key = _symbol_key(symbol, self.seed)
         rng = np.random.default_rng([key, int(path.ts[0] // 86_400_000_000), self.seed, 1])
         n = len(records)
@@ -347,6 +358,8 @@ def _local_stamps(timezone: str, interval: Interval, ts: tuple[int, ...]) -> lis
 
 
 def _aggregate_day(path: _SessionPath) -> _SessionPath:
+    import numpy as np
+
     return _SessionPath(
         ts=path.ts[:1],
         open=path.open[:1],
@@ -379,6 +392,8 @@ _MEMORY = 250  # sessions of history the anchor level remembers
 
 @functools.lru_cache(maxsize=8192)
 def _anchor_walk(key: int, days_count: int) -> np.ndarray:
+    import numpy as np
+
     days = np.arange(days_count, dtype=np.uint64)
     u1 = _unit(_mix(np.uint64(key) ^ (days * np.uint64(0x9E3779B97F4A7C15))))
     u2 = _unit(_mix(np.uint64(key) ^ (days * np.uint64(0xC2B2AE3D27D4EB4F) + np.uint64(1))))
@@ -393,6 +408,8 @@ def _anchor_walk(key: int, days_count: int) -> np.ndarray:
 
 def _mix(x: np.ndarray) -> np.ndarray:
     """splitmix64 finaliser: a counter-based hash, so any day is computed without the others."""
+    import numpy as np
+
     with np.errstate(over="ignore"):
         x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
         x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
@@ -400,5 +417,7 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
+    import numpy as np
+
     # (0, 1]: never 0, so log() is finite.
     return ((x >> np.uint64(11)).astype(np.float64) + 1.0) / float(1 << 53)

@@ -15,8 +15,6 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from finance_assets.lib.markets import Market, ticker_root
 from finance_assets.lib.providers.base import RawPayload
 
@@ -120,6 +118,8 @@ class SimulatedPosts:
         return out
 
     def _hour(self, market: Market, symbol: str, hour: dt.datetime) -> list[dict[str, object]]:
+        import numpy as np  # here, not at module level: loading the code location draws nothing
+
         key = (
             int.from_bytes(
                 hashlib.blake2b(f"{self.seed}:{symbol}".encode(), digest_size=8).digest(), "big"

@@ -3,7 +3,7 @@
 One module per concern:
 - `resource.py`: the `notifier` resource, the routes (which channels a kind of notice goes to)
   and the one send path, where secrets are masked;
-- `slack.py`: the Slack leg, a `dagster_slack.SlackResource` with a channel and a base URL;
+- `slack.py`: the Slack leg, dagster-slack's `SlackResource` shape with a channel and a base URL;
 - `settings.py`: the notifier of an environment, from its variables;
 - `delivery.py`: one tick's sends (a failed channel is not retried within the tick; Retry-After);
 - `content.py`: a check evaluation's or a run's details, as a `lib.notify.Notification`;

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import os
 
-from dagster_aws.s3 import S3Resource
-
 from finance_assets.lib.io.objects.base import (
     PARQUET_OPTIONS,
     STALE_AFTER,
@@ -29,6 +27,7 @@ from finance_assets.lib.io.objects.base import (
 )
 from finance_assets.lib.io.objects.local import LocalObjectStore
 from finance_assets.lib.io.objects.s3 import S3ObjectStore, os_error
+from finance_assets.lib.io.objects.s3_resource import S3Resource
 
 # --- choosing one ----------------------------------------------------------------------------
 

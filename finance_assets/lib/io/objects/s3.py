@@ -20,7 +20,6 @@ from botocore.exceptions import (
     HTTPClientError,
     ReadTimeoutError,
 )
-from dagster_aws.s3 import S3Resource
 
 from finance_assets.lib.io.objects.base import (
     _BUCKET,
@@ -32,6 +31,7 @@ from finance_assets.lib.io.objects.base import (
     _join,
     check_parts,
 )
+from finance_assets.lib.io.objects.s3_resource import S3Resource
 from finance_assets.lib.redaction import (
     redact,
     redacted_errors,
