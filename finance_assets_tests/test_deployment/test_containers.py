@@ -502,16 +502,22 @@ def test_images_run_as_non_root_and_hold_no_password_or_build_certificate(stack)
 
 
 @pytest.mark.containers
-def test_superset_serves_the_dashboards_of_the_stack(stack):
+def test_superset_serves_the_dashboards_of_the_stack(stack, tmp_path):
     """The superset service came up healthy (compose up --wait) with every market's dashboard
-    provisioned from deployment/superset/ (the browser test of the dashboards is
-    finance_assets_tests/test_dashboard/test_superset.py, without Docker)."""
-    base = f"http://127.0.0.1:{stack.settings['SUPERSET_PORT']}"
+    provisioned from deployment/superset/; after the demo's runs of both markets in the code
+    container (into the stack's warehouse), each dashboard, opened in headless Chromium as
+    `make up` prints its URL, draws every chart with the warehouse's numbers (the same check
+    as finance_assets_tests/test_dashboard/test_superset.py, there without Docker)."""
+    from finance_assets_tests.browser import CHROMIUM
+    from finance_assets_tests.superset_checks import DEMO_DAYS, check_dashboards
+
+    settings = stack.settings
+    base = f"http://127.0.0.1:{settings['SUPERSET_PORT']}"
     with urllib.request.urlopen(f"{base}/health", timeout=30) as response:
         assert response.read().strip() == b"OK"
     login = {
         "username": "admin",
-        "password": stack.settings["SUPERSET_ADMIN_PASSWORD"],
+        "password": settings["SUPERSET_ADMIN_PASSWORD"],
         "provider": "db",
         "refresh": False,
     }
@@ -527,8 +533,26 @@ def test_superset_serves_the_dashboards_of_the_stack(stack):
     with urllib.request.urlopen(request, timeout=30) as response:
         boards = json.load(response)["result"]
     # FINANCE_MARKETS of the test's env file.
-    want = {f"market-{m}" for m in stack.settings["FINANCE_MARKETS"].split(",")}
+    want = {f"market-{m}" for m in settings["FINANCE_MARKETS"].split(",")}
     assert {b["slug"] for b in boards} == want
+
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium; .ci/run does)")
+    # Both markets' bars, posts and daily assets, as `make demo` runs them, in the code
+    # container against the stack's instance and warehouse: what the dashboards read.
+    start = time.monotonic()
+    demo = stack.compose(
+        "exec", "-T", "code", "python", "-m", "finance_assets.demo",
+        "--days", str(DEMO_DAYS), "--end", SESSION,
+        timeout=1200,
+    )  # fmt: skip
+    stack.timings["demo in the stack"] = round(time.monotonic() - start, 1)
+    assert demo.returncode == 0, demo.stdout[-4000:] + demo.stderr[-4000:]
+    warehouse = (
+        f"postgresql://warehouse:{settings['WAREHOUSE_PG_PASSWORD']}"
+        f"@127.0.0.1:{settings['POSTGRES_PORT']}/warehouse"
+    )
+    check_dashboards(base, "admin", settings["SUPERSET_ADMIN_PASSWORD"], warehouse, tmp_path)
 
 
 # Image sizes (`docker image inspect`, decimal MB) on the local debootstrap base, measured when
