@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -238,12 +238,11 @@ class TwelveDataClient(KeyedClient, BarClient):
         }
         if exchange:
             params["exchange"] = exchange
-        response = self.http.get_json(
-            f"{self.base_url}/{endpoint}",
+        response = self._get(
+            endpoint,
             params,
-            headers={"Authorization": f"apikey {self._api_key}"},
-            weight=ACTION_CREDITS,
-            classify=lambda status, doc: self._classify_actions(status, doc, endpoint, symbol),
+            ACTION_CREDITS,
+            lambda status, doc: self._classify_actions(status, doc, endpoint, symbol),
         )
         return RawPayload(
             provider=self.name,
@@ -362,12 +361,11 @@ class TwelveDataClient(KeyedClient, BarClient):
         }
         if exchange:
             params["exchange"] = exchange
-        response = self.http.get_json(
-            f"{self.base_url}/time_series",
+        response = self._get(
+            "time_series",
             params,
-            headers={"Authorization": f"apikey {self._api_key}"},
-            weight=len(chunk),  # one credit per symbol
-            classify=lambda status, doc: self._classify(status, doc, chunk),
+            len(chunk),  # one credit per symbol
+            lambda status, doc: self._classify(status, doc, chunk),
         )
         return RawPayload(
             provider=self.name,
@@ -383,6 +381,23 @@ class TwelveDataClient(KeyedClient, BarClient):
                 {"endpoint": "time_series", "base_url": self.base_url, **params}
             ),
             content_type=response.content_type,
+        )
+
+    def _get(
+        self,
+        endpoint: str,
+        params: dict[str, str],
+        weight: int,
+        classify: Callable[[int, Any], None],
+    ) -> Any:
+        """One call to an endpoint, the key in the header (never in the URL), `weight` credits
+        taken from the limiter."""
+        return self.http.get_json(
+            f"{self.base_url}/{endpoint}",
+            params,
+            headers={"Authorization": f"apikey {self._api_key}"},
+            weight=weight,
+            classify=classify,
         )
 
     def _classify(self, status: int, document: Any, chunk: list[str]) -> None:
