@@ -4,6 +4,7 @@ the shared samples, markets."""
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -47,6 +48,24 @@ def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> str:
     from finance_assets.lib.io.postgres import embedded_server_url
 
     return embedded_server_url(tmp_path_factory.mktemp("embedded-pg"))
+
+
+def demo_env(tmp_path: Path, url: str) -> dict[str, str]:
+    """The environment `make demo` runs in, of the test's own: a Dagster home holding the
+    instance `make demo` makes (Dagster's storage on the embedded PostgreSQL of the data
+    folder), the data folder under `tmp_path`, the warehouse at `url`, and none of the caller's
+    FINANCE_/MARKET_DATA/POSTS_/DEMO_/DAGSTER_ settings."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    repo = Path(__file__).resolve().parents[1]
+    shutil.copy(repo / "deployment" / "local" / "dagster.yaml", home / "dagster.yaml")
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("FINANCE_", "MARKET_DATA", "POSTS_", "DEMO_", "DAGSTER_"))
+    }
+    env.update(FINANCE_DATA_DIR=str(tmp_path / "data"), FINANCE_PG_URL=url, DAGSTER_HOME=str(home))
+    return env
 
 
 @contextmanager

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,7 +30,7 @@ import pytest
 
 from finance_assets import dashboard
 from finance_assets.lib.analytics import views
-from finance_assets_tests.conftest import fresh_database
+from finance_assets_tests.conftest import demo_env, fresh_database
 from finance_assets_tests.superset_checks import (
     CHROMIUM,
     DEMO_DAYS,
@@ -108,15 +107,7 @@ def _free_port() -> int:
 
 def _demo(tmp_path: Path, url: str) -> None:
     """`make demo` into the warehouse database `url`: a real run of both markets."""
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "deployment" / "local" / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("FINANCE_", "MARKET_DATA", "POSTS_", "DEMO_", "DAGSTER_"))
-    }
-    env.update(FINANCE_DATA_DIR=str(tmp_path / "data"), FINANCE_PG_URL=url, DAGSTER_HOME=str(home))
+    env = demo_env(tmp_path, url)
     log = tmp_path / "demo.log"
     with log.open("w") as out:  # a file, not a pipe: a helper left behind must not block us
         done = subprocess.run(

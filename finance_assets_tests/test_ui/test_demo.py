@@ -21,6 +21,7 @@ import pytest
 
 from finance_assets import demo
 from finance_assets.launch import job_origin
+from finance_assets_tests.conftest import demo_env
 
 FAKETIME = shutil.which("faketime")
 REPO = Path(__file__).resolve().parents[2]
@@ -33,27 +34,6 @@ def demo_db(pg_server_url):
 
     with fresh_database(pg_server_url, "finance_demo") as url:
         yield url
-
-
-def _demo_env(tmp_path, url: str) -> dict[str, str]:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    # The instance `make demo` makes: Dagster's storage on the embedded PostgreSQL of the data
-    # folder (the warehouse stays on FINANCE_PG_URL).
-    shutil.copy(REPO / "deployment" / "local" / "dagster.yaml", home / "dagster.yaml")
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("FINANCE_", "MARKET_DATA", "POSTS_", "DEMO_", "DAGSTER_"))
-    }
-    env.update(
-        FINANCE_DATA_DIR=str(tmp_path / "data"),
-        FINANCE_PG_URL=url,
-        DAGSTER_HOME=str(home),
-    )
-    # Not FAKETIME_DONT_FAKE_MONOTONIC: with it, libfaketime makes time.sleep fail (EINVAL),
-    # which kills Dagster's orphan watcher and leaves its log tailers running.
-    return env
 
 
 @pytest.mark.skipif(FAKETIME is None, reason="libfaketime's `faketime` (Debian: faketime)")
@@ -78,7 +58,9 @@ def test_the_demo_succeeds_under_a_fake_clock(tmp_path, demo_db, instant, sessio
     with log.open("w") as stdout, errors.open("w") as stderr:
         done = subprocess.run(
             [FAKETIME, instant, sys.executable, "-m", "finance_assets.demo", "--days", "1"],
-            env=_demo_env(tmp_path, demo_db),
+            # Not FAKETIME_DONT_FAKE_MONOTONIC: with it, libfaketime makes time.sleep fail
+            # (EINVAL), which kills Dagster's orphan watcher and leaves its log tailers running.
+            env=demo_env(tmp_path, demo_db),
             stdout=stdout,
             stderr=stderr,
             timeout=300,
