@@ -17,7 +17,7 @@ import polars as pl
 
 from finance_assets.lib.markets import Market
 from finance_assets.lib.providers.base import RawPayload
-from finance_assets.lib.schema import DAILY_SUMMARY_SCHEMA, UTC_TS, conform, empty
+from finance_assets.lib.schema import DAILY_SUMMARY_SCHEMA, UTC_TS, conform, empty, ordered_sum
 
 METRICS = ("like_count", "retweet_count", "reply_count", "quote_count")
 POST_SCHEMA: dict[str, pl.DataType] = {
@@ -203,13 +203,18 @@ def daily_sentiment(
     positive / negative, total engagement, and the top `top_n` posts by engagement (JSON)."""
     if scored.is_empty() or not sessions:
         return empty(DAILY_SENTIMENT_SCHEMA)
-    dated = assign_sessions(scored, market, sessions).filter(pl.col("trading_date").is_not_null())
+    # In post order, so that the sums below come out the same to the bit on every run.
+    dated = (
+        assign_sessions(scored, market, sessions)
+        .filter(pl.col("trading_date").is_not_null())
+        .sort("post_id")
+    )
     weight = (pl.col("engagement") + 1).cast(pl.Float64)
     top = pl.struct("post_id", "text_clean", "compound", "engagement")
     rolled = dated.group_by("trading_date", "symbol").agg(
         post_count=pl.len().cast(pl.Int64),
-        mean_compound=pl.col("compound").mean(),
-        weighted_compound=(pl.col("compound") * weight).sum() / weight.sum(),
+        mean_compound=ordered_sum(pl.col("compound")) / pl.col("compound").count(),
+        weighted_compound=ordered_sum(pl.col("compound") * weight) / ordered_sum(weight),
         share_positive=(pl.col("compound") >= POSITIVE).mean(),
         share_negative=(pl.col("compound") <= NEGATIVE).mean(),
         engagement=pl.col("engagement").sum(),

@@ -174,3 +174,16 @@ def test_days_without_posts_are_kept_with_null_sentiment():
     assert joined.height == 2
     b = joined.filter(pl.col("symbol") == "B").row(0, named=True)
     assert b["close"] == 2.0 and b["post_count"] == 0 and b["mean_compound"] is None
+
+
+def test_daily_sentiment_is_the_same_to_the_bit_whatever_the_post_order(us):
+    start = dt.datetime(2026, 11, 16, 14, tzinfo=UTC)
+    end = dt.datetime(2026, 11, 21, 22, tzinfo=UTC)
+    payloads = SimulatedPosts(page_size=50).fetch_posts(us, ["AAPL", "MSFT"], start, end)
+    scored = social.score_posts(social.parse_post_payloads(payloads))
+    assert scored.height > 100
+    sessions = [dt.date(2026, 11, d) for d in (16, 17, 18, 19, 20, 23)]
+    first = social.daily_sentiment(scored, us, sessions)
+    for seed in range(30):
+        shuffled = scored.sample(fraction=1.0, shuffle=True, seed=seed)
+        assert social.daily_sentiment(shuffled, us, sessions).equals(first), f"seed {seed}"

@@ -1,5 +1,6 @@
 import datetime as dt
 import json
+import random
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -467,3 +468,22 @@ def test_rows_per_window_counts_each_partition_of_a_range():
         transforms.rows_per_window(times, starts[::-1])
     with pytest.raises(ValueError, match="timezone-aware"):
         transforms.rows_per_window(times.dt.replace_time_zone(None), starts)
+
+
+def test_daily_summary_is_the_same_to_the_bit_whatever_the_row_order(us):
+    """A re-run must reproduce its own figures exactly (the lake's re-run tests compare files);
+    polars' own group sum picks its adding order per call, which moved VWAP's last bits."""
+    draw = random.Random(7)
+    rows = []
+    for symbol in ("AAPL", "MSFT"):
+        for day in (24, 25, 26):
+            for minute in range(0, 390, 5):
+                price = 100 + draw.random()
+                at = (9 + (30 + minute) // 60, (30 + minute) % 60)
+                close, volume = price + draw.random(), draw.randint(1, 100_000)
+                rows.append(_bar(day, at, price, price + 1, price - 1, close, volume, symbol))
+    bars = pl.DataFrame(rows).with_columns(pl.col("ts").dt.cast_time_unit("us"))
+    first = transforms.daily_summary(bars, us)
+    for seed in range(60):
+        shuffled = bars.sample(fraction=1.0, shuffle=True, seed=seed)
+        assert transforms.daily_summary(shuffled, us).equals(first), f"seed {seed}"

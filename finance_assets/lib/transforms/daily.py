@@ -10,6 +10,7 @@ from finance_assets.lib.schema import (
     UTC_TS,
     conform,
     empty,
+    ordered_sum,
 )
 
 # --- aggregation -----------------------------------------------------------------------------
@@ -99,7 +100,9 @@ def _sessions_from_bars(bars: pl.DataFrame, market: Market) -> pl.DataFrame:
             low=pl.col("low").min(),
             close=pl.col("close").last(),
             volume=pl.col("volume").sum(),
-            _pv=((pl.col("high") + pl.col("low") + pl.col("close")) / 3 * pl.col("volume")).sum(),
+            _pv=ordered_sum(
+                (pl.col("high") + pl.col("low") + pl.col("close")) / 3 * pl.col("volume")
+            ),
             bar_count=pl.len(),
         )
         .collect()
