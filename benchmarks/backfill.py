@@ -1276,6 +1276,14 @@ def main(argv: list[str] | None = None) -> int:
         "(moto's server on loopback, in this process), beside the local folder",
     )
     parser.add_argument(
+        "--data-path-only",
+        type=int,
+        default=0,
+        metavar="N",
+        help="prepare, then time the data path alone N times (fresh child and table each time), "
+        "step by step, with the median of each step",
+    )
+    parser.add_argument(
         "--skip-floor",
         action="store_true",
         help="do not measure the no-op twin run (Dagster's bookkeeping alone)",
@@ -1285,6 +1293,8 @@ def main(argv: list[str] | None = None) -> int:
     check_speed_arguments(parser, args)
     if args.symbols < 1 or args.scale < 1 or args.days < 1:
         parser.error("--symbols, --scale and --days must be at least 1")
+    if args.data_path_only < 0:
+        parser.error(f"--data-path-only must be at least 0, got {args.data_path_only}")
     if args.runner == "execute_job" and args.instance == "ephemeral":
         parser.error("execute_job needs a persistent instance: use --instance temp")
     if args.storage_server and args.instance != "postgres":
@@ -1337,6 +1347,53 @@ def report_data_path(
     for name, seconds, hwm in path["steps"]:
         say(f"  {name:<52} {seconds:7.2f} s" + (f"  (peak so far {hwm:,.0f} MB)" if hwm else ""))
     return path
+
+
+def repeat_data_path(
+    cache_dir: str, path_dir: str, pg_url: str, rows: int, times: int, say: Callable[[str], None]
+) -> int:
+    """The data path `times` times, each in a fresh child writing a table of its own (a first
+    write, as in the full benchmark), printed as one column per run and the median of each step;
+    1 when a run's stores differ or its counts are wrong."""
+    runs = []
+    for i in range(times):
+        load = os.getloadavg()[0]
+        folder = Path(path_dir) / f"run{i}"
+        path = run_in_child(data_path, cache_dir, str(folder), pg_url, None, None, f"datapath{i}")
+        assert path["rows"] == count(pg_url, path["table"]) == path["lake_rows"] == rows, path
+        if path["stores_differ"] or path["failing_checks"]:
+            say(f"run {i + 1}: stores differ or rules failed: {path}")
+            return 1
+        runs.append((path, load, os.getloadavg()[0]))
+        shutil.rmtree(folder, ignore_errors=True)
+    width = 9
+    head = "".join(f"{'run ' + str(i + 1):>{width}}" for i in range(times))
+    say(f"{'data path, step':<62}{head}{'median':>{width}}")
+    names = [name for name, _, _ in runs[0][0]["steps"]]
+    for k, name in enumerate(names):
+        figures = [path["steps"][k][1] for path, _, _ in runs]
+        cells = "".join(f"{f:>{width}.2f}" for f in figures)
+        say(f"  {name:<60}{cells}{statistics.median(figures):>{width}.2f}")
+    totals = [path["seconds"] for path, _, _ in runs]
+    say(
+        f"  {'whole data path (s)':<60}"
+        + "".join(f"{t:>{width}.2f}" for t in totals)
+        + f"{statistics.median(totals):>{width}.2f}"
+    )
+    say(
+        f"  {'rows/s':<60}"
+        + "".join(f"{rows / t:>{width},.0f}" for t in totals)
+        + f"{rows / statistics.median(totals):>{width},.0f}"
+    )
+    say(
+        f"  {'load average (1 min) before / after':<60}"
+        + "".join(f"{f'{a:.1f}/{b:.1f}':>{width}}" for _, a, b in runs)
+    )
+    say(
+        f"data_path_rows_per_s_median={rows / statistics.median(totals):.0f} "
+        f"min={rows / max(totals):.0f} max={rows / min(totals):.0f} runs={times}"
+    )
+    return 0
 
 
 def report_s3_path(
@@ -1398,6 +1455,8 @@ def run(
         say(spark_phase(cache_dir, path_dir))
         if args.spark_only:
             return 0
+    if args.data_path_only:
+        return repeat_data_path(cache_dir, path_dir, pg_url, rows, args.data_path_only, say)
 
     storage_url = (
         with_database(args.storage_server, urlsplit(pg_url).path.lstrip("/"))
