@@ -7,6 +7,7 @@ transforms and the benchmarks all read the same definitions.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import dataclasses
 import datetime as dt
@@ -106,36 +107,30 @@ class Market:
 
     def sessions(self, start: dt.date, end: dt.date) -> list[dt.date]:
         """Trading sessions with start <= session <= end."""
-        cal = self.calendar
-        start = max(start, cal.first_session.date())
-        end = min(end, cal.last_session.date())
-        if start > end:
-            return []
-        return [ts.date() for ts in cal.sessions_in_range(start.isoformat(), end.isoformat())]
+        return self.calendar_summary.sessions_in(start, end)
 
     def is_session(self, day: dt.date) -> bool:
-        return self.calendar.is_session(day.isoformat())
+        return self.calendar_summary.is_session(day)
 
     def session_bounds(self, day: dt.date) -> tuple[dt.datetime, dt.datetime]:
         """(open, close) of a session as UTC datetimes; early closes included."""
-        cal = self.calendar
+        opens, closes = self.calendar_summary.session_times(day)
         return (
-            cal.session_open(day.isoformat()).to_pydatetime(),
-            cal.session_close(day.isoformat()).to_pydatetime(),
+            dt.datetime.combine(day, opens, self.tz).astimezone(dt.UTC),
+            dt.datetime.combine(day, closes, self.tz).astimezone(dt.UTC),
         )
 
     def previous_session(self, day: dt.date) -> dt.date:
-        return self.calendar.previous_session(day.isoformat()).date()
+        return self.calendar_summary.neighbour(day, -1)
+
+    def next_session(self, day: dt.date) -> dt.date:
+        return self.calendar_summary.neighbour(day, +1)
 
     def last_sessions(self, count: int, end: dt.date | None = None) -> list[dt.date]:
         """The last `count` sessions that have closed on or before `end` (default: today)."""
-        cal = self.calendar
+        summary = self.calendar_summary
         end = end or dt.datetime.now(self.tz).date()
-        day = (
-            end
-            if cal.is_session(end.isoformat())
-            else cal.date_to_session(end.isoformat(), direction="previous").date()
-        )
+        day = end if summary.is_session(end) else summary.neighbour(end, -1)
         if day == dt.datetime.now(self.tz).date():
             _, close = self.session_bounds(day)
             if dt.datetime.now(dt.UTC) < close:
@@ -185,26 +180,50 @@ def _regular_time(times: Sequence[tuple[object, dt.time]]) -> dt.time:
 
 @dataclass(frozen=True)
 class CalendarSummary:
-    """What the definitions are built from: the sessions of a calendar (`start` to the last
-    one exchange-calendars builds, a year after today) and its regular open and close."""
+    """What the platform reads of a calendar: its sessions (`start` to the last one
+    exchange-calendars builds, a year after today), its regular open and close, and the
+    sessions that open or close at other times (early closes, late opens, and sessions from
+    before today's regular hours), in the exchange's local time.
+
+    Sessions, their bounds and their neighbours are answered from it, so neither loading the
+    code location nor a run's clean step builds a calendar (~2 s of imports and holiday rules
+    in every process)."""
 
     first_session: dt.date
     last_session: dt.date
     sessions: tuple[dt.date, ...]
     regular_open: dt.time
     regular_close: dt.time
+    special_opens: tuple[tuple[dt.date, dt.time], ...] = ()
+    special_closes: tuple[tuple[dt.date, dt.time], ...] = ()
 
     @classmethod
     def of(cls, calendar: xcals.ExchangeCalendar) -> CalendarSummary:
+        regular_open = _regular_time(calendar.open_times)
+        regular_close = _regular_time(calendar.close_times)
+
+        def special(times: object, regular: dt.time) -> tuple[tuple[dt.date, dt.time], ...]:
+            local = times.dt.tz_convert(calendar.tz)  # type: ignore[attr-defined]
+            return tuple(
+                (session.date(), moment.time())
+                for session, moment in local.items()
+                if moment.time() != regular
+            )
+
         return cls(
             first_session=calendar.first_session.date(),
             last_session=calendar.last_session.date(),
             sessions=tuple(ts.date() for ts in calendar.sessions),
-            regular_open=_regular_time(calendar.open_times),
-            regular_close=_regular_time(calendar.close_times),
+            regular_open=regular_open,
+            regular_close=regular_close,
+            special_opens=special(calendar.opens, regular_open),
+            special_closes=special(calendar.closes, regular_close),
         )
 
     def to_json(self) -> str:
+        def pairs(items: tuple[tuple[dt.date, dt.time], ...]) -> dict[str, str]:
+            return {day.isoformat(): moment.isoformat() for day, moment in items}
+
         return json.dumps(
             {
                 "first_session": self.first_session.isoformat(),
@@ -212,19 +231,81 @@ class CalendarSummary:
                 "sessions": [day.isoformat() for day in self.sessions],
                 "regular_open": self.regular_open.isoformat(),
                 "regular_close": self.regular_close.isoformat(),
+                "special_opens": pairs(self.special_opens),
+                "special_closes": pairs(self.special_closes),
             }
         )
 
     @classmethod
     def from_json(cls, text: str) -> CalendarSummary:
         data = json.loads(text)
+
+        def pairs(items: dict[str, str]) -> tuple[tuple[dt.date, dt.time], ...]:
+            return tuple(
+                (dt.date.fromisoformat(day), dt.time.fromisoformat(moment))
+                for day, moment in items.items()
+            )
+
         return cls(
             first_session=dt.date.fromisoformat(data["first_session"]),
             last_session=dt.date.fromisoformat(data["last_session"]),
             sessions=tuple(map(dt.date.fromisoformat, data["sessions"])),
             regular_open=dt.time.fromisoformat(data["regular_open"]),
             regular_close=dt.time.fromisoformat(data["regular_close"]),
+            special_opens=pairs(data["special_opens"]),
+            special_closes=pairs(data["special_closes"]),
         )
+
+    # --- questions about sessions ---------------------------------------------------------
+
+    @functools.cached_property
+    def _index(self) -> dict[dt.date, int]:
+        return {day: i for i, day in enumerate(self.sessions)}
+
+    @functools.cached_property
+    def _opens(self) -> dict[dt.date, dt.time]:
+        return dict(self.special_opens)
+
+    @functools.cached_property
+    def _closes(self) -> dict[dt.date, dt.time]:
+        return dict(self.special_closes)
+
+    def _in_range(self, day: dt.date) -> None:
+        if not self.first_session <= day <= self.last_session:
+            raise ValueError(
+                f"{day} is outside the calendar's sessions "
+                f"({self.first_session} to {self.last_session})"
+            )
+
+    def is_session(self, day: dt.date) -> bool:
+        self._in_range(day)
+        return day in self._index
+
+    def sessions_in(self, start: dt.date, end: dt.date) -> list[dt.date]:
+        """Sessions with start <= session <= end, within the calendar's range."""
+        lo = bisect.bisect_left(self.sessions, start)
+        hi = bisect.bisect_right(self.sessions, end)
+        return list(self.sessions[lo:hi])
+
+    def session_times(self, day: dt.date) -> tuple[dt.time, dt.time]:
+        """(open, close) of a session in the exchange's local time."""
+        if not self.is_session(day):
+            raise ValueError(f"{day} is not a trading session")
+        return self._opens.get(day, self.regular_open), self._closes.get(day, self.regular_close)
+
+    def neighbour(self, day: dt.date, step: int) -> dt.date:
+        """The session before (`step` -1) or after (+1) `day`, a session or not."""
+        self._in_range(day)
+        if step < 0:
+            i = bisect.bisect_left(self.sessions, day) - 1
+        else:
+            i = bisect.bisect_right(self.sessions, day)
+        if not 0 <= i < len(self.sessions):
+            raise ValueError(
+                f"no session {'before' if step < 0 else 'after'} {day} in the calendar "
+                f"({self.first_session} to {self.last_session})"
+            )
+        return self.sessions[i]
 
 
 def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -235,6 +316,10 @@ def cache_dir(environ: Mapping[str, str] | None = None) -> Path:
         return Path(environ["FINANCE_CACHE_DIR"])
     base = environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "finance_assets"
+
+
+# Part of the summary file's name: a file written in an earlier format is never read.
+SUMMARY_FORMAT = "v2"
 
 
 @functools.cache
@@ -249,7 +334,9 @@ def calendar_summary(name: str, start: str) -> CalendarSummary:
     """
     version = metadata.version("exchange_calendars")
     today = dt.date.today()  # the day exchange-calendars' default end is counted from
-    path = cache_dir() / f"calendar-{name}-{start}-{version}-{today.isoformat()}.json"
+    path = (
+        cache_dir() / f"calendar-{name}-{start}-{version}-{today.isoformat()}-{SUMMARY_FORMAT}.json"
+    )
     try:
         return CalendarSummary.from_json(path.read_text())
     except (OSError, ValueError, KeyError, TypeError):

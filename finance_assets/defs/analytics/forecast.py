@@ -115,10 +115,7 @@ def price_forecast_asset(market: Market) -> dg.AssetsDefinition:
         made = made.with_columns(
             target_date=pl.coalesce(
                 "target_date",
-                pl.col("trading_date").map_elements(
-                    lambda day: market.calendar.next_session(day.isoformat()).date(),
-                    return_dtype=pl.Date,
-                ),
+                pl.col("trading_date").map_elements(market.next_session, return_dtype=pl.Date),
             )
         )
         scores = forecast.scores(made)
