@@ -8,6 +8,7 @@ import psycopg
 import pytest
 
 from finance_assets.lib.io import lake, postgres
+from finance_assets.lib.io.lake_warehouse import Stores
 from finance_assets.lib.providers.base import BarRequest
 from finance_assets.lib.schema import BAR_KEY, BAR_SCHEMA, conform
 from finance_assets.providers.simulated_market import SimulatedMarket
@@ -112,6 +113,59 @@ def test_postgres_read_of_a_missing_table_is_empty(pg_url):
     start, end = _day(25)
     missing = postgres.WindowTable("nowhere", "none")
     assert postgres.read_window(pg_url, missing, start=start, end=end).is_empty()
+
+
+def test_compare_reads_every_day_over_one_connection(pg_url, week, tmp_path, monkeypatch):
+    start, end = _day(24)[0], _day(26)[1]
+    both = Stores(tmp_path, pg_url, postgres.WindowTable("t_compare", "bars_5min"), NY)
+    both.write(week, start=start, end=end, primary_key=BAR_KEY)
+    opened = []
+    connect = postgres.connect
+
+    def counted(url, **kwargs):
+        opened.append(kwargs)
+        return connect(url, **kwargs)
+
+    monkeypatch.setattr(postgres, "connect", counted)
+    keys = ["24", "25", "26"]
+    starts = [_day(d)[0] for d in (24, 25, 26)]
+    compared = both.compare(start, end, starts=starts, keys=keys)
+    assert (compared.lake_rows, compared.warehouse_rows) == (week.height, week.height)
+    assert compared.differing == {}
+    assert len(opened) == 1  # three days, one connection
+    # Each day still reads its own rows: a row changed on the 25th is named there alone.
+    with psycopg.connect(pg_url) as conn:
+        conn.execute(
+            "UPDATE t_compare.bars_5min SET volume = volume + 1 WHERE ts = %s",
+            [dt.datetime(2025, 11, 25, 10, 0, tzinfo=NY)],
+        )
+    compared = both.compare(start, end, starts=starts, keys=keys)
+    assert list(compared.differing) == ["25"]
+    assert compared.differing["25"]["only_in_warehouse"] == 2
+    # No table yet: every day reads empty from the warehouse, after one look.
+    opened.clear()
+    missing = Stores(tmp_path, pg_url, postgres.WindowTable("t_compare", "none"), NY)
+    compared = missing.compare(start, end, starts=starts, keys=keys)
+    assert (compared.lake_rows, compared.warehouse_rows) == (week.height, 0)
+    assert list(compared.differing) == keys and len(opened) == 1
+
+
+def test_a_window_reader_holds_no_transaction_between_reads(pg_url, week):
+    start, end = _day(24)[0], _day(26)[1]
+    table = postgres.WindowTable("t_reader", "bars_5min")
+    postgres.replace_window(pg_url, week, table, start=start, end=end, primary_key=BAR_KEY)
+    with postgres.window_reader(pg_url, table) as reader:
+        reader.cursor.execute("SELECT pg_backend_pid()")
+        pid = reader.cursor.fetchone()[0]
+        for d in (24, 25):
+            day = reader.read(*_day(d))
+            assert day.sort("symbol", "ts").equals(_in(week, *_day(d)).sort("symbol", "ts"))
+            with psycopg.connect(pg_url) as conn:
+                # Not "idle in transaction": the reader keeps no lock on the table, and a
+                # concurrent ALTER TABLE (a new column) need not wait for the comparison.
+                state = "SELECT state FROM pg_stat_activity WHERE pid = %s"
+                assert conn.execute(state, [pid]).fetchone()[0] == "idle"
+                conn.execute("LOCK TABLE t_reader.bars_5min IN ACCESS EXCLUSIVE MODE NOWAIT")
 
 
 # --- Parquet lake ----------------------------------------------------------------------------

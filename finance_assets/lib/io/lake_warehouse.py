@@ -144,9 +144,17 @@ class Stores:
             ) from exc
         return WindowWrite(lake_files=files, rows_deleted=deleted)
 
-    def read(self, start: dt.datetime, end: dt.datetime) -> tuple[pl.DataFrame, pl.DataFrame]:
+    def read(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        *,
+        warehouse: postgres.WindowReader | None = None,
+    ) -> tuple[pl.DataFrame, pl.DataFrame]:
         """The window's rows in the lake and in the warehouse, read at the same time (Parquet
-        decoding and the COPY both run outside the GIL)."""
+        decoding and the COPY both run outside the GIL). `warehouse`: an open reader of the
+        table (`compare`'s, a day at a time over one connection), else a connection of its
+        own."""
         with ThreadPoolExecutor(max_workers=1) as pool:
             reading = pool.submit(
                 lake.read_window,
@@ -157,9 +165,12 @@ class Stores:
                 time_column=self.table.time_column,
                 pending="ignore",  # `compare` names pending windows; other readers refuse them
             )
-            in_warehouse = postgres.read_window(
-                self.url, self.table, start=start, end=end, ordered=False
-            )
+            if warehouse is None:
+                in_warehouse = postgres.read_window(
+                    self.url, self.table, start=start, end=end, ordered=False
+                )
+            else:
+                in_warehouse = warehouse.read(start, end, ordered=False)
             in_lake = reading.result()
         return (pl.DataFrame() if in_lake is None else in_lake), in_warehouse
 
@@ -184,17 +195,20 @@ class Stores:
         lake_rows = warehouse_rows = 0
         differing: dict[str, dict[str, int]] = {}
         pending = lake.pending_publishes(self.lake_dir, start, end)
-        for lo, hi in day_spans(start, end, self.tz):
-            in_lake, in_warehouse = self.read(lo, hi)
-            lake_rows += in_lake.height
-            warehouse_rows += in_warehouse.height
-            day = differing_partitions(
-                in_lake, in_warehouse, all_starts, keys, time_column=self.table.time_column
-            )
-            for key, counts in day.items():  # a partition longer than a day adds up its days
-                seen = differing.setdefault(key, dict.fromkeys(counts, 0))
-                for name, value in counts.items():
-                    seen[name] += value
+        # One connection for every day: a connection and a table lookup per day cost more
+        # than the day's read (26 days of 500 symbols' bars compared in 4.8 s, 2.7 s over one).
+        with postgres.window_reader(self.url, self.table) as warehouse:
+            for lo, hi in day_spans(start, end, self.tz):
+                in_lake, in_warehouse = self.read(lo, hi, warehouse=warehouse)
+                lake_rows += in_lake.height
+                warehouse_rows += in_warehouse.height
+                day = differing_partitions(
+                    in_lake, in_warehouse, all_starts, keys, time_column=self.table.time_column
+                )
+                for key, counts in day.items():  # a partition longer than a day adds up its days
+                    seen = differing.setdefault(key, dict.fromkeys(counts, 0))
+                    for name, value in counts.items():
+                        seen[name] += value
         if pending:
             # Partitions inside a window waiting to be published differ, whatever the rows
             # say: until the publish, the lake's files there are not the warehouse's.
