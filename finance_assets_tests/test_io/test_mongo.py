@@ -110,3 +110,56 @@ def test_a_body_too_large_even_compressed_is_refused_with_its_size():
     noise = os.urandom(mongo.MAX_DOCUMENT)  # random bytes do not compress
     with pytest.raises(ValueError, match=r"over MongoDB's 16,777,216-byte document limit"):
         mongo._body(noise, "us/raw_intraday_quotes/x")
+
+
+def test_a_payload_mongodb_would_refuse_fails_the_step_with_nothing_stored(mongo_uri, tmp_path, us):
+    """A body over MongoDB's limit even compressed (random bytes do not compress) fails the
+    raw step naming its size, before the raw zone or MongoDB hold anything of that fetch: the
+    payload fetched before stays the one both stores hold, and nothing is set aside."""
+    import os
+
+    from finance_assets.lib.io import lake, mongo
+    from finance_assets.lib.io.managers import RawZoneIOManager
+    from finance_assets.lib.io.objects import open_location
+    from finance_assets.lib.providers.base import RawPayload
+
+    start, end = dt.datetime(2026, 11, 18, tzinfo=NY), dt.datetime(2026, 11, 19, tzinfo=NY)
+
+    def payload(body: bytes, hour: int) -> RawPayload:
+        fetched = dt.datetime(2026, 11, 19, hour, tzinfo=dt.UTC)
+        return RawPayload(
+            "twelve_data", "twelve_data", "1day", ("AAPL",), start, end, fetched, body
+        )
+
+    first = payload(b'{"meta": {"symbol": "AAPL"}, "values": []}', 1)
+    huge = payload(os.urandom(mongo.MAX_DOCUMENT + 1), 2)
+    arrivals = iter([first, huge])
+
+    @dg.asset(
+        key=["us", "raw_daily_quotes"],
+        partitions_def=dg.DailyPartitionsDefinition("2026-11-16", timezone="America/New_York"),
+        io_manager_key="raw",
+    )
+    def raw_daily_quotes() -> list[RawPayload]:
+        return [next(arrivals)]
+
+    manager = RawZoneIOManager(
+        root=str(tmp_path / "raw"), mongodb_uri=mongo_uri, mongodb_database="t_refused"
+    )
+    raw = open_location(str(tmp_path / "raw")).child("us", "raw_daily_quotes")
+
+    def stored() -> tuple[list[str], list[bytes]]:
+        files = sorted(o.name for o in raw.list_tree())
+        store = MongoRawStore(mongo_uri, "t_refused")
+        try:
+            return files, store.bodies(["us", "raw_daily_quotes"])
+        finally:
+            store.close()
+
+    dg.materialize([raw_daily_quotes], partition_key="2026-11-18", resources={"raw": manager})
+    before = stored()
+    assert before[1] == [first.body]
+    with pytest.raises(ValueError, match=r"over MongoDB's 16,777,216-byte document limit"):
+        dg.materialize([raw_daily_quotes], partition_key="2026-11-18", resources={"raw": manager})
+    assert stored() == before
+    assert not any(lake.SUPERSEDED in name for name in before[0])

@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import polars as pl
 
-from finance_assets.lib.io import lake, lake_warehouse, postgres
+from finance_assets.lib.io import lake, lake_warehouse, mongo, postgres
 from finance_assets.lib.io.mongo import MongoRawStore
 from finance_assets.lib.io.objects import ObjectStore, open_location
 from finance_assets.lib.io.objects.s3_resource import S3Resource
@@ -136,6 +136,12 @@ class RawZoneIOManager(dg.ConfigurableIOManager):
 
     def handle_output(self, context: dg.OutputContext, obj: list[RawPayload]) -> None:
         start, end, tz = _window(context)
+        # MongoDB's documents first: a body it would refuse (over 16 MiB even compressed)
+        # fails the step before either store holds anything of this fetch, so the raw zone
+        # and MongoDB never disagree about it.
+        documents = (
+            mongo.payload_documents(context.asset_key.path, obj) if self.mongodb_uri else None
+        )
         store = asset_store(self.root, context.asset_key, self.s3)
         written = lake.write_payloads(store, obj, start, end, tz)
         metadata: dict[str, Any] = {
@@ -149,7 +155,7 @@ class RawZoneIOManager(dg.ConfigurableIOManager):
         if self.mongodb_uri:
             store = MongoRawStore(self.mongodb_uri, self.mongodb_database)
             try:
-                store.write_payloads(context.asset_key.path, obj, start, end)
+                store.write_payloads(context.asset_key.path, obj, start, end, documents)
             finally:
                 store.close()
             metadata["mongodb"] = f"{self.mongodb_database}.raw_payloads"

@@ -98,37 +98,17 @@ class MongoRawStore:
         payloads: Iterable[RawPayload],
         start: dt.datetime,
         end: dt.datetime,
+        documents: Sequence[dict] | None = None,
     ) -> int:
-        """Upsert the payloads; drop older ones of the same asset inside [start, end)."""
+        """Upsert the payloads; drop older ones of the same asset inside [start, end).
+        `documents`: their documents already built (`payload_documents`), in the same order."""
         from pymongo import ReplaceOne
 
         name = "/".join(asset)
-        operations, ids, written = [], [], []
-        for payload in payloads:
-            written.append(payload)
-            doc_id = f"{name}/{payload.payload_id}"
-            ids.append(doc_id)
-            operations.append(
-                ReplaceOne(
-                    {"_id": doc_id},
-                    {
-                        "_id": doc_id,
-                        "asset": name,
-                        "provider": payload.provider,
-                        "format": payload.format,
-                        "interval": payload.interval,
-                        "symbols": list(payload.symbols),
-                        "window_start": payload.window_start.astimezone(dt.UTC),
-                        "window_end": payload.window_end.astimezone(dt.UTC),
-                        "fetched_at": payload.fetched_at.astimezone(dt.UTC),
-                        "batch": payload.batch,
-                        "request": payload.request,
-                        "content_type": payload.content_type,
-                        **_body(payload.body, doc_id),
-                    },
-                    upsert=True,
-                )
-            )
+        written = list(payloads)
+        docs = documents if documents is not None else payload_documents(asset, written)
+        ids = [doc["_id"] for doc in docs]
+        operations = [ReplaceOne({"_id": doc["_id"]}, doc, upsert=True) for doc in docs]
         if operations:
             self.collection.bulk_write(operations, ordered=False)
         # Older payloads inside the window go when the new ones answered all their symbols
@@ -173,6 +153,33 @@ class MongoRawStore:
         with redacted_errors():
             docs = list(self.collection.find({"asset": "/".join(asset)}).sort("_id", 1))
         return [_bytes(d) for d in docs]
+
+
+def payload_documents(asset: Sequence[str], payloads: Iterable[RawPayload]) -> list[dict]:
+    """The documents of the payloads, bodies encoded: a body MongoDB would refuse raises here
+    (with its size), so a caller that builds them first stores nothing anywhere."""
+    name = "/".join(asset)
+    docs = []
+    for payload in payloads:
+        doc_id = f"{name}/{payload.payload_id}"
+        docs.append(
+            {
+                "_id": doc_id,
+                "asset": name,
+                "provider": payload.provider,
+                "format": payload.format,
+                "interval": payload.interval,
+                "symbols": list(payload.symbols),
+                "window_start": payload.window_start.astimezone(dt.UTC),
+                "window_end": payload.window_end.astimezone(dt.UTC),
+                "fetched_at": payload.fetched_at.astimezone(dt.UTC),
+                "batch": payload.batch,
+                "request": payload.request,
+                "content_type": payload.content_type,
+                **_body(payload.body, doc_id),
+            }
+        )
+    return docs
 
 
 def _payload(doc: dict) -> RawPayload:
