@@ -83,8 +83,22 @@ def check_dashboards(base: str, user: str, password: str, url: str, shots: Path)
             page.goto(f"{base}/login/")
             page.fill("#username", user)
             page.fill("#password", password)
+            logins: list[str] = []
+            page.on(
+                "response",
+                lambda r: (
+                    logins.append(
+                        f"{r.request.method} {r.url} {r.status} "
+                        f"set-cookie={r.headers.get('set-cookie', '')[:120]!r}"
+                    )
+                    if "/login" in r.url or "/welcome" in r.url
+                    else None
+                ),
+            )
             page.click("button[type=submit]")
             page.wait_for_url(lambda u: "/login" not in u, timeout=60_000)
+            page.wait_for_load_state("networkidle")
+            after_login = page.url
             for market in ("us", "uk"):
                 answers: dict[int, dict] = {}
 
@@ -96,10 +110,26 @@ def check_dashboards(base: str, user: str, password: str, url: str, shots: Path)
 
                 page.on("response", keep)
                 page.goto(f"{base}/superset/dashboard/market-{market}/")
-                page.wait_for_function(
-                    f"document.querySelectorAll('.chart-container canvas').length >= {expected}",
-                    timeout=120_000,
-                )
+                try:
+                    page.wait_for_function(
+                        "document.querySelectorAll('.chart-container canvas').length"
+                        f" >= {expected}",
+                        timeout=240_000,
+                    )
+                except sync_api.TimeoutError:
+                    # What the page showed instead, for the failure to say.
+                    page.screenshot(path=str(shots / f"timeout-{market}.png"), full_page=True)
+                    drawn = page.evaluate(
+                        "document.querySelectorAll('.chart-container canvas').length"
+                    )
+                    text = page.inner_text("body")[:2000]
+                    raise AssertionError(
+                        f"{market}: {drawn} of {expected} charts drawn after 240 s; chart-data "
+                        f"answers {sorted(answers)}; the page said: {text!r}; after the login "
+                        f"the page was {after_login}, the browser's cookies "
+                        f"{[(c['name'], c['domain'], c['path']) for c in page.context.cookies()]}"
+                        f", the login's responses {logins}"
+                    ) from None
                 page.wait_for_load_state("networkidle")
                 page.remove_listener("response", keep)
                 page.screenshot(path=str(shots / f"dashboard-{market}.png"), full_page=True)
