@@ -86,9 +86,9 @@ def browser_login(page, base: str, user: str, password: str) -> None:
 
 
 def check_dashboards(base: str, user: str, password: str, url: str, shots: Path) -> None:
-    """Log in with headless Chromium, open each market's dashboard, and check every chart:
-    drawn (a canvas per chart, no error or "No results"), and its chart-data answer, as the
-    page received it, adding up to what the warehouse holds."""
+    """Log headless Chromium in (`browser_login`), open each market's dashboard, and check
+    every chart: drawn (a canvas per chart, no error or "No results"), and its chart-data
+    answer, as the page received it, adding up to what the warehouse holds."""
     sync_api = pytest.importorskip("playwright.sync_api")
     token = login_token(base, user, password)
     boards = api(base, "/api/v1/dashboard/?q=(page_size:100)", token)["result"]
