@@ -8,9 +8,9 @@ set -eu
 files=/opt/superset-files
 python3 "$files/provision.py" prepare
 python3 "$files/provision.py" load
-# One worker with threads, as `make dashboard` serves it: with two workers, a browser that had
-# just logged in was sent back to the login page by the welcome page's own requests (measured
-# 2026-12-07 in the container test; one worker passes), and one worker is ~400 MB, not ~1.5 GB.
+# One worker with threads, as `make dashboard` serves it: enough for a dashboard's readers, and
+# ~400 MB instead of ~1.5 GB for two. (The bounce back to /login once blamed on two workers was
+# the login page's anonymous log beacon racing the login; it happens with one too.)
 exec env -u SUPERSET_PG_ADMIN_URI -u BI_READER_PASSWORD -u SUPERSET_PG_PASSWORD \
   -u SUPERSET_ADMIN_PASSWORD -u SUPERSET_WAREHOUSE_URI \
   gunicorn --bind "127.0.0.1:${SUPERSET_PORT:-8088}" --workers 1 \
